@@ -1,0 +1,88 @@
+/**
+ * Stable error codes. Callers branch on `code`, never on `message`.
+ * Messages name ids and codes only: never a profile value, an identifier value, a secret or a query parameter.
+ */
+export const ErrorCode = {
+  VALIDATION: 'VALIDATION',
+  NOT_FOUND: 'NOT_FOUND',
+  VERSION_CONFLICT: 'VERSION_CONFLICT',
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
+  DUPLICATE_IDENTIFIER: 'DUPLICATE_IDENTIFIER',
+  INVALID_UNIT_OF_WORK: 'INVALID_UNIT_OF_WORK',
+  INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
+  USER_DISABLED: 'USER_DISABLED',
+  SCHEMA_NOT_READY: 'SCHEMA_NOT_READY',
+  SCHEMA_DRIFT: 'SCHEMA_DRIFT',
+  SCHEMA_NEWER_THAN_CODE: 'SCHEMA_NEWER_THAN_CODE',
+  MIGRATION_LOCK_TIMEOUT: 'MIGRATION_LOCK_TIMEOUT',
+  MIGRATION_FAILED: 'MIGRATION_FAILED',
+  KEY_NOT_FOUND: 'KEY_NOT_FOUND',
+  STORE_CLOSED: 'STORE_CLOSED',
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  PUBLISH_FAILED: 'PUBLISH_FAILED',
+} as const
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Safe, non-secret facts attached to an error (ids, field names, versions, limits). */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>
+
+/** The one base class of every error the library raises on purpose. */
+export class UserEngineError extends Error {
+  override readonly name: string = 'UserEngineError'
+  readonly code: ErrorCode
+  readonly details: ErrorDetails
+
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetails; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.details = options.details ?? {}
+  }
+
+  toJSON(): { name: string; code: ErrorCode; message: string; details: ErrorDetails } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details }
+  }
+}
+
+/** Bad input: wrong type, too long, malformed id, unknown field. Nothing was changed. */
+export class ValidationError extends UserEngineError {
+  override readonly name = 'ValidationError'
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(ErrorCode.VALIDATION, message, { details })
+  }
+}
+
+/** A record does not exist in this tenant (or exists only in another tenant, which is never revealed). */
+export class NotFoundError extends UserEngineError {
+  override readonly name = 'NotFoundError'
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(ErrorCode.NOT_FOUND, message, { details })
+  }
+}
+
+/**
+ * A commit's precondition failed: a version moved, a record that must not exist exists, or an identifier is
+ * taken. The whole commit was refused and nothing was written. Callers may re-read and retry.
+ */
+export class ConflictError extends UserEngineError {
+  override readonly name = 'ConflictError'
+  constructor(
+    code:
+      | typeof ErrorCode.VERSION_CONFLICT
+      | typeof ErrorCode.ALREADY_EXISTS
+      | typeof ErrorCode.DUPLICATE_IDENTIFIER,
+    message: string,
+    details: ErrorDetails = {},
+  ) {
+    super(code, message, { details })
+  }
+}
+
+/** The database schema is missing, drifted, or newer than this code. */
+export class SchemaError extends UserEngineError {
+  override readonly name = 'SchemaError'
+}
+
+export function isUserEngineError(value: unknown, code?: ErrorCode): value is UserEngineError {
+  return value instanceof UserEngineError && (code === undefined || value.code === code)
+}

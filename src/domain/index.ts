@@ -1,0 +1,7 @@
+export * from './cursor.js'
+export * from './errors.js'
+export * from './ids.js'
+export * from './limits.js'
+export * from './records.js'
+export * from './secret.js'
+export * from './validation.js'

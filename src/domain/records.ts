@@ -1,0 +1,103 @@
+import type { Secret } from './secret.js'
+
+/** The logical record types a store keeps. Every one of them belongs to exactly one tenant. */
+export const RECORD_TYPES = ['tenant', 'user', 'identifier', 'profile', 'factor'] as const
+export type RecordType = (typeof RECORD_TYPES)[number]
+
+/** Fields every stored record carries. `version` is set by the store: 1 on insert, +1 on every update. */
+export interface RecordMeta {
+  readonly tenantId: string
+  readonly version: number
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export type TenantStatus = 'active' | 'suspended'
+export interface TenantRecord extends RecordMeta {
+  readonly id: string
+  readonly name: string
+  readonly status: TenantStatus
+}
+
+export type UserStatus = 'active' | 'disabled' | 'deleted'
+/** A user holds no personal data itself: identifiers and profile are separate records, read only when asked for. */
+export interface UserRecord extends RecordMeta {
+  readonly id: string
+  readonly status: UserStatus
+}
+
+export const IDENTIFIER_KINDS = ['email', 'username'] as const
+export type IdentifierKind = (typeof IDENTIFIER_KINDS)[number]
+/** One login identifier. `value` is the normalized form; it is unique per tenant and kind. */
+export interface IdentifierRecord extends RecordMeta {
+  readonly id: string
+  readonly userId: string
+  readonly kind: IdentifierKind
+  readonly value: string
+  readonly verified: boolean
+}
+
+export type ProfileValue = string | number | boolean | null
+export type ProfileAttributes = Readonly<Record<string, ProfileValue>>
+/** One profile per user; its id is the user's id. */
+export interface ProfileRecord extends RecordMeta {
+  readonly userId: string
+  readonly attributes: ProfileAttributes
+}
+
+export const FACTOR_KINDS = ['password', 'totp', 'recovery_codes'] as const
+export type FactorKind = (typeof FACTOR_KINDS)[number]
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+/**
+ * An authentication factor. `secret` is opaque to the store (a hash, an encrypted seed) and prints as
+ * `[redacted]`; `state` is non-secret bookkeeping (the last accepted TOTP step, which recovery codes are used).
+ */
+export interface FactorRecord extends RecordMeta {
+  readonly id: string
+  readonly userId: string
+  readonly kind: FactorKind
+  readonly secret: Secret<{ readonly [key: string]: JsonValue }>
+  readonly state: { readonly [key: string]: JsonValue }
+}
+
+export type AuditData = Readonly<Record<string, string | number | boolean | null>>
+/** An append-only audit record. `data` holds ids and codes only, never personal values. */
+export interface AuditRecord {
+  readonly id: string
+  readonly tenantId: string
+  /** Store-assigned, increasing within a tenant; the keyset order of audit listings. */
+  readonly seq: number
+  readonly occurredAt: string
+  readonly action: string
+  readonly userId: string | null
+  readonly actorId: string | null
+  readonly data: AuditData
+}
+
+export type AggregateType = 'tenant' | 'user'
+/** A domain event committed in the same unit of work as the change it describes. */
+export interface OutboxEvent {
+  readonly id: string
+  readonly tenantId: string
+  readonly aggregateType: AggregateType
+  readonly aggregateId: string
+  /** The aggregate's version after the commit that emitted the event. */
+  readonly sequence: number
+  /** The event's position among the events of one aggregate in one commit, from 0. */
+  readonly position: number
+  readonly type: string
+  readonly payload: { readonly [key: string]: JsonValue }
+  readonly occurredAt: string
+}
+
+export type OutboxStatus = 'pending' | 'published' | 'dead' | 'discarded'
+/** An outbox event with its delivery state, as the relay and operators see it. */
+export interface OutboxEntry extends OutboxEvent {
+  readonly status: OutboxStatus
+  readonly attempts: number
+  readonly availableAt: string
+  readonly leaseOwner: string | null
+  readonly leaseUntil: string | null
+  readonly publishedAt: string | null
+  readonly lastError: string | null
+}

@@ -1,0 +1,104 @@
+import { ValidationError } from './errors.js'
+import { LIMITS } from './limits.js'
+import type { IdentifierKind, ProfileAttributes, ProfileValue } from './records.js'
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
+const PROFILE_KEY_PATTERN = /^[A-Za-z][A-Za-z0-9_]*$/
+// One @, a dot-separated domain with a TLD of 2+ letters; no spaces, quotes or control characters.
+const EMAIL_PATTERN = /^[^\s@"<>()[\]\\,;:]+@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+\p{L}{2,}$/u
+const USERNAME_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N}._-]*$/u
+
+/** Checks an id (tenant, user, factor, event). Ids are ASCII, 1..64 characters: safe to print in messages. */
+export function assertId(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`, { field })
+  if (value.length === 0 || value.length > LIMITS.idLength || !ID_PATTERN.test(value)) {
+    // The value itself is not echoed: a malformed id may be anything the caller was sent.
+    throw new ValidationError(`${field} is not a valid id`, { field })
+  }
+}
+
+export function assertString(
+  value: unknown,
+  field: string,
+  maxLength: number,
+  minLength = 1,
+): asserts value is string {
+  if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`, { field })
+  if (value.length < minLength) throw new ValidationError(`${field} is too short`, { field, minLength })
+  if (value.length > maxLength) throw new ValidationError(`${field} is too long`, { field, maxLength })
+}
+
+export function assertPositiveInt(
+  value: unknown,
+  field: string,
+  max = Number.MAX_SAFE_INTEGER,
+): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new ValidationError(`${field} must be an integer from 1 to ${max}`, { field })
+  }
+}
+
+/**
+ * Normalizes an identifier for storage and lookup: NFKC, trimmed, case-folded, so that `Ann@Example.COM`
+ * and `ann@example.com` are one identifier. Throws a ValidationError (without the value) when malformed.
+ */
+export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string {
+  if (typeof raw !== 'string') throw new ValidationError(`${kind} must be a string`, { field: kind })
+  // Bound the work before normalizing: NFKC can expand a string.
+  if (raw.length > LIMITS.emailLength * 4) throw new ValidationError(`${kind} is too long`, { field: kind })
+  const value = raw.normalize('NFKC').trim().toLowerCase()
+  if (kind === 'email') {
+    if (value.length > LIMITS.emailLength) throw new ValidationError('email is too long', { field: kind })
+    if (!EMAIL_PATTERN.test(value)) throw new ValidationError('email is not a valid address', { field: kind })
+  } else {
+    if (value.length === 0 || value.length > LIMITS.usernameLength) {
+      throw new ValidationError('username must be 1 to 64 characters', { field: kind })
+    }
+    if (!USERNAME_PATTERN.test(value))
+      throw new ValidationError('username has characters that are not allowed', { field: kind })
+  }
+  return value
+}
+
+/** Validates profile attributes: flat, bounded keys, scalar values, bounded total size. Returns a frozen copy. */
+export function validateProfile(value: unknown): ProfileAttributes {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError('profile must be an object', { field: 'profile' })
+  }
+  const entries = Object.entries(value)
+  if (entries.length > LIMITS.profileKeys) {
+    throw new ValidationError('profile has too many attributes', {
+      field: 'profile',
+      max: LIMITS.profileKeys,
+    })
+  }
+  const out: Record<string, ProfileValue> = {}
+  for (const [key, v] of entries) {
+    if (key.length > LIMITS.profileKeyLength || !PROFILE_KEY_PATTERN.test(key)) {
+      throw new ValidationError('profile attribute name is not valid', { field: 'profile' })
+    }
+    if (typeof v === 'string') {
+      if (v.length > LIMITS.profileStringLength) {
+        throw new ValidationError(`profile attribute ${key} is too long`, { field: `profile.${key}` })
+      }
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v))
+        throw new ValidationError(`profile attribute ${key} must be finite`, { field: `profile.${key}` })
+    } else if (typeof v !== 'boolean' && v !== null) {
+      throw new ValidationError(`profile attribute ${key} must be a string, number, boolean or null`, {
+        field: `profile.${key}`,
+      })
+    }
+    out[key] = v as ProfileValue
+  }
+  if (Buffer.byteLength(JSON.stringify(out)) > LIMITS.profileBytes) {
+    throw new ValidationError('profile is too large', { field: 'profile', maxBytes: LIMITS.profileBytes })
+  }
+  return Object.freeze(out)
+}
+
+export function validatePageSize(value: unknown, fallback = 50): number {
+  if (value === undefined) return fallback
+  assertPositiveInt(value, 'limit', LIMITS.pageSizeMax)
+  return value
+}

@@ -1,0 +1,71 @@
+import type { RecordType } from '../domain/records.js'
+
+export interface MigrationEntry {
+  /** Consecutive from 1. */
+  readonly version: number
+  readonly name: string
+  /** File name under `migrations/postgres/`. */
+  readonly file: string
+  /** sha256 (hex) of the file with line endings normalized to \n. A test recomputes it. */
+  readonly checksum: string
+  /** False when the SQL cannot run inside a transaction; then `nonTransactionalReason` says why. */
+  readonly transactional: boolean
+  readonly nonTransactionalReason?: string
+  /** The logical record types whose storage this migration creates or changes. */
+  readonly recordTypes: readonly RecordType[]
+  /** Why the migration exists, for providers translating it. */
+  readonly purpose: string
+}
+
+/** The ordered migration manifest. Append only: an applied entry never changes (its checksum would drift). */
+export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
+  {
+    version: 1,
+    name: 'user_engine_store',
+    file: '0001_user_engine_store.sql',
+    checksum: '0fc0b2336b49073071160feed1e15626465fe41e8863494be3fbcc501926b405',
+    transactional: true,
+    recordTypes: ['tenant', 'user', 'identifier', 'profile', 'factor'],
+    purpose:
+      'The generic store: schema history, records, audit, outbox, and the one-statement commit function.',
+  },
+  {
+    version: 2,
+    name: 'identifier_unique_and_keyset_indexes',
+    file: '0002_identifier_unique_and_keyset_indexes.sql',
+    checksum: '329338d110b2c7631f8e1044eca51e64445f29bf2d54336f2e3430419f03f898',
+    transactional: true,
+    recordTypes: ['identifier', 'user'],
+    purpose:
+      'Race-proof per-tenant identifier uniqueness; indexes for user, status, audit and outbox queries.',
+  },
+  {
+    version: 3,
+    name: 'outbox_claim_index',
+    file: '0003_outbox_claim_index.sql',
+    checksum: 'b1e05d6feedef9f8111255db8f420ddbf4833b40494255f1b0453bfe0f092870',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain CREATE INDEX would block outbox inserts.',
+    recordTypes: [],
+    purpose: "The relay's claim index on due pending events.",
+  },
+])
+
+/** The schema version this code needs: the manifest's last entry. */
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version
+
+/** The keys every store's `diagnostics().counts` carries. Counts only: never a value. */
+export const DIAGNOSTIC_COUNT_KEYS = [
+  'tenants',
+  'users',
+  'identifiers',
+  'profiles',
+  'factors',
+  'audit_records',
+  'outbox_pending',
+  'outbox_published',
+  'outbox_dead',
+  'outbox_discarded',
+] as const
+export type DiagnosticCountKey = (typeof DIAGNOSTIC_COUNT_KEYS)[number]

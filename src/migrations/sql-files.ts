@@ -1,0 +1,29 @@
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { MigrationEntry } from './manifest.js'
+
+/** Finds `migrations/postgres` from this module, whether it runs from `src/` or the built `dist/src/`. */
+export function migrationsDirectory(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'migrations', 'postgres')
+    if (existsSync(join(candidate, '0001_user_engine_store.sql'))) return candidate
+    dir = dirname(dir)
+  }
+  throw new Error('user-engine: migrations/postgres not found next to the package')
+}
+
+/** Line endings normalized, so a checkout with CRLF has the same checksum. */
+export function normalizeSql(text: string): string {
+  return text.replace(/\r\n?/g, '\n')
+}
+
+export function checksumOf(text: string): string {
+  return createHash('sha256').update(normalizeSql(text)).digest('hex')
+}
+
+export function readMigrationSql(entry: MigrationEntry): string {
+  return normalizeSql(readFileSync(join(migrationsDirectory(), entry.file), 'utf8'))
+}

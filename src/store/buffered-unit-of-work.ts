@@ -1,0 +1,337 @@
+import { ConflictError, ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
+import { newId } from '../domain/ids.js'
+import { LIMITS } from '../domain/limits.js'
+import type {
+  FactorRecord,
+  IdentifierKind,
+  IdentifierRecord,
+  ProfileRecord,
+  RecordType,
+  TenantRecord,
+  UserRecord,
+} from '../domain/records.js'
+import { assertId, assertString } from '../domain/validation.js'
+import type { AuditRow, CommitPlan, EventRow, WriteOp } from './commit-plan.js'
+import { type PayloadOf, recordCodec, type StoredRow } from './stored-row.js'
+import type { AuditDraft, Draft, EventDraft, Precondition, RecordRef, UnitOfWork } from './unit-of-work.js'
+
+/** The reads a store provides to a unit of work: committed state of one tenant. */
+export interface RowSource {
+  readRow(type: RecordType, id: string): Promise<StoredRow | null>
+  readIdentifierRow(kind: IdentifierKind, value: string): Promise<StoredRow | null>
+  readUserRows(userId: string, type: 'identifier' | 'factor'): Promise<StoredRow[]>
+}
+
+interface Pending {
+  readonly op: WriteOp
+  /** The row as reads inside this unit see it; null for a delete. */
+  readonly row: StoredRow | null
+}
+
+const key = (type: RecordType, id: string) => `${type}\u0000${id}`
+
+/**
+ * The store-independent half of a unit of work: buffers writes, overlays them on reads, checks the
+ * contract's rules that need no database, and produces the CommitPlan a store applies atomically.
+ * Stores supply committed reads (RowSource) and apply the plan; they share everything else.
+ */
+export class BufferedUnitOfWork implements UnitOfWork {
+  readonly #pending = new Map<string, Pending>()
+  readonly #audit: AuditRow[] = []
+  readonly #events: Array<Omit<EventRow, 'sequence' | 'position'>> = []
+  readonly #now = new Date().toISOString()
+  #sealed = false
+
+  constructor(
+    readonly tenantId: string,
+    private readonly source: RowSource,
+  ) {}
+
+  async getTenant(): Promise<TenantRecord | null> {
+    const row = await this.#read('tenant', this.tenantId)
+    return row ? recordCodec.tenant.fromRow(this.tenantId, row) : null
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    assertId(userId, 'userId')
+    const row = await this.#read('user', userId)
+    return row ? recordCodec.user.fromRow(this.tenantId, row) : null
+  }
+
+  async findIdentifier(kind: IdentifierKind, value: string): Promise<IdentifierRecord | null> {
+    for (const p of this.#pending.values()) {
+      if (p.op.type !== 'identifier') continue
+      if (p.row && p.row.payload.kind === kind && p.row.payload.value === value) {
+        return recordCodec.identifier.fromRow(this.tenantId, p.row)
+      }
+    }
+    const base = await this.source.readIdentifierRow(kind, value)
+    if (!base) return null
+    // A buffered delete or update of that identifier hides the committed row.
+    if (this.#pending.has(key('identifier', base.id))) return null
+    return recordCodec.identifier.fromRow(this.tenantId, base)
+  }
+
+  async listIdentifiers(userId: string): Promise<IdentifierRecord[]> {
+    assertId(userId, 'userId')
+    const rows = await this.#readUserRows(userId, 'identifier')
+    return rows.map((r) => recordCodec.identifier.fromRow(this.tenantId, r))
+  }
+
+  async getProfile(userId: string): Promise<ProfileRecord | null> {
+    assertId(userId, 'userId')
+    const row = await this.#read('profile', userId)
+    return row ? recordCodec.profile.fromRow(this.tenantId, row) : null
+  }
+
+  async listFactors(userId: string): Promise<FactorRecord[]> {
+    assertId(userId, 'userId')
+    const rows = await this.#readUserRows(userId, 'factor')
+    return rows.map((r) => recordCodec.factor.fromRow(this.tenantId, r))
+  }
+
+  putTenant(tenant: Draft<TenantRecord>, precondition: Precondition): void {
+    if (tenant.id !== this.tenantId)
+      throw new ValidationError('tenant id must match the unit of work', { field: 'id' })
+    assertString(tenant.name, 'name', LIMITS.tenantNameLength)
+    this.#put('tenant', tenant.id, null, recordCodec.tenant.toPayload(tenant), precondition)
+  }
+
+  putUser(user: Draft<UserRecord>, precondition: Precondition): void {
+    assertId(user.id, 'userId')
+    this.#put('user', user.id, user.id, recordCodec.user.toPayload(user), precondition)
+  }
+
+  putIdentifier(identifier: Draft<IdentifierRecord>, precondition: Precondition): void {
+    assertId(identifier.id, 'identifierId')
+    assertId(identifier.userId, 'userId')
+    this.#put(
+      'identifier',
+      identifier.id,
+      identifier.userId,
+      recordCodec.identifier.toPayload(identifier),
+      precondition,
+    )
+  }
+
+  deleteIdentifier(ref: RecordRef, precondition: { readonly expectedVersion: number }): void {
+    this.#delete('identifier', ref.id, ref.userId, precondition)
+  }
+
+  putProfile(profile: Draft<ProfileRecord>, precondition: Precondition): void {
+    assertId(profile.userId, 'userId')
+    this.#put('profile', profile.userId, profile.userId, recordCodec.profile.toPayload(profile), precondition)
+  }
+
+  deleteProfile(userId: string, precondition: { readonly expectedVersion: number }): void {
+    this.#delete('profile', userId, userId, precondition)
+  }
+
+  putFactor(factor: Draft<FactorRecord>, precondition: Precondition): void {
+    assertId(factor.id, 'factorId')
+    assertId(factor.userId, 'userId')
+    this.#put('factor', factor.id, factor.userId, recordCodec.factor.toPayload(factor), precondition)
+  }
+
+  deleteFactor(ref: RecordRef, precondition: { readonly expectedVersion: number }): void {
+    this.#delete('factor', ref.id, ref.userId, precondition)
+  }
+
+  appendAudit(entry: AuditDraft): void {
+    this.#assertOpen()
+    assertString(entry.action, 'action', LIMITS.auditActionLength)
+    if (entry.userId != null) assertId(entry.userId, 'userId')
+    if (entry.actorId != null) assertId(entry.actorId, 'actorId')
+    this.#audit.push({
+      id: newId('aud'),
+      action: entry.action,
+      userId: entry.userId ?? null,
+      actorId: entry.actorId ?? null,
+      data: { ...(entry.data ?? {}) },
+    })
+  }
+
+  enqueue(event: EventDraft): void {
+    this.#assertOpen()
+    assertString(event.type, 'type', LIMITS.eventTypeLength)
+    if (event.userId !== undefined) assertId(event.userId, 'userId')
+    const payload = event.payload ?? {}
+    if (Buffer.byteLength(JSON.stringify(payload)) > LIMITS.eventPayloadBytes) {
+      throw new ValidationError('event payload is too large', {
+        field: 'payload',
+        maxBytes: LIMITS.eventPayloadBytes,
+      })
+    }
+    this.#events.push({
+      id: newId('evt'),
+      aggregateType: event.userId === undefined ? 'tenant' : 'user',
+      aggregateId: event.userId ?? this.tenantId,
+      type: event.type,
+      payload: structuredClone(payload),
+    })
+  }
+
+  /**
+   * Seals the unit and returns what to commit. Checks rule 5: every user (or tenant) a commit touches has its
+   * own record written, whose new version becomes the sequence of the events about it.
+   */
+  toCommitPlan(): CommitPlan {
+    this.#assertOpen()
+    this.#sealed = true
+    const writes = [...this.#pending.values()].map((p) => p.op)
+    const newVersion = (type: 'user' | 'tenant', id: string): number => {
+      const op = this.#pending.get(key(type, id))?.op
+      if (!op || op.op === 'delete') {
+        throw new UserEngineError(
+          ErrorCode.INVALID_UNIT_OF_WORK,
+          `a commit that changes ${type} ${id} must also write that ${type} with a precondition`,
+          { details: { [type === 'user' ? 'userId' : 'tenantId']: id } },
+        )
+      }
+      return op.op === 'insert' ? 1 : op.expectedVersion + 1
+    }
+    for (const w of writes) if (w.userId !== null && w.type !== 'user') newVersion('user', w.userId)
+    const positions = new Map<string, number>()
+    const events: EventRow[] = this.#events.map((e) => {
+      const sequence = newVersion(e.aggregateType, e.aggregateId)
+      const k = `${e.aggregateType}:${e.aggregateId}`
+      const position = positions.get(k) ?? 0
+      positions.set(k, position + 1)
+      return { ...e, sequence, position }
+    })
+    return { tenantId: this.tenantId, now: this.#now, writes, audit: [...this.#audit], events }
+  }
+
+  /** Seals the unit without committing: called when the callback threw, so a leaked `tx` cannot write later. */
+  abandon(): void {
+    this.#sealed = true
+  }
+
+  get isEmpty(): boolean {
+    return this.#pending.size === 0 && this.#audit.length === 0 && this.#events.length === 0
+  }
+
+  async #read(type: RecordType, id: string): Promise<StoredRow | null> {
+    const p = this.#pending.get(key(type, id))
+    if (p) return p.row
+    return this.source.readRow(type, id)
+  }
+
+  async #readUserRows(userId: string, type: 'identifier' | 'factor'): Promise<StoredRow[]> {
+    const base = await this.source.readUserRows(userId, type)
+    const out = new Map<string, StoredRow>()
+    for (const r of base) out.set(r.id, r)
+    for (const p of this.#pending.values()) {
+      if (p.op.type !== type) continue
+      if (p.row === null) out.delete(p.op.id)
+      else if (p.row.userId === userId) out.set(p.row.id, p.row)
+      else out.delete(p.op.id)
+    }
+    return [...out.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  #put(
+    type: RecordType,
+    id: string,
+    userId: string | null,
+    payload: PayloadOf,
+    precondition: Precondition,
+  ): void {
+    this.#assertOpen()
+    const k = key(type, id)
+    const prior = this.#pending.get(k)
+    const json = structuredClone(payload)
+    if (prior) {
+      // A second write to one record in one unit: its precondition is checked against what this unit sees,
+      // and the commit still bumps the stored version once.
+      if (prior.row === null) {
+        throw new UserEngineError(
+          ErrorCode.INVALID_UNIT_OF_WORK,
+          `${type} ${id} was deleted earlier in this unit`,
+        )
+      }
+      if ('mustNotExist' in precondition || precondition.expectedVersion !== prior.row.version) {
+        throw new ConflictError(ErrorCode.VERSION_CONFLICT, `${type} ${id} changed earlier in this unit`, {
+          recordType: type,
+          recordId: id,
+        })
+      }
+      const op: WriteOp = { ...prior.op, userId, payload: json } as WriteOp
+      this.#pending.set(k, { op, row: { ...prior.row, userId, payload: json } })
+      return
+    }
+    if ('mustNotExist' in precondition) {
+      if (precondition.mustNotExist !== true)
+        throw new ValidationError('precondition is not valid', { field: 'precondition' })
+      this.#pending.set(k, {
+        op: { op: 'insert', type, id, userId, payload: json },
+        row: { type, id, userId, version: 1, payload: json, createdAt: this.#now, updatedAt: this.#now },
+      })
+      return
+    }
+    const expectedVersion = this.#expected(precondition)
+    this.#pending.set(k, {
+      op: { op: 'update', type, id, userId, expectedVersion, payload: json },
+      // createdAt is unknown without a read; reads inside the unit only rely on version and payload.
+      row: {
+        type,
+        id,
+        userId,
+        version: expectedVersion + 1,
+        payload: json,
+        createdAt: this.#now,
+        updatedAt: this.#now,
+      },
+    })
+  }
+
+  #delete(
+    type: RecordType,
+    id: string,
+    userId: string,
+    precondition: { readonly expectedVersion: number },
+  ): void {
+    this.#assertOpen()
+    assertId(id, `${type}Id`)
+    assertId(userId, 'userId')
+    const k = key(type, id)
+    const prior = this.#pending.get(k)
+    const expectedVersion = this.#expected(precondition)
+    if (prior) {
+      if (prior.row === null || prior.row.version !== expectedVersion) {
+        throw new ConflictError(ErrorCode.VERSION_CONFLICT, `${type} ${id} changed earlier in this unit`, {
+          recordType: type,
+          recordId: id,
+        })
+      }
+      if (prior.op.op === 'insert') {
+        this.#pending.delete(k)
+        return
+      }
+      const op = prior.op as Extract<WriteOp, { op: 'update' }>
+      this.#pending.set(k, {
+        op: { op: 'delete', type, id, userId, expectedVersion: op.expectedVersion },
+        row: null,
+      })
+      return
+    }
+    this.#pending.set(k, { op: { op: 'delete', type, id, userId, expectedVersion }, row: null })
+  }
+
+  #expected(precondition: { readonly expectedVersion?: unknown }): number {
+    const v = precondition.expectedVersion
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new ValidationError('expectedVersion must be a positive integer', { field: 'expectedVersion' })
+    }
+    return v
+  }
+
+  #assertOpen(): void {
+    if (this.#sealed) {
+      throw new UserEngineError(
+        ErrorCode.INVALID_UNIT_OF_WORK,
+        'the unit of work has already committed or failed',
+      )
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import type { AggregateType, AuditData, JsonValue, RecordType } from '../domain/records.js'
+import type { PayloadOf } from './stored-row.js'
+
+/** One buffered write, in the order the unit of work made it. */
+export type WriteOp =
+  | {
+      readonly op: 'insert'
+      readonly type: RecordType
+      readonly id: string
+      readonly userId: string | null
+      readonly payload: PayloadOf
+    }
+  | {
+      readonly op: 'update'
+      readonly type: RecordType
+      readonly id: string
+      readonly userId: string | null
+      readonly expectedVersion: number
+      readonly payload: PayloadOf
+    }
+  | {
+      readonly op: 'delete'
+      readonly type: RecordType
+      readonly id: string
+      readonly userId: string | null
+      readonly expectedVersion: number
+    }
+
+export interface AuditRow {
+  readonly id: string
+  readonly action: string
+  readonly userId: string | null
+  readonly actorId: string | null
+  readonly data: AuditData
+}
+
+export interface EventRow {
+  readonly id: string
+  readonly aggregateType: AggregateType
+  readonly aggregateId: string
+  readonly sequence: number
+  readonly position: number
+  readonly type: string
+  readonly payload: { readonly [key: string]: JsonValue }
+}
+
+/**
+ * Everything one unit of work commits: what a store applies atomically. A store's whole write path is
+ * "apply this plan or nothing", which is what lets a SQL store send it as one statement.
+ */
+export interface CommitPlan {
+  readonly tenantId: string
+  readonly now: string
+  readonly writes: readonly WriteOp[]
+  readonly audit: readonly AuditRow[]
+  readonly events: readonly EventRow[]
+}

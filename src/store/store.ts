@@ -1,0 +1,165 @@
+import type {
+  AuditRecord,
+  IdentifierKind,
+  IdentifierRecord,
+  OutboxEntry,
+  TenantRecord,
+  UserRecord,
+  UserStatus,
+} from '../domain/records.js'
+import type { UnitOfWork } from './unit-of-work.js'
+
+export interface Page<T> {
+  readonly items: T[]
+  /** Pass back to get the next page; null when this page is the last. */
+  readonly nextCursor: string | null
+}
+
+export interface ListUsersQuery {
+  readonly limit?: number
+  readonly cursor?: string
+  readonly status?: UserStatus
+}
+
+export interface ListAuditQuery {
+  readonly limit?: number
+  readonly cursor?: string
+  readonly userId?: string
+}
+
+export interface Readiness {
+  readonly ready: boolean
+  readonly schemaVersion: number
+  readonly latestVersion: number
+  /** Why the store is not ready, as a stable code (SCHEMA_NOT_READY, SCHEMA_DRIFT, ...); null when ready. */
+  readonly reason: string | null
+}
+
+export interface AppliedMigration {
+  readonly version: number
+  readonly name: string
+  readonly executionMs: number
+}
+
+export interface MigrateResult {
+  readonly fromVersion: number
+  readonly toVersion: number
+  readonly applied: AppliedMigration[]
+  readonly lockWaitMs: number
+}
+
+/**
+ * Counts only, by name. A diagnostics object MUST NOT hold any profile value, identifier value, secret,
+ * id of a user or query text: it is meant to be logged and scraped.
+ */
+export interface Diagnostics {
+  readonly store: string
+  readonly schemaVersion: number
+  readonly latestVersion: number
+  readonly counts: Readonly<Record<string, number>>
+}
+
+export interface ClaimOptions {
+  /** Who holds the lease; only this owner may acknowledge or fail the claimed events. */
+  readonly owner: string
+  readonly limit: number
+  readonly leaseMs: number
+}
+
+export interface FailOptions {
+  readonly owner: string
+  readonly eventId: string
+  readonly error: string
+  /** Attempts after which the event is dead. */
+  readonly maxAttempts: number
+  /** Delay before the next attempt. */
+  readonly backoffMs: number
+}
+
+export interface OutboxLag {
+  readonly pending: number
+  readonly dead: number
+  /** Age in ms of the oldest pending event; 0 when none is pending. */
+  readonly oldestPendingAgeMs: number
+}
+
+/**
+ * The relay's view of the outbox. It works across tenants: a relay drains every tenant of one database.
+ *
+ * MUST rules:
+ * 1. `claim` takes only events that are pending, due (`availableAt` reached) and unleased or lease-expired,
+ *    and only the head of their aggregate's sequence: no earlier event of the same aggregate is pending or dead.
+ *    Two concurrent claims MUST NOT return the same event while its lease holds.
+ * 2. An event of a commit that rolled back MUST never be claimed; an event whose commit lands late MUST be
+ *    claimed once it has committed (claim by state, never by a cursor).
+ * 3. `acknowledge` and `fail` change only events whose lease the owner still holds; a late call after the
+ *    lease expired (or was taken over) changes nothing and reports so.
+ * 4. A dead event blocks its aggregate's later events until `retryDead` or `discardDead`.
+ */
+export interface OutboxAccess {
+  claim(options: ClaimOptions): Promise<OutboxEntry[]>
+  /** Marks published; returns the ids actually acknowledged (lease still held). */
+  acknowledge(owner: string, eventIds: readonly string[]): Promise<string[]>
+  /** Records a failed attempt; returns the new status, or null when the lease was no longer held. */
+  fail(options: FailOptions): Promise<'pending' | 'dead' | null>
+  /** Gives back leases without counting an attempt (shutdown). Returns how many were released. */
+  release(owner: string, eventIds: readonly string[]): Promise<number>
+  /** Makes a dead event pending again with zero attempts. Returns false when no dead event has that id. */
+  retryDead(eventId: string): Promise<boolean>
+  /** Marks a dead event discarded, unblocking its aggregate. Returns false when no dead event has that id. */
+  discardDead(eventId: string): Promise<boolean>
+  /** Deletes published events older than `olderThanMs`, at most `limit`; returns how many. */
+  purgePublished(olderThanMs: number, limit: number): Promise<number>
+  lag(): Promise<OutboxLag>
+  /** One event by id with its delivery state (operators, tests). */
+  get(eventId: string): Promise<OutboxEntry | null>
+  /** Events of one aggregate in sequence order (tests, operators). */
+  listForAggregate(tenantId: string, aggregateId: string): Promise<OutboxEntry[]>
+}
+
+/**
+ * The store boundary. The engine talks to nothing else; providers implement this for their database.
+ *
+ * MUST rules (see also UnitOfWork and OutboxAccess; the conformance harness checks each):
+ * 1. `readiness()` reports not ready (reason SCHEMA_NOT_READY) until `migrate()` has brought the schema to
+ *    `LATEST_SCHEMA_VERSION`; `transaction` on a store that is not ready fails with SCHEMA_NOT_READY.
+ * 2. `migrate()` is idempotent: a second call applies nothing and returns an empty `applied`.
+ * 3. `transaction(tenantId, fn)` runs `fn` with a UnitOfWork and commits its writes only if `fn` resolves.
+ *    A callback that throws writes nothing, and its error is rethrown unchanged.
+ * 4. Queries are scoped to the given tenant; a record of another tenant is invisible.
+ * 5. `listUsers` is keyset-paginated in ascending user id order: users inserted between pages never cause a
+ *    user present at the first page to be skipped or repeated.
+ * 6. `listAudit` returns audit records in commit order (ascending `seq`), keyset-paginated.
+ * 7. Every error raised on purpose is a UserEngineError; no error message, diagnostics object or returned
+ *    object's JSON or inspect output holds a profile value, identifier value or secret unless the caller
+ *    asked for that value.
+ */
+export interface UserEngineStore {
+  /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */
+  readonly kind: string
+  /** Optional features; a harness case whose capability is false is reported as skipped with the reason. */
+  readonly capabilities: StoreCapabilities
+
+  readiness(): Promise<Readiness>
+  migrate(): Promise<MigrateResult>
+  transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T>
+
+  getTenant(tenantId: string): Promise<TenantRecord | null>
+  getUser(tenantId: string, userId: string): Promise<UserRecord | null>
+  findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<UserRecord | null>
+  getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>
+  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>>
+  listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
+
+  readonly outbox: OutboxAccess
+
+  diagnostics(): Promise<Diagnostics>
+  close(): Promise<void>
+}
+
+export interface StoreCapabilities {
+  /** Several processes may migrate and write one database at once (a server database). */
+  readonly multiProcess: boolean
+  /** Concurrent claims are isolated by row locks (SKIP LOCKED) rather than one process's event loop. */
+  readonly rowLocking: boolean
+}

@@ -1,0 +1,101 @@
+import type {
+  FactorRecord,
+  IdentifierRecord,
+  JsonValue,
+  ProfileRecord,
+  RecordType,
+  TenantRecord,
+  UserRecord,
+} from '../domain/records.js'
+import { Secret } from '../domain/secret.js'
+
+/**
+ * The storage shape of every record: the columns of `user_engine_records`. Stores keep rows; the codec
+ * below turns them into records. Keeping one codec means every store returns identical records.
+ */
+export interface StoredRow {
+  readonly type: RecordType
+  readonly id: string
+  readonly userId: string | null
+  readonly version: number
+  readonly payload: { readonly [key: string]: JsonValue }
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export type PayloadOf = StoredRow['payload']
+
+export const recordCodec = {
+  tenant: {
+    toPayload: (t: { name: string; status: string }): PayloadOf => ({ name: t.name, status: t.status }),
+    fromRow: (tenantId: string, r: StoredRow): TenantRecord => ({
+      id: r.id,
+      tenantId,
+      name: r.payload.name as string,
+      status: r.payload.status as TenantRecord['status'],
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+  user: {
+    toPayload: (u: { status: string }): PayloadOf => ({ status: u.status }),
+    fromRow: (tenantId: string, r: StoredRow): UserRecord => ({
+      id: r.id,
+      tenantId,
+      status: r.payload.status as UserRecord['status'],
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+  identifier: {
+    toPayload: (i: { kind: string; value: string; verified: boolean }): PayloadOf => ({
+      kind: i.kind,
+      value: i.value,
+      verified: i.verified,
+    }),
+    fromRow: (tenantId: string, r: StoredRow): IdentifierRecord => ({
+      id: r.id,
+      tenantId,
+      userId: r.userId!,
+      kind: r.payload.kind as IdentifierRecord['kind'],
+      value: r.payload.value as string,
+      verified: r.payload.verified as boolean,
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+  profile: {
+    toPayload: (p: { attributes: ProfileRecord['attributes'] }): PayloadOf => ({
+      attributes: { ...p.attributes },
+    }),
+    fromRow: (tenantId: string, r: StoredRow): ProfileRecord => ({
+      userId: r.id,
+      tenantId,
+      attributes: Object.freeze({ ...(r.payload.attributes as ProfileRecord['attributes']) }),
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+  factor: {
+    toPayload: (f: Pick<FactorRecord, 'kind' | 'secret' | 'state'>): PayloadOf => ({
+      kind: f.kind,
+      secret: f.secret.reveal(),
+      state: f.state,
+    }),
+    fromRow: (tenantId: string, r: StoredRow): FactorRecord => ({
+      id: r.id,
+      tenantId,
+      userId: r.userId!,
+      kind: r.payload.kind as FactorRecord['kind'],
+      secret: new Secret(r.payload.secret as { [key: string]: JsonValue }),
+      state: r.payload.state as FactorRecord['state'],
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+} as const

@@ -1,0 +1,83 @@
+import type {
+  AuditData,
+  FactorRecord,
+  IdentifierKind,
+  IdentifierRecord,
+  JsonValue,
+  ProfileRecord,
+  TenantRecord,
+  UserRecord,
+} from '../domain/records.js'
+
+/**
+ * A write's precondition, checked at commit by the store.
+ * - `{ mustNotExist: true }`: the record MUST NOT exist; the stored version becomes 1.
+ * - `{ expectedVersion: n }`: the record MUST exist at version n; the stored version becomes n + 1.
+ * Every write carries one, so a lost update is impossible by construction.
+ */
+export type Precondition = { readonly mustNotExist: true } | { readonly expectedVersion: number }
+
+/** What a write supplies; the store fills in tenantId, version and timestamps. */
+export type Draft<T> = Omit<T, 'tenantId' | 'version' | 'createdAt' | 'updatedAt'>
+
+/** Names a user's record for deletion: the user id lets the commit check rule 5 without a read. */
+export interface RecordRef {
+  readonly id: string
+  readonly userId: string
+}
+
+export interface AuditDraft {
+  readonly action: string
+  readonly userId?: string | null
+  readonly actorId?: string | null
+  readonly data?: AuditData
+}
+
+export interface EventDraft {
+  readonly type: string
+  /** The user the event is about; omit for a tenant-level event. */
+  readonly userId?: string
+  readonly payload?: { readonly [key: string]: JsonValue }
+}
+
+/**
+ * One unit of work of one tenant: reads go to the store at once, writes are buffered until commit.
+ *
+ * MUST rules (checked by the conformance harness):
+ * 1. Every read and write is scoped to `tenantId`. A record of another tenant MUST be invisible (read as null),
+ *    never an error that reveals that it exists.
+ * 2. Reads MUST see this unit's own buffered writes (including deletes).
+ * 3. Commit MUST apply every write, audit record and outbox event atomically, or none of them.
+ * 4. A failed precondition MUST fail the whole commit with a ConflictError (VERSION_CONFLICT, ALREADY_EXISTS);
+ *    a taken identifier value (same tenant, kind and normalized value) MUST fail it with DUPLICATE_IDENTIFIER.
+ * 5. A commit that writes any record of a user, or emits an event about a user, MUST also write that user's
+ *    record with an `expectedVersion` (or create it); else it fails with INVALID_UNIT_OF_WORK. The user's new
+ *    version is the `sequence` of the events the commit emits about that user, with `position` 0, 1, ... in
+ *    enqueue order. Tenant-level events take the tenant's new version the same way. So the events of one user
+ *    are totally ordered: a commit holding version n + 1 cannot exist before the one holding n.
+ * 6. Writes MUST NOT be applied to shared state before commit; the callback's awaits may interleave with
+ *    other units of work without seeing or breaking them.
+ */
+export interface UnitOfWork {
+  readonly tenantId: string
+
+  getTenant(): Promise<TenantRecord | null>
+  getUser(userId: string): Promise<UserRecord | null>
+  /** Looks up by normalized value. */
+  findIdentifier(kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>
+  listIdentifiers(userId: string): Promise<IdentifierRecord[]>
+  getProfile(userId: string): Promise<ProfileRecord | null>
+  listFactors(userId: string): Promise<FactorRecord[]>
+
+  putTenant(tenant: Draft<TenantRecord>, precondition: Precondition): void
+  putUser(user: Draft<UserRecord>, precondition: Precondition): void
+  putIdentifier(identifier: Draft<IdentifierRecord>, precondition: Precondition): void
+  deleteIdentifier(ref: RecordRef, precondition: { readonly expectedVersion: number }): void
+  putProfile(profile: Draft<ProfileRecord>, precondition: Precondition): void
+  deleteProfile(userId: string, precondition: { readonly expectedVersion: number }): void
+  putFactor(factor: Draft<FactorRecord>, precondition: Precondition): void
+  deleteFactor(ref: RecordRef, precondition: { readonly expectedVersion: number }): void
+
+  appendAudit(entry: AuditDraft): void
+  enqueue(event: EventDraft): void
+}

@@ -1,0 +1,1 @@
+export { type InMemoryStoreOptions, InMemoryUserEngineStore } from './memory-store.js'
