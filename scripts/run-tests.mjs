@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// Runs every test/**/*.test.ts under node:test (Node 20's --test takes no globs).
+// Usage: node scripts/run-tests.mjs [substring...]  — only files whose path contains a substring.
+import { spawnSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+const filters = process.argv.slice(2)
+const files = readdirSync('test', { recursive: true })
+  .map((f) => join('test', String(f)))
+  .filter((f) => f.endsWith('.test.ts'))
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort()
+if (files.length === 0) {
+  console.error('no test files matched')
+  process.exit(1)
+}
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+  stdio: 'inherit',
+})
+process.exit(result.status ?? 1)
