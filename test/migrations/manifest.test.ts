@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { PGlite } from '@electric-sql/pglite'
+import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../src/migrations/manifest.js'
+import { checksumOf, migrationsDirectory, readMigrationSql } from '../../src/migrations/sql-files.js'
+import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+
+test('manifest versions are consecutive from 1 and LATEST_SCHEMA_VERSION is the last', () => {
+  assert.deepEqual(
+    MIGRATIONS.map((m) => m.version),
+    MIGRATIONS.map((_, i) => i + 1),
+  )
+  assert.equal(LATEST_SCHEMA_VERSION, MIGRATIONS.at(-1)?.version)
+})
+
+test('every checksum matches its SQL file, with line endings normalized', () => {
+  for (const m of MIGRATIONS) {
+    const raw = readFileSync(join(migrationsDirectory(), m.file), 'utf8')
+    assert.equal(checksumOf(raw), m.checksum, `checksum of ${m.file}`)
+    assert.equal(checksumOf(raw.replace(/\n/g, '\r\n')), m.checksum, `CRLF checkout of ${m.file}`)
+  }
+})
+
+test('every numbered SQL file is in the manifest, in order, and each non-transactional entry says why', () => {
+  const files = readdirSync(migrationsDirectory())
+    .filter((f) => /^\d{4}_.*\.sql$/.test(f))
+    .sort()
+  assert.deepEqual(
+    files,
+    MIGRATIONS.map((m) => m.file),
+  )
+  for (const m of MIGRATIONS) {
+    assert.equal(m.file.slice(0, 4), String(m.version).padStart(4, '0'))
+    if (!m.transactional)
+      assert.ok(m.nonTransactionalReason, `${m.file} must say why it is non-transactional`)
+  }
+})
+
+test('the in-memory store reports its schema version from the manifest', async () => {
+  const store = new InMemoryUserEngineStore()
+  assert.equal((await store.readiness()).schemaVersion, 0)
+  const result = await store.migrate()
+  assert.deepEqual(
+    result.applied.map((a) => a.version),
+    MIGRATIONS.map((m) => m.version),
+  )
+  const diagnostics = await store.diagnostics()
+  assert.equal(diagnostics.schemaVersion, LATEST_SCHEMA_VERSION)
+  assert.deepEqual(Object.keys(diagnostics.counts).sort(), [...DIAGNOSTIC_COUNT_KEYS].sort())
+})
+
+test('the SQL files apply in order to an embedded PGlite database: valid Postgres', async () => {
+  const db = new PGlite()
+  try {
+    for (const m of MIGRATIONS) await db.exec(readMigrationSql(m))
+    const tables = await db.query<{ table_name: string }>(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+    )
+    assert.deepEqual(
+      tables.rows.map((r) => r.table_name),
+      ['user_engine_audit', 'user_engine_outbox', 'user_engine_records', 'user_engine_schema_versions'],
+    )
+    // Every key and index leads with tenant_id (the schema history table has no tenant).
+    const indexes = await db.query<{ indexname: string; indexdef: string }>(
+      `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'user_engine_schema_versions'`,
+    )
+    assert.ok(indexes.rows.length >= 8)
+    for (const ix of indexes.rows) assert.match(ix.indexdef, /\(tenant_id[,)]/, ix.indexname)
+  } finally {
+    await db.close()
+  }
+})
