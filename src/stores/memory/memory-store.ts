@@ -24,6 +24,7 @@ import type {
   UserEngineStore,
 } from '../../store/store.js'
 import { recordCodec, type StoredRow } from '../../store/stored-row.js'
+import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { MemoryOutbox, type OutboxRow } from './memory-outbox.js'
 
@@ -49,7 +50,7 @@ const copy = <T>(value: T): T => structuredClone(value)
  * The reference implementation of the store contract. State lives in plain maps; a commit is checked in full
  * and then applied in one synchronous step, so no other caller's await can observe half of it.
  */
-export class InMemoryUserEngineStore implements UserEngineStore {
+export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministration {
   readonly kind = 'memory'
   readonly capabilities: StoreCapabilities = { multiProcess: false, rowLocking: false }
   readonly outbox: MemoryOutbox
@@ -86,6 +87,18 @@ export class InMemoryUserEngineStore implements UserEngineStore {
     }))
     this.#schemaVersion = LATEST_SCHEMA_VERSION
     return { fromVersion, toVersion: this.#schemaVersion, applied, lockWaitMs: 0 }
+  }
+
+  async schemaStatus(): Promise<SchemaStatus> {
+    this.#assertOpen()
+    const pending = MIGRATIONS.filter((m) => m.version > this.#schemaVersion).map((m) => m.version)
+    return { currentVersion: this.#schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, pending, drift: [] }
+  }
+
+  async migrationPlan(): Promise<string> {
+    const { pending } = await this.schemaStatus()
+    // The memory store has no SQL; the plan names what migrate() would mark applied.
+    return pending.map((v) => `-- memory store: would apply version ${v}`).join('\n')
   }
 
   async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {

@@ -1,0 +1,8 @@
+import { runWalkthrough } from '../../engine/walkthrough.js'
+import type { CommandContext } from '../command.js'
+import { ExitCode } from '../exit-codes.js'
+
+export async function demoCommand({ store }: CommandContext): Promise<ExitCode> {
+  await runWalkthrough(store, (line) => process.stdout.write(`${line}\n`))
+  return ExitCode.OK
+}

@@ -1,0 +1,57 @@
+import { resolve } from 'node:path'
+import type { UserEngineStore } from '../store/store.js'
+import { InMemoryUserEngineStore } from '../stores/memory/index.js'
+import { UsageError } from './usage-error.js'
+
+export const DEFAULT_DATABASE_URL = 'pglite:./.user-engine/data'
+
+export type StoreLocation =
+  | { readonly kind: 'postgres'; readonly connectionString: string }
+  | { readonly kind: 'pglite'; readonly dataDir: string | undefined }
+  | { readonly kind: 'memory' }
+
+/** `--database-url`, else DATABASE_URL, else the embedded default. */
+export function resolveDatabaseUrl(flag: string | undefined): string {
+  return flag ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL
+}
+
+export function parseStoreLocation(url: string): StoreLocation {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    return { kind: 'postgres', connectionString: url }
+  }
+  if (url === 'pglite:memory') return { kind: 'pglite', dataDir: undefined }
+  if (url.startsWith('pglite:')) {
+    const path = url.slice('pglite:'.length)
+    if (path.length === 0) throw new UsageError('pglite: needs a path, or pglite:memory')
+    return { kind: 'pglite', dataDir: resolve(path) }
+  }
+  if (url === 'memory:') return { kind: 'memory' }
+  throw new UsageError(`unsupported database URL scheme in ${redactUrl(url)} (postgres://, postgresql://, pglite:PATH, pglite:memory, memory:)`)
+}
+
+/** A URL fit for messages: the password is never printed. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@')
+  }
+}
+
+/** Opens the store a location names. Postgres modules load lazily so `memory:` needs neither driver. */
+export async function openStore(location: StoreLocation): Promise<UserEngineStore> {
+  switch (location.kind) {
+    case 'memory':
+      return new InMemoryUserEngineStore()
+    case 'pglite': {
+      const { createPgliteStore } = await import('../stores/postgres/pglite.js')
+      return createPgliteStore(location.dataDir === undefined ? {} : { dataDir: location.dataDir })
+    }
+    case 'postgres': {
+      const { createNodePostgresStore } = await import('../stores/postgres/index.js')
+      return createNodePostgresStore({ connectionString: location.connectionString })
+    }
+  }
+}
