@@ -1,0 +1,47 @@
+// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay]
+// Prints throughput ratios against baselines measured in the same run. Not a test: nothing here passes or fails.
+import { parseArgs } from 'node:util'
+import { natsSkip, postgresSkip } from '../test/support/services.js'
+import { type BenchResult, formatResults } from './measure.js'
+import { runStoreBench } from './store-bench.js'
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    duration: { type: 'string', default: '1500' },
+    rounds: { type: 'string', default: '3' },
+    only: { type: 'string' },
+  },
+})
+const durationMs = Number(values.duration)
+const rounds = Number(values.rounds)
+const log = (line: string) => process.stderr.write(`${line}\n`)
+const wants = (part: string) => values.only === undefined || values.only === part
+const results: BenchResult[] = []
+const skipped: string[] = []
+
+if (wants('store')) {
+  const reason = await postgresSkip()
+  if (reason) skipped.push(reason)
+  else
+    results.push(
+      ...(await runStoreBench({ target: 'postgres', durationMs, rounds, concurrencies: [1, 8], log })),
+    )
+}
+if (wants('pglite')) {
+  results.push(...(await runStoreBench({ target: 'pglite', durationMs, rounds, concurrencies: [1, 8], log })))
+}
+if (wants('relay')) {
+  const reason = (await postgresSkip()) || (await natsSkip())
+  if (reason) skipped.push(reason)
+  else {
+    const { runRelayBench } = await import('./relay.js')
+    results.push(...(await runRelayBench({ log })))
+  }
+}
+
+if (values.json) process.stdout.write(`${JSON.stringify({ results, skipped }, null, 2)}\n`)
+else {
+  process.stdout.write(`${formatResults(results)}\n`)
+  for (const s of skipped) process.stdout.write(`skipped: ${s}\n`)
+}
