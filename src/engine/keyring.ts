@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto'
+import { inspect } from 'node:util'
+import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
+import { assertId } from '../domain/validation.js'
+
+/** AES-256 needs exactly 32 key bytes. */
+export const KEY_BYTES = 32
+
+/**
+ * The keys that encrypt TOTP seeds. New seeds are encrypted under `currentKeyId`; every key still listed keeps
+ * decrypting the seeds written under it, so a rotation is: add a key, make it current, keep the old one until
+ * every seed was re-encrypted (the engine re-encrypts a seed under the current key whenever it verifies it).
+ */
+export interface Keyring {
+  readonly currentKeyId: string
+  readonly keys: Readonly<Record<string, Uint8Array>>
+}
+
+/** Hides key bytes from JSON.stringify and util.inspect; non-enumerable so spreads and equality ignore it. */
+function redact<T extends object>(target: T): T {
+  Object.defineProperty(target, 'toJSON', { value: () => '[redacted keyring]', enumerable: false })
+  Object.defineProperty(target, inspect.custom, { value: () => 'Keyring([redacted])', enumerable: false })
+  return target
+}
+
+/**
+ * Checks a keyring: ids are plain ids, every key is 32 bytes, the current key exists (else KEY_NOT_FOUND).
+ * Returns a frozen copy whose key bytes never print.
+ */
+export function createKeyring(input: {
+  readonly currentKeyId: string
+  readonly keys: Readonly<Record<string, Uint8Array | string>>
+}): Keyring {
+  if (typeof input !== 'object' || input === null) {
+    throw new ValidationError('keyring must be an object', { field: 'keyring' })
+  }
+  assertId(input.currentKeyId, 'currentKeyId')
+  const keys: Record<string, Uint8Array> = {}
+  for (const [id, raw] of Object.entries(input.keys ?? {})) {
+    assertId(id, 'keyId')
+    // Strings are base64 (the form keys take in env files and secret managers).
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw
+    if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) {
+      throw new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, { field: 'keys', keyId: id })
+    }
+    keys[id] = Uint8Array.from(bytes)
+  }
+  if (keys[input.currentKeyId] === undefined) {
+    throw new UserEngineError(
+      ErrorCode.KEY_NOT_FOUND,
+      `current key ${input.currentKeyId} is not in the keyring`,
+      {
+        details: { keyId: input.currentKeyId },
+      },
+    )
+  }
+  return Object.freeze(redact({ currentKeyId: input.currentKeyId, keys: Object.freeze(redact(keys)) }))
+}
+
+/**
+ * Reads a keyring from the environment:
+ * `USER_ENGINE_KEYS="k2:<base64>,k1:<base64>"` and optionally `USER_ENGINE_CURRENT_KEY=k2`
+ * (default: the first key listed).
+ */
+export function keyringFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  names: { readonly keys?: string; readonly current?: string } = {},
+): Keyring {
+  const keysVar = names.keys ?? 'USER_ENGINE_KEYS'
+  const currentVar = names.current ?? 'USER_ENGINE_CURRENT_KEY'
+  const raw = env[keysVar]
+  if (raw === undefined || raw.trim() === '') {
+    throw new UserEngineError(ErrorCode.KEY_NOT_FOUND, `${keysVar} is not set`, {
+      details: { variable: keysVar },
+    })
+  }
+  const keys: Record<string, string> = {}
+  let first: string | undefined
+  for (const part of raw.split(',')) {
+    const at = part.indexOf(':')
+    if (at <= 0) throw new ValidationError(`${keysVar} must be a list of id:base64`, { field: keysVar })
+    const id = part.slice(0, at).trim()
+    keys[id] = part.slice(at + 1).trim()
+    first ??= id
+  }
+  return createKeyring({ currentKeyId: env[currentVar]?.trim() || first!, keys })
+}
+
+/** A fresh random key in base64, for `USER_ENGINE_KEYS` and for tests. */
+export function generateKey(): string {
+  return randomBytes(KEY_BYTES).toString('base64')
+}
+
+/** The key with this id, or KEY_NOT_FOUND (the message names the id only). */
+export function keyFor(keyring: Keyring, keyId: string): Uint8Array {
+  const key = Object.hasOwn(keyring.keys, keyId) ? keyring.keys[keyId] : undefined
+  if (key === undefined) {
+    throw new UserEngineError(ErrorCode.KEY_NOT_FOUND, `key ${keyId} is not in the keyring`, {
+      details: { keyId },
+    })
+  }
+  return key
+}

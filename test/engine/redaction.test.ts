@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { inspect } from 'node:util'
+import { codeFor, setup } from './support.js'
+
+const EMAIL = 'canary.mail.q7xv@example.com'
+const NEW_EMAIL = 'canary.newmail.w2pd@example.com'
+const PROFILE = 'CanaryProfileZ9kd'
+const PASSWORD = 'CanaryPasswordK3mf'
+const NEW_PASSWORD = 'CanaryPassword2Nnq'
+const PERSONAL = [EMAIL, NEW_EMAIL, PROFILE, PASSWORD, NEW_PASSWORD]
+
+function render(value: unknown): string {
+  const json = JSON.stringify(value) ?? ''
+  return `${json}\n${inspect(value, { depth: Number.POSITIVE_INFINITY, showHidden: true, getters: true })}`
+}
+
+function assertClean(label: string, value: unknown, canaries: readonly string[]): void {
+  const text = render(value)
+  for (const canary of canaries) {
+    // Match the raw and the case-folded form: identifiers are stored lower-cased.
+    assert.ok(!text.includes(canary) && !text.includes(canary.toLowerCase()), `${label} leaks ${canary}`)
+  }
+}
+
+test('redaction canary: no secret or personal value in returns, errors, audit, outbox or diagnostics', async () => {
+  const h = setup()
+  const e = h.engine
+  const returned: Array<[string, unknown, readonly string[]]> = []
+  // `allowed` is what the caller asked for in that call, and may appear in its result only.
+  const keep = <T>(label: string, value: T, ...allowed: string[]): T => {
+    returned.push([label, value, allowed])
+    return value
+  }
+  const errors: unknown[] = []
+  const fail = async (p: Promise<unknown>) => {
+    try {
+      await p
+      assert.fail('expected a rejection')
+    } catch (error) {
+      errors.push(error)
+    }
+  }
+
+  const tenant = keep('createTenant', await e.createTenant('Canary Tenant'))
+  const t = tenant.id
+  const user = keep(
+    'registerUser',
+    await e.registerUser(t, { email: EMAIL, password: PASSWORD, profile: { displayName: PROFILE, age: 33 } }),
+  )
+  const u = user.id
+  keep('getUser', await e.getUser(t, u))
+  keep('findUserByEmail', await e.findUserByEmail(t, EMAIL.toUpperCase()))
+  keep('listUsers', await e.listUsers(t))
+  keep('getProfile', await e.getProfile(t, u), PROFILE)
+  keep('updateProfile', await e.updateProfile(t, u, { bio: `${PROFILE} bio` }), PROFILE)
+  keep('verifyPassword', await e.verifyPassword(t, { email: EMAIL }, PASSWORD))
+  keep('verifyPassword wrong', await e.verifyPassword(t, { email: EMAIL }, NEW_PASSWORD))
+  keep('setPassword', await e.setPassword(t, u, NEW_PASSWORD))
+  const enrollment = await e.enrollTotp(t, u)
+  const seed = new URL(enrollment.uri).searchParams.get('secret')!
+  assert.ok(seed.length >= 32)
+  keep('enrollTotp', enrollment, seed, EMAIL)
+  keep('verifyTotp', await e.verifyTotp(t, u, codeFor(enrollment.uri, h.now)))
+  const recovery = await e.generateRecoveryCodes(t, u)
+  const codes = recovery.codes.flatMap((c) => [c, c.replace('-', '')])
+  keep('generateRecoveryCodes', recovery, ...codes)
+  keep('consumeRecoveryCode', await e.consumeRecoveryCode(t, u, recovery.codes[0]!))
+  keep('listFactors', await e.listFactors(t, u))
+  keep('changeEmail', await e.changeEmail(t, u, NEW_EMAIL))
+  keep('disableUser', await e.disableUser(t, u))
+  keep('enableUser', await e.enableUser(t, u))
+
+  const other = keep('registerUser other', await e.registerUser(t, { email: EMAIL }))
+  await fail(e.registerUser(t, { email: NEW_EMAIL.toUpperCase(), password: PASSWORD }))
+  await fail(e.changeEmail(t, other.id, NEW_EMAIL))
+  await fail(e.registerUser(t, { email: `${PROFILE}@@bad` }))
+  await fail(e.registerUser(t, { email: 'x@example.com', password: PASSWORD.slice(0, 7) }))
+  await fail(e.registerUser(t, { email: 'x@example.com', password: PASSWORD.repeat(20) }))
+  await fail(
+    e.registerUser(t, { email: 'x@example.com', profile: { [PROFILE]: 1 } as Record<string, number> }),
+  )
+  await fail(e.registerUser(t, { email: 'x@example.com', profile: { a: PROFILE.repeat(200) } }))
+  await fail(e.updateProfile(t, u, { a: PROFILE }, { expectedVersion: 99 }))
+  await fail(e.getUser(t, PROFILE.replace('Z', ' ')))
+  await fail(e.enrollTotp(t, u))
+  await fail(e.verifyTotp(t, u, PASSWORD.repeat(3)))
+  keep('deleteUser', await e.deleteUser(t, u))
+
+  const everything = [
+    ...PERSONAL,
+    seed,
+    ...codes,
+    ...Object.values(h.keyring.keys).map((k) => Buffer.from(k).toString('base64')),
+  ]
+  for (const [label, value, allowed] of returned) {
+    assertClean(
+      label,
+      value,
+      everything.filter((c) => !allowed.includes(c)),
+    )
+  }
+  assert.equal(errors.length, 11)
+  for (const error of errors) {
+    assertClean(`error ${(error as Error).message}`, error, everything)
+    assertClean('error message', (error as Error).message, everything)
+    assertClean('error details', (error as { details?: unknown }).details, everything)
+  }
+  assertClean('audit', (await h.store.listAudit(t, { limit: 500 })).items, everything)
+  assertClean('outbox', await h.store.outbox.listForAggregate(t, u), everything)
+  assertClean('outbox other', await h.store.outbox.listForAggregate(t, other.id), everything)
+  assertClean('diagnostics', await h.store.diagnostics(), everything)
+  assertClean('engine', e, everything)
+  assertClean('keyring', h.keyring, everything)
+  // The stored factor records print their secret as [redacted].
+  const factors = await h.store.transaction(t, (tx) => tx.listFactors(other.id))
+  assertClean('factor records', factors, everything)
+})

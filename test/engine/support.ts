@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict'
+import { TOTP, URI } from 'otpauth'
+import {
+  createKeyring,
+  generateKey,
+  type Keyring,
+  UserEngine,
+  type UserEngineOptions,
+} from '../../src/engine/index.js'
+import type { UserEngineStore } from '../../src/store/store.js'
+import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+
+/** Argon2 at its cheapest: these tests check behaviour, not hashing cost. */
+export const FAST_HASHING = { memoryCost: 64, timeCost: 1, parallelism: 1 } as const
+
+export const T0 = Date.UTC(2024, 0, 1, 12, 0, 10)
+
+/** Counts commits refused with VERSION_CONFLICT, to prove a race test really raced. */
+export function conflictCounting(store: UserEngineStore): {
+  store: UserEngineStore
+  conflicts: () => number
+} {
+  let conflicts = 0
+  const proxy = new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'transaction') {
+        return async (tenantId: string, fn: Parameters<UserEngineStore['transaction']>[1]) => {
+          try {
+            return await target.transaction(tenantId, fn)
+          } catch (error) {
+            if ((error as { code?: string }).code === 'VERSION_CONFLICT') conflicts++
+            throw error
+          }
+        }
+      }
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { store: proxy, conflicts: () => conflicts }
+}
+
+export interface Harness {
+  readonly store: InMemoryUserEngineStore
+  readonly engine: UserEngine
+  readonly keyring: Keyring
+  /** The engine's clock, in ms; tests move it to change TOTP steps. */
+  now: number
+}
+
+export function setup(overrides: Partial<UserEngineOptions> = {}): Harness {
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })
+  const h = { store, keyring, now: T0 } as Harness & { engine: UserEngine }
+  h.engine = new UserEngine({
+    store,
+    keyring,
+    passwordHashing: FAST_HASHING,
+    clock: () => h.now,
+    ...overrides,
+  })
+  return h
+}
+
+/** The code an authenticator app holding this URI shows at `at`. */
+export function codeFor(uri: string, at: number): string {
+  const otp = URI.parse(uri)
+  assert.ok(otp instanceof TOTP)
+  return otp.generate({ timestamp: at })
+}
+
+/** A snapshot of everything a failed call must leave untouched. */
+export async function snapshot(store: UserEngineStore, tenantId?: string): Promise<unknown> {
+  const d = await store.diagnostics()
+  const audit = tenantId ? (await store.listAudit(tenantId, { limit: 500 })).items.length : 0
+  return { counts: d.counts, audit }
+}
+
+/**
+ * Each commit about a user emits its events at the user's new version: so the user's outbox sequence is
+ * 1, 2, 3 ... without gaps, one event per commit, and ends at the user's current version.
+ */
+export async function assertGapFreeOutbox(h: Harness, tenantId: string, userId: string): Promise<string[]> {
+  const events = await h.store.outbox.listForAggregate(tenantId, userId)
+  assert.deepEqual(
+    events.map((e) => [e.sequence, e.position]),
+    events.map((_, i) => [i + 1, 0]),
+  )
+  const user = await h.store.getUser(tenantId, userId)
+  assert.equal(user?.version, events.length)
+  for (const e of events) {
+    assert.equal(e.aggregateType, 'user')
+    assert.equal(e.payload.userId, userId)
+  }
+  return events.map((e) => e.type)
+}
+
+export async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Error> {
+  let caught: unknown
+  await assert.rejects(promise, (error: unknown) => {
+    caught = error
+    return true
+  })
+  assert.equal((caught as { code?: string }).code, code, `expected ${code}, got ${String(caught)}`)
+  return caught as Error
+}
+
+export { generateKey }
