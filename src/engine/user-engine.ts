@@ -171,9 +171,9 @@ export class UserEngine {
     const attributes = validateProfile(fields.profile ?? {})
     // Hash before the unit of work: a retry must not pay for Argon2 twice, and no store work waits on it.
     const phc = password === undefined ? undefined : await this.#hasher.hash(password)
+    // No reads: the commit refuses an unknown tenant (NOT_FOUND) and a taken email (DUPLICATE_IDENTIFIER),
+    // so registration is one round trip on the Postgres store.
     return this.#unit(tenantId, async (tx) => {
-      await this.#requireTenant(tx)
-      if (await tx.findIdentifier('email', email)) throw duplicateEmail(tenantId)
       const userId = newId('usr')
       tx.putUser({ id: userId, status: 'active' }, { mustNotExist: true })
       tx.putIdentifier(
@@ -201,21 +201,21 @@ export class UserEngine {
   async getUser(tenantId: string, userId: string): Promise<UserRecord> {
     assertId(tenantId, 'tenantId')
     assertId(userId, 'userId')
-    return this.#unit(tenantId, async (tx) => {
-      const [, user] = await Promise.all([this.#requireTenant(tx), tx.getUser(userId)])
-      if (!user) throw userNotFound(userId)
-      return user
-    })
+    // The hit path is one read: a user exists only inside an existing tenant. Only a miss asks which is missing.
+    const user = await this.#store.getUser(tenantId, userId)
+    if (user) return user
+    if (!(await this.#store.getTenant(tenantId))) throw tenantNotFound(tenantId)
+    throw userNotFound(userId)
   }
 
   /** The user holding this email (any letter case), or null. */
   async findUserByEmail(tenantId: string, email: string): Promise<UserRecord | null> {
     assertId(tenantId, 'tenantId')
     const value = normalizeIdentifier('email', email)
-    return this.#unit(tenantId, async (tx) => {
-      const [, identifier] = await Promise.all([this.#requireTenant(tx), tx.findIdentifier('email', value)])
-      return identifier ? tx.getUser(identifier.userId) : null
-    })
+    const user = await this.#store.findUserByIdentifier(tenantId, 'email', value)
+    if (user) return user
+    if (!(await this.#store.getTenant(tenantId))) throw tenantNotFound(tenantId)
+    return null
   }
 
   /** Keyset page of users in id order, optionally filtered by status. */

@@ -1,6 +1,6 @@
 export { BufferedUnitOfWork, type RowSource } from './buffered-unit-of-work.js'
 export type * from './commit-plan.js'
+export * from './schema-admin.js'
 export type * from './store.js'
 export { recordCodec, type StoredRow } from './stored-row.js'
 export type * from './unit-of-work.js'
-export * from './schema-admin.js'

@@ -57,6 +57,8 @@ export interface EventDraft {
  *    are totally ordered: a commit holding version n + 1 cannot exist before the one holding n.
  * 6. Writes MUST NOT be applied to shared state before commit; the callback's awaits may interleave with
  *    other units of work without seeing or breaking them.
+ * 7. A commit into a tenant that has no tenant record (and does not create it) MUST fail with NOT_FOUND and
+ *    write nothing. So a use case needs no separate read to refuse an unknown tenant.
  */
 export interface UnitOfWork {
   readonly tenantId: string

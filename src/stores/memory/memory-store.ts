@@ -1,5 +1,5 @@
 import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
-import { ConflictError, ErrorCode, SchemaError, UserEngineError } from '../../domain/errors.js'
+import { ConflictError, ErrorCode, NotFoundError, SchemaError, UserEngineError } from '../../domain/errors.js'
 import type {
   AuditRecord,
   IdentifierKind,
@@ -13,6 +13,7 @@ import { assertId, validatePageSize } from '../../domain/validation.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
 import { BufferedUnitOfWork, type RowSource } from '../../store/buffered-unit-of-work.js'
 import type { CommitPlan } from '../../store/commit-plan.js'
+import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
 import type {
   Diagnostics,
   ListAuditQuery,
@@ -24,7 +25,6 @@ import type {
   UserEngineStore,
 } from '../../store/store.js'
 import { recordCodec, type StoredRow } from '../../store/stored-row.js'
-import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { MemoryOutbox, type OutboxRow } from './memory-outbox.js'
 
@@ -312,6 +312,11 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
               updatedAt: plan.now,
             },
       )
+    }
+
+    // Rule 7: nothing is committed into a tenant that does not exist (unless this commit creates it).
+    if (!current(rowKey('tenant', plan.tenantId))) {
+      throw new NotFoundError(`tenant ${plan.tenantId} not found`, { tenantId: plan.tenantId })
     }
 
     // Every check passed: apply in one synchronous step.
