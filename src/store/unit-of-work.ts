@@ -58,7 +58,9 @@ export interface EventDraft {
  * 6. Writes MUST NOT be applied to shared state before commit; the callback's awaits may interleave with
  *    other units of work without seeing or breaking them.
  * 7. A commit into a tenant that has no tenant record (and does not create it) MUST fail with NOT_FOUND and
- *    write nothing. So a use case needs no separate read to refuse an unknown tenant.
+ *    write nothing. So a use case needs no separate read to refuse an unknown tenant. A unit that buffered no
+ *    write, audit record or event commits nothing and is not checked.
+ * When several preconditions of one commit fail, which conflict code is reported is unspecified.
  */
 export interface UnitOfWork {
   readonly tenantId: string

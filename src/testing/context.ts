@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto'
+import type { UserEngineStore } from '../store/store.js'
+import { type Capability, ConformanceSkip, type StoreConformanceOptions } from './types.js'
+
+/** One case of a suite, as suites declare it. */
+export interface CaseDefinition {
+  readonly name: string
+  /** Capabilities the case needs; a store lacking one reports the case skipped. */
+  readonly requires?: readonly Capability[]
+  /** The case needs `createSharedStores` (several stores over one database). */
+  readonly needsSharedStores?: boolean
+  run(ctx: CaseContext): Promise<void>
+}
+
+export interface SuiteDefinition {
+  readonly name: string
+  /** The rule the suite checks, one line. */
+  readonly description: string
+  readonly cases: readonly CaseDefinition[]
+}
+
+export function suite(name: string, description: string, cases: readonly CaseDefinition[]): SuiteDefinition {
+  return { name, description, cases }
+}
+
+/** Random, valid and distinct: every case works in tenants no other case touches. */
+export function freshId(prefix: string): string {
+  return `${prefix}_${randomBytes(8).toString('hex')}`
+}
+
+/**
+ * What a case gets: stores it does not have to close, fresh tenant ids, and the harness options.
+ * Every store handed out is tracked and closed (or destroyed) when the case ends, pass or fail.
+ */
+export class CaseContext {
+  readonly #created: UserEngineStore[] = []
+  #store: Promise<UserEngineStore> | undefined
+  #isolated: Promise<UserEngineStore> | undefined
+
+  constructor(readonly options: StoreConformanceOptions) {}
+
+  /** A migrated store; it may share its database with other cases. */
+  store(): Promise<UserEngineStore> {
+    this.#store ??= this.#migrated(false)
+    return this.#store
+  }
+
+  /**
+   * A migrated store over a database of its own. The outbox cases use it: a relay claims across tenants, so
+   * another case's pending events would otherwise take part in what a case claims.
+   */
+  isolatedStore(): Promise<UserEngineStore> {
+    this.#isolated ??= this.#migrated(true)
+    return this.#isolated
+  }
+
+  /** A store over a brand-new, never-migrated database. */
+  async emptyStore(): Promise<UserEngineStore> {
+    return this.#track(await this.options.createStore({ empty: true }))
+  }
+
+  /** Several stores over one database, as several processes would hold them. */
+  async sharedStores(count: number, empty: boolean): Promise<UserEngineStore[]> {
+    const create = this.options.createSharedStores
+    if (!create) {
+      throw new ConformanceSkip(
+        'the store factory cannot open several stores over one database (createSharedStores)',
+      )
+    }
+    const stores = await create(count, { empty })
+    for (const s of stores) this.#track(s)
+    if (stores.length !== count)
+      throw new Error(`createSharedStores(${count}) returned ${stores.length} stores`)
+    return stores
+  }
+
+  /** A fresh tenant id with no tenant record: commits into it fail NOT_FOUND until one creates the tenant. */
+  tenantId(): string {
+    return freshId('ct')
+  }
+
+  /** Creates a fresh tenant (its record only: no audit, no event) in `store`, by default the case's store. */
+  async newTenant(store?: UserEngineStore): Promise<string> {
+    const target = store ?? (await this.store())
+    const tenantId = this.tenantId()
+    await target.transaction(tenantId, async (tx) => {
+      tx.putTenant({ id: tenantId, name: 'Conformance', status: 'active' }, { mustNotExist: true })
+    })
+    return tenantId
+  }
+
+  get leaseMs(): number {
+    return this.options.leaseMs ?? 60
+  }
+
+  /** Throws ConformanceSkip unless the store has every capability the case needs. */
+  async checkRequirements(def: CaseDefinition): Promise<void> {
+    for (const capability of def.requires ?? []) {
+      const capabilities = this.options.capabilities ?? (await this.store()).capabilities
+      if (!capabilities[capability]) throw new ConformanceSkip(`the store lacks the ${capability} capability`)
+    }
+    if (def.needsSharedStores && !this.options.createSharedStores) {
+      throw new ConformanceSkip(
+        'the store factory cannot open several stores over one database (createSharedStores)',
+      )
+    }
+  }
+
+  /** Closes every store the case created; the first failure is rethrown after all were tried. */
+  async dispose(): Promise<void> {
+    let failure: unknown
+    for (const store of this.#created.splice(0)) {
+      try {
+        if (this.options.destroyStore) await this.options.destroyStore(store)
+        else await store.close()
+      } catch (error) {
+        failure ??= error
+      }
+    }
+    if (failure !== undefined) throw failure
+  }
+
+  async #migrated(empty: boolean): Promise<UserEngineStore> {
+    const store = this.#track(await this.options.createStore({ empty }))
+    await store.migrate()
+    return store
+  }
+
+  #track(store: UserEngineStore): UserEngineStore {
+    this.#created.push(store)
+    return store
+  }
+}

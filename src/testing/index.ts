@@ -1,0 +1,20 @@
+/**
+ * `user-engine/testing`: the store conformance harness. Providers run it against their store factory to
+ * check every MUST rule of the store contract; it is composed of named suites with typed skips.
+ */
+export { type Canaries, type CanaryKind, leakedCanaries, makeCanaries } from './canaries.js'
+export { CONFORMANCE_SUITES, runConformance, runStoreConformance, storeConformanceCases } from './run.js'
+export {
+  type Capability,
+  type ConformanceCase,
+  type ConformanceReport,
+  type ConformanceResult,
+  ConformanceSkip,
+  type ConformanceStatus,
+  type DifferentialOptions,
+  type RunConformanceOptions,
+  type RunStoreConformanceOptions,
+  type StoreConformanceOptions,
+  type StoreFactoryContext,
+  type TestRegistrar,
+} from './types.js'

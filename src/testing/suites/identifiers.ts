@@ -1,0 +1,130 @@
+import { ErrorCode } from '../../domain/errors.js'
+import { normalizeIdentifier } from '../../domain/validation.js'
+import type { UserEngineStore } from '../../store/store.js'
+import { barrier } from '../barrier.js'
+import { freshId, suite } from '../context.js'
+import { assert, errorCode, expectCode, expectNull } from '../expect.js'
+import { changeUser, putIdentifier, seedUser } from '../fixtures.js'
+
+async function createWithEmail(store: UserEngineStore, tenantId: string, raw: string) {
+  const userId = freshId('u')
+  await store.transaction(tenantId, async (tx) => {
+    tx.putUser({ id: userId, status: 'active' }, { mustNotExist: true })
+    putIdentifier(tx, freshId('idn'), userId, 'email', normalizeIdentifier('email', raw))
+    tx.appendAudit({ action: 'user.created', userId })
+    tx.enqueue({ type: 'user.created', userId })
+  })
+  return userId
+}
+
+/** UnitOfWork rule 4: an identifier value is unique per tenant and kind, on its normalized form. */
+export const identifiersSuite = suite('identifiers', 'identifier values are unique per tenant and kind', [
+  {
+    name: 'a taken normalized value is refused with DUPLICATE_IDENTIFIER and nothing is written',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      const first = await createWithEmail(store, tenantId, 'Ann.Conformance@Example.COM')
+      const secondId = freshId('u')
+      await expectCode(
+        store.transaction(tenantId, async (tx) => {
+          tx.putUser({ id: secondId, status: 'active' }, { mustNotExist: true })
+          putIdentifier(
+            tx,
+            freshId('idn'),
+            secondId,
+            'email',
+            normalizeIdentifier('email', ' ann.conformance@EXAMPLE.com'),
+          )
+          tx.appendAudit({ action: 'user.created', userId: secondId })
+          tx.enqueue({ type: 'user.created', userId: secondId })
+        }),
+        ErrorCode.DUPLICATE_IDENTIFIER,
+        'a second user with the same normalized email',
+      )
+      expectNull(await store.getUser(tenantId, secondId), 'the refused user')
+      assert.deepEqual(
+        (await store.listAudit(tenantId, { userId: secondId })).items,
+        [],
+        'audit of the refused user',
+      )
+      assert.deepEqual(
+        await store.outbox.listForAggregate(tenantId, secondId),
+        [],
+        'events of the refused user',
+      )
+      const owner = await store.findUserByIdentifier(tenantId, 'email', 'ann.conformance@example.com')
+      assert.equal(owner?.id, first)
+    },
+  },
+  {
+    name: 'the same value in another tenant, or as another kind of the same user, is accepted',
+    async run(ctx) {
+      const store = await ctx.store()
+      const a = await ctx.newTenant(store)
+      const b = await ctx.newTenant(store)
+      const inA = await createWithEmail(store, a, 'shared@example.com')
+      const inB = await createWithEmail(store, b, 'SHARED@example.com')
+      assert.equal((await store.findUserByIdentifier(a, 'email', 'shared@example.com'))?.id, inA)
+      assert.equal((await store.findUserByIdentifier(b, 'email', 'shared@example.com'))?.id, inB)
+      // A username and an email of one user live side by side.
+      await changeUser(store, a, inA, (tx) => putIdentifier(tx, freshId('idn'), inA, 'username', 'shared'))
+      assert.equal((await store.findUserByIdentifier(a, 'username', 'shared'))?.id, inA)
+    },
+  },
+  {
+    name: 'changing an identifier to a taken value is refused with DUPLICATE_IDENTIFIER',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      await seedUser(store, tenantId, { username: 'taken_name' })
+      const other = await seedUser(store, tenantId, { username: 'free_name' })
+      await expectCode(
+        changeUser(store, tenantId, other.userId, async (tx) => {
+          const mine = await tx.findIdentifier('username', 'free_name')
+          assert.ok(mine)
+          tx.putIdentifier({ ...mine, value: 'taken_name' }, { expectedVersion: mine.version })
+        }),
+        ErrorCode.DUPLICATE_IDENTIFIER,
+        'renaming onto a taken username',
+      )
+      assert.equal((await store.findUserByIdentifier(tenantId, 'username', 'free_name'))?.id, other.userId)
+      assert.equal((await store.getUser(tenantId, other.userId))?.version, 1)
+    },
+  },
+  {
+    name: 'two racing transactions inserting one identifier: exactly one wins, the other gets DUPLICATE_IDENTIFIER',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      const raws = ['Race.Winner@Example.com', 'race.winner@EXAMPLE.COM']
+      const value = normalizeIdentifier('email', raws[0])
+      const bothRead = barrier(raws.length)
+      const userIds = raws.map(() => freshId('u'))
+      const results = await Promise.allSettled(
+        raws.map((raw, i) =>
+          store.transaction(tenantId, async (tx) => {
+            // Both check first, as a sign-up would, and both see the value free.
+            expectNull(await tx.findIdentifier('email', value), 'identifier before the race')
+            await bothRead()
+            const userId = userIds[i]!
+            tx.putUser({ id: userId, status: 'active' }, { mustNotExist: true })
+            putIdentifier(tx, freshId('idn'), userId, 'email', normalizeIdentifier('email', raw))
+            tx.enqueue({ type: 'user.created', userId })
+          }),
+        ),
+      )
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [userIds[i]!] : []))
+      const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+      assert.equal(won.length, 1, `${won.length} transactions committed the same identifier`)
+      assert.deepEqual(
+        lost.map((e) => errorCode(e) ?? String(e)),
+        [ErrorCode.DUPLICATE_IDENTIFIER],
+      )
+      assert.equal((await store.findUserByIdentifier(tenantId, 'email', value))?.id, won[0])
+      const loser = userIds.find((id) => id !== won[0])!
+      expectNull(await store.getUser(tenantId, loser), 'the losing user')
+      assert.deepEqual(await store.outbox.listForAggregate(tenantId, loser), [], "the losing user's events")
+    },
+  },
+])

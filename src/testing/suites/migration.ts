@@ -1,0 +1,54 @@
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
+import { suite } from '../context.js'
+import { assert } from '../expect.js'
+import { seedUser } from '../fixtures.js'
+
+/** Store rule 2: migrate() applies the manifest in order, once; a second run applies nothing. */
+export const migrationSuite = suite(
+  'migration',
+  'migrate() applies the manifest in order and is idempotent',
+  [
+    {
+      name: 'the first migrate() applies every manifest version in order',
+      async run(ctx) {
+        const store = await ctx.emptyStore()
+        const result = await store.migrate()
+        assert.equal(result.fromVersion, 0)
+        assert.equal(result.toVersion, LATEST_SCHEMA_VERSION)
+        assert.deepEqual(
+          result.applied.map((a) => ({ version: a.version, name: a.name })),
+          MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
+        )
+        for (const a of result.applied) {
+          assert.ok(Number.isFinite(a.executionMs) && a.executionMs >= 0, `executionMs of ${a.version}`)
+        }
+        assert.ok(Number.isFinite(result.lockWaitMs) && result.lockWaitMs >= 0, 'lockWaitMs')
+      },
+    },
+    {
+      name: 'a second migrate() applies nothing',
+      async run(ctx) {
+        const store = await ctx.emptyStore()
+        await store.migrate()
+        const again = await store.migrate()
+        assert.deepEqual(again.applied, [], 'the second migrate() applied migrations')
+        assert.equal(again.fromVersion, LATEST_SCHEMA_VERSION)
+        assert.equal(again.toVersion, LATEST_SCHEMA_VERSION)
+        assert.equal((await store.readiness()).schemaVersion, LATEST_SCHEMA_VERSION)
+      },
+    },
+    {
+      name: 'migrate() on an already migrated (shared) database applies nothing and keeps the data',
+      async run(ctx) {
+        const store = await ctx.store()
+        const tenantId = await ctx.newTenant(store)
+        const { userId } = await seedUser(store, tenantId)
+        const again = await store.migrate()
+        assert.deepEqual(again.applied, [])
+        assert.equal(again.toVersion, LATEST_SCHEMA_VERSION)
+        assert.equal((await store.getUser(tenantId, userId))?.version, 1, 'the user is gone after migrate()')
+        assert.equal((await store.readiness()).ready, true)
+      },
+    },
+  ],
+)

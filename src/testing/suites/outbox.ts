@@ -1,0 +1,531 @@
+import { ErrorCode } from '../../domain/errors.js'
+import type { OutboxEntry } from '../../domain/records.js'
+import type { UserEngineStore } from '../../store/store.js'
+import { deferred } from '../barrier.js'
+import { type CaseContext, freshId, suite } from '../context.js'
+import { assert, expectCode, sleep, within } from '../expect.js'
+import { changeUser, seedUser } from '../fixtures.js'
+
+const LONG_LEASE = 30_000
+
+/**
+ * Claims for `owner` and keeps only this case's tenants' events, giving the rest back at once. Outbox cases
+ * run on a database of their own, so there should be no others; this keeps them honest if there are.
+ */
+async function claimOwn(
+  store: UserEngineStore,
+  tenants: string | readonly string[],
+  owner: string,
+  options: { limit?: number; leaseMs?: number } = {},
+): Promise<OutboxEntry[]> {
+  const mine = new Set(typeof tenants === 'string' ? [tenants] : tenants)
+  const claimed = await store.outbox.claim({
+    owner,
+    limit: options.limit ?? 1000,
+    leaseMs: options.leaseMs ?? LONG_LEASE,
+  })
+  const foreign = claimed.filter((e) => !mine.has(e.tenantId)).map((e) => e.id)
+  if (foreign.length > 0) await store.outbox.release(owner, foreign)
+  return claimed.filter((e) => mine.has(e.tenantId))
+}
+
+const label = (e: OutboxEntry) => `${e.aggregateId}#${e.sequence}.${e.position}`
+const byOrder = (a: OutboxEntry, b: OutboxEntry) => a.sequence - b.sequence || a.position - b.position
+
+/** A user whose events are seq 1 pos 0, seq 1 pos 1, seq 2 pos 0 ... `commits` commits, `perCommit` each. */
+async function userWithEvents(store: UserEngineStore, tenantId: string, commits: number, perCommit = 1) {
+  const { userId } = await seedUser(store, tenantId, { events: perCommit })
+  for (let c = 1; c < commits; c++) {
+    await changeUser(store, tenantId, userId, (tx) => {
+      for (let i = 0; i < perCommit; i++) tx.enqueue({ type: 'user.changed', userId, payload: { c, i } })
+    })
+  }
+  const events = await store.outbox.listForAggregate(tenantId, userId)
+  return { userId, events }
+}
+
+/**
+ * Runs two relays on `stores` until every event of `tenantId` is published, logging each event as it is
+ * claimed. A head-only claim means the claim order of one user's events is its publish order.
+ */
+async function drain(stores: readonly UserEngineStore[], tenantId: string, total: number) {
+  const log: OutboxEntry[] = []
+  const published = new Set<string>()
+  const relay = async (store: UserEngineStore, owner: string) => {
+    for (let i = 0; i < 5000 && published.size < total; i++) {
+      const got = await claimOwn(store, tenantId, owner, { limit: 3 })
+      if (got.length === 0) {
+        await new Promise((resolve) => setImmediate(resolve))
+        continue
+      }
+      log.push(...got)
+      await Promise.resolve()
+      const acked = await store.outbox.acknowledge(
+        owner,
+        got.map((e) => e.id),
+      )
+      assert.deepEqual([...acked].sort(), got.map((e) => e.id).sort(), `${owner} lost a lease it held`)
+      for (const id of acked) published.add(id)
+    }
+  }
+  await Promise.all(stores.map((store, i) => relay(store, `relay-${i}`)))
+  assert.equal(published.size, total, 'the relays did not drain every event')
+  return log
+}
+
+function assertPerUserOrder(log: readonly OutboxEntry[], all: readonly OutboxEntry[]): void {
+  const ids = log.map((e) => e.id)
+  assert.equal(new Set(ids).size, ids.length, 'an event was claimed twice')
+  const users = new Set(all.map((e) => e.aggregateId))
+  for (const userId of users) {
+    const claimed = log.filter((e) => e.aggregateId === userId).map(label)
+    const expected = all
+      .filter((e) => e.aggregateId === userId)
+      .sort(byOrder)
+      .map(label)
+    assert.deepEqual(claimed, expected, `events of ${userId} were claimed out of order`)
+  }
+}
+
+async function setup(ctx: CaseContext) {
+  const store = await ctx.isolatedStore()
+  return { store, tenantId: await ctx.newTenant(store) }
+}
+
+/** OutboxAccess rules 1-4 and UnitOfWork rule 5. */
+export const outboxSuite = suite(
+  'outbox',
+  'events are ordered per aggregate and claimed by state, head first',
+  [
+    {
+      name: "events carry the user's new version as sequence and their position within the commit",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const a = await seedUser(store, tenantId, { events: 2 })
+        const b = await seedUser(store, tenantId, { events: 0 })
+        await changeUser(store, tenantId, a.userId, (tx) => {
+          tx.enqueue({
+            type: 'a.first',
+            userId: a.userId,
+            payload: { n: 1, list: [1, 'x'], nested: { ok: true } },
+          })
+          tx.enqueue({ type: 'b.only', userId: b.userId })
+          tx.enqueue({ type: 'a.second', userId: a.userId })
+          tx.putUser({ id: b.userId, status: 'active' }, { expectedVersion: 1 })
+        })
+        const events = await store.outbox.listForAggregate(tenantId, a.userId)
+        assert.deepEqual(
+          events.map((e) => [e.type, e.sequence, e.position]),
+          [
+            ['user.created', 1, 0],
+            ['user.created', 1, 1],
+            ['a.first', 2, 0],
+            ['a.second', 2, 1],
+          ],
+        )
+        const first = events[2]!
+        assert.deepEqual(first.payload, { n: 1, list: [1, 'x'], nested: { ok: true } })
+        assert.deepEqual(
+          [first.tenantId, first.aggregateType, first.aggregateId, first.status, first.attempts],
+          [tenantId, 'user', a.userId, 'pending', 0],
+        )
+        assert.deepEqual([first.leaseOwner, first.publishedAt, first.lastError], [null, null, null])
+        assert.ok(!Number.isNaN(Date.parse(first.occurredAt)), 'occurredAt')
+        assert.equal(new Set(events.map((e) => e.id)).size, 4, 'event ids are not unique')
+        const bEvents = await store.outbox.listForAggregate(tenantId, b.userId)
+        assert.deepEqual(
+          bEvents.map((e) => [e.type, e.sequence, e.position]),
+          [['b.only', 2, 0]],
+        )
+        assert.equal((await store.outbox.get(first.id))?.type, 'a.first')
+        assert.equal(await store.outbox.get(freshId('evt')), null)
+      },
+    },
+    {
+      name: "tenant-level events take the tenant's new version as sequence",
+      async run(ctx) {
+        const store = await ctx.isolatedStore()
+        const tenantId = ctx.tenantId()
+        await store.transaction(tenantId, async (tx) => {
+          tx.putTenant({ id: tenantId, name: 'T', status: 'active' }, { mustNotExist: true })
+          tx.enqueue({ type: 'tenant.created' })
+          tx.enqueue({ type: 'tenant.configured' })
+        })
+        await store.transaction(tenantId, async (tx) => {
+          tx.putTenant({ id: tenantId, name: 'T2', status: 'active' }, { expectedVersion: 1 })
+          tx.enqueue({ type: 'tenant.renamed' })
+        })
+        await expectCode(
+          store.transaction(tenantId, async (tx) => tx.enqueue({ type: 'tenant.orphan' })),
+          ErrorCode.INVALID_UNIT_OF_WORK,
+          'a tenant event without a tenant write',
+        )
+        const events = await store.outbox.listForAggregate(tenantId, tenantId)
+        assert.deepEqual(
+          events.map((e) => [e.aggregateType, e.aggregateId, e.type, e.sequence, e.position]),
+          [
+            ['tenant', tenantId, 'tenant.created', 1, 0],
+            ['tenant', tenantId, 'tenant.configured', 1, 1],
+            ['tenant', tenantId, 'tenant.renamed', 2, 0],
+          ],
+        )
+      },
+    },
+    {
+      name: 'claim returns only the head of each aggregate, and the next event once the head is published',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const a = await userWithEvents(store, tenantId, 2, 2)
+        const b = await userWithEvents(store, tenantId, 1, 1)
+        const first = await claimOwn(store, tenantId, 'relay-a')
+        assert.deepEqual(first.map(label).sort(), [label(a.events[0]!), label(b.events[0]!)].sort())
+        assert.deepEqual(await claimOwn(store, tenantId, 'relay-b'), [], 'a non-head event was claimed')
+        await store.outbox.acknowledge(
+          'relay-a',
+          first.map((e) => e.id),
+        )
+        const order = [label(a.events[0]!)]
+        for (let step = 0; step < 10; step++) {
+          const held = await claimOwn(store, tenantId, step % 2 ? 'relay-a' : 'relay-b')
+          if (held.length === 0) break
+          assert.equal(held.length, 1, 'more than one event of one user claimed at once')
+          order.push(...held.map(label))
+          await store.outbox.acknowledge(
+            held[0]!.leaseOwner!,
+            held.map((e) => e.id),
+          )
+        }
+        assert.deepEqual(order, a.events.map(label))
+      },
+    },
+    {
+      name: 'a held lease blocks a second claim; release gives it back without counting an attempt',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 1)
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(held?.id, events[0]!.id)
+        assert.equal(held?.leaseOwner, 'relay-a')
+        assert.ok(held?.leaseUntil && Date.parse(held.leaseUntil) > Date.parse(held.occurredAt), 'leaseUntil')
+        assert.deepEqual(await claimOwn(store, tenantId, 'relay-b'), [], 'a leased event was claimed again')
+        assert.equal(await store.outbox.release('relay-b', [held.id]), 0, 'a non-holder released a lease')
+        assert.equal(await store.outbox.release('relay-a', [held.id]), 1)
+        const [again] = await claimOwn(store, tenantId, 'relay-b')
+        assert.deepEqual([again?.id, again?.attempts, again?.leaseOwner], [held.id, 0, 'relay-b'])
+      },
+    },
+    {
+      name: 'an expired lease can be claimed by another relay',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 1)
+        const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
+        assert.ok(held)
+        await sleep(ctx.leaseMs * 2 + 20)
+        const [taken] = await claimOwn(store, tenantId, 'relay-b', { leaseMs: LONG_LEASE })
+        assert.equal(taken?.id, held.id, 'an event whose lease expired was not claimable')
+        assert.equal(taken?.leaseOwner, 'relay-b')
+      },
+    },
+    {
+      name: 'acknowledge publishes only for the lease holder',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 2)
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(held)
+        assert.deepEqual(
+          await store.outbox.acknowledge('relay-b', [held.id]),
+          [],
+          'a non-holder acknowledged',
+        )
+        assert.equal((await store.outbox.get(held.id))?.status, 'pending')
+        assert.deepEqual(await store.outbox.acknowledge('relay-a', [held.id]), [held.id])
+        const published = await store.outbox.get(held.id)
+        assert.equal(published?.status, 'published')
+        assert.ok(published?.publishedAt && !Number.isNaN(Date.parse(published.publishedAt)), 'publishedAt')
+        assert.deepEqual(await store.outbox.acknowledge('relay-a', [held.id]), [], 'acknowledged twice')
+        const next = await claimOwn(store, tenantId, 'relay-b')
+        assert.deepEqual(next.map(label), [label(events[1]!)], 'a published event was claimed again')
+      },
+    },
+    {
+      name: 'a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 1)
+        const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
+        assert.ok(held)
+        await sleep(ctx.leaseMs * 2 + 20)
+        const [taken] = await claimOwn(store, tenantId, 'relay-b')
+        assert.equal(taken?.id, held.id)
+        assert.deepEqual(
+          await store.outbox.acknowledge('relay-a', [held.id]),
+          [],
+          'the late acknowledge counted',
+        )
+        const failed = await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: 'late',
+          maxAttempts: 1,
+          backoffMs: 0,
+        })
+        assert.equal(failed, null, 'the late fail counted')
+        const entry = await store.outbox.get(held.id)
+        assert.deepEqual([entry?.status, entry?.attempts, entry?.leaseOwner], ['pending', 0, 'relay-b'])
+        assert.deepEqual(await store.outbox.acknowledge('relay-b', [held.id]), [held.id])
+      },
+    },
+    {
+      name: 'fail backs off: the event is not claimable until its backoff has passed',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 2)
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(held)
+        const status = await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: 'broker unavailable',
+          maxAttempts: 5,
+          backoffMs: ctx.leaseMs,
+        })
+        assert.equal(status, 'pending')
+        const entry = await store.outbox.get(held.id)
+        assert.deepEqual(
+          [entry?.attempts, entry?.leaseOwner, entry?.lastError],
+          [1, null, 'broker unavailable'],
+        )
+        // Both times come from the store's clock: the claim was at leaseUntil - LONG_LEASE, the fail later.
+        const claimedAt = Date.parse(held.leaseUntil!) - LONG_LEASE
+        assert.ok(
+          entry && Date.parse(entry.availableAt) >= claimedAt + ctx.leaseMs,
+          'availableAt not pushed back',
+        )
+        assert.deepEqual(await claimOwn(store, tenantId, 'relay-b'), [], 'claimed during the backoff')
+        await sleep(ctx.leaseMs * 2 + 20)
+        const [again] = await claimOwn(store, tenantId, 'relay-b')
+        assert.deepEqual([again?.id, again?.attempts], [held.id, 1], 'not claimable after the backoff')
+      },
+    },
+    {
+      name: "after maxAttempts an event is dead and blocks its user's later events until retryDead",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 2)
+        const [e1, e2] = events
+        assert.ok(e1 && e2)
+        for (const [attempt, expected] of [
+          [1, 'pending'],
+          [2, 'dead'],
+        ] as const) {
+          const [held] = await claimOwn(store, tenantId, 'relay-a')
+          assert.equal(held?.id, e1.id, `claim for attempt ${attempt}`)
+          const status = await store.outbox.fail({
+            owner: 'relay-a',
+            eventId: e1.id,
+            error: `attempt ${attempt}`,
+            maxAttempts: 2,
+            backoffMs: 0,
+          })
+          assert.equal(status, expected, `status after attempt ${attempt}`)
+        }
+        assert.deepEqual(
+          [(await store.outbox.get(e1.id))?.status, (await store.outbox.get(e1.id))?.attempts],
+          ['dead', 2],
+        )
+        assert.deepEqual(
+          await claimOwn(store, tenantId, 'relay-a'),
+          [],
+          'an event behind a dead one was claimed',
+        )
+        const lag = await store.outbox.lag()
+        assert.ok(lag.dead >= 1 && lag.pending >= 1, 'lag counts the dead and the blocked event')
+        assert.equal(await store.outbox.retryDead(e2.id), false, 'retryDead of an event that is not dead')
+        assert.equal(await store.outbox.retryDead(e1.id), true)
+        const retried = await store.outbox.get(e1.id)
+        assert.deepEqual([retried?.status, retried?.attempts], ['pending', 0])
+        const [again] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(again?.id, e1.id)
+        await store.outbox.acknowledge('relay-a', [e1.id])
+        assert.deepEqual(
+          (await claimOwn(store, tenantId, 'relay-a')).map((e) => e.id),
+          [e2.id],
+        )
+      },
+    },
+    {
+      name: "discardDead unblocks the dead event's user",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 2)
+        const [e1, e2] = events
+        assert.ok(e1 && e2)
+        await claimOwn(store, tenantId, 'relay-a')
+        const status = await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: e1.id,
+          error: 'poison',
+          maxAttempts: 1,
+          backoffMs: 0,
+        })
+        assert.equal(status, 'dead')
+        assert.deepEqual(await claimOwn(store, tenantId, 'relay-a'), [])
+        assert.equal(await store.outbox.discardDead(e1.id), true)
+        assert.equal((await store.outbox.get(e1.id))?.status, 'discarded')
+        assert.equal(await store.outbox.discardDead(e1.id), false, 'discarded twice')
+        assert.equal(await store.outbox.retryDead(e1.id), false, 'a discarded event was retried')
+        assert.deepEqual(
+          (await claimOwn(store, tenantId, 'relay-a')).map((e) => e.id),
+          [e2.id],
+        )
+      },
+    },
+    {
+      name: 'an event from a rolled-back commit is never claimed',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const existing = await seedUser(store, tenantId, { events: 0 })
+        const thrower = freshId('u')
+        await store
+          .transaction(tenantId, async (tx) => {
+            tx.putUser({ id: thrower, status: 'active' }, { mustNotExist: true })
+            tx.enqueue({ type: 'user.created', userId: thrower })
+            throw new Error('roll back')
+          })
+          .catch(() => {})
+        await expectCode(
+          store.transaction(tenantId, async (tx) => {
+            tx.enqueue({ type: 'user.changed', userId: existing.userId })
+            tx.putUser({ id: existing.userId, status: 'active' }, { expectedVersion: 5 })
+          }),
+          ErrorCode.VERSION_CONFLICT,
+          'a conflicting commit with an event',
+        )
+        const control = await seedUser(store, tenantId, { events: 1 })
+        const claimed = await claimOwn(store, tenantId, 'relay-a')
+        assert.deepEqual(
+          claimed.map((e) => e.aggregateId),
+          [control.userId],
+          'only the committed event is claimable',
+        )
+      },
+    },
+    {
+      name: 'a commit that began earlier but lands later is claimed, not skipped',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const lateUser = freshId('u')
+        const entered = deferred()
+        const gate = deferred()
+        const late = store.transaction(tenantId, async (tx) => {
+          expectNullUser(await tx.getUser(lateUser))
+          tx.putUser({ id: lateUser, status: 'active' }, { mustNotExist: true })
+          tx.enqueue({ type: 'user.created', userId: lateUser })
+          entered.resolve()
+          await gate.promise
+        })
+        try {
+          await within(entered.promise, 5000, 'the late unit never reached its barrier')
+          // While the late unit is open, another commit lands and the relay publishes past it.
+          const early = await within(
+            seedUser(store, tenantId, { events: 2 }),
+            5000,
+            'a commit waited for an open unit of work (UnitOfWork rule 6)',
+          )
+          for (let i = 0; i < 2; i++) {
+            const claimed = await claimOwn(store, tenantId, 'relay-a')
+            assert.deepEqual(
+              claimed.map((e) => e.aggregateId),
+              [early.userId],
+            )
+            await store.outbox.acknowledge(
+              'relay-a',
+              claimed.map((e) => e.id),
+            )
+          }
+        } finally {
+          gate.resolve()
+          await late
+        }
+        const claimed = await claimOwn(store, tenantId, 'relay-a')
+        assert.deepEqual(
+          claimed.map((e) => e.aggregateId),
+          [lateUser],
+          'the event of the late commit was skipped',
+        )
+      },
+    },
+    {
+      name: 'concurrent claimers never hold the same event',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        for (let i = 0; i < 12; i++) await userWithEvents(store, tenantId, 1 + (i % 2))
+        const held = new Map<string, string>()
+        for (let round = 0; round < 4; round++) {
+          const [a, b] = await Promise.all([
+            claimOwn(store, tenantId, 'relay-a', { limit: 4 }),
+            claimOwn(store, tenantId, 'relay-b', { limit: 4 }),
+          ])
+          for (const [owner, got] of [
+            ['relay-a', a],
+            ['relay-b', b],
+          ] as const) {
+            for (const e of got) {
+              assert.equal(held.get(e.id), undefined, `event ${e.id} held by ${held.get(e.id)} and ${owner}`)
+              assert.equal(e.leaseOwner, owner)
+              held.set(e.id, owner)
+            }
+          }
+        }
+        assert.equal(held.size, 12, 'every head should be claimed exactly once')
+      },
+    },
+    {
+      name: 'per-user order holds across two claimers draining to completion',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const all: OutboxEntry[] = []
+        for (let i = 0; i < 6; i++)
+          all.push(...(await userWithEvents(store, tenantId, 3, 1 + (i % 2))).events)
+        const log = await drain([store, store], tenantId, all.length)
+        assertPerUserOrder(log, all)
+      },
+    },
+    {
+      name: 'relays on separate store instances never hold the same event and keep per-user order',
+      requires: ['multiProcess', 'rowLocking'],
+      needsSharedStores: true,
+      async run(ctx) {
+        const stores = await ctx.sharedStores(2, true)
+        for (const s of stores) await s.migrate()
+        const [one, two] = stores as [UserEngineStore, UserEngineStore]
+        const tenantId = await ctx.newTenant(one)
+        const all: OutboxEntry[] = []
+        for (let i = 0; i < 8; i++)
+          all.push(...(await userWithEvents(i % 2 ? one : two, tenantId, 3, 1 + (i % 2))).events)
+        const [a, b] = await Promise.all([
+          claimOwn(one, tenantId, 'relay-a'),
+          claimOwn(two, tenantId, 'relay-b'),
+        ])
+        const both = a.filter((e) => b.some((o) => o.id === e.id))
+        assert.deepEqual(both.map(label), [], 'two instances hold the same events')
+        assert.equal(a.length + b.length, 8, 'every head claimed once')
+        await one.outbox.release(
+          'relay-a',
+          a.map((e) => e.id),
+        )
+        await two.outbox.release(
+          'relay-b',
+          b.map((e) => e.id),
+        )
+        assertPerUserOrder(await drain(stores, tenantId, all.length), all)
+      },
+    },
+  ],
+)
+
+function expectNullUser(value: unknown): void {
+  assert.equal(value, null, 'the late user exists before its commit')
+}

@@ -1,0 +1,169 @@
+import { ErrorCode } from '../../domain/errors.js'
+import { Secret } from '../../domain/secret.js'
+import { DIAGNOSTIC_COUNT_KEYS } from '../../migrations/manifest.js'
+import type { UserEngineStore } from '../../store/store.js'
+import { type Canaries, type CanaryKind, leakedCanaries, makeCanaries, renderings } from '../canaries.js'
+import { type CaseContext, freshId, suite } from '../context.js'
+import { assert, expectCode } from '../expect.js'
+import { putIdentifier, type SeededUser, seedUser } from '../fixtures.js'
+
+interface Planted {
+  readonly store: UserEngineStore
+  readonly tenantId: string
+  readonly canaries: Canaries
+  readonly user: SeededUser
+}
+
+/** One user whose profile, identifiers and factor secret hold canaries. */
+async function plant(ctx: CaseContext): Promise<Planted> {
+  const store = await ctx.store()
+  const tenantId = await ctx.newTenant(store)
+  const canaries = makeCanaries()
+  const user = await seedUser(store, tenantId, {
+    email: canaries.email,
+    username: canaries.username,
+    attributes: { displayName: canaries.profile, note: `x ${canaries.profile} y` },
+    factor: { kind: 'password', secret: { hash: canaries.secret, salt: `${canaries.secret}-salt` } },
+  })
+  return { store, tenantId, canaries, user }
+}
+
+function assertNoLeak(
+  value: unknown,
+  canaries: Canaries,
+  what: string,
+  allowed: readonly CanaryKind[] = [],
+): void {
+  const leaked = leakedCanaries(value, canaries, allowed)
+  assert.deepEqual(leaked, [], `${what} prints ${leaked.join(', ')} value(s) it was not asked for`)
+}
+
+/** Store rule 7: no value leaks into diagnostics, errors, or the printing of returned objects. */
+export const redactionSuite = suite('redaction', 'no profile value, identifier value or secret leaks', [
+  {
+    name: 'diagnostics hold counts only',
+    async run(ctx) {
+      const { store, tenantId, canaries, user } = await plant(ctx)
+      const diagnostics = await store.diagnostics()
+      assertNoLeak(diagnostics, canaries, 'diagnostics()')
+      for (const text of renderings(diagnostics)) {
+        for (const id of [tenantId, user.userId, user.factorId!]) {
+          assert.ok(!text.includes(id), 'diagnostics() names a tenant, user or factor id')
+        }
+      }
+      for (const key of DIAGNOSTIC_COUNT_KEYS) {
+        const n = diagnostics.counts[key]
+        assert.ok(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0, `diagnostics count ${key}`)
+      }
+      for (const [key, n] of Object.entries(diagnostics.counts)) {
+        assert.equal(typeof n, 'number', `diagnostics count ${key} is not a number`)
+      }
+      for (const key of ['users', 'identifiers', 'profiles', 'factors', 'audit_records', 'outbox_pending']) {
+        assert.ok((diagnostics.counts[key] ?? 0) >= 1, `diagnostics count ${key} misses the planted records`)
+      }
+    },
+  },
+  {
+    name: 'errors name ids and codes, never the values involved',
+    async run(ctx) {
+      const { store, tenantId, canaries, user } = await plant(ctx)
+      const { userId } = user
+      const other = freshId('u')
+      const errors: Array<[string, unknown]> = []
+      const collect = async (what: string, code: string, action: () => Promise<unknown>) => {
+        errors.push([what, await expectCode(action(), code, what)])
+      }
+      await collect('a duplicate email', ErrorCode.DUPLICATE_IDENTIFIER, () =>
+        store.transaction(tenantId, async (tx) => {
+          tx.putUser({ id: other, status: 'active' }, { mustNotExist: true })
+          putIdentifier(tx, freshId('idn'), other, 'email', canaries.email)
+        }),
+      )
+      await collect('a duplicate username', ErrorCode.DUPLICATE_IDENTIFIER, () =>
+        store.transaction(tenantId, async (tx) => {
+          tx.putUser({ id: other, status: 'active' }, { mustNotExist: true })
+          putIdentifier(tx, freshId('idn'), other, 'username', canaries.username)
+        }),
+      )
+      await collect('a stale profile write', ErrorCode.VERSION_CONFLICT, () =>
+        store.transaction(tenantId, async (tx) => {
+          tx.putProfile({ userId, attributes: { displayName: canaries.profile } }, { expectedVersion: 3 })
+          tx.putUser({ id: userId, status: 'active' }, { expectedVersion: 1 })
+        }),
+      )
+      await collect('an existing factor inserted', ErrorCode.ALREADY_EXISTS, () =>
+        store.transaction(tenantId, async (tx) => {
+          tx.putFactor(
+            {
+              id: user.factorId!,
+              userId,
+              kind: 'password',
+              secret: new Secret({ hash: canaries.secret }),
+              state: {},
+            },
+            { mustNotExist: true },
+          )
+          tx.putUser({ id: userId, status: 'active' }, { expectedVersion: 1 })
+        }),
+      )
+      await collect('a profile write without the user', ErrorCode.INVALID_UNIT_OF_WORK, () =>
+        store.transaction(tenantId, async (tx) => {
+          tx.putProfile({ userId, attributes: { displayName: canaries.profile } }, { expectedVersion: 1 })
+        }),
+      )
+      await collect('an email passed as a cursor', ErrorCode.VALIDATION, () =>
+        store.listUsers(tenantId, { cursor: canaries.email }),
+      )
+      await collect('an email passed as a user id', ErrorCode.VALIDATION, () =>
+        store.getUser(tenantId, canaries.email),
+      )
+      for (const [what, error] of errors) assertNoLeak(error, canaries, `the error for ${what}`)
+    },
+  },
+  {
+    name: 'returned objects print only the values asked for, and factor secrets print redacted',
+    async run(ctx) {
+      const { store, tenantId, canaries, user } = await plant(ctx)
+      const { userId } = user
+      // The detector must see a planted value, or every check below would pass vacuously.
+      assert.deepEqual(
+        leakedCanaries({ v: canaries.profile }, canaries),
+        ['profile'],
+        'canary detector self-check',
+      )
+      assertNoLeak(await store.getUser(tenantId, userId), canaries, 'getUser')
+      assertNoLeak(
+        await store.findUserByIdentifier(tenantId, 'email', canaries.email),
+        canaries,
+        'findUserByIdentifier',
+      )
+      assertNoLeak(await store.listUsers(tenantId), canaries, 'listUsers')
+      assertNoLeak(await store.listAudit(tenantId), canaries, 'listAudit')
+      assertNoLeak(await store.listAudit(tenantId, { userId }), canaries, 'listAudit by user')
+      const events = await store.outbox.listForAggregate(tenantId, userId)
+      assertNoLeak(events, canaries, 'outbox.listForAggregate')
+      assertNoLeak(await store.outbox.get(events[0]!.id), canaries, 'outbox.get')
+      assertNoLeak(await store.readiness(), canaries, 'readiness')
+      assertNoLeak(await store.migrate(), canaries, 'migrate')
+      assertNoLeak(await store.outbox.lag(), canaries, 'outbox.lag')
+      assertNoLeak(await store.getIdentifier(tenantId, 'email', canaries.email), canaries, 'getIdentifier', [
+        'email',
+      ])
+      await store.transaction(tenantId, async (tx) => {
+        assertNoLeak(await tx.getUser(userId), canaries, 'tx.getUser')
+        assertNoLeak(await tx.getProfile(userId), canaries, 'tx.getProfile', ['profile'])
+        assertNoLeak(await tx.listIdentifiers(userId), canaries, 'tx.listIdentifiers', ['email', 'username'])
+        const factors = await tx.listFactors(userId)
+        assertNoLeak(factors, canaries, 'tx.listFactors')
+        assertNoLeak(String(factors[0]?.secret), canaries, 'String(factor.secret)')
+        assertNoLeak(`${factors[0]?.secret}`, canaries, 'a factor secret in a template literal')
+        const revealed = factors[0]?.secret.reveal()
+        assert.deepEqual(
+          leakedCanaries(revealed, canaries),
+          ['secret'],
+          'secret.reveal() gives the stored secret',
+        )
+      })
+    },
+  },
+])

@@ -1,0 +1,106 @@
+import type { StoreCapabilities, UserEngineStore } from '../store/store.js'
+
+/** What the harness asks of a store factory. */
+export interface StoreFactoryContext {
+  /**
+   * True: return a store over a brand-new, never-migrated database (readiness, migration and outbox cases).
+   * False: the store may share a database with other cases; the harness calls the idempotent `migrate()`.
+   */
+  readonly empty: boolean
+}
+
+export interface StoreConformanceOptions {
+  /** Creates one store. The harness closes (or destroys) every store it creates. */
+  createStore(ctx: StoreFactoryContext): Promise<UserEngineStore>
+  /** Replaces `close()` for the stores the harness created (drop a database, stop a container). */
+  destroyStore?(store: UserEngineStore): Promise<void>
+  /**
+   * Creates `count` stores over one database, each with its own connections, as separate processes would.
+   * Needed by the cases that require `multiProcess`; without it they are skipped with the reason.
+   */
+  createSharedStores?(count: number, ctx: StoreFactoryContext): Promise<UserEngineStore[]>
+  /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. */
+  suites?: readonly string[]
+  /**
+   * The store's capabilities when known up front: capability skips are then decided when the cases are built.
+   * Otherwise each case reads `store.capabilities` when it runs and skips itself.
+   */
+  capabilities?: StoreCapabilities
+  /** The differential suite's fast-check settings. */
+  differential?: DifferentialOptions
+  /** Lease length the outbox expiry cases wait out. Default 60 ms; raise it for a slow remote database. */
+  leaseMs?: number
+  /** A case that runs longer fails with a timeout (runConformance only). Default 60 000 ms. */
+  caseTimeoutMs?: number
+}
+
+export interface DifferentialOptions {
+  /** Property runs per case. Default 25. */
+  numRuns?: number
+  /** Reproduces a failure: the seed printed in the failure message. */
+  seed?: number
+  /** Replays one shrunk counterexample: the path printed with the seed. */
+  path?: string
+  /** Longest generated operation sequence. Default 24. */
+  maxOperations?: number
+}
+
+/** One runnable conformance check. */
+export interface ConformanceCase {
+  /** `suite: case`, unique. */
+  readonly name: string
+  readonly suite: string
+  /** Set when the case is known not to apply to this store; the reason says why. Never run a skipped case. */
+  readonly skip?: string
+  /** Runs the case; resolves when it passed, throws `ConformanceSkip` when it found it does not apply. */
+  run(): Promise<void>
+}
+
+export type ConformanceStatus = 'passed' | 'failed' | 'skipped'
+
+export interface ConformanceResult {
+  readonly name: string
+  readonly suite: string
+  readonly status: ConformanceStatus
+  /** Why the case was skipped. */
+  readonly reason?: string
+  /** Why it failed. */
+  readonly error?: unknown
+  readonly durationMs: number
+}
+
+export interface ConformanceReport {
+  readonly results: ConformanceResult[]
+  readonly passed: number
+  readonly failed: number
+  readonly skipped: number
+}
+
+/** Anything shaped like node:test's, vitest's or jest's `test`. */
+export type TestRegistrar = ((name: string, fn: (context?: unknown) => Promise<void>) => unknown) & {
+  skip?: unknown
+}
+
+export interface RunStoreConformanceOptions extends StoreConformanceOptions {
+  test: TestRegistrar
+  /**
+   * Registers a skipped test with its reason, e.g. for node:test
+   * `(name, reason) => test(name, { skip: reason }, () => {})`. Without it `test.skip` is used when present.
+   */
+  skipTest?: (name: string, reason: string) => unknown
+}
+
+export interface RunConformanceOptions extends StoreConformanceOptions {
+  /** Called after each case with its result (the CLI prints progress with it). */
+  onProgress?: (result: ConformanceResult) => void
+}
+
+/** Thrown by a case that finds at run time that it does not apply (a missing capability). */
+export class ConformanceSkip extends Error {
+  override readonly name = 'ConformanceSkip'
+  constructor(readonly reason: string) {
+    super(`skipped: ${reason}`)
+  }
+}
+
+export type Capability = keyof StoreCapabilities

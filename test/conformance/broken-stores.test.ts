@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { decodeSeqCursor, encodeCursor } from '../../src/domain/cursor.js'
+import { ConflictError, ErrorCode, isUserEngineError } from '../../src/domain/errors.js'
+import type { IdentifierKind, OutboxEntry, UserRecord } from '../../src/domain/records.js'
+import { validatePageSize } from '../../src/domain/validation.js'
+import type {
+  Diagnostics,
+  ListUsersQuery,
+  OutboxAccess,
+  Page,
+  UnitOfWork,
+  UserEngineStore,
+} from '../../src/store/index.js'
+import { type ConformanceReport, runConformance } from '../../src/testing/index.js'
+import { DelegatingStore } from './delegating-store.js'
+
+/** Commits the buffered writes even when the callback throws. */
+class NoRollbackStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    let failure: { error: unknown } | undefined
+    const result = await this.inner.transaction(tenantId, async (tx) => {
+      try {
+        return await fn(tx)
+      } catch (error) {
+        failure = { error }
+        return undefined as T
+      }
+    })
+    if (failure) throw failure.error
+    return result
+  }
+}
+
+/** Reads fall back to any tenant it has seen when the asked tenant has no such record. */
+class TenantLeakStore extends DelegatingStore {
+  readonly #tenants = new Set<string>()
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    this.#tenants.add(tenantId)
+    return super.transaction(tenantId, fn)
+  }
+  async #anyTenant<R>(tenantId: string, read: (t: string) => Promise<R | null>): Promise<R | null> {
+    for (const t of [tenantId, ...this.#tenants]) {
+      const found = await read(t)
+      if (found !== null) return found
+    }
+    return null
+  }
+  override getUser(tenantId: string, userId: string) {
+    return this.#anyTenant(tenantId, (t) => this.inner.getUser(t, userId))
+  }
+  override getIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return this.#anyTenant(tenantId, (t) => this.inner.getIdentifier(t, kind, value))
+  }
+  override findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return this.#anyTenant(tenantId, (t) => this.inner.findUserByIdentifier(t, kind, value))
+  }
+}
+
+/** Remembers the last identifier value written and reports it in diagnostics. */
+class DiagnosticsLeakStore extends DelegatingStore {
+  #last = ''
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, (tx) => {
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        this.#last = identifier.value
+        put(identifier, precondition)
+      }
+      return fn(tx)
+    })
+  }
+  override async diagnostics(): Promise<Diagnostics> {
+    return { ...(await super.diagnostics()), lastIdentifier: this.#last } as Diagnostics
+  }
+}
+
+/** Returns users with their email attached: personal data the caller did not ask for. */
+class RecordLeakStore extends DelegatingStore {
+  override async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {
+    const user = await super.getUser(tenantId, userId)
+    if (!user) return null
+    const identifiers = await this.inner.transaction(tenantId, (tx) => tx.listIdentifiers(userId))
+    return Object.assign({}, user, { email: identifiers.find((i) => i.kind === 'email')?.value ?? null })
+  }
+}
+
+/** Puts the duplicate identifier value into the conflict message. */
+class ErrorLeakStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const values: string[] = []
+    try {
+      return await super.transaction(tenantId, (tx) => {
+        const put = tx.putIdentifier.bind(tx)
+        tx.putIdentifier = (identifier, precondition) => {
+          values.push(identifier.value)
+          put(identifier, precondition)
+        }
+        return fn(tx)
+      })
+    } catch (error) {
+      if (isUserEngineError(error, ErrorCode.DUPLICATE_IDENTIFIER)) {
+        throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, `identifier ${values.join(', ')} is taken`)
+      }
+      throw error
+    }
+  }
+}
+
+/** Pages users by offset: users inserted before the cursor shift the next page. */
+class OffsetPaginationStore extends DelegatingStore {
+  override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
+    const limit = validatePageSize(query.limit)
+    const offset = query.cursor === undefined ? 0 : decodeSeqCursor(query.cursor)
+    const all = (await this.inner.listUsers(tenantId, { limit: 500, status: query.status })).items
+    const items = all.slice(offset, offset + limit)
+    return { items, nextCursor: offset + limit < all.length ? encodeCursor(offset + limit) : null }
+  }
+}
+
+/** A relay cursor on the event id: the bug class that skips events whose commits land late. */
+class CursorRelayStore extends DelegatingStore {
+  #after = ''
+  readonly #outbox: OutboxAccess = {
+    claim: async (options) => {
+      const claimed = await this.inner.outbox.claim(options)
+      const behind = claimed.filter((e) => e.id <= this.#after)
+      await this.inner.outbox.release(
+        options.owner,
+        behind.map((e) => e.id),
+      )
+      const fresh: OutboxEntry[] = claimed.filter((e) => e.id > this.#after)
+      for (const e of fresh) if (e.id > this.#after) this.#after = e.id
+      return fresh
+    },
+    acknowledge: (owner, ids) => this.inner.outbox.acknowledge(owner, ids),
+    fail: (options) => this.inner.outbox.fail(options),
+    release: (owner, ids) => this.inner.outbox.release(owner, ids),
+    retryDead: (id) => this.inner.outbox.retryDead(id),
+    discardDead: (id) => this.inner.outbox.discardDead(id),
+    purgePublished: (olderThanMs, limit) => this.inner.outbox.purgePublished(olderThanMs, limit),
+    lag: () => this.inner.outbox.lag(),
+    get: (id) => this.inner.outbox.get(id),
+    listForAggregate: (tenantId, aggregateId) => this.inner.outbox.listForAggregate(tenantId, aggregateId),
+  }
+  override get outbox(): OutboxAccess {
+    return this.#outbox
+  }
+}
+
+async function run(createStore: () => UserEngineStore, suites: string[]): Promise<ConformanceReport> {
+  return runConformance({
+    createStore: async () => createStore(),
+    suites,
+    differential: { numRuns: 15 },
+  })
+}
+
+function failedCases(report: ConformanceReport): string[] {
+  return report.results.filter((r) => r.status === 'failed').map((r) => r.name)
+}
+
+function assertFails(report: ConformanceReport, expected: readonly string[]): void {
+  const failed = failedCases(report)
+  for (const name of expected)
+    assert.ok(failed.includes(name), `expected "${name}" to fail; failed: ${failed.join('; ')}`)
+  assert.equal(report.passed + report.failed + report.skipped, report.results.length)
+}
+
+test('the correct store passes every suite the broken stores are checked against', async () => {
+  const report = await run(
+    () => new DelegatingStore(),
+    ['rollback', 'tenant-isolation', 'redaction', 'pagination', 'outbox', 'differential'],
+  )
+  assert.deepEqual(failedCases(report), [])
+  for (const r of report.results.filter((x) => x.status === 'skipped')) {
+    assert.match(r.reason ?? '', /lacks the (multiProcess|rowLocking) capability/, r.name)
+  }
+  assert.ok(report.passed > 0)
+})
+
+test('a store that commits when the callback throws fails the rollback and differential suites', async () => {
+  const report = await run(() => new NoRollbackStore(), ['rollback', 'differential'])
+  assertFails(report, [
+    'rollback: a throwing callback writes nothing and its error is rethrown unchanged',
+    'rollback: a thrown non-Error value is rethrown unchanged and writes nothing',
+    'differential: random operation sequences over three tenants match InMemoryUserEngineStore',
+  ])
+  const differential = report.results.find((r) => r.suite === 'differential')
+  assert.match(
+    String((differential?.error as Error | undefined)?.message),
+    /seed: -?\d+, path: '[\d:]+'/,
+    'the failure names the seed',
+  )
+  assert.match(String((differential?.error as Error | undefined)?.message), /Counterexample/)
+})
+
+test('a store whose reads ignore the tenant fails the tenant-isolation and differential suites', async () => {
+  const report = await run(() => new TenantLeakStore(), ['tenant-isolation', 'differential'])
+  assertFails(report, [
+    "tenant-isolation: store reads of another tenant's records return null",
+    'differential: random operation sequences over three tenants match InMemoryUserEngineStore',
+  ])
+})
+
+test('a store whose diagnostics hold an identifier value fails the redaction suite', async () => {
+  assertFails(await run(() => new DiagnosticsLeakStore(), ['redaction']), [
+    'redaction: diagnostics hold counts only',
+  ])
+})
+
+test('a store that returns personal data it was not asked for fails the redaction suite', async () => {
+  assertFails(await run(() => new RecordLeakStore(), ['redaction']), [
+    'redaction: returned objects print only the values asked for, and factor secrets print redacted',
+  ])
+})
+
+test('a store whose conflict message names the identifier value fails the redaction suite', async () => {
+  assertFails(await run(() => new ErrorLeakStore(), ['redaction']), [
+    'redaction: errors name ids and codes, never the values involved',
+  ])
+})
+
+test('a store paging users by offset fails the pagination suite', async () => {
+  assertFails(await run(() => new OffsetPaginationStore(), ['pagination']), [
+    'pagination: users inserted between pages never make a user present at the start skipped or repeated',
+  ])
+})
+
+test('a relay claiming by cursor fails the outbox suite on the late commit', async () => {
+  assertFails(await run(() => new CursorRelayStore(), ['outbox']), [
+    'outbox: a commit that began earlier but lands later is claimed, not skipped',
+  ])
+})

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { StoreCapabilities, UserEngineStore } from '../../src/store/index.js'
+import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import {
+  CONFORMANCE_SUITES,
+  ConformanceSkip,
+  runConformance,
+  runStoreConformance,
+  storeConformanceCases,
+} from '../../src/testing/index.js'
+import { DelegatingStore } from './delegating-store.js'
+
+const memory = async () => new InMemoryUserEngineStore()
+const MULTI_PROCESS_CASES = 3
+
+/** Several stores over one in-memory "database", claiming the capabilities a server database has. */
+class SharedMemoryStore extends DelegatingStore {
+  override get capabilities(): StoreCapabilities {
+    return { multiProcess: true, rowLocking: true }
+  }
+  override async close(): Promise<void> {
+    // The shared database outlives each handle, as a server database outlives a pool.
+  }
+}
+
+test('cases are named "suite: case", unique, and cover every suite in order', () => {
+  const cases = storeConformanceCases({ createStore: memory })
+  const names = cases.map((c) => c.name)
+  assert.equal(new Set(names).size, names.length, 'case names are unique')
+  assert.equal(
+    cases.length,
+    CONFORMANCE_SUITES.reduce((n, s) => n + s.cases.length, 0),
+  )
+  for (const c of cases) assert.ok(c.name.startsWith(`${c.suite}: `), c.name)
+  assert.deepEqual(
+    [...new Set(cases.map((c) => c.suite))],
+    CONFORMANCE_SUITES.map((s) => s.name),
+  )
+  for (const suite of CONFORMANCE_SUITES) assert.ok(suite.cases.length > 0, `suite ${suite.name} has cases`)
+})
+
+test('an unknown suite name is refused rather than running nothing', () => {
+  assert.throws(
+    () => storeConformanceCases({ createStore: memory, suites: ['outbx'] }),
+    /unknown conformance suite/,
+  )
+  assert.equal(storeConformanceCases({ createStore: memory, suites: ['readiness'] }).length, 3)
+})
+
+test('declared capabilities decide skips up front, with the reason', async () => {
+  const cases = storeConformanceCases({
+    createStore: memory,
+    capabilities: { multiProcess: false, rowLocking: false },
+  })
+  const skipped = cases.filter((c) => c.skip !== undefined)
+  assert.equal(skipped.length, MULTI_PROCESS_CASES)
+  for (const c of skipped) assert.match(c.skip!, /lacks the (multiProcess|rowLocking) capability/)
+  await assert.rejects(skipped[0]!.run(), (e) => e instanceof ConformanceSkip)
+})
+
+test('runStoreConformance registers skips as skipped (skipTest, test.skip, or the running test context)', async () => {
+  const options = { createStore: memory, suites: ['migrator-race', 'readiness'] }
+
+  const viaSkipTest: string[] = []
+  const registered: Array<[string, (context?: unknown) => Promise<void>]> = []
+  runStoreConformance({
+    ...options,
+    capabilities: { multiProcess: false, rowLocking: false },
+    test: (name, fn) => registered.push([name, fn]),
+    skipTest: (name, reason) => viaSkipTest.push(`${name} | ${reason}`),
+  })
+  assert.equal(viaSkipTest.length, 1)
+  assert.match(viaSkipTest[0]!, /^migrator-race: .* \| the store lacks the multiProcess capability$/)
+  assert.equal(registered.length, 3)
+
+  const viaTestSkip: string[] = []
+  const testFn = Object.assign((_name: string, _fn: unknown) => {}, {
+    skip: (name: string) => viaTestSkip.push(name),
+  })
+  runStoreConformance({ ...options, capabilities: { multiProcess: false, rowLocking: false }, test: testFn })
+  assert.match(viaTestSkip[0] ?? '', /\[skipped: the store lacks the multiProcess capability\]$/)
+
+  // Capabilities unknown up front: the case finds out while running and skips through the context.
+  const dynamic: Array<[string, (context?: unknown) => Promise<void>]> = []
+  runStoreConformance({ ...options, suites: ['migrator-race'], test: (name, fn) => dynamic.push([name, fn]) })
+  const [, fn] = dynamic[0]!
+  const reasons: string[] = []
+  await fn({ skip: (reason: string) => reasons.push(reason) })
+  assert.deepEqual(reasons, ['the store lacks the multiProcess capability'])
+  // A runner without a skip in its context must see a failure, never a pass.
+  await assert.rejects(fn(undefined), /conformance case skipped: the store lacks the multiProcess capability/)
+})
+
+test('runConformance reports each case with status, reason, error and duration, and calls onProgress', async () => {
+  const progress: string[] = []
+  const report = await runConformance({
+    createStore: memory,
+    suites: ['readiness', 'migrator-race'],
+    onProgress: (r) => progress.push(`${r.status}:${r.name}`),
+  })
+  assert.deepEqual([report.passed, report.failed, report.skipped], [3, 0, 1])
+  assert.equal(progress.length, 4)
+  const skipped = report.results.find((r) => r.status === 'skipped')
+  assert.equal(skipped?.reason, 'the store lacks the multiProcess capability')
+  assert.ok(report.results.every((r) => typeof r.durationMs === 'number' && r.durationMs >= 0))
+
+  // A store that is ready before migrate() breaks readiness rule 1.
+  const failing = await runConformance({
+    createStore: async () => new InMemoryUserEngineStore({ migrated: true }),
+    suites: ['readiness'],
+  })
+  const failed = failing.results.filter((r) => r.status === 'failed')
+  assert.ok(failed.length >= 2, 'an always-ready store fails the readiness suite')
+  assert.ok(failed.every((r) => r.error instanceof Error))
+})
+
+test('every store the harness creates is closed, whether its case passed or failed', async () => {
+  const created: UserEngineStore[] = []
+  const closed = new Set<UserEngineStore>()
+  class Tracked extends DelegatingStore {
+    override async close() {
+      closed.add(this)
+      await super.close()
+    }
+  }
+  const report = await runConformance({
+    createStore: async ({ empty }) => {
+      const store = new Tracked(new InMemoryUserEngineStore({ migrated: !empty }))
+      created.push(store)
+      return store
+    },
+    suites: ['readiness', 'migration', 'records', 'outbox'],
+  })
+  assert.ok(report.failed === 0, 'the tracked store passes')
+  assert.ok(created.length > 10)
+  assert.equal(closed.size, created.length, 'stores left open')
+
+  const destroyed: UserEngineStore[] = []
+  await runConformance({
+    createStore: async () => new InMemoryUserEngineStore({ migrated: true }),
+    destroyStore: async (store) => {
+      destroyed.push(store)
+    },
+    suites: ['readiness'],
+  })
+  assert.equal(destroyed.length, 3, 'destroyStore replaces close() for every store, failing cases included')
+})
+
+test('the multiProcess cases pass against stores sharing one database', async () => {
+  const report = await runConformance({
+    createStore: memory,
+    createSharedStores: async (count) => {
+      const database = new InMemoryUserEngineStore()
+      return Array.from({ length: count }, () => new SharedMemoryStore(database))
+    },
+    capabilities: { multiProcess: true, rowLocking: true },
+    suites: ['migrator-race', 'concurrency', 'outbox'],
+  })
+  const notPassed = report.results.filter((r) => r.status !== 'passed')
+  assert.deepEqual(
+    notPassed.map(
+      (r) => `${r.name}: ${r.status} ${r.reason ?? (r.error as Error | undefined)?.message ?? ''}`,
+    ),
+    [],
+  )
+  const multi = report.results.filter((r) => /separate store instances|four stores/.test(r.name))
+  assert.equal(multi.length, MULTI_PROCESS_CASES)
+})
