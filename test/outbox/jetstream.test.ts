@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { test } from 'node:test'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import {
+  EVENT_HEADERS,
+  JetStreamPublisher,
+  OutboxRelay,
+  type PublishedEvent,
+  type Publisher,
+} from '../../src/outbox/index.js'
+import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { NATS_URL, natsSkip } from '../support/services.js'
+import { commitEvents } from './helpers.js'
+
+test('relay drains into JetStream; each committed event is in the stream exactly once', {
+  skip: await natsSkip(),
+}, async () => {
+  const run = randomBytes(4).toString('hex')
+  const stream = `UE_TEST_${run}`
+  const subjectPrefix = `ue-test-${run}`
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  const users = ['u1', 'u2', 'u3']
+  for (const u of users) for (let c = 0; c < 2; c++) await commitEvents(store, 't1', u, 2)
+  const committed = (await Promise.all(users.map((u) => store.outbox.listForAggregate('t1', u)))).flat()
+
+  const jsp = new JetStreamPublisher({ servers: NATS_URL, stream, subjectPrefix, duplicateWindowMs: 60_000 })
+  const nc = await connect({ servers: NATS_URL })
+  try {
+    // The first publish of each user's first event "loses its acknowledgement": stored by the broker, but the
+    // relay sees an error and publishes it again. The broker must drop the second copy.
+    const lostAck = new Set(users.map((u) => committed.find((e) => e.aggregateId === u)!.id))
+    const flaky: Publisher = {
+      publish: async (event) => {
+        await jsp.publish(event)
+        if (lostAck.delete(event.id)) throw new Error('acknowledgement lost')
+      },
+    }
+    const relay = new OutboxRelay({
+      outbox: store.outbox,
+      publisher: flaky,
+      batchSize: 4,
+      backoff: { baseMs: 0, maxMs: 0 },
+      onError: () => {},
+    })
+    const result = await relay.drainOnce()
+    assert.equal(result.published, committed.length)
+    assert.equal(result.retried, users.length)
+
+    // A republish of an already delivered id, twice, inside the window: still one copy.
+    await jsp.publish(committed[0]!)
+    await jsp.publish(committed[0]!)
+
+    const jsm = await jetstreamManager(nc)
+    const info = await jsm.streams.info(stream)
+    assert.equal(info.config.duplicate_window, 60_000 * 1_000_000)
+    assert.equal(info.state.messages, committed.length)
+
+    const consumer = await jetstream(nc).consumers.get(stream)
+    const seen: PublishedEvent[] = []
+    const messages = await consumer.fetch({ max_messages: committed.length + 10, expires: 1000 })
+    for await (const m of messages) {
+      const event = m.json<PublishedEvent>()
+      assert.equal(m.headers?.get('Nats-Msg-Id'), event.id)
+      assert.equal(m.headers?.get(EVENT_HEADERS.tenant), 't1')
+      assert.equal(m.headers?.get(EVENT_HEADERS.aggregateId), event.aggregateId)
+      assert.equal(m.headers?.get(EVENT_HEADERS.sequence), String(event.sequence))
+      assert.equal(m.subject, `${subjectPrefix}.t1.x`)
+      seen.push(event)
+    }
+    assert.deepEqual(seen.map((e) => e.id).sort(), committed.map((e) => e.id).sort())
+    // Per-user order holds in the stream too.
+    for (const u of users) {
+      assert.deepEqual(
+        seen.filter((e) => e.aggregateId === u).map((e) => e.id),
+        committed.filter((e) => e.aggregateId === u).map((e) => e.id),
+      )
+    }
+  } finally {
+    await jsp.close()
+    const jsm = await jetstreamManager(nc)
+    await jsm.streams.delete(stream).catch(() => {})
+    await nc.close()
+  }
+})
+
+test('JetStreamPublisher fails a publish whose subject no stream covers', {
+  skip: await natsSkip(),
+}, async () => {
+  const run = randomBytes(4).toString('hex')
+  const jsp = new JetStreamPublisher({
+    servers: NATS_URL,
+    stream: `UE_TEST_${run}`,
+    subjectPrefix: `ue-test-${run}`,
+    subject: () => `ue-nowhere-${run}.x`,
+    timeoutMs: 1000,
+  })
+  const nc = await connect({ servers: NATS_URL })
+  try {
+    const store = new InMemoryUserEngineStore({ migrated: true })
+    await commitEvents(store, 't1', 'u1')
+    const [event] = await store.outbox.listForAggregate('t1', 'u1')
+    await assert.rejects(jsp.publish(event!))
+  } finally {
+    await jsp.close()
+    await (await jetstreamManager(nc)).streams.delete(`UE_TEST_${run}`).catch(() => {})
+    await nc.close()
+  }
+})
