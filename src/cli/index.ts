@@ -3,14 +3,17 @@ import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import type { UserEngineStore } from '../store/store.js'
 import type { CommandContext } from './command.js'
+import { conformanceCommand } from './commands/conformance.js'
 import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
 import { migrateCommand } from './commands/migrate.js'
+import { outboxCommand } from './commands/outbox.js'
 import { planCommand } from './commands/plan.js'
+import { relayCommand } from './commands/relay.js'
 import { statusCommand } from './commands/status.js'
 import { ExitCode } from './exit-codes.js'
 import { openStore, parseStoreLocation, redactUrl, resolveDatabaseUrl } from './open-store.js'
-import { createOutput } from './output.js'
+import { createOutput, type Output } from './output.js'
 import { UsageError } from './usage-error.js'
 
 const USAGE = `usage: user-engine <command> [options]
@@ -19,7 +22,13 @@ const USAGE = `usage: user-engine <command> [options]
   status       [--database-url URL] [--json]   schema version, pending migrations, drift (exit 3: pending)
   plan         [--database-url URL]            print the SQL migrate would run
   diagnostics  [--database-url URL] [--json]   counts only, and outbox lag
+  conformance  [--database-url URL | --store MODULE] [--suite NAME]... [--json]
+                                               run the store conformance harness
   demo         [--database-url URL]            a walkthrough: tenant, users, factors, audit, outbox
+  relay        [--database-url URL] --nats URL [--stream NAME] [--once] [--json]
+                                               publish outbox events to NATS JetStream
+  outbox       retry|discard --event ID [--database-url URL] [--json]
+                                               act on a dead outbox event
 
 URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
      default: $DATABASE_URL, else pglite:./.user-engine/data
@@ -27,23 +36,31 @@ exit: 0 ok, 1 failure, 2 usage, 3 pending migrations, 4 schema drift or database
 
 type StoreCommand = (ctx: CommandContext) => Promise<ExitCode>
 
-const STORE_COMMANDS: Record<string, StoreCommand> = {
-  migrate: migrateCommand,
-  status: statusCommand,
-  plan: planCommand,
-  diagnostics: diagnosticsCommand,
-  demo: demoCommand,
-}
-
-const OPTIONS = {
+const COMMON = {
   'database-url': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
+/** Each command's own flags: a flag another command takes is a usage error here. */
+const STORE_COMMANDS: Record<
+  string,
+  { run: StoreCommand; options: Record<string, { type: 'string' | 'boolean' }> }
+> = {
+  migrate: { run: migrateCommand, options: {} },
+  status: { run: statusCommand, options: {} },
+  plan: { run: planCommand, options: {} },
+  diagnostics: { run: diagnosticsCommand, options: {} },
+  demo: { run: demoCommand, options: {} },
+  relay: {
+    run: relayCommand,
+    options: { nats: { type: 'string' }, stream: { type: 'string' }, once: { type: 'boolean' } },
+  },
+  outbox: { run: outboxCommand, options: { event: { type: 'string' } } },
+}
+
 export async function main(argv: readonly string[]): Promise<ExitCode> {
-  const json = argv.includes('--json')
-  const out = createOutput(json)
+  const out = createOutput(argv.includes('--json'))
   let store: UserEngineStore | undefined
   try {
     const [name, ...rest] = argv
@@ -51,16 +68,35 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
       process.stdout.write(`${USAGE}\n`)
       return name === undefined ? ExitCode.USAGE : ExitCode.OK
     }
+    if (name === 'conformance') {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: { ...COMMON, store: { type: 'string' }, suite: { type: 'string', multiple: true } },
+        strict: true,
+      })
+      return await conformanceCommand({
+        databaseUrl: values['database-url'],
+        storeModule: values.store,
+        suites: values.suite ?? [],
+        out,
+      })
+    }
     const command = STORE_COMMANDS[name]
     if (!command) throw new UsageError(`unknown command: ${name}`)
-    const { values, positionals } = parseArgs({ args: [...rest], options: OPTIONS, allowPositionals: true, strict: true })
+    const { values, positionals } = parseArgs({
+      args: [...rest],
+      options: { ...COMMON, ...command.options },
+      allowPositionals: name === 'outbox',
+      strict: true,
+    })
     if (values.help) {
       process.stdout.write(`${USAGE}\n`)
       return ExitCode.OK
     }
-    const databaseUrl = resolveDatabaseUrl(values['database-url'])
-    store = await openStore(parseStoreLocation(databaseUrl))
-    return await command({ store, databaseUrl, flags: values, positionals, out })
+    const databaseUrl = resolveDatabaseUrl(values['database-url'] as string | undefined)
+    const location = parseStoreLocation(databaseUrl)
+    store = await openStore(location)
+    return await command.run({ store, databaseUrl, flags: values, positionals, out })
   } catch (error) {
     return reportError(error, out)
   } finally {
@@ -68,8 +104,9 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
   }
 }
 
-function reportError(error: unknown, out: ReturnType<typeof createOutput>): ExitCode {
-  if (error instanceof UsageError || (error as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+function reportError(error: unknown, out: Output): ExitCode {
+  const code = (error as { code?: unknown } | null)?.code
+  if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
     out.error((error as Error).message)
     process.stderr.write(`${USAGE}\n`)
     return ExitCode.USAGE
@@ -81,9 +118,10 @@ function reportError(error: unknown, out: ReturnType<typeof createOutput>): Exit
       ? ExitCode.SCHEMA_MISMATCH
       : ExitCode.FAILURE
   }
-  // An unexpected error: its message may quote a connection string, so redact URLs before printing.
+  // Not ours (a driver's, a broker's): its message may quote a URL with a password, so redact URLs.
   const message = error instanceof Error ? error.message : String(error)
   out.error(message.replace(/\b(postgres(?:ql)?|nats):\/\/\S+/g, (m) => redactUrl(m)))
+  if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE' } })}\n`)
   return ExitCode.FAILURE
 }
 

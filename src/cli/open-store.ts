@@ -26,7 +26,9 @@ export function parseStoreLocation(url: string): StoreLocation {
     return { kind: 'pglite', dataDir: resolve(path) }
   }
   if (url === 'memory:') return { kind: 'memory' }
-  throw new UsageError(`unsupported database URL scheme in ${redactUrl(url)} (postgres://, postgresql://, pglite:PATH, pglite:memory, memory:)`)
+  throw new UsageError(
+    `unsupported database URL scheme in ${redactUrl(url)} (postgres://, postgresql://, pglite:PATH, pglite:memory, memory:)`,
+  )
 }
 
 /** A URL fit for messages: the password is never printed. */

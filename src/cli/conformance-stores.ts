@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto'
+import type { UserEngineStore } from '../store/store.js'
+import { InMemoryUserEngineStore } from '../stores/memory/index.js'
+import type { StoreConformanceOptions } from '../testing/types.js'
+import type { StoreLocation } from './open-store.js'
+
+export type ConformanceStores = Pick<
+  StoreConformanceOptions,
+  'createStore' | 'destroyStore' | 'createSharedStores'
+> & {
+  /** Releases what the factories share (a template database); call once after the run. */
+  dispose(): Promise<void>
+  /** What the run touches, for the report. */
+  readonly description: string
+}
+
+/**
+ * Store factories for running the harness against a location without touching its data:
+ * - postgres: every store gets a schema of its own (search_path), dropped afterwards;
+ * - pglite: every store is a fresh in-memory PGlite, started from a template data directory
+ *   (initdb runs once per process, not once per case);
+ * - memory: a new reference store per case.
+ */
+export async function conformanceStoresFor(location: StoreLocation): Promise<ConformanceStores> {
+  if (location.kind === 'memory') {
+    return {
+      description: 'in-memory reference store, one per case',
+      createStore: async () => new InMemoryUserEngineStore(),
+      dispose: async () => undefined,
+    }
+  }
+  if (location.kind === 'pglite') return pgliteStores()
+  return postgresSchemaStores(location.connectionString)
+}
+
+async function pgliteStores(): Promise<ConformanceStores> {
+  const { PGlite } = await import('@electric-sql/pglite')
+  const { createPgliteDriver, PostgresUserEngineStore } = await import('../stores/postgres/pglite.js')
+  const template = new PGlite()
+  const image = await template.dumpDataDir('none')
+  await template.close()
+  const databases = new Map<UserEngineStore, { close(): Promise<void> }>()
+  const open = async () => {
+    const db = new PGlite({ loadDataDir: image })
+    const store = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
+    databases.set(store, db)
+    return store
+  }
+  const destroy = async (store: UserEngineStore) => {
+    await store.close()
+    await databases.get(store)?.close()
+    databases.delete(store)
+  }
+  return {
+    description: 'embedded PGlite, a fresh in-memory database per case',
+    createStore: open,
+    destroyStore: destroy,
+    dispose: async () => {
+      await Promise.all([...databases.keys()].map(destroy))
+    },
+  }
+}
+
+async function postgresSchemaStores(connectionString: string): Promise<ConformanceStores> {
+  const pg = (await import('pg')).default
+  const { createNodePostgresStore } = await import('../stores/postgres/index.js')
+  const schemas = new Map<UserEngineStore, { schema: string; pool: InstanceType<typeof pg.Pool> }>()
+  const admin = new pg.Pool({ connectionString, max: 1 })
+  admin.on('error', () => undefined)
+  const created = new Set<string>()
+
+  const newSchema = async () => {
+    const schema = `ue_conformance_${randomBytes(6).toString('hex')}`
+    await admin.query(`CREATE SCHEMA ${schema}`)
+    created.add(schema)
+    return schema
+  }
+  const storeIn = async (schema: string) => {
+    const pool = new pg.Pool({ connectionString, options: `-c search_path=${schema}`, max: 4 })
+    pool.on('error', () => undefined)
+    const store = await createNodePostgresStore({ pool })
+    schemas.set(store, { schema, pool })
+    return store
+  }
+  const dropSchema = async (schema: string) => {
+    if (!created.delete(schema)) return
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+  }
+  const destroy = async (store: UserEngineStore) => {
+    const entry = schemas.get(store)
+    await store.close()
+    if (!entry) return
+    schemas.delete(store)
+    await entry.pool.end()
+    // Shared stores use one schema: drop it with the last of them.
+    if (![...schemas.values()].some((e) => e.schema === entry.schema)) await dropSchema(entry.schema)
+  }
+  return {
+    description: 'the Postgres server, a schema of its own per case (dropped afterwards)',
+    createStore: async () => storeIn(await newSchema()),
+    destroyStore: destroy,
+    createSharedStores: async (count) => {
+      const schema = await newSchema()
+      const stores: UserEngineStore[] = []
+      for (let i = 0; i < count; i++) stores.push(await storeIn(schema))
+      return stores
+    },
+    dispose: async () => {
+      await Promise.all([...schemas.keys()].map(destroy))
+      for (const schema of [...created]) await dropSchema(schema)
+      await admin.end()
+    },
+  }
+}
