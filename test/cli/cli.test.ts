@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { PGlite } from '@electric-sql/pglite'
+import { LATEST_SCHEMA_VERSION } from '../../src/migrations/manifest.js'
+import { runCli } from './run-cli.js'
+
+const dirs: string[] = []
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'ue-cli-'))
+  dirs.push(d)
+  return d
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+const all = Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1)
+
+describe('usage', () => {
+  test('no command, an unknown command, an unknown flag and a bad URL exit 2 with the usage', async () => {
+    for (const args of [
+      [],
+      ['frobnicate'],
+      ['status', '--nope'],
+      ['status', '--database-url', 'mysql://x'],
+    ]) {
+      const r = await runCli(args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stdout + r.stderr, /usage: user-engine/)
+    }
+  })
+
+  test('--help exits 0', async () => {
+    const r = await runCli(['--help'])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /conformance/)
+  })
+})
+
+describe('status, migrate, plan on embedded PGlite', () => {
+  const url = `pglite:${join(tempDir(), 'db')}`
+
+  test('status on a new database: exit 3, JSON with every version pending', async () => {
+    const r = await runCli(['status', '--database-url', url, '--json'])
+    assert.equal(r.code, 3, r.stderr)
+    assert.deepEqual(JSON.parse(r.stdout), {
+      currentVersion: 0,
+      latestVersion: LATEST_SCHEMA_VERSION,
+      pending: all,
+      drift: [],
+    })
+  })
+
+  test('plan prints the SQL without applying it', async () => {
+    const r = await runCli(['plan', '--database-url', url])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /CREATE TABLE user_engine_records/)
+    assert.equal((await runCli(['status', '--database-url', url])).code, 3)
+  })
+
+  test('migrate applies every version with timings and progress; a second run applies nothing', async () => {
+    const first = await runCli(['migrate', '--database-url', url, '--json'])
+    assert.equal(first.code, 0, first.stderr)
+    const result = JSON.parse(first.stdout)
+    assert.equal(result.fromVersion, 0)
+    assert.equal(result.toVersion, LATEST_SCHEMA_VERSION)
+    assert.deepEqual(
+      result.applied.map((a: { version: number }) => a.version),
+      all,
+    )
+    assert.ok(result.applied.every((a: { executionMs: number }) => typeof a.executionMs === 'number'))
+    assert.match(first.stderr, /migrate: applied 1 /)
+    const second = await runCli(['migrate', '--database-url', url])
+    assert.equal(second.code, 0)
+    assert.match(second.stdout, /nothing applied/)
+    const status = await runCli(['status', '--database-url', url, '--json'])
+    assert.equal(status.code, 0)
+    assert.deepEqual(JSON.parse(status.stdout).pending, [])
+  })
+
+  test('diagnostics --json prints counts only', async () => {
+    const r = await runCli(['diagnostics', '--database-url', url, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const d = JSON.parse(r.stdout)
+    assert.equal(d.schemaVersion, LATEST_SCHEMA_VERSION)
+    for (const v of Object.values(d.counts)) assert.equal(typeof v, 'number')
+    assert.deepEqual(Object.keys(d.outbox).sort(), ['dead', 'oldestPendingAgeMs', 'pending'])
+  })
+})
+
+describe('schema drift and a database newer than the code exit 4 from every command that opens the store', () => {
+  async function tampered(sql: string): Promise<string> {
+    const dir = join(tempDir(), 'db')
+    const url = `pglite:${dir}`
+    assert.equal((await runCli(['migrate', '--database-url', url])).code, 0)
+    const db = new PGlite(dir)
+    await db.exec(sql)
+    await db.close()
+    return url
+  }
+
+  test('drift: a changed checksum', async () => {
+    const url = await tampered(`UPDATE user_engine_schema_versions SET checksum = 'edited' WHERE version = 1`)
+    for (const cmd of ['status', 'migrate', 'diagnostics']) {
+      const r = await runCli([cmd, '--database-url', url])
+      assert.equal(r.code, 4, `${cmd}: ${r.stderr}`)
+      assert.match(r.stderr, /SCHEMA_DRIFT/)
+    }
+  })
+
+  test('newer than code: an unknown applied version', async () => {
+    const url = await tampered(
+      `INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) VALUES (99, 'future', 'x', 1)`,
+    )
+    const r = await runCli(['migrate', '--database-url', url, '--json'])
+    assert.equal(r.code, 4, r.stderr)
+    assert.equal(JSON.parse(r.stdout).error.code, 'SCHEMA_NEWER_THAN_CODE')
+  })
+})
+
+describe('demo and conformance', () => {
+  test('demo on the reference store prints the walkthrough', async () => {
+    const r = await runCli(['demo', '--database-url', 'memory:'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /Audit trail/)
+    assert.match(r.stdout, /Diagnostics/)
+  })
+
+  test('conformance --store MODULE runs the harness on a provider module and reports each case', async () => {
+    const dir = tempDir()
+    const module = join(dir, 'store.mjs')
+    const memory = new URL('../../src/stores/memory/index.ts', import.meta.url).href
+    writeFileSync(
+      module,
+      `import { InMemoryUserEngineStore } from '${memory}'\nexport default async () => new InMemoryUserEngineStore()\n`,
+    )
+    const r = await runCli([
+      'conformance',
+      '--store',
+      module,
+      '--suite',
+      'rollback',
+      '--suite',
+      'migrator-race',
+      '--json',
+    ])
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.ok(report.passed >= 3)
+    assert.equal(report.failed, 0)
+    const skipped = report.cases.filter((c: { status: string }) => c.status === 'skipped')
+    assert.ok(skipped.length >= 1 && skipped.every((c: { reason?: string }) => typeof c.reason === 'string'))
+    assert.match(r.stderr, /conformance: \[1\]/)
+  })
+
+  test('conformance exits 1 when a case fails', async () => {
+    const dir = tempDir()
+    const module = join(dir, 'broken.mjs')
+    const memory = new URL('../../src/stores/memory/index.ts', import.meta.url).href
+    // A store whose readiness always claims ready: the readiness suite must fail.
+    writeFileSync(
+      module,
+      `import { InMemoryUserEngineStore } from '${memory}'
+export default async () => {
+  const store = new InMemoryUserEngineStore()
+  store.readiness = async () => ({ ready: true, schemaVersion: 3, latestVersion: 3, reason: null })
+  return store
+}\n`,
+    )
+    const r = await runCli(['conformance', '--store', module, '--suite', 'readiness'])
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stdout, /failed: readiness/)
+  })
+})
