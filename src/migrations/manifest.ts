@@ -23,7 +23,7 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     version: 1,
     name: 'user_engine_store',
     file: '0001_user_engine_store.sql',
-    checksum: '0fc0b2336b49073071160feed1e15626465fe41e8863494be3fbcc501926b405',
+    checksum: 'cb632e4d8b41ce99c4b6e1727bcefb98ce04a8d46c585893fec905fbfc0da87a',
     transactional: true,
     recordTypes: ['tenant', 'user', 'identifier', 'profile', 'factor'],
     purpose:

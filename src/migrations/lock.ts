@@ -1,0 +1,55 @@
+import { ErrorCode, UserEngineError } from '../domain/errors.js'
+import type { SqlSession } from '../stores/postgres/driver.js'
+
+/** The advisory lock key every user-engine migrator takes (one per database). */
+export const MIGRATION_LOCK_KEY = '7305392647001'
+
+const MAX_BACKOFF_MS = 200
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Takes a session-level advisory lock by polling `pg_try_advisory_lock` with capped exponential backoff.
+ * Never a blocking `pg_advisory_lock`: a session waiting on it holds a snapshot that CREATE INDEX
+ * CONCURRENTLY (run by the lock holder) waits for, a deadlock no timeout on our side would see.
+ * Returns how long it waited; throws MIGRATION_LOCK_TIMEOUT after `timeoutMs`.
+ */
+export async function acquireAdvisoryLock(
+  session: SqlSession,
+  options: { key?: string; timeoutMs: number; onWait?: (waitedMs: number) => void },
+): Promise<number> {
+  const key = options.key ?? MIGRATION_LOCK_KEY
+  const started = Date.now()
+  let delay = 5
+  for (;;) {
+    const { rows } = await session.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_lock($1::bigint) AS locked',
+      [key],
+    )
+    const waited = Date.now() - started
+    if (rows[0]?.locked === true) return waited
+    if (waited >= options.timeoutMs) {
+      throw new UserEngineError(
+        ErrorCode.MIGRATION_LOCK_TIMEOUT,
+        `another process held the migration lock for more than ${options.timeoutMs} ms`,
+        { details: { lockTimeoutMs: options.timeoutMs, lockKey: key } },
+      )
+    }
+    options.onWait?.(waited)
+    // Jitter spreads several waiting migrators apart.
+    await sleep(Math.min(delay + Math.random() * delay, options.timeoutMs - waited, MAX_BACKOFF_MS))
+    delay = Math.min(delay * 2, MAX_BACKOFF_MS)
+  }
+}
+
+/** Releases the lock; a failure is ignored because a dead session has released it already. */
+export async function releaseAdvisoryLock(
+  session: SqlSession,
+  key: string = MIGRATION_LOCK_KEY,
+): Promise<void> {
+  try {
+    await session.query('SELECT pg_advisory_unlock($1::bigint)', [key])
+  } catch {
+    // The connection is gone, and with it the lock.
+  }
+}

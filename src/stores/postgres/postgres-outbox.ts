@@ -1,0 +1,183 @@
+import { ValidationError } from '../../domain/errors.js'
+import type { AggregateType, JsonValue, OutboxEntry, OutboxStatus } from '../../domain/records.js'
+import { assertId, assertPositiveInt } from '../../domain/validation.js'
+import type { ClaimOptions, FailOptions, OutboxAccess, OutboxLag } from '../../store/store.js'
+import type { SqlDriver } from './driver.js'
+import { toStoreError } from './errors.js'
+import { SQL } from './sql.js'
+
+interface OutboxDbRow {
+  tenant_id: string
+  id: string
+  aggregate_type: string
+  aggregate_id: string
+  sequence: number
+  position: number
+  type: string
+  payload: { [key: string]: JsonValue }
+  occurred_at: Date | string
+  status: string
+  attempts: number
+  available_at: Date | string
+  lease_owner: string | null
+  lease_until: Date | string | null
+  published_at: Date | string | null
+  last_error: string | null
+}
+
+/** Both drivers return timestamptz as Date; a string (a custom type parser) is accepted too. */
+export const isoOf = (value: Date | string): string =>
+  (value instanceof Date ? value : new Date(value)).toISOString()
+const isoOrNull = (value: Date | string | null): string | null => (value === null ? null : isoOf(value))
+
+function toEntry(r: OutboxDbRow): OutboxEntry {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    aggregateType: r.aggregate_type as AggregateType,
+    aggregateId: r.aggregate_id,
+    sequence: Number(r.sequence),
+    position: Number(r.position),
+    type: r.type,
+    payload: r.payload,
+    occurredAt: isoOf(r.occurred_at),
+    status: r.status as OutboxStatus,
+    attempts: Number(r.attempts),
+    availableAt: isoOf(r.available_at),
+    leaseOwner: r.lease_owner,
+    leaseUntil: isoOrNull(r.lease_until),
+    publishedAt: isoOrNull(r.published_at),
+    lastError: r.last_error,
+  }
+}
+
+const MAX_INT4 = 2_147_483_647
+// Code-point order, as SQL's COLLATE "C" and ISO timestamps need.
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/**
+ * The outbox of a Postgres store, with the reference (memory) outbox's rules. Each operation is one
+ * statement, and lease checks use the database clock, so relays on hosts with skewed clocks agree.
+ */
+export class PostgresOutbox implements OutboxAccess {
+  constructor(
+    private readonly driver: SqlDriver,
+    private readonly assertUsable: () => Promise<void>,
+  ) {}
+
+  async claim(options: ClaimOptions): Promise<OutboxEntry[]> {
+    assertId(options.owner, 'owner')
+    assertPositiveInt(options.limit, 'limit', 10_000)
+    assertPositiveInt(options.leaseMs, 'leaseMs', MAX_INT4)
+    const rows = await this.#query<OutboxDbRow>('claim', SQL.outbox.claim, [
+      options.owner,
+      options.limit,
+      options.leaseMs,
+    ])
+    // RETURNING has no order; give the claim order (due first, then each aggregate's sequence).
+    return rows
+      .map(toEntry)
+      .sort(
+        (a, b) =>
+          cmp(a.availableAt, b.availableAt) ||
+          cmp(a.tenantId, b.tenantId) ||
+          cmp(a.aggregateId, b.aggregateId) ||
+          a.sequence - b.sequence ||
+          a.position - b.position,
+      )
+  }
+
+  async acknowledge(owner: string, eventIds: readonly string[]): Promise<string[]> {
+    await this.assertUsable()
+    if (eventIds.length === 0) return []
+    const rows = await this.#query<{ id: string }>('acknowledge', SQL.outbox.acknowledge, [
+      owner,
+      JSON.stringify(eventIds),
+    ])
+    const done = new Set(rows.map((r) => r.id))
+    // In the order asked, as the reference store answers.
+    return [...new Set(eventIds)].filter((id) => done.has(id))
+  }
+
+  async fail(options: FailOptions): Promise<'pending' | 'dead' | null> {
+    assertPositiveInt(options.maxAttempts, 'maxAttempts', MAX_INT4)
+    const backoff = Math.min(MAX_INT4, Math.max(0, Math.floor(Number(options.backoffMs) || 0)))
+    const rows = await this.#query<{ status: string }>('fail', SQL.outbox.fail, [
+      options.owner,
+      options.eventId,
+      String(options.error).slice(0, 500),
+      options.maxAttempts,
+      backoff,
+    ])
+    const status = rows[0]?.status
+    return status === undefined ? null : status === 'dead' ? 'dead' : 'pending'
+  }
+
+  async release(owner: string, eventIds: readonly string[]): Promise<number> {
+    await this.assertUsable()
+    if (eventIds.length === 0) return 0
+    const rows = await this.#query('release', SQL.outbox.release, [owner, JSON.stringify(eventIds)])
+    return rows.length
+  }
+
+  async retryDead(eventId: string): Promise<boolean> {
+    assertId(eventId, 'eventId')
+    return (await this.#query('retryDead', SQL.outbox.retryDead, [eventId])).length > 0
+  }
+
+  async discardDead(eventId: string): Promise<boolean> {
+    assertId(eventId, 'eventId')
+    return (await this.#query('discardDead', SQL.outbox.discardDead, [eventId])).length > 0
+  }
+
+  async purgePublished(olderThanMs: number, limit: number): Promise<number> {
+    assertPositiveInt(limit, 'limit', 100_000)
+    if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs)) {
+      throw new ValidationError('olderThanMs must be a finite number', { field: 'olderThanMs' })
+    }
+    const rows = await this.#query('purgePublished', SQL.outbox.purgePublished, [
+      Math.floor(olderThanMs),
+      limit,
+    ])
+    return rows.length
+  }
+
+  async lag(): Promise<OutboxLag> {
+    const rows = await this.#query<{ pending: unknown; dead: unknown; oldest_ms: unknown }>(
+      'lag',
+      SQL.outbox.lag,
+      [],
+    )
+    const r = rows[0]
+    return {
+      pending: Number(r?.pending ?? 0),
+      dead: Number(r?.dead ?? 0),
+      oldestPendingAgeMs: Number(r?.oldest_ms ?? 0),
+    }
+  }
+
+  async get(eventId: string): Promise<OutboxEntry | null> {
+    assertId(eventId, 'eventId')
+    const rows = await this.#query<OutboxDbRow>('get', SQL.outbox.get, [eventId])
+    return rows[0] ? toEntry(rows[0]) : null
+  }
+
+  async listForAggregate(tenantId: string, aggregateId: string): Promise<OutboxEntry[]> {
+    assertId(tenantId, 'tenantId')
+    assertId(aggregateId, 'aggregateId')
+    const rows = await this.#query<OutboxDbRow>('listForAggregate', SQL.outbox.listForAggregate, [
+      tenantId,
+      aggregateId,
+    ])
+    return rows.map(toEntry)
+  }
+
+  async #query<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {
+    await this.assertUsable()
+    try {
+      return (await this.driver.query<R>(sql, params)).rows
+    } catch (error) {
+      throw toStoreError(error, `outbox ${what}`)
+    }
+  }
+}

@@ -1,0 +1,442 @@
+import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
+import {
+  ConflictError,
+  ErrorCode,
+  type ErrorDetails,
+  NotFoundError,
+  SchemaError,
+  UserEngineError,
+} from '../../domain/errors.js'
+import type {
+  AuditData,
+  AuditRecord,
+  IdentifierKind,
+  IdentifierRecord,
+  JsonValue,
+  RecordType,
+  TenantRecord,
+  UserRecord,
+} from '../../domain/records.js'
+import { assertId, validatePageSize } from '../../domain/validation.js'
+import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../../migrations/manifest.js'
+import {
+  assertValidHistory,
+  compareHistory,
+  createMigrator,
+  readSchemaHistory,
+} from '../../migrations/runner.js'
+import { BufferedUnitOfWork, type RowSource } from '../../store/buffered-unit-of-work.js'
+import type { CommitPlan } from '../../store/commit-plan.js'
+import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
+import type {
+  Diagnostics,
+  ListAuditQuery,
+  ListUsersQuery,
+  MigrateResult,
+  Page,
+  Readiness,
+  StoreCapabilities,
+  UserEngineStore,
+} from '../../store/store.js'
+import { recordCodec, type StoredRow } from '../../store/stored-row.js'
+import type { UnitOfWork } from '../../store/unit-of-work.js'
+import type { SqlDriver } from './driver.js'
+import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError, withCause } from './errors.js'
+import { isoOf, PostgresOutbox } from './postgres-outbox.js'
+import { SQL } from './sql.js'
+
+export interface PostgresStoreOptions {
+  /** How long `migrate()` waits for another process's migration lock. Default 60 000 ms. */
+  readonly migrationLockTimeoutMs?: number
+  /**
+   * Default true: reads and writes need the schema at LATEST_SCHEMA_VERSION. False lets the store work on
+   * any migrated version (1+), for upgrade tests and rolling deploys where the code lands before `migrate`.
+   */
+  readonly requireLatestSchema?: boolean
+}
+
+interface RecordDbRow {
+  record_type: RecordType
+  record_id: string
+  user_id: string | null
+  version: number
+  payload: { [key: string]: JsonValue }
+  created_at: Date | string
+  updated_at: Date | string
+}
+
+interface AuditDbRow {
+  seq: number | string
+  id: string
+  occurred_at: Date | string
+  action: string
+  user_id: string | null
+  actor_id: string | null
+  data: AuditData
+}
+
+const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
+
+const toStoredRow = (r: RecordDbRow): StoredRow => ({
+  type: r.record_type,
+  id: r.record_id,
+  userId: r.user_id,
+  version: Number(r.version),
+  payload: r.payload,
+  createdAt: isoOf(r.created_at),
+  updatedAt: isoOf(r.updated_at),
+})
+
+/**
+ * The store on Postgres, through a node-postgres pool or embedded PGlite. Semantics are the reference
+ * (memory) store's; the differences are where the work happens: a commit is the CommitPlan sent as one
+ * `user_engine_commit(...)` call, so it is one round trip and atomic without BEGIN/COMMIT.
+ *
+ * Open one with `createNodePostgresStore` or `createPgliteStore`, or `PostgresUserEngineStore.open(driver)`.
+ */
+export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministration {
+  readonly kind: 'postgres' | 'pglite'
+  readonly capabilities: StoreCapabilities
+  readonly outbox: PostgresOutbox
+  /** The driver, for the CLI and tests (counting round trips, holding locks). */
+  readonly driver: SqlDriver
+
+  readonly #options: PostgresStoreOptions
+  readonly #requiredVersion: number
+  #schemaVersion: number
+  #closed = false
+
+  private constructor(driver: SqlDriver, schemaVersion: number, options: PostgresStoreOptions) {
+    this.driver = driver
+    this.kind = driver.kind
+    // PGlite is one connection in one process: its claims are serialized, not isolated by row locks.
+    this.capabilities =
+      driver.kind === 'postgres'
+        ? { multiProcess: true, rowLocking: true }
+        : { multiProcess: false, rowLocking: false }
+    this.#options = options
+    this.#requiredVersion = options.requireLatestSchema === false ? 1 : LATEST_SCHEMA_VERSION
+    this.#schemaVersion = schemaVersion
+    this.outbox = new PostgresOutbox(driver, () => this.#assertUsable())
+  }
+
+  /**
+   * Opens a store on a driver: reads the schema history and refuses (SCHEMA_DRIFT, SCHEMA_NEWER_THAN_CODE)
+   * a database that drifted or is newer than this code, changing nothing. An unmigrated database opens;
+   * it reports not ready until `migrate()`. The driver is closed when opening fails.
+   */
+  static async open(driver: SqlDriver, options: PostgresStoreOptions = {}): Promise<PostgresUserEngineStore> {
+    try {
+      const status = compareHistory(await readSchemaHistory(driver))
+      assertValidHistory(status)
+      return new PostgresUserEngineStore(driver, status.currentVersion, options)
+    } catch (error) {
+      await driver.close().catch(() => {})
+      throw toStoreError(error, 'open')
+    }
+  }
+
+  async readiness(): Promise<Readiness> {
+    this.#assertOpen()
+    const schemaVersion = await this.#refreshSchemaVersion()
+    const ready = schemaVersion >= this.#requiredVersion
+    return {
+      ready,
+      schemaVersion,
+      latestVersion: LATEST_SCHEMA_VERSION,
+      reason: ready ? null : ErrorCode.SCHEMA_NOT_READY,
+    }
+  }
+
+  async migrate(): Promise<MigrateResult> {
+    this.#assertOpen()
+    const result = await this.#migrator().migrate()
+    this.#schemaVersion = result.toVersion
+    return result
+  }
+
+  /** The history compared with the manifest; reports drift rather than refusing it (CLI `status`). */
+  async schemaStatus(): Promise<SchemaStatus> {
+    this.#assertOpen()
+    const status = await this.#migrator().status()
+    return {
+      currentVersion: status.currentVersion,
+      latestVersion: status.latestVersion,
+      pending: status.pending.map((m) => m.version),
+      drift: [
+        // A changed checksum, or a version missing below the current one (its recorded checksum is none).
+        ...status.drift.map((d) => ({ version: d.version, name: d.name, reason: 'checksum' as const })),
+        ...status.applied
+          .filter((h) => status.unknownVersions.includes(h.version))
+          .map((h) => ({ version: h.version, name: h.name, reason: 'unknown_version' as const })),
+      ].sort((a, b) => a.version - b.version),
+    }
+  }
+
+  /** The SQL `migrate()` would run, each migration under a header; empty when nothing is pending. */
+  async migrationPlan(): Promise<string> {
+    this.#assertOpen()
+    const plan = await this.#migrator().plan()
+    return plan.migrations
+      .map((m) => {
+        const how = m.transactional
+          ? 'one transaction, with its history row'
+          : 'statement by statement, outside a transaction'
+        return `-- migration ${m.version} (${m.name}): ${how}\n${m.sql.trim()}\n`
+      })
+      .join('\n')
+  }
+
+  async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    assertId(tenantId, 'tenantId')
+    await this.#assertUsable()
+    const uow = new BufferedUnitOfWork(tenantId, this.#rowSource(tenantId))
+    let result: T
+    try {
+      result = await fn(uow)
+    } catch (error) {
+      uow.abandon()
+      throw error
+    }
+    this.#assertOpen()
+    const plan = uow.toCommitPlan()
+    // Nothing to write: no round trip.
+    if (!uow.isEmpty) await this.#commit(plan)
+    return result
+  }
+
+  async getTenant(tenantId: string): Promise<TenantRecord | null> {
+    assertId(tenantId, 'tenantId')
+    const row = await this.#one(SQL.readRow, [tenantId, 'tenant', tenantId])
+    return row ? recordCodec.tenant.fromRow(tenantId, row) : null
+  }
+
+  async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {
+    assertId(tenantId, 'tenantId')
+    assertId(userId, 'userId')
+    const row = await this.#one(SQL.readRow, [tenantId, 'user', userId])
+    return row ? recordCodec.user.fromRow(tenantId, row) : null
+  }
+
+  async getIdentifier(
+    tenantId: string,
+    kind: IdentifierKind,
+    value: string,
+  ): Promise<IdentifierRecord | null> {
+    assertId(tenantId, 'tenantId')
+    const row = await this.#one(SQL.readIdentifierRow, [tenantId, String(kind), String(value)])
+    return row ? recordCodec.identifier.fromRow(tenantId, row) : null
+  }
+
+  async findUserByIdentifier(
+    tenantId: string,
+    kind: IdentifierKind,
+    value: string,
+  ): Promise<UserRecord | null> {
+    assertId(tenantId, 'tenantId')
+    // One query where the reference store does two reads.
+    const row = await this.#one(SQL.findUserByIdentifier, [tenantId, String(kind), String(value)])
+    return row ? recordCodec.user.fromRow(tenantId, row) : null
+  }
+
+  async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
+    assertId(tenantId, 'tenantId')
+    const limit = validatePageSize(query.limit)
+    const after = query.cursor === undefined ? '' : decodeIdCursor(query.cursor)
+    const params: unknown[] = [tenantId, after, limit + 1]
+    if (query.status !== undefined) params.push(String(query.status))
+    const rows = await this.#rows<RecordDbRow>(
+      'listUsers',
+      query.status === undefined ? SQL.listUsers : SQL.listUsersByStatus,
+      params,
+    )
+    const items = rows.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, toStoredRow(r)))
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+  }
+
+  async listAudit(tenantId: string, query: ListAuditQuery = {}): Promise<Page<AuditRecord>> {
+    assertId(tenantId, 'tenantId')
+    if (query.userId !== undefined) assertId(query.userId, 'userId')
+    const limit = validatePageSize(query.limit)
+    const after = query.cursor === undefined ? 0 : decodeSeqCursor(query.cursor)
+    const params: unknown[] = [tenantId, after, limit + 1]
+    if (query.userId !== undefined) params.push(query.userId)
+    const rows = await this.#rows<AuditDbRow>(
+      'listAudit',
+      query.userId === undefined ? SQL.listAudit : SQL.listAuditForUser,
+      params,
+    )
+    const items: AuditRecord[] = rows.slice(0, limit).map((r) => ({
+      id: r.id,
+      tenantId,
+      seq: Number(r.seq),
+      occurredAt: isoOf(r.occurred_at),
+      action: r.action,
+      userId: r.user_id,
+      actorId: r.actor_id,
+      data: r.data,
+    }))
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
+  }
+
+  async diagnostics(): Promise<Diagnostics> {
+    this.#assertOpen()
+    const schemaVersion = await this.#refreshSchemaVersion()
+    const counts: Record<string, number> = Object.fromEntries(DIAGNOSTIC_COUNT_KEYS.map((k) => [k, 0]))
+    if (schemaVersion > 0) {
+      const plural: Record<string, string> = {
+        'record:tenant': 'tenants',
+        'record:user': 'users',
+        'record:identifier': 'identifiers',
+        'record:profile': 'profiles',
+        'record:factor': 'factors',
+        audit: 'audit_records',
+      }
+      const rows = await this.#rows<{ key: string; n: number | string }>('diagnostics', SQL.diagnostics, [])
+      for (const r of rows) {
+        const name = plural[r.key] ?? `outbox_${r.key.slice('outbox:'.length)}`
+        // Only the fixed keys: nothing the database holds becomes a key.
+        if (name in counts) counts[name] = Number(r.n)
+      }
+    }
+    return { store: this.kind, schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, counts }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.driver.close()
+  }
+
+  #migrator() {
+    const timeout = this.#options.migrationLockTimeoutMs
+    return createMigrator(this.driver, timeout === undefined ? {} : { lockTimeoutMs: timeout })
+  }
+
+  #rowSource(tenantId: string): RowSource {
+    return {
+      readRow: (type, id) => this.#one(SQL.readRow, [tenantId, type, id]),
+      readIdentifierRow: (kind, value) => this.#one(SQL.readIdentifierRow, [tenantId, kind, value]),
+      readUserRows: async (userId, type) =>
+        (await this.#rows<RecordDbRow>('read', SQL.readUserRows, [tenantId, userId, type])).map(toStoredRow),
+    }
+  }
+
+  async #one(sql: string, params: readonly unknown[]): Promise<StoredRow | null> {
+    const rows = await this.#rows<RecordDbRow>('read', sql, params)
+    return rows[0] ? toStoredRow(rows[0]) : null
+  }
+
+  async #rows<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {
+    await this.#assertUsable()
+    try {
+      return (await this.driver.query<R>(sql, params)).rows
+    } catch (error) {
+      throw toStoreError(error, what)
+    }
+  }
+
+  /** The plan as one statement. The function raises UE00x with the failing write's index as DETAIL. */
+  async #commit(plan: CommitPlan): Promise<void> {
+    try {
+      await this.driver.query(SQL.commit, [
+        plan.tenantId,
+        JSON.stringify(plan.writes),
+        JSON.stringify(plan.audit),
+        JSON.stringify(plan.events),
+        plan.now,
+      ])
+    } catch (error) {
+      throw this.#commitError(plan, error)
+    }
+  }
+
+  #commitError(plan: CommitPlan, error: unknown): unknown {
+    const state = sqlState(error)
+    const cause = sanitizeDatabaseError(error)
+    const detail = (error as { detail?: unknown }).detail
+    // DETAIL is the index of the failing write (never a value); anything else is ignored.
+    const index = typeof detail === 'string' && /^\d{1,6}$/.test(detail) ? Number(detail) : -1
+    const w = plan.writes[index]
+    const name = w ? `${w.type} ${w.id}` : 'a record'
+    const ids: ErrorDetails = w ? { recordType: w.type, recordId: w.id } : {}
+    if (state === 'UE001') {
+      return withCause(new ConflictError(ErrorCode.ALREADY_EXISTS, `${name} already exists`, ids), cause)
+    }
+    if (state === 'UE002') {
+      const expected: ErrorDetails = w && w.op !== 'insert' ? { expectedVersion: w.expectedVersion } : {}
+      return withCause(
+        new ConflictError(ErrorCode.VERSION_CONFLICT, `${name} is not at the expected version`, {
+          ...ids,
+          ...expected,
+        }),
+        cause,
+      )
+    }
+    if (state === 'UE004') {
+      return withCause(
+        new NotFoundError(`tenant ${plan.tenantId} not found`, { tenantId: plan.tenantId }),
+        cause,
+      )
+    }
+    const racedIndex = state === '23505' && cause.constraint === IDENTIFIER_INDEX
+    if (state === 'UE003' || racedIndex) {
+      // A racing commit took the value between our check and our write: the unique index has no write
+      // index to report, so name the identifier when this commit writes only one.
+      const target =
+        w ??
+        (() => {
+          const candidates = plan.writes.filter((x) => x.type === 'identifier' && x.op !== 'delete')
+          return candidates.length === 1 ? candidates[0] : undefined
+        })()
+      const kind = target && target.op !== 'delete' ? String(target.payload.kind) : 'identifier'
+      const which = target ? `identifier ${target.id} (${kind})` : 'an identifier'
+      return withCause(
+        new ConflictError(
+          ErrorCode.DUPLICATE_IDENTIFIER,
+          `${which}: the value is already taken in tenant ${plan.tenantId}`,
+          target ? { kind, recordType: 'identifier', recordId: target.id } : { kind },
+        ),
+        cause,
+      )
+    }
+    if (isConnectionError(error)) {
+      return new UserEngineError(
+        ErrorCode.STORE_UNAVAILABLE,
+        'the database is unavailable; the commit may or may not have been applied',
+        { cause },
+      )
+    }
+    return toStoreError(error, 'commit')
+  }
+
+  /** Re-reads the version only while the store is below what it needs: once ready, it stays ready. */
+  async #refreshSchemaVersion(): Promise<number> {
+    if (this.#schemaVersion < LATEST_SCHEMA_VERSION) {
+      try {
+        const status = compareHistory(await readSchemaHistory(this.driver))
+        this.#schemaVersion = status.currentVersion
+      } catch (error) {
+        throw toStoreError(error, 'readiness')
+      }
+    }
+    return this.#schemaVersion
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new UserEngineError(ErrorCode.STORE_CLOSED, 'the store is closed')
+  }
+
+  async #assertUsable(): Promise<void> {
+    this.#assertOpen()
+    if (this.#schemaVersion >= this.#requiredVersion) return
+    const schemaVersion = await this.#refreshSchemaVersion()
+    if (schemaVersion < this.#requiredVersion) {
+      throw new SchemaError(ErrorCode.SCHEMA_NOT_READY, 'the store schema is not migrated; run migrate()', {
+        details: { schemaVersion, latestVersion: LATEST_SCHEMA_VERSION },
+      })
+    }
+  }
+}

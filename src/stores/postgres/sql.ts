@@ -1,0 +1,101 @@
+/**
+ * Every statement the Postgres store sends, in one place. All values are parameters ($n); nothing is ever
+ * spliced into this text. Every statement on tenant data names `tenant_id` first, so it uses the keys.
+ */
+
+const ROW = 'record_type, record_id, user_id, version, payload, created_at, updated_at'
+const OUTBOX = `tenant_id, id, aggregate_type, aggregate_id, sequence, position, type, payload, occurred_at,
+  status, attempts, available_at, lease_owner, lease_until, published_at, last_error`
+const AUDIT = 'seq, id, occurred_at, action, user_id, actor_id, data'
+// Delivery state may only change while the caller's lease holds, judged by the database clock.
+const HELD = `status = 'pending' AND lease_owner = $1 AND lease_until > now()`
+const MS = `* interval '1 millisecond'`
+
+export const SQL = {
+  /** The whole unit of work in one statement: one round trip, atomic, preconditions checked inside. */
+  commit: 'SELECT user_engine_commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::timestamptz)',
+
+  readRow: `SELECT ${ROW} FROM user_engine_records WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3`,
+  // Matches the expression index user_engine_identifier_value_key.
+  readIdentifierRow: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'identifier' AND payload->>'kind' = $2 AND payload->>'value' = $3`,
+  readUserRows: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND user_id = $2 AND record_type = $3 ORDER BY record_id`,
+  findUserByIdentifier: `SELECT u.record_type, u.record_id, u.user_id, u.version, u.payload, u.created_at, u.updated_at
+    FROM user_engine_records i
+    JOIN user_engine_records u
+      ON u.tenant_id = i.tenant_id AND u.record_type = 'user' AND u.record_id = i.user_id
+    WHERE i.tenant_id = $1 AND i.record_type = 'identifier' AND i.payload->>'kind' = $2 AND i.payload->>'value' = $3`,
+
+  // Keyset pages: record_id is COLLATE "C", so order and `>` agree with the reference store on any locale.
+  listUsers: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'user' AND record_id > $2 ORDER BY record_id LIMIT $3`,
+  listUsersByStatus: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'user' AND payload->>'status' = $4 AND record_id > $2
+    ORDER BY record_id LIMIT $3`,
+  listAudit: `SELECT ${AUDIT} FROM user_engine_audit WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+  listAuditForUser: `SELECT ${AUDIT} FROM user_engine_audit
+    WHERE tenant_id = $1 AND user_id = $4 AND seq > $2 ORDER BY seq LIMIT $3`,
+
+  diagnostics: `SELECT 'record:' || record_type AS key, count(*) AS n FROM user_engine_records GROUP BY record_type
+    UNION ALL SELECT 'audit', count(*) FROM user_engine_audit
+    UNION ALL SELECT 'outbox:' || status, count(*) FROM user_engine_outbox GROUP BY status`,
+
+  schemaTableExists: `SELECT to_regclass('user_engine_schema_versions') IS NOT NULL AS present`,
+  schemaHistory: 'SELECT version, name, checksum FROM user_engine_schema_versions ORDER BY version',
+
+  outbox: {
+    /**
+     * Claim by state in one statement. Candidates: pending, due, unleased or lease-expired, and the head of
+     * their aggregate (no earlier pending or dead event). SKIP LOCKED lets concurrent relays pass each
+     * other's candidates instead of waiting; the lease is set in the same statement.
+     */
+    claim: `WITH candidates AS (
+        SELECT o.tenant_id, o.id FROM user_engine_outbox o
+        WHERE o.status = 'pending' AND o.available_at <= now()
+          AND (o.lease_until IS NULL OR o.lease_until <= now())
+          AND NOT EXISTS (
+            SELECT 1 FROM user_engine_outbox p
+            WHERE p.tenant_id = o.tenant_id AND p.aggregate_id = o.aggregate_id
+              AND p.aggregate_type = o.aggregate_type AND p.status IN ('pending', 'dead')
+              AND (p.sequence < o.sequence OR (p.sequence = o.sequence AND p.position < o.position)))
+        ORDER BY o.available_at, o.tenant_id, o.aggregate_id, o.sequence, o.position
+        LIMIT $2
+        FOR UPDATE OF o SKIP LOCKED)
+      UPDATE user_engine_outbox u SET lease_owner = $1, lease_until = now() + $3::integer ${MS}
+      FROM candidates c WHERE u.tenant_id = c.tenant_id AND u.id = c.id
+      RETURNING u.tenant_id, u.id, u.aggregate_type, u.aggregate_id, u.sequence, u.position, u.type, u.payload,
+        u.occurred_at, u.status, u.attempts, u.available_at, u.lease_owner, u.lease_until, u.published_at,
+        u.last_error`,
+    acknowledge: `UPDATE user_engine_outbox
+      SET status = 'published', published_at = now(), lease_owner = NULL, lease_until = NULL
+      WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}
+      RETURNING id`,
+    fail: `UPDATE user_engine_outbox
+      SET attempts = attempts + 1, last_error = $3, lease_owner = NULL, lease_until = NULL,
+        status = CASE WHEN attempts + 1 >= $4::integer THEN 'dead' ELSE 'pending' END,
+        available_at = CASE WHEN attempts + 1 >= $4::integer THEN available_at
+                            ELSE now() + $5::integer ${MS} END
+      WHERE id = $2 AND ${HELD}
+      RETURNING status`,
+    release: `UPDATE user_engine_outbox SET lease_owner = NULL, lease_until = NULL
+      WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}
+      RETURNING id`,
+    retryDead: `UPDATE user_engine_outbox SET status = 'pending', attempts = 0, available_at = now()
+      WHERE id = $1 AND status = 'dead' RETURNING id`,
+    discardDead: `UPDATE user_engine_outbox SET status = 'discarded' WHERE id = $1 AND status = 'dead' RETURNING id`,
+    // Bounded: one batch per call, so a purge never holds a long lock or a huge transaction.
+    purgePublished: `DELETE FROM user_engine_outbox WHERE ctid IN (
+        SELECT ctid FROM user_engine_outbox
+        WHERE status = 'published' AND published_at < now() - $1::bigint ${MS}
+        LIMIT $2)
+      RETURNING id`,
+    lag: `SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+        count(*) FILTER (WHERE status = 'dead') AS dead,
+        coalesce(greatest(0, floor(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE status = 'pending')) * 1000)), 0) AS oldest_ms
+      FROM user_engine_outbox WHERE status IN ('pending', 'dead')`,
+    get: `SELECT ${OUTBOX} FROM user_engine_outbox WHERE id = $1`,
+    listForAggregate: `SELECT ${OUTBOX} FROM user_engine_outbox
+      WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence, position`,
+  },
+} as const

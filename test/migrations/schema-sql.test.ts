@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { readSchemaCatalog } from '../../src/migrations/catalog.js'
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../src/migrations/manifest.js'
+import { createMigrator } from '../../src/migrations/runner.js'
+import { generateSchemaSql } from '../../src/migrations/schema-sql.js'
+import { migrationsDirectory } from '../../src/migrations/sql-files.js'
+import { splitSqlStatements } from '../../src/migrations/statements.js'
+import { backends, type TestDb } from '../postgres/backends.js'
+
+const schemaSql = () => readFileSync(join(migrationsDirectory(), 'schema.sql'), 'utf8')
+
+test('migrations/postgres/schema.sql is up to date (regenerate: npx tsx scripts/generate-schema.ts)', () => {
+  assert.equal(schemaSql(), generateSchemaSql())
+})
+
+test('schema.sql holds every migration in order and the history rows', () => {
+  const text = schemaSql()
+  let at = -1
+  for (const m of MIGRATIONS) {
+    const next = text.indexOf(`-- ==== ${m.file}`)
+    assert.ok(next > at, `${m.file} in order`)
+    at = next
+    assert.ok(text.includes(`(${m.version}, '${m.name}', '${m.checksum}', 0)`), `history row ${m.version}`)
+  }
+})
+
+test('splitSqlStatements splits at top-level semicolons only', () => {
+  const sql = `-- a comment; with a semicolon
+CREATE TABLE a (x text DEFAULT ';');
+/* block; comment */ CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;
+SELECT "we;ird", E'it\\'s;', 'it''s;' ;
+SELECT $$;$$
+-- trailing comment only`
+  assert.deepEqual(splitSqlStatements(sql), [
+    `-- a comment; with a semicolon\nCREATE TABLE a (x text DEFAULT ';')`,
+    `/* block; comment */ CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$`,
+    `SELECT "we;ird", E'it\\'s;', 'it''s;'`,
+    `SELECT $$;$$\n-- trailing comment only`,
+  ])
+  assert.deepEqual(splitSqlStatements('  -- nothing\n'), [])
+})
+
+for (const backend of await backends()) {
+  describe(`schema.sql on ${backend.name}`, { skip: backend.skip }, () => {
+    const dbs: TestDb[] = []
+    after(async () => {
+      for (const db of dbs) await db.drop()
+    })
+
+    test('schema.sql on an empty database gives the catalog of every migration run in order', async () => {
+      const [bootstrapped, migrated] = [await backend.create(), await backend.create()]
+      dbs.push(bootstrapped, migrated)
+      const a = await bootstrapped.driver()
+      // Statement by statement with autocommit, as psql -f does: CONCURRENTLY refuses a transaction block.
+      for (const statement of splitSqlStatements(schemaSql())) await a.exec(statement)
+      const b = await migrated.driver()
+      await createMigrator(b).migrate()
+
+      const [ca, cb] = [await readSchemaCatalog(a), await readSchemaCatalog(b)]
+      assert.deepEqual(ca, cb)
+      assert.deepEqual(ca.tables, [
+        'user_engine_audit',
+        'user_engine_outbox',
+        'user_engine_records',
+        'user_engine_schema_versions',
+      ])
+      assert.ok(ca.indexes.length >= 9)
+      assert.ok(!ca.indexes.some((i) => i.endsWith(' INVALID')))
+      assert.ok(ca.functions.some((f) => f.includes('user_engine_commit')))
+      assert.ok(ca.columns.includes('user_engine_records.record_id text collate C not null'))
+
+      // A bootstrapped database is at the latest version: the runner finds nothing to do.
+      const status = await createMigrator(a).validate()
+      assert.equal(status.currentVersion, LATEST_SCHEMA_VERSION)
+      assert.deepEqual((await createMigrator(a).migrate()).applied, [])
+    })
+  })
+}
