@@ -17,8 +17,8 @@ export type ConformanceStores = Pick<
 /**
  * Store factories for running the harness against a location without touching its data:
  * - postgres: every store gets a schema of its own (search_path), dropped afterwards;
- * - pglite: every store is a fresh in-memory PGlite, started from a template data directory
- *   (initdb runs once per process, not once per case);
+ * - pglite: an in-memory PGlite started from a template data directory (initdb runs once per process),
+ *   fresh for each case that needs an empty database, shared by the others;
  * - memory: a new reference store per case.
  */
 export async function conformanceStoresFor(location: StoreLocation): Promise<ConformanceStores> {
@@ -37,26 +37,34 @@ async function pgliteStores(): Promise<ConformanceStores> {
   const { PGlite } = await import('@electric-sql/pglite')
   const { createPgliteDriver, PostgresUserEngineStore } = await import('../stores/postgres/pglite.js')
   const template = new PGlite()
+  await template.waitReady
   const image = await template.dumpDataDir('none')
   await template.close()
-  const databases = new Map<UserEngineStore, { close(): Promise<void> }>()
-  const open = async () => {
+  const owned = new Map<UserEngineStore, { close(): Promise<void> }>()
+  // Cases that do not need an empty database share one (each uses its own tenant): PGlite starts in seconds.
+  let shared: InstanceType<typeof PGlite> | undefined
+  const open = async (ctx: { empty: boolean }) => {
+    if (!ctx.empty) {
+      shared ??= new PGlite({ loadDataDir: image })
+      return PostgresUserEngineStore.open(await createPgliteDriver({ db: shared }))
+    }
     const db = new PGlite({ loadDataDir: image })
     const store = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
-    databases.set(store, db)
+    owned.set(store, db)
     return store
   }
   const destroy = async (store: UserEngineStore) => {
     await store.close()
-    await databases.get(store)?.close()
-    databases.delete(store)
+    await owned.get(store)?.close()
+    owned.delete(store)
   }
   return {
-    description: 'embedded PGlite, a fresh in-memory database per case',
+    description: 'embedded PGlite: a fresh in-memory database per case that needs one, else one shared',
     createStore: open,
     destroyStore: destroy,
     dispose: async () => {
-      await Promise.all([...databases.keys()].map(destroy))
+      await Promise.all([...owned.keys()].map(destroy))
+      await shared?.close()
     },
   }
 }
