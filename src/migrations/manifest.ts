@@ -50,6 +50,18 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     recordTypes: [],
     purpose: "The relay's claim index on due pending events.",
   },
+  {
+    version: 4,
+    name: 'outbox_relay_indexes_and_db_clock',
+    file: '0004_outbox_relay_indexes_and_db_clock.sql',
+    checksum: '3c74d438e94173b246a2de0a23bfb7d71d78eb594666f28bad35372deca27732',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain CREATE INDEX would block outbox inserts.',
+    recordTypes: [],
+    purpose:
+      'Relay queries that stop early or read only leased/dead events (claim-order, leased and dead outbox indexes, replacing 0003\'s); user_engine_commit sets available_at from the database clock.',
+  },
 ])
 
 /** The schema version this code needs: the manifest's last entry. */
