@@ -1,6 +1,6 @@
 export * from './domain/index.js'
+export * from './engine/index.js'
 export * from './migrations/manifest.js'
 export { checksumOf, migrationsDirectory, normalizeSql, readMigrationSql } from './migrations/sql-files.js'
-export * from './store/index.js'
-export * from './engine/index.js'
 export * from './outbox/index.js'
+export * from './store/index.js'
