@@ -207,37 +207,21 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_outbox_due_idx
   ON user_engine_outbox (tenant_id, available_at)
   WHERE status = 'pending';
 
--- ==== 0004_outbox_relay_indexes_and_db_clock.sql (non-transactional: CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain CREATE INDEX would block outbox inserts.)
+-- ==== 0004_outbox_id_index_and_db_clock.sql
 
--- user-engine 0004: relay queries that do not grow with the outbox, and due times on the database clock.
--- Non-transactional: CREATE INDEX CONCURRENTLY cannot run inside a transaction, and a plain CREATE INDEX
--- would block every commit's outbox insert while it builds. Every statement is safe to re-run after a
--- crash (IF NOT EXISTS / IF EXISTS / OR REPLACE); see docs/operations.md for an index left INVALID.
+-- user-engine 0004: relay statements that read only leased or dead events, and due times on the database clock.
+-- Transactional: it replaces user_engine_commit, which must land together with its history row. The index
+-- is built with a plain CREATE INDEX, so outbox writes (commits that emit events, relay updates) wait while
+-- it reads the outbox once; it holds only leased and dead events, so it is small and quick to write.
 
--- The claim walks the due pending events in its ORDER BY order and stops at LIMIT, instead of checking
--- every due event's head-of-sequence and sorting them all. This is the one index not led by tenant_id,
--- on purpose: the relay claims across tenants in due order (oldest due event first, whatever its tenant),
--- and an index led by tenant_id can only give that order by reading and sorting every due event of every
--- tenant. Ordering the claim by tenant first would let one busy tenant starve the others.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_outbox_claim_order_idx
-  ON user_engine_outbox (available_at, tenant_id, aggregate_id, sequence, position)
-  WHERE status = 'pending';
-
--- Acknowledge, fail and release name events by id and lease owner, without a tenant (a relay drains every
--- tenant). Only leased events are in this index (the relay's in-flight batches), so scanning all of it
--- for the ids costs the batch size, not the size of the outbox.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_outbox_leased_idx
+-- acknowledge, fail and release name events by id and lease owner; retryDead and discardDead name a dead
+-- event by id. None of them knows the tenant (a relay drains every tenant), so with only tenant-led keys
+-- each read the whole outbox. This index holds only the events a relay holds (its in-flight batches)
+-- and dead events (each one an alert): scanning all of it for an id costs the in-flight count, not the
+-- outbox size. `lease_owner = $1` and `status = 'dead'` each imply its predicate, so the planner uses it.
+CREATE INDEX user_engine_outbox_leased_or_dead_idx
   ON user_engine_outbox (tenant_id, id)
-  WHERE lease_owner IS NOT NULL;
-
--- retryDead and discardDead name a dead event by id alone; dead events are few (each one is an alert).
-CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_outbox_dead_idx
-  ON user_engine_outbox (tenant_id, id)
-  WHERE status = 'dead';
-
--- 0003's claim index is superseded by user_engine_outbox_claim_order_idx and no query uses it any more;
--- dropping it keeps each outbox insert at the same number of index writes.
-DROP INDEX CONCURRENTLY IF EXISTS user_engine_outbox_due_idx;
+  WHERE lease_owner IS NOT NULL OR status = 'dead';
 
 -- Same signature and behaviour as 0001's function, except that events become due at the database clock's
 -- now() rather than at p_now (the application host's clock): claims compare available_at with the
@@ -347,4 +331,4 @@ INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) 
   (1, 'user_engine_store', 'cb632e4d8b41ce99c4b6e1727bcefb98ce04a8d46c585893fec905fbfc0da87a', 0),
   (2, 'identifier_unique_and_keyset_indexes', '329338d110b2c7631f8e1044eca51e64445f29bf2d54336f2e3430419f03f898', 0),
   (3, 'outbox_claim_index', 'b1e05d6feedef9f8111255db8f420ddbf4833b40494255f1b0453bfe0f092870', 0),
-  (4, 'outbox_relay_indexes_and_db_clock', '3c74d438e94173b246a2de0a23bfb7d71d78eb594666f28bad35372deca27732', 0);
+  (4, 'outbox_id_index_and_db_clock', 'c5277ce12f7a71f177e4559fca4d8e26b4e148606b4f531efcd010c6172daef8', 0);

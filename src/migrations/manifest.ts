@@ -52,15 +52,13 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   },
   {
     version: 4,
-    name: 'outbox_relay_indexes_and_db_clock',
-    file: '0004_outbox_relay_indexes_and_db_clock.sql',
-    checksum: '3c74d438e94173b246a2de0a23bfb7d71d78eb594666f28bad35372deca27732',
-    transactional: false,
-    nonTransactionalReason:
-      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain CREATE INDEX would block outbox inserts.',
+    name: 'outbox_id_index_and_db_clock',
+    file: '0004_outbox_id_index_and_db_clock.sql',
+    checksum: 'c5277ce12f7a71f177e4559fca4d8e26b4e148606b4f531efcd010c6172daef8',
+    transactional: true,
     recordTypes: [],
     purpose:
-      'Relay queries that stop early or read only leased/dead events (claim-order, leased and dead outbox indexes, replacing 0003\'s); user_engine_commit sets available_at from the database clock.',
+      'An index of leased and dead outbox events for the id-only relay and operator statements; user_engine_commit sets available_at from the database clock.',
   },
 ])
 

@@ -9,7 +9,7 @@ const OUTBOX = `tenant_id, id, aggregate_type, aggregate_id, sequence, position,
 const AUDIT = 'seq, id, occurred_at, action, user_id, actor_id, data'
 // Delivery state may only change while the caller's lease holds, judged by the database clock.
 // `lease_owner = $1` also lets these id-only statements use the partial index of leased events
-// (user_engine_outbox_leased_idx, 0004) instead of reading the whole outbox.
+// (user_engine_outbox_leased_or_dead_idx, 0004) instead of reading the whole outbox.
 const HELD = `status = 'pending' AND lease_owner = $1 AND lease_until > now()`
 const MS = `* interval '1 millisecond'`
 
@@ -51,8 +51,7 @@ export const SQL = {
      * Claim by state in one statement. Candidates: pending, due, unleased or lease-expired, and the head of
      * their aggregate (no earlier pending or dead event). SKIP LOCKED lets concurrent relays pass each
      * other's candidates instead of waiting; the lease is set in the same statement.
-     * The ORDER BY is user_engine_outbox_claim_order_idx's key (0004), so the scan walks due events in that
-     * order and LIMIT stops it early; the row comparison makes each head check one index probe that reads
+     * The row comparison is an index condition on user_engine_outbox_aggregate_idx, so a head check reads
      * only earlier events of the aggregate, not all of its pending ones.
      */
     claim: `WITH candidates AS (
@@ -86,7 +85,7 @@ export const SQL = {
     release: `UPDATE user_engine_outbox SET lease_owner = NULL, lease_until = NULL
       WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}
       RETURNING id`,
-    // status = 'dead' matches the partial index of dead events (user_engine_outbox_dead_idx, 0004).
+    // status = 'dead' implies the predicate of user_engine_outbox_leased_or_dead_idx (0004): no full read.
     retryDead: `UPDATE user_engine_outbox SET status = 'pending', attempts = 0, available_at = now()
       WHERE id = $1 AND status = 'dead' RETURNING id`,
     discardDead: `UPDATE user_engine_outbox SET status = 'discarded' WHERE id = $1 AND status = 'dead' RETURNING id`,
