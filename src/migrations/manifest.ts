@@ -60,6 +60,18 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     purpose:
       'An index of leased and dead outbox events for the id-only relay and operator statements; user_engine_commit sets available_at from the database clock.',
   },
+  {
+    version: 5,
+    name: 'outbox_due_order_index',
+    file: '0005_outbox_due_order_index.sql',
+    checksum: 'bc27ea456d81cfc8f5f094ef23031cc7ef0889b7df54ee504bcca50d96f64761',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
+    recordTypes: [],
+    purpose:
+      "The relay claim's due-order index (the one index not led by tenant_id: claims span tenants); drops 0003's index.",
+  },
 ])
 
 /** The schema version this code needs: the manifest's last entry. */
