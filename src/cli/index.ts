@@ -48,7 +48,6 @@ const STORE_COMMANDS: Record<
   { run: StoreCommand; options: Record<string, { type: 'string' | 'boolean' }> }
 > = {
   migrate: { run: migrateCommand, options: {} },
-  status: { run: statusCommand, options: {} },
   plan: { run: planCommand, options: {} },
   diagnostics: { run: diagnosticsCommand, options: {} },
   demo: { run: demoCommand, options: {} },
@@ -80,6 +79,10 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
         suites: values.suite ?? [],
         out,
       })
+    }
+    if (name === 'status') {
+      const { values } = parseArgs({ args: [...rest], options: COMMON, strict: true })
+      return await statusCommand(parseStoreLocation(resolveDatabaseUrl(values['database-url'])), out)
     }
     const command = STORE_COMMANDS[name]
     if (!command) throw new UsageError(`unknown command: ${name}`)

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import type { SchemaStatus } from '../store/schema-admin.js'
 import type { UserEngineStore } from '../store/store.js'
 import { InMemoryUserEngineStore } from '../stores/memory/index.js'
 import { UsageError } from './usage-error.js'
@@ -55,5 +56,26 @@ export async function openStore(location: StoreLocation): Promise<UserEngineStor
       const { createNodePostgresStore } = await import('../stores/postgres/index.js')
       return createNodePostgresStore({ connectionString: location.connectionString })
     }
+  }
+}
+
+/**
+ * The schema status of a location without opening a store: opening refuses drift, `status` reports it.
+ */
+export async function inspectSchema(location: StoreLocation): Promise<SchemaStatus> {
+  if (location.kind === 'memory') return new InMemoryUserEngineStore().schemaStatus()
+  const { PostgresUserEngineStore } = await import('../stores/postgres/postgres-store.js')
+  const driver =
+    location.kind === 'pglite'
+      ? await (await import('../stores/postgres/pglite-driver.js')).createPgliteDriver(
+          location.dataDir === undefined ? {} : { dataDir: location.dataDir },
+        )
+      : await (await import('../stores/postgres/node-postgres-driver.js')).createNodePostgresDriver({
+          connectionString: location.connectionString,
+        })
+  try {
+    return await PostgresUserEngineStore.inspectSchema(driver)
+  } finally {
+    await driver.close()
   }
 }

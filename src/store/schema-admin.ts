@@ -2,7 +2,8 @@
 export interface SchemaDriftEntry {
   readonly version: number
   readonly name: string
-  readonly reason: 'checksum' | 'unknown_version'
+  /** checksum: edited after it was applied; missing: absent below an applied version; unknown_version: newer code. */
+  readonly reason: 'checksum' | 'missing' | 'unknown_version'
 }
 
 export interface SchemaStatus {

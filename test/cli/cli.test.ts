@@ -104,11 +104,17 @@ describe('schema drift and a database newer than the code exit 4 from every comm
 
   test('drift: a changed checksum', async () => {
     const url = await tampered(`UPDATE user_engine_schema_versions SET checksum = 'edited' WHERE version = 1`)
-    for (const cmd of ['status', 'migrate', 'diagnostics']) {
+    for (const cmd of ['migrate', 'diagnostics', 'demo']) {
       const r = await runCli([cmd, '--database-url', url])
       assert.equal(r.code, 4, `${cmd}: ${r.stderr}`)
       assert.match(r.stderr, /SCHEMA_DRIFT/)
     }
+    // status reports what drifted instead of only refusing.
+    const status = await runCli(['status', '--database-url', url, '--json'])
+    assert.equal(status.code, 4, status.stderr)
+    assert.deepEqual(JSON.parse(status.stdout).drift, [
+      { version: 1, name: 'user_engine_store', reason: 'checksum' },
+    ])
   })
 
   test('newer than code: an unknown applied version', async () => {
@@ -118,6 +124,11 @@ describe('schema drift and a database newer than the code exit 4 from every comm
     const r = await runCli(['migrate', '--database-url', url, '--json'])
     assert.equal(r.code, 4, r.stderr)
     assert.equal(JSON.parse(r.stdout).error.code, 'SCHEMA_NEWER_THAN_CODE')
+    const status = await runCli(['status', '--database-url', url, '--json'])
+    assert.equal(status.code, 4)
+    assert.deepEqual(JSON.parse(status.stdout).drift, [
+      { version: 99, name: 'future', reason: 'unknown_version' },
+    ])
   })
 })
 

@@ -23,6 +23,7 @@ import {
   assertValidHistory,
   compareHistory,
   createMigrator,
+  type MigrationStatus,
   readSchemaHistory,
 } from '../../migrations/runner.js'
 import { BufferedUnitOfWork, type RowSource } from '../../store/buffered-unit-of-work.js'
@@ -125,6 +126,18 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
    * a database that drifted or is newer than this code, changing nothing. An unmigrated database opens;
    * it reports not ready until `migrate()`. The driver is closed when opening fails.
    */
+  /**
+   * The schema status of a database without opening a store on it: unlike `open`, it reports drift and a
+   * newer schema instead of refusing them (the CLI's `status`). Leaves the driver open.
+   */
+  static async inspectSchema(driver: SqlDriver): Promise<SchemaStatus> {
+    try {
+      return toSchemaStatus(await createMigrator(driver).status())
+    } catch (error) {
+      throw toStoreError(error, 'status')
+    }
+  }
+
   static async open(driver: SqlDriver, options: PostgresStoreOptions = {}): Promise<PostgresUserEngineStore> {
     try {
       const status = compareHistory(await readSchemaHistory(driver))
@@ -158,19 +171,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   /** The history compared with the manifest; reports drift rather than refusing it (CLI `status`). */
   async schemaStatus(): Promise<SchemaStatus> {
     this.#assertOpen()
-    const status = await this.#migrator().status()
-    return {
-      currentVersion: status.currentVersion,
-      latestVersion: status.latestVersion,
-      pending: status.pending.map((m) => m.version),
-      drift: [
-        // A changed checksum, or a version missing below the current one (its recorded checksum is none).
-        ...status.drift.map((d) => ({ version: d.version, name: d.name, reason: 'checksum' as const })),
-        ...status.applied
-          .filter((h) => status.unknownVersions.includes(h.version))
-          .map((h) => ({ version: h.version, name: h.name, reason: 'unknown_version' as const })),
-      ].sort((a, b) => a.version - b.version),
-    }
+    return toSchemaStatus(await this.#migrator().status())
   }
 
   /** The SQL `migrate()` would run, each migration under a header; empty when nothing is pending. */
@@ -438,5 +439,23 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
         details: { schemaVersion, latestVersion: LATEST_SCHEMA_VERSION },
       })
     }
+  }
+}
+
+function toSchemaStatus(status: MigrationStatus): SchemaStatus {
+  return {
+    currentVersion: status.currentVersion,
+    latestVersion: status.latestVersion,
+    pending: status.pending.map((m) => m.version),
+    drift: [
+      ...status.drift.map((d) => ({
+        version: d.version,
+        name: d.name,
+        reason: d.actualChecksum === null ? ('missing' as const) : ('checksum' as const),
+      })),
+      ...status.applied
+        .filter((h) => status.unknownVersions.includes(h.version))
+        .map((h) => ({ version: h.version, name: h.name, reason: 'unknown_version' as const })),
+    ].sort((a, b) => a.version - b.version),
   }
 }
