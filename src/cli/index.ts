@@ -25,7 +25,7 @@ const USAGE = `usage: user-engine <command> [options]
   conformance  [--database-url URL | --store MODULE] [--suite NAME]... [--json]
                                                run the store conformance harness
   demo         [--database-url URL]            a walkthrough: tenant, users, factors, audit, outbox
-  relay        [--database-url URL] --nats URL [--stream NAME] [--once] [--json]
+  relay        [--database-url URL] --nats URL [--stream NAME] [--subject-prefix P] [--once] [--json]
                                                publish outbox events to NATS JetStream
   outbox       retry|discard --event ID [--database-url URL] [--json]
                                                act on a dead outbox event
@@ -53,7 +53,12 @@ const STORE_COMMANDS: Record<
   demo: { run: demoCommand, options: {} },
   relay: {
     run: relayCommand,
-    options: { nats: { type: 'string' }, stream: { type: 'string' }, once: { type: 'boolean' } },
+    options: {
+      nats: { type: 'string' },
+      stream: { type: 'string' },
+      'subject-prefix': { type: 'string' },
+      once: { type: 'boolean' },
+    },
   },
   outbox: { run: outboxCommand, options: { event: { type: 'string' } } },
 }

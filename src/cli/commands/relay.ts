@@ -21,10 +21,15 @@ export async function relayCommand({ store, flags, out }: CommandContext): Promi
     return ExitCode.FAILURE
   }
   const stream = typeof flags.stream === 'string' ? flags.stream : undefined
+  const subjectPrefix = typeof flags['subject-prefix'] === 'string' ? flags['subject-prefix'] : undefined
   out.progress(`relay: ${store.kind} store -> ${redactUrl(nats)} stream ${stream ?? 'USER_ENGINE'}`)
   const relay = await relayFromOptions({
     outbox: store.outbox,
-    jetstream: { servers: nats, ...(stream === undefined ? {} : { stream }) },
+    jetstream: {
+      servers: nats,
+      ...(stream === undefined ? {} : { stream }),
+      ...(subjectPrefix === undefined ? {} : { subjectPrefix }),
+    },
     progressIntervalMs: 5_000,
     onProgress: (p) => out.progress(progressLine(p)),
   })

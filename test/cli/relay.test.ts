@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, test } from 'node:test'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import type { UserEngineStore } from '../../src/store/store.js'
+import { createNodePostgresStore } from '../../src/stores/postgres/index.js'
+import {
+  createTestDatabase,
+  NATS_URL,
+  natsSkip,
+  postgresSkip,
+  type TestDatabase,
+} from '../support/services.js'
+import { runCli } from './run-cli.js'
+
+const skip = (await postgresSkip()) || (await natsSkip())
+
+/** Commits `count` events for each of `users` users in one tenant; returns their ids in commit order. */
+async function commitEvents(
+  store: UserEngineStore,
+  tenantId: string,
+  users: number,
+  count: number,
+): Promise<string[]> {
+  await store.transaction(tenantId, async (tx) => {
+    tx.putTenant({ id: tenantId, name: 'relay cli', status: 'active' }, { mustNotExist: true })
+  })
+  for (let u = 0; u < users; u++) {
+    const userId = `u${u}`
+    for (let v = 0; v < count; v++) {
+      await store.transaction(tenantId, async (tx) => {
+        tx.putUser(
+          { id: userId, status: 'active' },
+          v === 0 ? { mustNotExist: true } : { expectedVersion: v },
+        )
+        tx.enqueue({ type: 'test.event', userId, payload: { n: v } })
+      })
+    }
+  }
+  const ids: string[] = []
+  for (let u = 0; u < users; u++)
+    ids.push(...(await store.outbox.listForAggregate(tenantId, `u${u}`)).map((e) => e.id))
+  return ids
+}
+
+describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip }, () => {
+  let db: TestDatabase
+  let store: UserEngineStore
+  let nc: NatsConnection
+  const run = randomBytes(4).toString('hex')
+  const streams: string[] = []
+
+  before(async () => {
+    db = await createTestDatabase('ue_relay_cli')
+    store = await createNodePostgresStore({ connectionString: db.url })
+    await store.migrate()
+    nc = await connect({ servers: NATS_URL })
+  })
+  after(async () => {
+    const jsm = await jetstreamManager(nc)
+    for (const s of streams) await jsm.streams.delete(s).catch(() => undefined)
+    await nc.close()
+    await store.close()
+    await db.drop()
+  })
+
+  async function streamIds(stream: string, expected: number): Promise<string[]> {
+    const consumer = await jetstream(nc).consumers.get(stream)
+    const ids: string[] = []
+    const messages = await consumer.fetch({ max_messages: expected + 10, expires: 1500 })
+    for await (const m of messages) ids.push(m.headers?.get('Nats-Msg-Id') ?? '')
+    return ids
+  }
+
+  test('--once drains every committed event into the stream, each exactly once, and exits 0', async () => {
+    const tenant = `t_once_${run}`
+    const ids = await commitEvents(store, tenant, 5, 4)
+    const stream = `UE_CLI_ONCE_${run}`
+    streams.push(stream)
+    const args = [
+      'relay',
+      '--database-url',
+      db.url,
+      '--nats',
+      NATS_URL,
+      '--stream',
+      stream,
+      '--subject-prefix',
+      `ue-cli-once-${run}`,
+    ]
+    const r = await runCli([...args, '--once', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(JSON.parse(r.stdout).published, ids.length)
+    assert.equal(JSON.parse(r.stdout).pending, 0)
+    // A second drain publishes nothing new.
+    const again = await runCli([...args, '--once', '--json'])
+    assert.equal(JSON.parse(again.stdout).published, 0)
+    assert.deepEqual((await streamIds(stream, ids.length)).sort(), [...ids].sort())
+  })
+
+  test('runs until SIGTERM, then finishes its batch and exits 0', async () => {
+    const tenant = `t_term_${run}`
+    const ids = await commitEvents(store, tenant, 3, 3)
+    const stream = `UE_CLI_TERM_${run}`
+    streams.push(stream)
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/index.ts',
+        'relay',
+        '--database-url',
+        db.url,
+        '--nats',
+        NATS_URL,
+        '--stream',
+        stream,
+        '--subject-prefix',
+        `ue-cli-term-${run}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    // Wait (bounded) until the relay has published everything, then stop it as an orchestrator would.
+    const deadline = Date.now() + 60_000
+    while ((await store.outbox.lag()).pending > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100))
+    assert.equal((await store.outbox.lag()).pending, 0, stderr)
+    child.kill('SIGTERM')
+    assert.equal(await exited, 0, stderr)
+    assert.match(stderr, /SIGTERM: finishing the batch in flight/)
+    assert.match(stderr, /relay: published \d+/)
+    assert.deepEqual((await streamIds(stream, ids.length)).sort(), [...ids].sort())
+  })
+
+  test('outbox retry and discard act on a dead event only', async () => {
+    const tenant = `t_dead_${run}`
+    const [first, second] = await commitEvents(store, tenant, 1, 2)
+    const [claimed] = await store.outbox.claim({ owner: 'operator-test', limit: 1, leaseMs: 60_000 })
+    assert.equal(claimed?.id, first)
+    assert.equal(
+      await store.outbox.fail({
+        owner: 'operator-test',
+        eventId: first!,
+        error: 'broker down',
+        maxAttempts: 1,
+        backoffMs: 0,
+      }),
+      'dead',
+    )
+
+    const notDead = await runCli(['outbox', 'discard', '--event', second!, '--database-url', db.url])
+    assert.equal(notDead.code, 1)
+    assert.match(notDead.stdout, /no dead event/)
+
+    const retried = await runCli(['outbox', 'retry', '--event', first!, '--database-url', db.url, '--json'])
+    assert.equal(retried.code, 0, retried.stderr)
+    assert.equal(JSON.parse(retried.stdout).changed, true)
+    assert.equal((await store.outbox.get(first!))?.status, 'pending')
+
+    await store.outbox.claim({ owner: 'operator-test', limit: 1, leaseMs: 60_000 })
+    await store.outbox.fail({
+      owner: 'operator-test',
+      eventId: first!,
+      error: 'broker down',
+      maxAttempts: 1,
+      backoffMs: 0,
+    })
+    const discarded = await runCli(['outbox', 'discard', '--event', first!, '--database-url', db.url])
+    assert.equal(discarded.code, 0, discarded.stderr)
+    assert.equal((await store.outbox.get(first!))?.status, 'discarded')
+    // The user's next event is now the head of its sequence.
+    const [next] = await store.outbox.claim({ owner: 'operator-test', limit: 10, leaseMs: 60_000 })
+    assert.equal(next?.id, second)
+
+    const usage = await runCli(['outbox', 'retry', '--database-url', db.url])
+    assert.equal(usage.code, 2)
+  })
+})
