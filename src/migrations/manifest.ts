@@ -72,6 +72,16 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     purpose:
       "The relay claim's due-order index (the one index not led by tenant_id: claims span tenants); drops 0003's index.",
   },
+  {
+    version: 6,
+    name: 'commit_checks_by_primary_key',
+    file: '0006_commit_checks_by_primary_key.sql',
+    checksum: '2c981c3ce408850b2856c8c9a196f185bb850bea690c36022df0e211e51c9a0a',
+    transactional: true,
+    recordTypes: ['identifier'],
+    purpose:
+      'user_engine_commit decides existence by primary key (ON CONFLICT) and checks identifier values after the write.',
+  },
 ])
 
 /** The schema version this code needs: the manifest's last entry. */
