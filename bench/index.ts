@@ -26,6 +26,7 @@ if (wants('store')) {
   else
     results.push(
       ...(await runStoreBench({ target: 'postgres', durationMs, rounds, concurrencies: [1, 8], log })),
+      ...(await runStoreBench({ target: 'postgres-async', durationMs, rounds, concurrencies: [1, 8], log })),
     )
 }
 if (wants('pglite')) {

@@ -125,7 +125,12 @@ export async function runRelayBench(options: RelayBenchOptions = {}): Promise<Be
 
         const opsPerSec = Math.round(sent.length / relaySecs)
         const baselineOpsPerSec = Math.round(sent.length / rawSecs)
-        const result = { name, opsPerSec, baselineOpsPerSec, ratio: opsPerSec / baselineOpsPerSec }
+        const result = {
+          name,
+          opsPerSec,
+          baselineOpsPerSec,
+          ratio: Math.round((opsPerSec / baselineOpsPerSec) * 100) / 100,
+        }
         log(
           `${name}: ${opsPerSec} events/s; raw JetStream (${inFlight} in flight) ${baselineOpsPerSec} msg/s; ratio ${result.ratio.toFixed(2)}`,
         )
