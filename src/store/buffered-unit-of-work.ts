@@ -335,3 +335,27 @@ export class BufferedUnitOfWork implements UnitOfWork {
     }
   }
 }
+
+/**
+ * One transaction the way both shipped stores run it: `fn` on a fresh unit, then `commit` with its plan,
+ * unless `fn` threw (nothing is written, the error is rethrown unchanged) or buffered nothing (no round trip,
+ * and rule 7 is not checked).
+ */
+export async function runUnitOfWork<T>(
+  tenantId: string,
+  source: RowSource,
+  fn: (tx: UnitOfWork) => Promise<T>,
+  commit: (plan: CommitPlan) => void | Promise<void>,
+): Promise<T> {
+  const uow = new BufferedUnitOfWork(tenantId, source)
+  let result: T
+  try {
+    result = await fn(uow)
+  } catch (error) {
+    uow.abandon()
+    throw error
+  }
+  const plan = uow.toCommitPlan()
+  if (!uow.isEmpty) await commit(plan)
+  return result
+}

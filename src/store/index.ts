@@ -1,4 +1,4 @@
-export { BufferedUnitOfWork, type RowSource } from './buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './buffered-unit-of-work.js'
 export type * from './commit-plan.js'
 export * from './schema-admin.js'
 export type * from './store.js'

@@ -11,7 +11,7 @@ import type {
 } from '../../domain/records.js'
 import { assertId, validatePageSize } from '../../domain/validation.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
-import { BufferedUnitOfWork, type RowSource } from '../../store/buffered-unit-of-work.js'
+import { type RowSource, runUnitOfWork } from '../../store/buffered-unit-of-work.js'
 import type { CommitPlan } from '../../store/commit-plan.js'
 import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
 import type {
@@ -104,19 +104,10 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
     assertId(tenantId, 'tenantId')
     this.#assertUsable()
-    const uow = new BufferedUnitOfWork(tenantId, this.#rowSource(tenantId))
-    let result: T
-    try {
-      result = await fn(uow)
-    } catch (error) {
-      uow.abandon()
-      throw error
-    }
-    this.#assertUsable()
-    const plan = uow.toCommitPlan()
-    // A unit that buffered nothing commits nothing (rule 7 does not apply): the SQL store skips its round trip.
-    if (!uow.isEmpty) this.#apply(plan)
-    return result
+    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
+      this.#assertUsable()
+      this.#apply(plan)
+    })
   }
 
   async getTenant(tenantId: string): Promise<TenantRecord | null> {

@@ -26,7 +26,7 @@ import {
   type MigrationStatus,
   readSchemaHistory,
 } from '../../migrations/runner.js'
-import { BufferedUnitOfWork, type RowSource } from '../../store/buffered-unit-of-work.js'
+import { type RowSource, runUnitOfWork } from '../../store/buffered-unit-of-work.js'
 import type { CommitPlan } from '../../store/commit-plan.js'
 import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
 import type {
@@ -191,19 +191,10 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
     assertId(tenantId, 'tenantId')
     await this.#assertUsable()
-    const uow = new BufferedUnitOfWork(tenantId, this.#rowSource(tenantId))
-    let result: T
-    try {
-      result = await fn(uow)
-    } catch (error) {
-      uow.abandon()
-      throw error
-    }
-    this.#assertOpen()
-    const plan = uow.toCommitPlan()
-    // Nothing to write: no round trip.
-    if (!uow.isEmpty) await this.#commit(plan)
-    return result
+    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
+      this.#assertOpen()
+      return this.#commit(plan)
+    })
   }
 
   async getTenant(tenantId: string): Promise<TenantRecord | null> {
