@@ -41,7 +41,8 @@ describe('usage', () => {
 })
 
 describe('status, migrate, plan on embedded PGlite', () => {
-  const url = `pglite:${join(tempDir(), 'db')}`
+  // Nested and not yet there, like the default ./.user-engine/data on a fresh checkout.
+  const url = `pglite:${join(tempDir(), 'state', 'db')}`
 
   test('status on a new database: exit 3, JSON with every version pending', async () => {
     const r = await runCli(['status', '--database-url', url, '--json'])

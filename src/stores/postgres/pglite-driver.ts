@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
 
 /** The part of a PGlite instance the driver uses, typed structurally so the package stays optional. */
@@ -25,6 +27,8 @@ export async function createPgliteDriver(options: PgliteDriverOptions = {}): Pro
   const owned = db === undefined
   if (db === undefined) {
     const { PGlite } = await import('@electric-sql/pglite')
+    // PGlite creates its data directory but not the parents (./.user-engine/data on a fresh checkout).
+    if (options.dataDir !== undefined) mkdirSync(dirname(options.dataDir), { recursive: true })
     const created = new PGlite(options.dataDir)
     await created.waitReady
     db = created as unknown as PGliteLike
