@@ -32,15 +32,29 @@ export function parseStoreLocation(url: string): StoreLocation {
   )
 }
 
-/** A URL fit for messages: the password is never printed. */
+/**
+ * A URL fit for messages: credentials are never printed, whether a password, a NATS token in the user part,
+ * or a `password=` query parameter; comma-separated server lists are redacted one by one.
+ */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@')
-  }
+  return url
+    .split(',')
+    .map((part) => {
+      try {
+        const u = new URL(part)
+        if (u.username || u.password) {
+          u.username = '***'
+          u.password = ''
+        }
+        for (const key of [...u.searchParams.keys()]) {
+          if (/pass|token|secret|key/i.test(key)) u.searchParams.set(key, '***')
+        }
+        return u.toString()
+      } catch {
+        return part.replace(/\/\/[^/@]*@/, '//***@')
+      }
+    })
+    .join(',')
 }
 
 /** Opens the store a location names. Postgres modules load lazily so `memory:` needs neither driver. */

@@ -1,6 +1,11 @@
 import { ValidationError } from './errors.js'
 import { LIMITS } from './limits.js'
-import type { IdentifierKind, ProfileAttributes, ProfileValue } from './records.js'
+import {
+  IDENTIFIER_KINDS,
+  type IdentifierKind,
+  type ProfileAttributes,
+  type ProfileValue,
+} from './records.js'
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
 const PROFILE_KEY_PATTERN = /^[A-Za-z][A-Za-z0-9_]*$/
@@ -17,6 +22,39 @@ export function assertId(value: unknown, field: string): asserts value is string
   }
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Text a database can store: no NUL character (Postgres text and jsonb refuse it) and no unpaired UTF-16
+ * surrogate (not valid Unicode). Checked up front so every store refuses the same input the same way.
+ */
+export function isStorableText(value: string): boolean {
+  return !value.includes('\u0000') && !LONE_SURROGATE.test(value)
+}
+
+/** Every string in a JSON-like value (keys included) is storable text. */
+export function isStorableJson(value: unknown): boolean {
+  if (typeof value === 'string') return isStorableText(value)
+  if (Array.isArray(value)) return value.every(isStorableJson)
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).every(([k, v]) => isStorableText(k) && isStorableJson(v))
+  }
+  return true
+}
+
+/**
+ * Checks an identifier lookup a store receives (already normalized by the caller): a known kind and storable,
+ * bounded text. Stores check it so a bad lookup is a ValidationError on every store, never a driver error.
+ */
+export function assertIdentifierLookup(kind: unknown, value: unknown): void {
+  if (!IDENTIFIER_KINDS.includes(kind as IdentifierKind)) {
+    throw new ValidationError('identifier kind must be email or username', { field: 'kind' })
+  }
+  if (typeof value !== 'string' || value.length > LIMITS.emailLength * 4 || !isStorableText(value)) {
+    throw new ValidationError('identifier value is not valid', { field: 'value' })
+  }
+}
+
 export function assertString(
   value: unknown,
   field: string,
@@ -24,6 +62,8 @@ export function assertString(
   minLength = 1,
 ): asserts value is string {
   if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`, { field })
+  if (!isStorableText(value))
+    throw new ValidationError(`${field} has characters that cannot be stored`, { field })
   if (value.length < minLength) throw new ValidationError(`${field} is too short`, { field, minLength })
   if (value.length > maxLength) throw new ValidationError(`${field} is too long`, { field, maxLength })
 }
@@ -46,6 +86,8 @@ export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string 
   if (typeof raw !== 'string') throw new ValidationError(`${kind} must be a string`, { field: kind })
   // Bound the work before normalizing: NFKC can expand a string.
   if (raw.length > LIMITS.emailLength * 4) throw new ValidationError(`${kind} is too long`, { field: kind })
+  if (!isStorableText(raw))
+    throw new ValidationError(`${kind} has characters that are not allowed`, { field: kind })
   const value = raw.normalize('NFKC').trim().toLowerCase()
   if (kind === 'email') {
     if (value.length > LIMITS.emailLength) throw new ValidationError('email is too long', { field: kind })
@@ -78,6 +120,11 @@ export function validateProfile(value: unknown): ProfileAttributes {
       throw new ValidationError('profile attribute name is not valid', { field: 'profile' })
     }
     if (typeof v === 'string') {
+      if (!isStorableText(v)) {
+        throw new ValidationError(`profile attribute ${key} has characters that cannot be stored`, {
+          field: `profile.${key}`,
+        })
+      }
       if (v.length > LIMITS.profileStringLength) {
         throw new ValidationError(`profile attribute ${key} is too long`, { field: `profile.${key}` })
       }

@@ -10,7 +10,7 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../domain/records.js'
-import { assertId, assertString } from '../domain/validation.js'
+import { assertId, assertIdentifierLookup, assertString, isStorableJson } from '../domain/validation.js'
 import type { AuditRow, CommitPlan, EventRow, WriteOp } from './commit-plan.js'
 import { type PayloadOf, recordCodec, type StoredRow } from './stored-row.js'
 import type { AuditDraft, Draft, EventDraft, Precondition, RecordRef, UnitOfWork } from './unit-of-work.js'
@@ -59,6 +59,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
   }
 
   async findIdentifier(kind: IdentifierKind, value: string): Promise<IdentifierRecord | null> {
+    assertIdentifierLookup(kind, value)
     for (const p of this.#pending.values()) {
       if (p.op.type !== 'identifier') continue
       if (p.row && p.row.payload.kind === kind && p.row.payload.value === value) {
@@ -142,6 +143,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
     assertString(entry.action, 'action', LIMITS.auditActionLength)
     if (entry.userId != null) assertId(entry.userId, 'userId')
     if (entry.actorId != null) assertId(entry.actorId, 'actorId')
+    if (!isStorableJson(entry.data ?? {})) {
+      throw new ValidationError('audit data has characters that cannot be stored', { field: 'data' })
+    }
     this.#audit.push({
       id: newId('aud'),
       action: entry.action,
@@ -156,6 +160,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
     assertString(event.type, 'type', LIMITS.eventTypeLength)
     if (event.userId !== undefined) assertId(event.userId, 'userId')
     const payload = event.payload ?? {}
+    if (!isStorableJson(payload)) {
+      throw new ValidationError('event payload has characters that cannot be stored', { field: 'payload' })
+    }
     if (Buffer.byteLength(JSON.stringify(payload)) > LIMITS.eventPayloadBytes) {
       throw new ValidationError('event payload is too large', {
         field: 'payload',
@@ -240,6 +247,10 @@ export class BufferedUnitOfWork implements UnitOfWork {
     this.#assertOpen()
     const k = key(type, id)
     const prior = this.#pending.get(k)
+    // Same refusal on every store: Postgres cannot store NUL or unpaired surrogates, the memory store could.
+    if (!isStorableJson(payload)) {
+      throw new ValidationError(`${type} has characters that cannot be stored`, { recordType: type })
+    }
     const json = structuredClone(payload)
     if (prior) {
       // A second write to one record in one unit: its precondition is checked against what this unit sees,

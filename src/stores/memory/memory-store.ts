@@ -9,7 +9,7 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../../domain/records.js'
-import { assertId, validatePageSize } from '../../domain/validation.js'
+import { assertId, assertIdentifierLookup, validatePageSize } from '../../domain/validation.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
 import { type RowSource, runUnitOfWork } from '../../store/buffered-unit-of-work.js'
 import type { CommitPlan } from '../../store/commit-plan.js'
@@ -131,6 +131,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     value: string,
   ): Promise<IdentifierRecord | null> {
     assertId(tenantId, 'tenantId')
+    assertIdentifierLookup(kind, value)
     this.#assertUsable()
     const row = this.#identifierRow(tenantId, kind, value)
     return row ? recordCodec.identifier.fromRow(tenantId, copy(row)) : null

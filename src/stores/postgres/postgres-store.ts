@@ -17,7 +17,7 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../../domain/records.js'
-import { assertId, validatePageSize } from '../../domain/validation.js'
+import { assertId, assertIdentifierLookup, validatePageSize } from '../../domain/validation.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../../migrations/manifest.js'
 import {
   assertValidHistory,
@@ -216,6 +216,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     value: string,
   ): Promise<IdentifierRecord | null> {
     assertId(tenantId, 'tenantId')
+    assertIdentifierLookup(kind, value)
     const row = await this.#one(SQL.readIdentifierRow, [tenantId, String(kind), String(value)])
     return row ? recordCodec.identifier.fromRow(tenantId, row) : null
   }
@@ -226,6 +227,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     value: string,
   ): Promise<UserRecord | null> {
     assertId(tenantId, 'tenantId')
+    assertIdentifierLookup(kind, value)
     // One query where the reference store does two reads.
     const row = await this.#one(SQL.findUserByIdentifier, [tenantId, String(kind), String(value)])
     return row ? recordCodec.user.fromRow(tenantId, row) : null
