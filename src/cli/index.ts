@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import type { UserEngineStore } from '../store/store.js'
+import { CONFORMANCE_SUITES } from '../testing/run.js'
 import type { CommandContext } from './command.js'
 import { conformanceCommand } from './commands/conformance.js'
 import { demoCommand } from './commands/demo.js'
@@ -78,6 +79,16 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
         options: { ...COMMON, store: { type: 'string' }, suite: { type: 'string', multiple: true } },
         strict: true,
       })
+      if (values.help) {
+        process.stdout.write(`${USAGE}\n`)
+        return ExitCode.OK
+      }
+      const unknown = (values.suite ?? []).filter((s) => !CONFORMANCE_SUITES.some((k) => k.name === s))
+      if (unknown.length > 0) {
+        throw new UsageError(
+          `unknown suite ${unknown.join(', ')}; known: ${CONFORMANCE_SUITES.map((k) => k.name).join(', ')}`,
+        )
+      }
       return await conformanceCommand({
         databaseUrl: values['database-url'],
         storeModule: values.store,
@@ -87,6 +98,10 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
     }
     if (name === 'status') {
       const { values } = parseArgs({ args: [...rest], options: COMMON, strict: true })
+      if (values.help) {
+        process.stdout.write(`${USAGE}\n`)
+        return ExitCode.OK
+      }
       return await statusCommand(parseStoreLocation(resolveDatabaseUrl(values['database-url'])), out)
     }
     const command = STORE_COMMANDS[name]

@@ -33,10 +33,20 @@ describe('usage', () => {
     }
   })
 
-  test('--help exits 0', async () => {
-    const r = await runCli(['--help'])
-    assert.equal(r.code, 0)
-    assert.match(r.stdout, /conformance/)
+  test('--help exits 0, for every command', async () => {
+    for (const args of [['--help'], ['status', '--help'], ['conformance', '--help'], ['migrate', '--help']]) {
+      const r = await runCli(args)
+      assert.equal(r.code, 0, args.join(' '))
+      assert.match(r.stdout, /conformance/)
+    }
+  })
+
+  test('URLs in messages never show credentials', async () => {
+    const { redactUrl } = await import('../../src/cli/open-store.js')
+    assert.equal(redactUrl('nats://s3cret@127.0.0.1:4222'), 'nats://***@127.0.0.1:4222')
+    assert.equal(redactUrl('nats://u:p1@h:1,nats://u:p2@h:2'), 'nats://***@h:1,nats://***@h:2')
+    assert.doesNotMatch(redactUrl('postgres://app@db/x?password=hunter2'), /hunter2|app@/)
+    assert.equal(redactUrl('pglite:./data'), 'pglite:./data')
   })
 })
 

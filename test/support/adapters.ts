@@ -35,4 +35,7 @@ const ALL: readonly Adapter[] = [
 ]
 
 const only = process.env.USER_ENGINE_ADAPTERS?.split(',').map((s) => s.trim())
+// A typo must not turn into "no adapter, nothing failed".
+const unknown = only?.filter((name) => !ALL.some((a) => a.name === name)) ?? []
+if (unknown.length > 0) throw new Error(`USER_ENGINE_ADAPTERS: unknown adapter(s) ${unknown.join(', ')}`)
 export const ADAPTERS: readonly Adapter[] = only ? ALL.filter((a) => only.includes(a.name)) : ALL
