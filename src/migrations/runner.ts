@@ -222,6 +222,9 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
     }
   }
 
+  const INVALID_INDEXES = `SELECT c.relname AS name FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+    WHERE NOT i.indisvalid AND t.relname LIKE 'user\\_engine\\_%' AND pg_table_is_visible(t.oid)`
   const apply = async (session: SqlSession, m: PlannedMigration): Promise<number> => {
     const started = performance.now()
     const elapsed = () => Math.round(performance.now() - started)
@@ -243,12 +246,31 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
         await session.exec(statement)
         index++
       }
-      await session.query(RECORD, [m.version, m.name, m.checksum, elapsed()])
     } catch (error) {
       throw failed(
         m,
         error,
         ` at statement ${index + 1} of ${m.statements.length} (non-transactional: earlier statements stay applied; they are safe to re-run)`,
+      )
+    }
+    // An interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT EXISTS then skips:
+    // refuse to record the version over it (docs/operations.md says how to recover).
+    const invalid = await session.query<{ name: string }>(INVALID_INDEXES)
+    if (invalid.rows.length > 0) {
+      const names = invalid.rows.map((r) => r.name).join(', ')
+      throw new UserEngineError(
+        ErrorCode.MIGRATION_FAILED,
+        `migration ${m.version} (${m.name}) left invalid index(es) ${names}; drop them and run migrate again`,
+        { details: { version: m.version } },
+      )
+    }
+    try {
+      await session.query(RECORD, [m.version, m.name, m.checksum, elapsed()])
+    } catch (error) {
+      throw failed(
+        m,
+        error,
+        ' while recording its history row (its statements are applied and safe to re-run)',
       )
     }
     return elapsed()

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict'
+import { after, describe, test } from 'node:test'
+import { isUserEngineError } from '../../src/domain/errors.js'
+import { createMigrator } from '../../src/migrations/runner.js'
+import { backends, type TestDb } from '../postgres/backends.js'
+
+// A CREATE INDEX CONCURRENTLY interrupted by a crash leaves an INVALID index, and IF NOT EXISTS then skips
+// it. The runner must not record the version over it.
+for (const backend of await backends()) {
+  describe(`invalid index after a non-transactional migration on ${backend.name}`, {
+    skip: backend.skip,
+  }, () => {
+    const dbs: TestDb[] = []
+    after(async () => {
+      for (const db of dbs) await db.drop()
+    })
+
+    test('is refused with MIGRATION_FAILED and the version is not recorded; after a drop, migrate succeeds', async () => {
+      const db = await backend.create()
+      dbs.push(db)
+      const driver = await db.driver()
+      await createMigrator(driver, { targetVersion: 5 }).migrate()
+      // Simulate the interrupted build of 0005's index: present, marked invalid, history row gone.
+      await driver.exec(`UPDATE pg_index SET indisvalid = false
+        WHERE indexrelid = 'user_engine_outbox_claim_order_idx'::regclass;
+        DELETE FROM user_engine_schema_versions WHERE version = 5`)
+      await assert.rejects(createMigrator(driver).migrate(), (e) => {
+        assert.ok(isUserEngineError(e, 'MIGRATION_FAILED'))
+        assert.match((e as Error).message, /user_engine_outbox_claim_order_idx/)
+        return true
+      })
+      assert.equal((await createMigrator(driver).status()).currentVersion, 4)
+
+      await driver.exec('DROP INDEX user_engine_outbox_claim_order_idx')
+      const result = await createMigrator(driver).migrate()
+      assert.deepEqual(
+        result.applied.map((a) => a.version),
+        [5, 6],
+      )
+      await driver.close()
+    })
+  })
+}
