@@ -30,7 +30,7 @@ export interface StoreConformanceOptions {
   differential?: DifferentialOptions
   /** Lease length the outbox expiry cases wait out. Default 60 ms; raise it for a slow remote database. */
   leaseMs?: number
-  /** A case that runs longer fails with a timeout (runConformance only). Default 60 000 ms. */
+  /** A case that runs longer fails with a timeout. Default 60 000 ms. */
   caseTimeoutMs?: number
 }
 

@@ -122,11 +122,6 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   }
 
   /**
-   * Opens a store on a driver: reads the schema history and refuses (SCHEMA_DRIFT, SCHEMA_NEWER_THAN_CODE)
-   * a database that drifted or is newer than this code, changing nothing. An unmigrated database opens;
-   * it reports not ready until `migrate()`. The driver is closed when opening fails.
-   */
-  /**
    * The schema status of a database without opening a store on it: unlike `open`, it reports drift and a
    * newer schema instead of refusing them (the CLI's `status`). Leaves the driver open.
    */
@@ -138,6 +133,11 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     }
   }
 
+  /**
+   * Opens a store on a driver: reads the schema history and refuses (SCHEMA_DRIFT, SCHEMA_NEWER_THAN_CODE)
+   * a database that drifted or is newer than this code, changing nothing. An unmigrated database opens;
+   * it reports not ready until `migrate()`. The driver is closed when opening fails.
+   */
   static async open(driver: SqlDriver, options: PostgresStoreOptions = {}): Promise<PostgresUserEngineStore> {
     try {
       const status = compareHistory(await readSchemaHistory(driver))
