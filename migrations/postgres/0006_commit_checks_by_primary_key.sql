@@ -6,7 +6,7 @@
 -- against about 1000/s for the same rows written by hand). Now the INSERT's ON CONFLICT on the primary key
 -- decides existence (UE001), and a taken identifier value is refused by 0002's unique index itself
 -- (23505 on user_engine_identifier_value_key, mapped to DUPLICATE_IDENTIFIER): the order of checks is
--- unchanged, existence or version first, then uniqueness. Same signature, same error codes.
+-- unchanged, existence or version first, then uniqueness. Same signature; UE003 is no longer raised.
 CREATE OR REPLACE FUNCTION user_engine_commit(p_tenant text, p_writes jsonb, p_audit jsonb, p_events jsonb, p_now timestamptz)
 RETURNS void
 LANGUAGE plpgsql AS $$

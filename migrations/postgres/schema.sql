@@ -350,7 +350,7 @@ DROP INDEX CONCURRENTLY IF EXISTS user_engine_outbox_due_idx;
 -- against about 1000/s for the same rows written by hand). Now the INSERT's ON CONFLICT on the primary key
 -- decides existence (UE001), and a taken identifier value is refused by 0002's unique index itself
 -- (23505 on user_engine_identifier_value_key, mapped to DUPLICATE_IDENTIFIER): the order of checks is
--- unchanged, existence or version first, then uniqueness. Same signature, same error codes.
+-- unchanged, existence or version first, then uniqueness. Same signature; UE003 is no longer raised.
 CREATE OR REPLACE FUNCTION user_engine_commit(p_tenant text, p_writes jsonb, p_audit jsonb, p_events jsonb, p_now timestamptz)
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -429,4 +429,4 @@ INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) 
   (3, 'outbox_claim_index', 'b1e05d6feedef9f8111255db8f420ddbf4833b40494255f1b0453bfe0f092870', 0),
   (4, 'outbox_id_index_and_db_clock', 'c5277ce12f7a71f177e4559fca4d8e26b4e148606b4f531efcd010c6172daef8', 0),
   (5, 'outbox_due_order_index', 'bc27ea456d81cfc8f5f094ef23031cc7ef0889b7df54ee504bcca50d96f64761', 0),
-  (6, 'commit_checks_by_primary_key', '2c981c3ce408850b2856c8c9a196f185bb850bea690c36022df0e211e51c9a0a', 0);
+  (6, 'commit_checks_by_primary_key', 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6', 0);

@@ -76,7 +76,7 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     version: 6,
     name: 'commit_checks_by_primary_key',
     file: '0006_commit_checks_by_primary_key.sql',
-    checksum: '2c981c3ce408850b2856c8c9a196f185bb850bea690c36022df0e211e51c9a0a',
+    checksum: 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6',
     transactional: true,
     recordTypes: ['identifier'],
     purpose:
