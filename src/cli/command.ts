@@ -5,7 +5,7 @@ import type { Output } from './output.js'
 export interface CommandContext {
   readonly store: UserEngineStore
   readonly databaseUrl: string
-  readonly flags: Readonly<Record<string, string | boolean | undefined>>
+  readonly flags: Readonly<Record<string, string | boolean | string[] | undefined>>
   readonly positionals: readonly string[]
   readonly out: Output
 }

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
-import type { UserEngineStore } from '../store/store.js'
 import { CONFORMANCE_SUITES } from '../testing/run.js'
 import type { CommandContext } from './command.js'
 import { conformanceCommand } from './commands/conformance.js'
@@ -36,6 +35,15 @@ URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
 exit: 0 ok, 1 failure, 2 usage, 3 pending migrations, 4 schema drift or database newer than code`
 
 type StoreCommand = (ctx: CommandContext) => Promise<ExitCode>
+type Flags = CommandContext['flags']
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>
+
+interface CommandSpec {
+  /** The command's own flags besides --database-url, --json and --help: any other flag is a usage error. */
+  readonly options: OptionSpec
+  readonly positionals?: boolean
+  run(args: { flags: Flags; positionals: readonly string[]; out: Output }): Promise<ExitCode>
+}
 
 const COMMON = {
   'database-url': { type: 'string' },
@@ -43,87 +51,85 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-/** Each command's own flags: a flag another command takes is a usage error here. */
-const STORE_COMMANDS: Record<
-  string,
-  { run: StoreCommand; options: Record<string, { type: 'string' | 'boolean' }> }
-> = {
-  migrate: { run: migrateCommand, options: {} },
-  plan: { run: planCommand, options: {} },
-  diagnostics: { run: diagnosticsCommand, options: {} },
-  demo: { run: demoCommand, options: {} },
-  relay: {
-    run: relayCommand,
-    options: {
-      nats: { type: 'string' },
-      stream: { type: 'string' },
-      'subject-prefix': { type: 'string' },
-      once: { type: 'boolean' },
+/** Opens the store the flags name, runs the command on it, and closes it whatever happens. */
+function withStore(run: StoreCommand, options: OptionSpec = {}, positionals = false): CommandSpec {
+  return {
+    options,
+    positionals,
+    async run({ flags, positionals: args, out }) {
+      const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined)
+      const store = await openStore(parseStoreLocation(databaseUrl))
+      try {
+        return await run({ store, databaseUrl, flags, positionals: args, out })
+      } finally {
+        await store.close().catch(() => undefined)
+      }
+    },
+  }
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  migrate: withStore(migrateCommand),
+  // Reads the schema history without opening a store, so it can report drift instead of refusing it.
+  status: {
+    options: {},
+    run: ({ flags, out }) =>
+      statusCommand(parseStoreLocation(resolveDatabaseUrl(flags['database-url'] as string | undefined)), out),
+  },
+  plan: withStore(planCommand),
+  diagnostics: withStore(diagnosticsCommand),
+  // Creates its own stores (a schema or database per case), never the one the URL names.
+  conformance: {
+    options: { store: { type: 'string' }, suite: { type: 'string', multiple: true } },
+    run: ({ flags, out }) => {
+      const suites = (flags.suite as string[] | undefined) ?? []
+      const unknown = suites.filter((s) => !CONFORMANCE_SUITES.some((k) => k.name === s))
+      if (unknown.length > 0) {
+        throw new UsageError(
+          `unknown suite ${unknown.join(', ')}; known: ${CONFORMANCE_SUITES.map((k) => k.name).join(', ')}`,
+        )
+      }
+      return conformanceCommand({
+        databaseUrl: flags['database-url'] as string | undefined,
+        storeModule: flags.store as string | undefined,
+        suites,
+        out,
+      })
     },
   },
-  outbox: { run: outboxCommand, options: { event: { type: 'string' } } },
+  demo: withStore(demoCommand),
+  relay: withStore(relayCommand, {
+    nats: { type: 'string' },
+    stream: { type: 'string' },
+    'subject-prefix': { type: 'string' },
+    once: { type: 'boolean' },
+  }),
+  outbox: withStore(outboxCommand, { event: { type: 'string' } }, true),
 }
 
 export async function main(argv: readonly string[]): Promise<ExitCode> {
   const out = createOutput(argv.includes('--json'))
-  let store: UserEngineStore | undefined
   try {
     const [name, ...rest] = argv
     if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
       process.stdout.write(`${USAGE}\n`)
       return name === undefined ? ExitCode.USAGE : ExitCode.OK
     }
-    if (name === 'conformance') {
-      const { values } = parseArgs({
-        args: [...rest],
-        options: { ...COMMON, store: { type: 'string' }, suite: { type: 'string', multiple: true } },
-        strict: true,
-      })
-      if (values.help) {
-        process.stdout.write(`${USAGE}\n`)
-        return ExitCode.OK
-      }
-      const unknown = (values.suite ?? []).filter((s) => !CONFORMANCE_SUITES.some((k) => k.name === s))
-      if (unknown.length > 0) {
-        throw new UsageError(
-          `unknown suite ${unknown.join(', ')}; known: ${CONFORMANCE_SUITES.map((k) => k.name).join(', ')}`,
-        )
-      }
-      return await conformanceCommand({
-        databaseUrl: values['database-url'],
-        storeModule: values.store,
-        suites: values.suite ?? [],
-        out,
-      })
-    }
-    if (name === 'status') {
-      const { values } = parseArgs({ args: [...rest], options: COMMON, strict: true })
-      if (values.help) {
-        process.stdout.write(`${USAGE}\n`)
-        return ExitCode.OK
-      }
-      return await statusCommand(parseStoreLocation(resolveDatabaseUrl(values['database-url'])), out)
-    }
-    const command = STORE_COMMANDS[name]
+    const command = COMMANDS[name]
     if (!command) throw new UsageError(`unknown command: ${name}`)
     const { values, positionals } = parseArgs({
       args: [...rest],
       options: { ...COMMON, ...command.options },
-      allowPositionals: name === 'outbox',
+      allowPositionals: command.positionals ?? false,
       strict: true,
     })
     if (values.help) {
       process.stdout.write(`${USAGE}\n`)
       return ExitCode.OK
     }
-    const databaseUrl = resolveDatabaseUrl(values['database-url'] as string | undefined)
-    const location = parseStoreLocation(databaseUrl)
-    store = await openStore(location)
-    return await command.run({ store, databaseUrl, flags: values, positionals, out })
+    return await command.run({ flags: values as Flags, positionals, out })
   } catch (error) {
     return reportError(error, out)
-  } finally {
-    await store?.close().catch(() => undefined)
   }
 }
 

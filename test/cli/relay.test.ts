@@ -6,6 +6,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import type { UserEngineStore } from '../../src/store/store.js'
 import { createNodePostgresStore } from '../../src/stores/postgres/index.js'
+import { commitEvents } from '../outbox/helpers.js'
 import {
   createTestDatabase,
   NATS_URL,
@@ -17,31 +18,13 @@ import { runCli } from './run-cli.js'
 
 const skip = (await postgresSkip()) || (await natsSkip())
 
-/** Commits `count` events for each of `users` users in one tenant; returns their ids in commit order. */
-async function commitEvents(
-  store: UserEngineStore,
-  tenantId: string,
-  users: number,
-  count: number,
-): Promise<string[]> {
-  await store.transaction(tenantId, async (tx) => {
-    tx.putTenant({ id: tenantId, name: 'relay cli', status: 'active' }, { mustNotExist: true })
-  })
-  for (let u = 0; u < users; u++) {
-    const userId = `u${u}`
-    for (let v = 0; v < count; v++) {
-      await store.transaction(tenantId, async (tx) => {
-        tx.putUser(
-          { id: userId, status: 'active' },
-          v === 0 ? { mustNotExist: true } : { expectedVersion: v },
-        )
-        tx.enqueue({ type: 'test.event', userId, payload: { n: v } })
-      })
-    }
-  }
+/** `count` commits of one event for each of `users` users in one tenant; returns the event ids. */
+async function commitUserEvents(store: UserEngineStore, tenantId: string, users: number, count: number) {
   const ids: string[] = []
-  for (let u = 0; u < users; u++)
+  for (let u = 0; u < users; u++) {
+    for (let v = 0; v < count; v++) await commitEvents(store, tenantId, `u${u}`)
     ids.push(...(await store.outbox.listForAggregate(tenantId, `u${u}`)).map((e) => e.id))
+  }
   return ids
 }
 
@@ -76,7 +59,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
 
   test('--once drains every committed event into the stream, each exactly once, and exits 0', async () => {
     const tenant = `t_once_${run}`
-    const ids = await commitEvents(store, tenant, 5, 4)
+    const ids = await commitUserEvents(store, tenant, 5, 4)
     const stream = `UE_CLI_ONCE_${run}`
     streams.push(stream)
     const args = [
@@ -102,7 +85,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
 
   test('runs until SIGTERM, then finishes its batch and exits 0', async () => {
     const tenant = `t_term_${run}`
-    const ids = await commitEvents(store, tenant, 3, 3)
+    const ids = await commitUserEvents(store, tenant, 3, 3)
     const stream = `UE_CLI_TERM_${run}`
     streams.push(stream)
     const child = spawn(
@@ -142,7 +125,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
 
   test('outbox retry and discard act on a dead event only', async () => {
     const tenant = `t_dead_${run}`
-    const [first, second] = await commitEvents(store, tenant, 1, 2)
+    const [first, second] = await commitUserEvents(store, tenant, 1, 2)
     const [claimed] = await store.outbox.claim({ owner: 'operator-test', limit: 1, leaseMs: 60_000 })
     assert.equal(claimed?.id, first)
     assert.equal(

@@ -6,6 +6,7 @@ import {
   type PostgresStoreOptions,
   PostgresUserEngineStore,
 } from '../../src/stores/postgres/postgres-store.js'
+import { ADAPTERS } from '../support/adapters.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
 
 /** One empty database on one backend. Drivers it hands out are closed by `drop()`. */
@@ -75,11 +76,10 @@ const serverBackend = (skip: string | false): Backend => ({
   },
 })
 
-/** Every backend, filterable with USER_ENGINE_TEST_BACKENDS=pglite,postgres. */
+/** The SQL backends among the shipped stores, filtered by the one USER_ENGINE_ADAPTERS list. */
 export async function backends(): Promise<Backend[]> {
-  const only = process.env.USER_ENGINE_TEST_BACKENDS?.split(',')
-  const all = [pgliteBackend, serverBackend(await postgresSkip())]
-  return all.filter((b) => !only || only.includes(b.name))
+  const byName = { pglite: pgliteBackend, postgres: serverBackend(await postgresSkip()) }
+  return ADAPTERS.flatMap((a) => (a.name === 'memory' ? [] : [byName[a.name]]))
 }
 
 /** Counts the statements a driver sends outside sessions: what a store's reads and commits cost. */
