@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import type { SchemaStatus } from '../store/schema-admin.js'
 import type { UserEngineStore } from '../store/store.js'
 import { InMemoryUserEngineStore } from '../stores/memory/index.js'
+import type { SqlDriver } from '../stores/postgres/driver.js'
 import { UsageError } from './usage-error.js'
 
 export const DEFAULT_DATABASE_URL = 'pglite:./.user-engine/data'
@@ -57,20 +58,21 @@ export function redactUrl(url: string): string {
     .join(',')
 }
 
-/** Opens the store a location names. Postgres modules load lazily so `memory:` needs neither driver. */
-export async function openStore(location: StoreLocation): Promise<UserEngineStore> {
-  switch (location.kind) {
-    case 'memory':
-      return new InMemoryUserEngineStore()
-    case 'pglite': {
-      const { createPgliteStore } = await import('../stores/postgres/pglite.js')
-      return createPgliteStore(location.dataDir === undefined ? {} : { dataDir: location.dataDir })
-    }
-    case 'postgres': {
-      const { createNodePostgresStore } = await import('../stores/postgres/index.js')
-      return createNodePostgresStore({ connectionString: location.connectionString })
-    }
+/** A driver for a SQL location. Postgres modules load lazily so `memory:` needs neither driver package. */
+async function openDriver(location: Exclude<StoreLocation, { kind: 'memory' }>): Promise<SqlDriver> {
+  if (location.kind === 'pglite') {
+    const { createPgliteDriver } = await import('../stores/postgres/pglite-driver.js')
+    return createPgliteDriver(location.dataDir === undefined ? {} : { dataDir: location.dataDir })
   }
+  const { createNodePostgresDriver } = await import('../stores/postgres/node-postgres-driver.js')
+  return createNodePostgresDriver({ connectionString: location.connectionString })
+}
+
+/** Opens the store a location names (refusing drift and a newer schema, as every store open does). */
+export async function openStore(location: StoreLocation): Promise<UserEngineStore> {
+  if (location.kind === 'memory') return new InMemoryUserEngineStore()
+  const { PostgresUserEngineStore } = await import('../stores/postgres/postgres-store.js')
+  return PostgresUserEngineStore.open(await openDriver(location))
 }
 
 /**
@@ -79,14 +81,7 @@ export async function openStore(location: StoreLocation): Promise<UserEngineStor
 export async function inspectSchema(location: StoreLocation): Promise<SchemaStatus> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore().schemaStatus()
   const { PostgresUserEngineStore } = await import('../stores/postgres/postgres-store.js')
-  const driver =
-    location.kind === 'pglite'
-      ? await (await import('../stores/postgres/pglite-driver.js')).createPgliteDriver(
-          location.dataDir === undefined ? {} : { dataDir: location.dataDir },
-        )
-      : await (await import('../stores/postgres/node-postgres-driver.js')).createNodePostgresDriver({
-          connectionString: location.connectionString,
-        })
+  const driver = await openDriver(location)
   try {
     return await PostgresUserEngineStore.inspectSchema(driver)
   } finally {
