@@ -1,6 +1,67 @@
-export * from './domain/index.js'
-export * from './engine/index.js'
-export * from './migrations/manifest.js'
-export { checksumOf, migrationsDirectory, normalizeSql, readMigrationSql } from './migrations/sql-files.js'
-export * from './outbox/index.js'
-export * from './store/index.js'
+/**
+ * `user-engine`: what service teams and provider teams use. Every name here is a compatibility promise; the
+ * checked-in report api/public-api.md lists them, and a test fails when it and this surface disagree.
+ */
+
+// Errors and values every caller meets.
+export {
+  ConflictError,
+  ErrorCode,
+  type ErrorDetails,
+  isUserEngineError,
+  NotFoundError,
+  SchemaError,
+  UserEngineError,
+  ValidationError,
+} from './domain/errors.js'
+export { LIMITS } from './domain/limits.js'
+export * from './domain/records.js'
+export { Secret } from './domain/secret.js'
+export { normalizeIdentifier } from './domain/validation.js'
+
+// The engine: the use cases service teams call.
+export { AUDIT_ACTIONS, type AuditAction, EVENT_TYPES, type EventType, type RejectReason } from './engine/events.js'
+export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
+export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
+export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-codes.js'
+export { DEFAULT_TOTP, type TotpOptions } from './engine/totp.js'
+export {
+  type FactorSummary,
+  type PasswordSubject,
+  type RecoveryCodeSet,
+  type RegisterUserInput,
+  type TotpEnrollment,
+  type UpdateProfileOptions,
+  UserEngine,
+  type UserEngineOptions,
+} from './engine/user-engine.js'
+
+// The migration manifest providers apply or translate.
+export {
+  DIAGNOSTIC_COUNT_KEYS,
+  type DiagnosticCountKey,
+  LATEST_SCHEMA_VERSION,
+  MIGRATIONS,
+  type MigrationEntry,
+} from './migrations/manifest.js'
+export { checksumOf, readMigrationSql } from './migrations/sql-files.js'
+
+// The outbox relay (the JetStream publisher is `user-engine/nats`).
+export { InProcessPublisher, type PublishedEvent, type Publisher, toPublishedEvent } from './outbox/publisher.js'
+export {
+  type BackoffOptions,
+  type DrainResult,
+  OutboxRelay,
+  type RelayOptions,
+  type RelayProgress,
+} from './outbox/relay.js'
+
+// The store contract, and the kit a provider's store may reuse.
+export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './store/buffered-unit-of-work.js'
+export type * from './store/commit-plan.js'
+export * from './store/schema-admin.js'
+export type * from './store/store.js'
+export { recordCodec, type StoredRow } from './store/stored-row.js'
+export type * from './store/unit-of-work.js'
+export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.js'
+export { assertId, validatePageSize } from './domain/validation.js'

@@ -20,4 +20,3 @@ export {
   UserEngine,
   type UserEngineOptions,
 } from './user-engine.js'
-export { runWalkthrough } from './walkthrough.js'

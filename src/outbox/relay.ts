@@ -207,7 +207,7 @@ export class OutboxRelay {
     this.#stopping = false
   }
 
-  /** `stop()`, then closes the publisher. For relays that own their publisher (relayFromOptions). */
+  /** `stop()`, then closes the publisher. For relays that own their publisher (createJetStreamRelay). */
   async close(): Promise<void> {
     await this.stop()
     await this.#publisher.close?.()

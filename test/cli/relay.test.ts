@@ -93,7 +93,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
       [
         '--import',
         'tsx',
-        'src/cli/index.ts',
+        'src/cli/bin.ts',
         'relay',
         '--database-url',
         db.url,

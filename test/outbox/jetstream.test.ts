@@ -3,13 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
-import {
-  EVENT_HEADERS,
-  JetStreamPublisher,
-  OutboxRelay,
-  type PublishedEvent,
-  type Publisher,
-} from '../../src/outbox/index.js'
+import { OutboxRelay, type PublishedEvent, type Publisher } from '../../src/outbox/index.js'
+import { EVENT_HEADERS, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
 import { NATS_URL, natsSkip } from '../support/services.js'
 import { commitEvents } from './helpers.js'

@@ -1,4 +1,4 @@
-import { runWalkthrough } from '../../engine/walkthrough.js'
+import { runWalkthrough } from '../walkthrough.js'
 import type { CommandContext } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
 

@@ -1,4 +1,3 @@
-import { relayFromOptions } from '../../outbox/index.js'
 import type { RelayProgress } from '../../outbox/relay.js'
 import type { CommandContext } from '../command.js'
 import { ExitCode } from '../exit-codes.js'
@@ -23,7 +22,9 @@ export async function relayCommand({ store, flags, out }: CommandContext): Promi
   const stream = typeof flags.stream === 'string' ? flags.stream : undefined
   const subjectPrefix = typeof flags['subject-prefix'] === 'string' ? flags['subject-prefix'] : undefined
   out.progress(`relay: ${store.kind} store -> ${redactUrl(nats)} stream ${stream ?? 'USER_ENGINE'}`)
-  const relay = await relayFromOptions({
+  // Loaded here, so only the relay command needs the NATS client installed.
+  const { createJetStreamRelay } = await import('../../outbox/nats/index.js')
+  const relay = await createJetStreamRelay({
     outbox: store.outbox,
     jetstream: {
       servers: nats,

@@ -1,14 +1,18 @@
-import {
-  JetStreamApiCodes,
-  JetStreamApiError,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream'
-import { connect, headers, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
-import type { OutboxEntry } from '../domain/records.js'
-import { type Publisher, toPublishedEvent } from './publisher.js'
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
+import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
+import type { OutboxEntry } from '../../domain/records.js'
+import { importOptional } from '../../domain/optional-import.js'
+import { type Publisher, toPublishedEvent } from '../publisher.js'
+
+// The NATS client is an optional peer: loaded on first connect, so importing this module never needs it.
+const loadNats = async () => {
+  const [transport, js] = await Promise.all([
+    importOptional(() => import('@nats-io/transport-node'), '@nats-io/transport-node', 'the JetStream publisher'),
+    importOptional(() => import('@nats-io/jetstream'), '@nats-io/jetstream', 'the JetStream publisher'),
+  ])
+  return { transport, js }
+}
+type NatsModules = Awaited<ReturnType<typeof loadNats>>
 
 export interface JetStreamPublisherOptions {
   /** NATS servers, e.g. `nats://127.0.0.1:4222`. */
@@ -66,7 +70,7 @@ export class JetStreamPublisher implements Publisher {
   readonly subjectPrefix: string
   readonly #options: JetStreamPublisherOptions
   readonly #subject: (event: OutboxEntry) => string
-  #ready: Promise<{ nc: NatsConnection; js: JetStreamClient }> | null = null
+  #ready: Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> | null = null
   #closed = false
 
   constructor(options: JetStreamPublisherOptions) {
@@ -83,8 +87,8 @@ export class JetStreamPublisher implements Publisher {
   }
 
   async publish(event: OutboxEntry): Promise<void> {
-    const { js } = await this.#connection()
-    const h = headers()
+    const { js, nats } = await this.#connection()
+    const h = nats.transport.headers()
     h.set(EVENT_HEADERS.tenant, event.tenantId)
     h.set(EVENT_HEADERS.aggregateType, event.aggregateType)
     h.set(EVENT_HEADERS.aggregateId, event.aggregateId)
@@ -111,7 +115,7 @@ export class JetStreamPublisher implements Publisher {
     if (nc && !nc.isClosed()) await nc.drain()
   }
 
-  #connection(): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
+  #connection(): Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> {
     if (this.#closed) return Promise.reject(new Error('JetStreamPublisher is closed'))
     if (!this.#ready) {
       const ready = this.#open()
@@ -123,22 +127,23 @@ export class JetStreamPublisher implements Publisher {
     return this.#ready
   }
 
-  async #open(): Promise<{ nc: NatsConnection; js: JetStreamClient }> {
-    const nc = await connect({
+  async #open(): Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> {
+    const nats = await loadNats()
+    const nc = await nats.transport.connect({
       name: 'user-engine-relay',
       ...this.#options.connection,
       servers: this.#options.servers,
     })
     try {
-      if (this.#options.ensureStream ?? true) await this.#ensureStream(await jetstreamManager(nc))
-      return { nc, js: jetstream(nc) }
+      if (this.#options.ensureStream ?? true) await this.#ensureStream(nats, await nats.js.jetstreamManager(nc))
+      return { nc, js: nats.js.jetstream(nc), nats }
     } catch (error) {
       await nc.close()
       throw error
     }
   }
 
-  async #ensureStream(jsm: JetStreamManager): Promise<void> {
+  async #ensureStream(nats: NatsModules, jsm: JetStreamManager): Promise<void> {
     const windowMs = this.#options.duplicateWindowMs
     try {
       const info = await jsm.streams.info(this.stream)
@@ -146,7 +151,7 @@ export class JetStreamPublisher implements Publisher {
         await jsm.streams.update(this.stream, { duplicate_window: windowMs * NANOS_PER_MS })
       }
     } catch (error) {
-      if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound)
+      if (!(error instanceof nats.js.JetStreamApiError) || error.code !== nats.js.JetStreamApiCodes.StreamNotFound)
         throw error
       try {
         await jsm.streams.add({

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { runWalkthrough } from '../../src/engine/index.js'
+import { runWalkthrough } from '../../src/cli/walkthrough.js'
 import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
 
 test('runWalkthrough migrates, exercises every flow and prints no secret', async () => {

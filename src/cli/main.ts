@@ -1,9 +1,6 @@
-#!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
-import { CONFORMANCE_SUITES } from '../testing/run.js'
 import type { CommandContext } from './command.js'
-import { conformanceCommand } from './commands/conformance.js'
 import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
 import { migrateCommand } from './commands/migrate.js'
@@ -81,7 +78,12 @@ const COMMANDS: Record<string, CommandSpec> = {
   // Creates its own stores (a schema or database per case), never the one the URL names.
   conformance: {
     options: { store: { type: 'string' }, suite: { type: 'string', multiple: true } },
-    run: ({ flags, out }) => {
+    run: async ({ flags, out }) => {
+      // The harness (and fast-check) load only for this command.
+      const [{ CONFORMANCE_SUITES }, { conformanceCommand }] = await Promise.all([
+        import('../testing/run.js'),
+        import('./commands/conformance.js'),
+      ])
       const suites = (flags.suite as string[] | undefined) ?? []
       const unknown = suites.filter((s) => !CONFORMANCE_SUITES.some((k) => k.name === s))
       if (unknown.length > 0) {
@@ -138,6 +140,7 @@ function reportError(error: unknown, out: Output): ExitCode {
   if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
     out.error((error as Error).message)
     process.stderr.write(`${USAGE}\n`)
+    if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message: (error as Error).message } })}\n`)
     return ExitCode.USAGE
   }
   if (error instanceof UserEngineError) {
@@ -148,12 +151,9 @@ function reportError(error: unknown, out: Output): ExitCode {
       : ExitCode.FAILURE
   }
   // Not ours (a driver's, a broker's): its message may quote a URL with a password, so redact URLs.
-  const message = error instanceof Error ? error.message : String(error)
-  out.error(message.replace(/\b(postgres(?:ql)?|nats):\/\/\S+/g, (m) => redactUrl(m)))
-  if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE' } })}\n`)
+  const raw = error instanceof Error ? error.message : String(error)
+  const message = raw.replace(/\b(postgres(?:ql)?|nats):\/\/\S+/g, (m) => redactUrl(m))
+  out.error(message)
+  if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE', message } })}\n`)
   return ExitCode.FAILURE
 }
-
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code
-})
