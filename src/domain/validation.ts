@@ -5,6 +5,7 @@ import {
   type IdentifierKind,
   type ProfileAttributes,
   type ProfileValue,
+  type UserStatus,
 } from './records.js'
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/
@@ -148,4 +149,103 @@ export function validatePageSize(value: unknown, fallback = 50): number {
   if (value === undefined) return fallback
   assertPositiveInt(value, 'limit', LIMITS.pageSizeMax)
   return value
+}
+
+// ---- options objects ------------------------------------------------------------------------------------
+
+const OPTION_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
+
+/**
+ * Checks an options (or query) argument: `undefined` is `{}`; null, an array, a non-object or a key not in
+ * `known` is a ValidationError naming `what` (e.g. `createNodePostgresStore options`). A misspelt option
+ * fails here instead of being silently ignored. Values are never echoed; a key is, when it looks like a name.
+ */
+export function optionsObject(
+  value: unknown,
+  what: string,
+  known: readonly string[],
+): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError(`${what} must be an object`, { field: what })
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      const name = OPTION_NAME.test(key) ? `"${key}"` : '(not a name)'
+      throw new ValidationError(`${what} has an unknown key ${name}; known keys: ${known.join(', ')}`, {
+        field: what,
+      })
+    }
+  }
+  return value as Record<string, unknown>
+}
+
+export function assertOptionalBoolean(value: unknown, field: string): asserts value is boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new ValidationError(`${field} must be true or false`, { field })
+  }
+}
+
+export function assertFunction(
+  value: unknown,
+  field: string,
+): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function') throw new ValidationError(`${field} must be a function`, { field })
+}
+
+/** An integer from `min` to `max` (inclusive). */
+export function assertIntegerInRange(
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ValidationError(`${field} must be an integer from ${min} to ${max}`, { field, min, max })
+  }
+}
+
+// ---- store queries: one check every store runs, so every store refuses the same input the same way -------
+
+export const USER_STATUSES: readonly UserStatus[] = Object.freeze(['active', 'disabled', 'deleted'])
+
+export interface ValidListUsersQuery {
+  readonly limit: number
+  /** Opaque; the store decodes it (`decodeIdCursor`), which refuses a malformed one. */
+  readonly cursor: string | undefined
+  readonly status: UserStatus | undefined
+}
+
+export interface ValidListAuditQuery {
+  readonly limit: number
+  /** Opaque; the store decodes it (`decodeSeqCursor`), which refuses a malformed one. */
+  readonly cursor: string | undefined
+  readonly userId: string | undefined
+}
+
+function assertOptionalCursor(value: unknown): asserts value is string | undefined {
+  if (value !== undefined && typeof value !== 'string') {
+    throw new ValidationError('cursor is not valid', { field: 'cursor' })
+  }
+}
+
+/** `listUsers`' query: an object (or undefined) with only limit, cursor and a known status. */
+export function validateListUsersQuery(query: unknown): ValidListUsersQuery {
+  const q = optionsObject(query, 'listUsers query', ['limit', 'cursor', 'status'])
+  const limit = validatePageSize(q.limit)
+  assertOptionalCursor(q.cursor)
+  if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
+    // Not echoed: a bad status may be anything the caller was sent.
+    throw new ValidationError('status must be active, disabled or deleted', { field: 'status' })
+  }
+  return { limit, cursor: q.cursor, status: q.status as UserStatus | undefined }
+}
+
+/** `listAudit`'s query: an object (or undefined) with only limit, cursor and a valid userId. */
+export function validateListAuditQuery(query: unknown): ValidListAuditQuery {
+  const q = optionsObject(query, 'listAudit query', ['limit', 'cursor', 'userId'])
+  if (q.userId !== undefined) assertId(q.userId, 'userId')
+  const limit = validatePageSize(q.limit)
+  assertOptionalCursor(q.cursor)
+  return { limit, cursor: q.cursor, userId: q.userId as string | undefined }
 }

@@ -31,12 +31,13 @@ import {
 } from '../domain/validation.js'
 import type { ListUsersQuery, Page, UserEngineStore } from '../store/store.js'
 import type { UnitOfWork } from '../store/unit-of-work.js'
+import { validateEngineOptions } from './engine-options.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
-import { createKeyring, type Keyring } from './keyring.js'
-import { DEFAULT_PASSWORD_HASHING, PasswordHasher, type PasswordHashingOptions } from './password-hasher.js'
-import { DEFAULT_RECOVERY_CODE_COUNT, matchRecoveryCode, newRecoveryCodes } from './recovery-codes.js'
+import type { Keyring } from './keyring.js'
+import type { PasswordHasher, PasswordHashingOptions } from './password-hasher.js'
+import { matchRecoveryCode, newRecoveryCodes } from './recovery-codes.js'
 import { openSeed, sealSeed } from './seed-cipher.js'
-import { TotpCodec, type TotpOptions } from './totp.js'
+import type { TotpCodec, TotpOptions } from './totp.js'
 
 export interface UserEngineOptions {
   /** Any implementation of the store contract; the engine never depends on a concrete store. */
@@ -131,20 +132,16 @@ export class UserEngine {
   readonly #clock: () => number
   readonly #maxAttempts: number
 
+  /** Every option is checked here (VALIDATION, KEY_NOT_FOUND): see validateEngineOptions. */
   constructor(options: UserEngineOptions) {
-    asObject(options, 'options')
-    if (!options.store || typeof options.store.transaction !== 'function') {
-      throw new ValidationError('options.store must be a UserEngineStore', { field: 'store' })
-    }
-    this.#store = options.store
-    this.#keyring = createKeyring(options.keyring)
-    this.#hasher = new PasswordHasher(options.passwordHashing ?? DEFAULT_PASSWORD_HASHING)
-    this.#totp = new TotpCodec(options.totp)
-    this.#recoveryCodeCount = options.recoveryCodeCount ?? DEFAULT_RECOVERY_CODE_COUNT
-    assertPositiveInt(this.#recoveryCodeCount, 'recoveryCodeCount', 50)
-    this.#clock = options.clock ?? Date.now
-    this.#maxAttempts = options.maxAttempts ?? 8
-    assertPositiveInt(this.#maxAttempts, 'maxAttempts', 100)
+    const o = validateEngineOptions(options)
+    this.#store = o.store
+    this.#keyring = o.keyring
+    this.#hasher = o.hasher
+    this.#totp = o.totp
+    this.#recoveryCodeCount = o.recoveryCodeCount
+    this.#clock = o.clock
+    this.#maxAttempts = o.maxAttempts
   }
 
   // ---- tenants ------------------------------------------------------------------------------------------

@@ -9,7 +9,15 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../../domain/records.js'
-import { assertId, assertIdentifierLookup, validatePageSize } from '../../domain/validation.js'
+import {
+  assertFunction,
+  assertId,
+  assertIdentifierLookup,
+  assertOptionalBoolean,
+  optionsObject,
+  validateListAuditQuery,
+  validateListUsersQuery,
+} from '../../domain/validation.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
 import { type RowSource, runUnitOfWork } from '../../store/buffered-unit-of-work.js'
 import type { CommitPlan } from '../../store/commit-plan.js'
@@ -62,7 +70,9 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   #closed = false
 
   constructor(options: InMemoryStoreOptions = {}) {
-    this.#schemaVersion = options.migrated ? LATEST_SCHEMA_VERSION : 0
+    const o = optionsObject(options, 'InMemoryUserEngineStore options', ['migrated'])
+    assertOptionalBoolean(o.migrated, 'InMemoryUserEngineStore options.migrated')
+    this.#schemaVersion = o.migrated ? LATEST_SCHEMA_VERSION : 0
     this.outbox = new MemoryOutbox(this.#outboxRows, () => this.#assertUsable())
   }
 
@@ -103,6 +113,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
 
   async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
     assertId(tenantId, 'tenantId')
+    assertFunction(fn, 'fn')
     this.#assertUsable()
     return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
       this.#assertUsable()
@@ -146,16 +157,16 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return identifier ? this.getUser(tenantId, identifier.userId) : null
   }
 
-  async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
     assertId(tenantId, 'tenantId')
-    const limit = validatePageSize(query.limit)
-    const after = query.cursor === undefined ? null : decodeIdCursor(query.cursor)
+    const { limit, cursor, status } = validateListUsersQuery(query)
+    const after = cursor === undefined ? null : decodeIdCursor(cursor)
     this.#assertUsable()
     const state = this.#tenant(tenantId)
     const users = state
       ? [...state.rows.values()]
           .filter((r) => r.type === 'user' && (after === null || r.id > after))
-          .filter((r) => query.status === undefined || r.payload.status === query.status)
+          .filter((r) => status === undefined || r.payload.status === status)
           .sort(byId)
       : []
     const items = users.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, copy(r)))
@@ -163,14 +174,13 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return { items, nextCursor: users.length > limit && last ? encodeCursor(last.id) : null }
   }
 
-  async listAudit(tenantId: string, query: ListAuditQuery = {}): Promise<Page<AuditRecord>> {
+  async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
-    if (query.userId !== undefined) assertId(query.userId, 'userId')
-    const limit = validatePageSize(query.limit)
-    const after = query.cursor === undefined ? 0 : decodeSeqCursor(query.cursor)
+    const { limit, cursor, userId } = validateListAuditQuery(query)
+    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
     this.#assertUsable()
     const all = (this.#tenant(tenantId)?.audit ?? []).filter(
-      (a) => a.seq > after && (query.userId === undefined || a.userId === query.userId),
+      (a) => a.seq > after && (userId === undefined || a.userId === userId),
     )
     const items = all.slice(0, limit).map(copy)
     const last = items[items.length - 1]

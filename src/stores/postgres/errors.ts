@@ -81,14 +81,146 @@ export function isConnectionError(error: unknown): boolean {
 }
 
 /**
+ * Where a driver connects, for messages: never a URL, a user or a password. `secrets` are the passwords the
+ * driver was configured with, removed from any server text a message quotes (the server never sends one back,
+ * but a message must not depend on that).
+ */
+export interface ConnectionTarget {
+  readonly host: string
+  readonly port: string
+  readonly secrets: readonly string[]
+}
+
+/** `host:port` (`[v6]:port`; a socket directory with its port). */
+export function describeTarget(target: ConnectionTarget): string {
+  if (target.host.startsWith('/')) return `${target.host} (socket, port ${target.port})`
+  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`
+}
+
+// The target a failed query's connection had, so toStoreError can name it (driver errors have no room).
+const targets = new WeakMap<object, ConnectionTarget>()
+
+/** Remembers which server an error came from; returns the error unchanged. */
+export function noteTarget<E>(error: E, target: ConnectionTarget): E {
+  if (typeof error === 'object' && error !== null) targets.set(error, target)
+  return error
+}
+
+/** Server text fit for a message: one line, bounded, with the configured passwords removed. */
+function serverText(message: unknown, target: ConnectionTarget): string {
+  let text = typeof message === 'string' ? message : ''
+  for (const secret of target.secrets) if (secret.length > 0) text = text.split(secret).join('***')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  text = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
+  return text.length > 300 ? `${text.slice(0, 300)}...` : text
+}
+
+const UNREACHABLE: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'the connection was reset',
+  EPIPE: 'the connection was closed',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed (temporary DNS failure)',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOENT: 'no server socket at that path',
+  EACCES: 'permission denied on the server socket',
+}
+
+// At startup: 57P01-03 shutting down / starting up, 53xxx out of resources (53300 too many connections), and
+// 08 connection exceptions other than the server refusing the startup packet (08P01, 08004).
+const isUnavailableState = (state: string) =>
+  /^57P0[123]$/.test(state) || state.startsWith('53') || (state.startsWith('08') && !REFUSED_08.has(state))
+const REFUSED_08 = new Set(['08P01', '08004'])
+
+// What to check, by startup SQLSTATE: the server's message says what is wrong, this says where to fix it.
+const REFUSAL_HINTS: Readonly<Record<string, string>> = {
+  '3D000': 'create the database or fix the database name in the connection string',
+  '28000': "check the user name in the connection string and the server's pg_hba.conf",
+  '28P01': 'check the user name and password in the connection string',
+  '42501': 'grant the role CONNECT on the database',
+  '08P01': 'the server or a pooler in front of it refused the startup parameters',
+  '08004': 'the server refused the connection',
+}
+
+function unavailableReason(state: string | null, nodeCode: string | null, message: string): string {
+  // The server's own words for a startup refusal of this kind ("sorry, too many clients already").
+  if (state?.startsWith('53'))
+    return `${message}; retry later, use fewer pool connections or raise max_connections`
+  if (state !== null) return `${message}; retry when the server accepts connections again`
+  if (/after calling end on the pool/i.test(message)) {
+    return 'its pool was ended (the store was closed, or the caller ended the pool it passed)'
+  }
+  // Node's messages repeat the address (`connect ECONNREFUSED 127.0.0.1:1`): the code says it shorter.
+  const reason =
+    (nodeCode === null ? undefined : UNREACHABLE[nodeCode]) ??
+    (/timeout/i.test(message)
+      ? 'connection timed out'
+      : /terminated|closed/i.test(message)
+        ? 'the server closed the connection during startup'
+        : 'the connection failed')
+  return `${reason}${nodeCode === null ? '' : ` (${nodeCode})`}; check that the server is running and that host and port are right`
+}
+
+/**
+ * Types an error raised while a connection was being opened (before any statement was sent, so nothing
+ * was applied): the server refusing the startup (a database or role that does not exist, failed
+ * authentication, a refused startup parameter) is STORE_REFUSED with the server's own message, which for
+ * these errors names the database or role and never a password; an unreachable, starting, stopping or full
+ * server is STORE_UNAVAILABLE naming host and port. The cause is the sanitized driver error. Anything else
+ * (a bug) is returned unchanged. DETAIL, the query and parameters are never quoted.
+ */
+export function connectError(error: unknown, target: ConnectionTarget): unknown {
+  if (error instanceof UserEngineError) return error
+  const where = describeTarget(target)
+  const details = { host: target.host, port: target.port }
+  const cause = sanitizeDatabaseError(error)
+  const state = sqlState(error)
+  const message = serverText((error as { message?: unknown } | null)?.message, target)
+  if (state !== null && !isUnavailableState(state)) {
+    const hint = REFUSAL_HINTS[state] ?? (state.startsWith('28') ? 'check the credentials' : null)
+    return new UserEngineError(
+      ErrorCode.STORE_REFUSED,
+      `the PostgreSQL server at ${where} refused the connection: ${message || 'no reason given'}${hint ? ` (${hint})` : ''}`,
+      { details: { ...details, sqlState: state }, cause },
+    )
+  }
+  const syscall = (error as { syscall?: unknown } | null)?.syscall
+  if (state !== null || isConnectionError(error) || syscall === 'connect' || syscall === 'getaddrinfo') {
+    const code = (error as { code?: unknown } | null)?.code
+    const nodeCode = state === null && typeof code === 'string' && /^E[A-Z_]{2,20}$/.test(code) ? code : null
+    return new UserEngineError(
+      ErrorCode.STORE_UNAVAILABLE,
+      `the PostgreSQL server at ${where} is unavailable: ${unavailableReason(state, nodeCode, message)}`,
+      { details: { ...details, ...(state === null ? {} : { sqlState: state }) }, cause },
+    )
+  }
+  // TLS and SASL failures carry no SQLSTATE: the client or server refused the handshake.
+  const code = (error as { code?: unknown } | null)?.code
+  const text = typeof code === 'string' ? `${code} ` : ''
+  if (/SSL|TLS|CERT/i.test(text) || /^(SASL|The server does not support SSL)|certificate/i.test(message)) {
+    return new UserEngineError(
+      ErrorCode.STORE_REFUSED,
+      `the connection to the PostgreSQL server at ${where} failed during TLS or authentication: ${message}`,
+      { details, cause },
+    )
+  }
+  return error
+}
+
+/**
  * Turns a driver error into what the library throws: connection trouble becomes STORE_UNAVAILABLE, any
  * other database error its sanitized form. Errors that are not from the driver (bugs) pass unchanged.
  */
 export function toStoreError(error: unknown, what: string): unknown {
   if (error instanceof UserEngineError) return error
   if (isConnectionError(error)) {
-    return new UserEngineError(ErrorCode.STORE_UNAVAILABLE, `the database is unavailable (${what})`, {
+    const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
+    const at = target === undefined ? '' : ` at ${describeTarget(target)}`
+    return new UserEngineError(ErrorCode.STORE_UNAVAILABLE, `the database${at} is unavailable (${what})`, {
       cause: sanitizeDatabaseError(error),
+      ...(target === undefined ? {} : { details: { host: target.host, port: target.port } }),
     })
   }
   if (sqlState(error) !== null) return sanitizeDatabaseError(error)

@@ -1,5 +1,15 @@
-import { createNodePostgresDriver, type PgPoolLike } from './node-postgres-driver.js'
-import { type PostgresStoreOptions, PostgresUserEngineStore } from './postgres-store.js'
+import {
+  createNodePostgresDriver,
+  NODE_POSTGRES_DRIVER_OPTION_KEYS,
+  type PgPoolLike,
+  validateNodePostgresOptions,
+} from './node-postgres-driver.js'
+import {
+  POSTGRES_STORE_OPTION_KEYS,
+  type PostgresStoreOptions,
+  PostgresUserEngineStore,
+  validatePostgresStoreOptions,
+} from './postgres-store.js'
 
 export type { SqlDriver, SqlResult, SqlSession } from './driver.js'
 export { SanitizedDatabaseError } from './errors.js'
@@ -22,13 +32,18 @@ export interface NodePostgresStoreOptions extends PostgresStoreOptions {
 /**
  * Opens the store on a Postgres server through node-postgres. Validates the schema history (refusing
  * drift or a newer schema); an unmigrated database opens not ready until `migrate()`.
+ *
+ * Errors, each a UserEngineError: VALIDATION for bad options (checked before anything connects),
+ * DEPENDENCY_MISSING without the `pg` package, STORE_REFUSED when the server refuses the connection (no
+ * such database or role, failed authentication, a refused startup parameter), STORE_UNAVAILABLE when it
+ * cannot be reached; then the schema errors of `PostgresUserEngineStore.open`.
  */
 export async function createNodePostgresStore(
   options: NodePostgresStoreOptions = {},
 ): Promise<PostgresUserEngineStore> {
-  const { connectionString, pool, ...storeOptions } = options
-  const driver = await createNodePostgresDriver(
-    pool === undefined ? (connectionString === undefined ? {} : { connectionString }) : { pool },
-  )
+  const what = 'createNodePostgresStore options'
+  const driverOptions = validateNodePostgresOptions(options, what, POSTGRES_STORE_OPTION_KEYS)
+  const storeOptions = validatePostgresStoreOptions(options, what, NODE_POSTGRES_DRIVER_OPTION_KEYS)
+  const driver = await createNodePostgresDriver(driverOptions)
   return PostgresUserEngineStore.open(driver, storeOptions)
 }

@@ -1,5 +1,8 @@
+import { ValidationError } from '../../domain/errors.js'
+import { importOptional } from '../../domain/optional-import.js'
+import { optionsObject } from '../../domain/validation.js'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
-import { isConnectionError } from './errors.js'
+import { type ConnectionTarget, connectError, isConnectionError, noteTarget } from './errors.js'
 
 /** The part of a `pg` result the driver reads. */
 export interface PgQueryResultLike {
@@ -30,66 +33,244 @@ export interface NodePostgresDriverOptions {
   readonly pool?: PgPoolLike
 }
 
+/** The options' keys, for factories that accept them among their own. */
+export const NODE_POSTGRES_DRIVER_OPTION_KEYS = ['connectionString', 'pool'] as const
+
+const POOL_FUNCTIONS = ['query', 'connect', 'end'] as const
+const URL_MESSAGE =
+  'is not a valid postgres:// URL (postgres://user:password@host:port/database; percent-encode special characters in the user and password)'
+
+/**
+ * Checks a connection string without ever echoing it (it may hold a password): a `postgres://` or
+ * `postgresql://` URL (or node-postgres' `socket:` URL, or a socket directory `/path database`), with
+ * well-formed percent escapes.
+ */
+function assertConnectionString(value: unknown, name: string): asserts value is string {
+  // details.field is the bare option name, stable for callers (the CLI) to branch on.
+  const field = 'connectionString'
+  if (typeof value !== 'string') {
+    throw new ValidationError(`${name} must be a string (a postgres:// URL)`, { field })
+  }
+  if (value.trim() === '') {
+    throw new ValidationError(
+      `${name} is empty; give a postgres:// URL or leave it out to use PG* variables`,
+      {
+        field,
+      },
+    )
+  }
+  if (value.startsWith('/')) return
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    // Not the TypeError: its `input` is the string.
+    throw new ValidationError(`${name} ${URL_MESSAGE}`, { field })
+  }
+  if (!['postgres:', 'postgresql:', 'socket:'].includes(url.protocol)) {
+    throw new ValidationError(`${name} must start with postgres:// or postgresql://`, { field })
+  }
+  const wellFormed = (part: string) => {
+    try {
+      decodeURIComponent(part)
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (
+    /%(?![0-9A-Fa-f]{2})/.test(value) ||
+    ![url.username, url.password, url.hostname, url.pathname].every(wellFormed)
+  ) {
+    throw new ValidationError(`${name} ${URL_MESSAGE}`, { field })
+  }
+}
+
+function assertPool(value: unknown, name: string): asserts value is PgPoolLike {
+  const pool = value as Record<string, unknown> | null
+  if (
+    typeof pool !== 'object' ||
+    pool === null ||
+    POOL_FUNCTIONS.some((f) => typeof pool[f] !== 'function')
+  ) {
+    throw new ValidationError(
+      `${name} must be a pg.Pool (an object with query, connect and end functions), or leave it out and give connectionString`,
+      { field: 'pool' },
+    )
+  }
+}
+
+/**
+ * Checks node-postgres options (VALIDATION: a non-object, an unknown key, a connection string that is not a
+ * postgres:// URL, a pool without query/connect/end, both at once). `what` names the caller in messages;
+ * `extraKeys` are keys the calling factory checks itself.
+ */
+export function validateNodePostgresOptions(
+  options: unknown,
+  what = 'createNodePostgresDriver options',
+  extraKeys: readonly string[] = [],
+): NodePostgresDriverOptions {
+  const o = optionsObject(options, what, [...NODE_POSTGRES_DRIVER_OPTION_KEYS, ...extraKeys])
+  if (o.connectionString !== undefined) assertConnectionString(o.connectionString, `${what}.connectionString`)
+  if (o.pool !== undefined) assertPool(o.pool, `${what}.pool`)
+  if (o.pool !== undefined && o.connectionString !== undefined) {
+    throw new ValidationError(
+      `${what}: give connectionString or pool, not both (a pool brings its own connection settings)`,
+      { field: what },
+    )
+  }
+  if (o.pool !== undefined) return { pool: o.pool }
+  return o.connectionString === undefined ? {} : { connectionString: o.connectionString }
+}
+
+const env = (name: string): string | undefined => {
+  const value = process.env[name]
+  return value === undefined || value === '' ? undefined : value
+}
+
+const decoded = (part: string): string => {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    return part
+  }
+}
+
+/** Host, port and passwords as node-postgres resolves them: URL, then `?host=`/`?port=`, then PG*, then defaults. */
+function targetOf(settings: {
+  connectionString?: unknown
+  host?: unknown
+  port?: unknown
+  password?: unknown
+}): ConnectionTarget {
+  const secrets = [env('PGPASSWORD'), typeof settings.password === 'string' ? settings.password : undefined]
+  let host = typeof settings.host === 'string' && settings.host !== '' ? settings.host : undefined
+  let port =
+    typeof settings.port === 'number' || (typeof settings.port === 'string' && settings.port !== '')
+      ? String(settings.port)
+      : undefined
+  const cs = settings.connectionString
+  if (typeof cs === 'string' && cs.startsWith('/')) {
+    host ??= cs.split(' ')[0]
+  } else if (typeof cs === 'string') {
+    try {
+      const url = new URL(cs)
+      secrets.push(decoded(url.password), url.searchParams.get('password') ?? undefined)
+      if (url.protocol === 'socket:') host ??= decoded(url.pathname)
+      host ??=
+        url.searchParams.get('host') ?? (decoded(url.hostname.replace(/^\[(.+)\]$/, '$1')) || undefined)
+      port ??= url.searchParams.get('port') ?? (url.port || undefined)
+    } catch {
+      // Validated before: an unparsable string only comes in a caller's pool, whose errors tell the rest.
+    }
+  }
+  return {
+    host: host ?? env('PGHOST') ?? 'localhost',
+    port: port ?? env('PGPORT') ?? '5432',
+    secrets: secrets.filter((s): s is string => s !== undefined && s !== ''),
+  }
+}
+
+/** Where the connection failed: Node's socket errors say exactly which address was tried. */
+function failedTarget(error: unknown, target: ConnectionTarget): ConnectionTarget {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>
+  const host = typeof e.address === 'string' ? e.address : typeof e.hostname === 'string' ? e.hostname : null
+  if (host === null) return target
+  return {
+    ...target,
+    host,
+    port: typeof e.port === 'number' || typeof e.port === 'string' ? String(e.port) : target.port,
+  }
+}
+
+/** `pg` is an optional peer: without it, DEPENDENCY_MISSING naming `npm i pg`. */
+async function loadPg() {
+  return (await importOptional(() => import('pg'), 'pg', 'the node-postgres store')).default
+}
+
 const toResult = <R>(r: PgQueryResultLike): SqlResult<R> => ({
   rows: r.rows as R[],
   rowCount: r.rowCount ?? 0,
 })
 
-function sessionOf(client: Pick<PgClientLike, 'query'>): SqlSession {
+function sessionOf(client: Pick<PgClientLike, 'query'>, target: ConnectionTarget): SqlSession {
   return {
-    query: async <R>(sql: string, params?: readonly unknown[]) =>
-      toResult<R>(await client.query(sql, params === undefined ? undefined : [...params])),
+    query: async <R>(sql: string, params?: readonly unknown[]) => {
+      try {
+        return toResult<R>(await client.query(sql, params === undefined ? undefined : [...params]))
+      } catch (error) {
+        throw noteTarget(error, target)
+      }
+    },
     // No values: node-postgres sends the simple protocol, which accepts a script of several statements.
     exec: async (sql: string) => {
-      await client.query(sql)
+      try {
+        await client.query(sql)
+      } catch (error) {
+        throw noteTarget(error, target)
+      }
     },
   }
 }
 
-/** A driver over a node-postgres pool: queries go to any pooled connection, a session holds one. */
+/**
+ * A driver over a node-postgres pool: queries go to any pooled connection, a session holds one.
+ *
+ * Nothing connects until the first statement. A connection that cannot be opened raises STORE_REFUSED (the
+ * server refused it: unknown database or role, failed authentication, a refused startup parameter) or
+ * STORE_UNAVAILABLE (unreachable, starting, stopping, full), naming host and port and never a password.
+ * Invalid options raise VALIDATION; a missing `pg` package DEPENDENCY_MISSING.
+ */
 export async function createNodePostgresDriver(options: NodePostgresDriverOptions = {}): Promise<SqlDriver> {
-  let pool = options.pool
+  const valid = validateNodePostgresOptions(options)
+  let pool = valid.pool
   const owned = pool === undefined
+  let target: ConnectionTarget
   if (pool === undefined) {
-    const pg = (await import('pg')).default
+    const pg = await loadPg()
     const created = new pg.Pool(
-      options.connectionString === undefined ? {} : { connectionString: options.connectionString },
+      valid.connectionString === undefined ? {} : { connectionString: valid.connectionString },
     )
     // An idle connection dropped by the server emits 'error' on the pool; unhandled, it would crash the
     // process. The next query reports the outage as STORE_UNAVAILABLE instead.
     created.on('error', () => {})
     pool = created
+    target = targetOf({ connectionString: valid.connectionString })
+  } else {
+    // A pg.Pool keeps its settings in `options`; any other pool is described by the PG* defaults.
+    const settings = (pool as { options?: unknown }).options
+    target = targetOf(typeof settings === 'object' && settings !== null ? settings : {})
   }
   const p = pool
-  const direct = sessionOf(p)
+  const connect = async (): Promise<PgClientLike> => {
+    try {
+      return await p.connect()
+    } catch (error) {
+      throw connectError(error, failedTarget(error, target))
+    }
+  }
+  /** One statement on a pooled connection (what pool.query does, with the connect step typed). */
+  const onConnection = async <T>(fn: (client: PgClientLike) => Promise<T>): Promise<T> => {
+    const client = await connect()
+    let result: T
+    try {
+      result = await fn(client)
+    } catch (error) {
+      // A broken connection must not go back to the pool.
+      client.release(isConnectionError(error))
+      throw noteTarget(error, target)
+    }
+    client.release()
+    return result
+  }
   let closed = false
   return {
     kind: 'postgres',
-    query: direct.query,
-    exec: async (sql) => {
-      // A script must run on one connection (the pool may hand each query to a different one).
-      const client = await p.connect()
-      try {
-        await client.query(sql)
-        client.release()
-      } catch (error) {
-        client.release(isConnectionError(error))
-        throw error
-      }
-    },
-    async session<T>(fn: (session: SqlSession) => Promise<T>): Promise<T> {
-      const client = await p.connect()
-      let result: T
-      try {
-        result = await fn(sessionOf(client))
-      } catch (error) {
-        // A broken connection must not go back to the pool.
-        client.release(isConnectionError(error))
-        throw error
-      }
-      client.release()
-      return result
-    },
+    query: <R>(sql: string, params?: readonly unknown[]) =>
+      onConnection((client) => sessionOf(client, target).query<R>(sql, params)),
+    // A script must run on one connection (the pool may hand each query to a different one).
+    exec: (sql) => onConnection((client) => sessionOf(client, target).exec(sql)),
+    session: (fn) => onConnection((client) => fn(sessionOf(client, target))),
     async close() {
       if (closed) return
       closed = true

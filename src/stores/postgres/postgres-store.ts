@@ -6,6 +6,7 @@ import {
   NotFoundError,
   SchemaError,
   UserEngineError,
+  ValidationError,
 } from '../../domain/errors.js'
 import type {
   AuditData,
@@ -17,7 +18,16 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../../domain/records.js'
-import { assertId, assertIdentifierLookup, validatePageSize } from '../../domain/validation.js'
+import {
+  assertFunction,
+  assertId,
+  assertIdentifierLookup,
+  assertIntegerInRange,
+  assertOptionalBoolean,
+  optionsObject,
+  validateListAuditQuery,
+  validateListUsersQuery,
+} from '../../domain/validation.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../../migrations/manifest.js'
 import {
   assertValidHistory,
@@ -54,6 +64,47 @@ export interface PostgresStoreOptions {
    * any migrated version (1+), for upgrade tests and rolling deploys where the code lands before `migrate`.
    */
   readonly requireLatestSchema?: boolean
+}
+
+/** The keys of PostgresStoreOptions, for factories that accept them among their own. */
+export const POSTGRES_STORE_OPTION_KEYS = ['migrationLockTimeoutMs', 'requireLatestSchema'] as const
+
+/** The longest lock wait `migrationLockTimeoutMs` accepts: a day. */
+const MAX_LOCK_TIMEOUT_MS = 86_400_000
+
+/**
+ * Checks store options (VALIDATION on a non-object, an unknown key or a wrong-typed value). `what` names the
+ * caller in messages; `extraKeys` are the calling factory's own options, checked by it.
+ */
+export function validatePostgresStoreOptions(
+  options: unknown,
+  what = 'PostgresUserEngineStore.open options',
+  extraKeys: readonly string[] = [],
+): PostgresStoreOptions {
+  const o = optionsObject(options, what, [...extraKeys, ...POSTGRES_STORE_OPTION_KEYS])
+  if (o.migrationLockTimeoutMs !== undefined) {
+    assertIntegerInRange(o.migrationLockTimeoutMs, `${what}.migrationLockTimeoutMs`, 0, MAX_LOCK_TIMEOUT_MS)
+  }
+  assertOptionalBoolean(o.requireLatestSchema, `${what}.requireLatestSchema`)
+  const valid: { migrationLockTimeoutMs?: number; requireLatestSchema?: boolean } = {}
+  if (o.migrationLockTimeoutMs !== undefined) valid.migrationLockTimeoutMs = o.migrationLockTimeoutMs
+  if (o.requireLatestSchema !== undefined) valid.requireLatestSchema = o.requireLatestSchema
+  return valid
+}
+
+const DRIVER_FUNCTIONS = ['query', 'exec', 'session', 'close'] as const
+
+/** A driver is what the adapters in this folder return: kind postgres or pglite, and four functions. */
+function assertDriver(driver: unknown): asserts driver is SqlDriver {
+  const d = driver as Record<string, unknown> | null
+  const missing =
+    typeof d !== 'object' || d === null ? 'query' : DRIVER_FUNCTIONS.find((f) => typeof d[f] !== 'function')
+  if (missing !== undefined || (d?.kind !== 'postgres' && d?.kind !== 'pglite')) {
+    throw new ValidationError(
+      'PostgresUserEngineStore.open needs a SqlDriver (kind postgres or pglite, with query, exec, session and close functions): use createNodePostgresDriver or createPgliteDriver',
+      { field: 'driver' },
+    )
+  }
 }
 
 interface RecordDbRow {
@@ -139,10 +190,12 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
    * it reports not ready until `migrate()`. The driver is closed when opening fails.
    */
   static async open(driver: SqlDriver, options: PostgresStoreOptions = {}): Promise<PostgresUserEngineStore> {
+    assertDriver(driver)
     try {
+      const valid = validatePostgresStoreOptions(options)
       const status = compareHistory(await readSchemaHistory(driver))
       assertValidHistory(status)
-      return new PostgresUserEngineStore(driver, status.currentVersion, options)
+      return new PostgresUserEngineStore(driver, status.currentVersion, valid)
     } catch (error) {
       await driver.close().catch(() => {})
       throw toStoreError(error, 'open')
@@ -190,6 +243,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
 
   async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
     assertId(tenantId, 'tenantId')
+    assertFunction(fn, 'fn')
     await this.#assertUsable()
     return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
       this.#assertOpen()
@@ -233,15 +287,15 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return row ? recordCodec.user.fromRow(tenantId, row) : null
   }
 
-  async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
     assertId(tenantId, 'tenantId')
-    const limit = validatePageSize(query.limit)
-    const after = query.cursor === undefined ? '' : decodeIdCursor(query.cursor)
+    const { limit, cursor, status } = validateListUsersQuery(query)
+    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
     const params: unknown[] = [tenantId, after, limit + 1]
-    if (query.status !== undefined) params.push(String(query.status))
+    if (status !== undefined) params.push(status)
     const rows = await this.#rows<RecordDbRow>(
       'listUsers',
-      query.status === undefined ? SQL.listUsers : SQL.listUsersByStatus,
+      status === undefined ? SQL.listUsers : SQL.listUsersByStatus,
       params,
     )
     const items = rows.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, toStoredRow(r)))
@@ -249,16 +303,15 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
   }
 
-  async listAudit(tenantId: string, query: ListAuditQuery = {}): Promise<Page<AuditRecord>> {
+  async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
-    if (query.userId !== undefined) assertId(query.userId, 'userId')
-    const limit = validatePageSize(query.limit)
-    const after = query.cursor === undefined ? 0 : decodeSeqCursor(query.cursor)
+    const { limit, cursor, userId } = validateListAuditQuery(query)
+    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
     const params: unknown[] = [tenantId, after, limit + 1]
-    if (query.userId !== undefined) params.push(query.userId)
+    if (userId !== undefined) params.push(userId)
     const rows = await this.#rows<AuditDbRow>(
       'listAudit',
-      query.userId === undefined ? SQL.listAudit : SQL.listAuditForUser,
+      userId === undefined ? SQL.listAudit : SQL.listAuditForUser,
       params,
     )
     const items: AuditRecord[] = rows.slice(0, limit).map((r) => ({

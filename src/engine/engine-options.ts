@@ -1,0 +1,103 @@
+import { ValidationError } from '../domain/errors.js'
+import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
+import type { UserEngineStore } from '../store/store.js'
+import { createKeyring, type Keyring } from './keyring.js'
+import { DEFAULT_PASSWORD_HASHING, PasswordHasher } from './password-hasher.js'
+import { DEFAULT_RECOVERY_CODE_COUNT } from './recovery-codes.js'
+import { TotpCodec } from './totp.js'
+
+/** What `new UserEngine(options)` accepts; see UserEngineOptions for each. */
+const ENGINE_OPTION_KEYS = [
+  'store',
+  'keyring',
+  'passwordHashing',
+  'totp',
+  'recoveryCodeCount',
+  'clock',
+  'maxAttempts',
+] as const
+
+/** The store methods the engine calls: an object without them is not a store. */
+const STORE_FUNCTIONS = ['transaction', 'getTenant', 'getUser', 'findUserByIdentifier', 'listUsers'] as const
+
+/** The engine's options, checked and with defaults applied. */
+export interface ValidEngineOptions {
+  readonly store: UserEngineStore
+  readonly keyring: Keyring
+  readonly hasher: PasswordHasher
+  readonly totp: TotpCodec
+  readonly recoveryCodeCount: number
+  readonly clock: () => number
+  readonly maxAttempts: number
+}
+
+/**
+ * Checks every UserEngine option up front, so a mistake is a VALIDATION (or KEY_NOT_FOUND) error from the
+ * constructor rather than a TypeError at the first use case that touches it. Unknown keys are refused: a
+ * misspelt option would otherwise be ignored silently.
+ */
+export function validateEngineOptions(options: unknown): ValidEngineOptions {
+  if (options === undefined) {
+    throw new ValidationError('UserEngine options must be an object with at least store and keyring', {
+      field: 'options',
+    })
+  }
+  const o = optionsObject(options, 'UserEngine options', ENGINE_OPTION_KEYS)
+
+  const store = o.store as Record<string, unknown> | null | undefined
+  const missing =
+    typeof store !== 'object' || store === null
+      ? undefined
+      : STORE_FUNCTIONS.find((f) => typeof store[f] !== 'function')
+  if (typeof store !== 'object' || store === null || missing !== undefined) {
+    throw new ValidationError(
+      `options.store must be a UserEngineStore${missing === undefined ? '' : ` (it has no ${missing} function)`}: e.g. InMemoryUserEngineStore, createNodePostgresStore or createPgliteStore`,
+      { field: 'store' },
+    )
+  }
+
+  const keyring = o.keyring as { keys?: unknown } | null | undefined
+  if (typeof keyring !== 'object' || keyring === null || Array.isArray(keyring)) {
+    throw new ValidationError('options.keyring must be a keyring: see createKeyring and keyringFromEnv', {
+      field: 'keyring',
+    })
+  }
+  if (typeof keyring.keys !== 'object' || keyring.keys === null || Array.isArray(keyring.keys)) {
+    throw new ValidationError('options.keyring.keys must be an object of key id to 32-byte key', {
+      field: 'keyring.keys',
+    })
+  }
+
+  const hashing = optionsObject(o.passwordHashing, 'options.passwordHashing', [
+    'memoryCost',
+    'timeCost',
+    'parallelism',
+  ])
+  const totp = optionsObject(o.totp, 'options.totp', ['issuer', 'period', 'digits', 'window'])
+
+  // Only undefined means the default: null is a mistake like any other wrong type.
+  const recoveryCodeCount =
+    o.recoveryCodeCount === undefined ? DEFAULT_RECOVERY_CODE_COUNT : o.recoveryCodeCount
+  assertIntegerInRange(recoveryCodeCount, 'options.recoveryCodeCount', 1, 50)
+  const maxAttempts = o.maxAttempts === undefined ? 8 : o.maxAttempts
+  assertIntegerInRange(maxAttempts, 'options.maxAttempts', 1, 100)
+  const clock = o.clock === undefined ? Date.now : o.clock
+  if (typeof clock !== 'function') {
+    throw new ValidationError('options.clock must be a function returning the time in ms', { field: 'clock' })
+  }
+
+  return {
+    store: o.store as UserEngineStore,
+    keyring: createKeyring(o.keyring as Parameters<typeof createKeyring>[0]),
+    // Each checks its own ranges (Argon2 costs, TOTP digits and window) and throws VALIDATION.
+    hasher: new PasswordHasher(
+      o.passwordHashing === undefined
+        ? DEFAULT_PASSWORD_HASHING
+        : (hashing as unknown as ConstructorParameters<typeof PasswordHasher>[0]),
+    ),
+    totp: new TotpCodec(totp),
+    recoveryCodeCount,
+    clock: clock as () => number,
+    maxAttempts,
+  }
+}
