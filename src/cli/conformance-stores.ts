@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { importOptional } from '../domain/optional-import.js'
 import type { UserEngineStore } from '../store/store.js'
 import { InMemoryUserEngineStore } from '../stores/memory/index.js'
 import type { StoreConformanceOptions } from '../testing/types.js'
@@ -34,7 +35,11 @@ export async function conformanceStoresFor(location: StoreLocation): Promise<Con
 }
 
 async function pgliteStores(): Promise<ConformanceStores> {
-  const { PGlite } = await import('@electric-sql/pglite')
+  const { PGlite } = await importOptional(
+    () => import('@electric-sql/pglite'),
+    '@electric-sql/pglite',
+    'conformance on PGlite',
+  )
   const { createPgliteDriver, PostgresUserEngineStore } = await import('../stores/postgres/pglite.js')
   const template = new PGlite()
   await template.waitReady
@@ -70,7 +75,7 @@ async function pgliteStores(): Promise<ConformanceStores> {
 }
 
 async function postgresSchemaStores(connectionString: string): Promise<ConformanceStores> {
-  const pg = (await import('pg')).default
+  const pg = (await importOptional(() => import('pg'), 'pg', 'conformance on a PostgreSQL server')).default
   const { createNodePostgresStore } = await import('../stores/postgres/index.js')
   const schemas = new Map<UserEngineStore, { schema: string; pool: InstanceType<typeof pg.Pool> }>()
   const admin = new pg.Pool({ connectionString, max: 1 })

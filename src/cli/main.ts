@@ -140,7 +140,22 @@ function reportError(error: unknown, out: Output): ExitCode {
   if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
     out.error((error as Error).message)
     process.stderr.write(`${USAGE}\n`)
-    if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message: (error as Error).message } })}\n`)
+    if (out.json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: 'USAGE', message: (error as Error).message } })}\n`,
+      )
+    return ExitCode.USAGE
+  }
+  if (
+    error instanceof UserEngineError &&
+    error.code === ErrorCode.VALIDATION &&
+    error.details.field === 'connectionString'
+  ) {
+    // The URL came from the command line or DATABASE_URL: a usage error, and never echoed (it may hold a password).
+    const message =
+      '--database-url (or DATABASE_URL) is not a valid postgres:// URL; percent-encode special characters in the user and password'
+    out.error(message)
+    if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message } })}\n`)
     return ExitCode.USAGE
   }
   if (error instanceof UserEngineError) {
