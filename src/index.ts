@@ -3,6 +3,7 @@
  * checked-in report api/public-api.md lists them, and a test fails when it and this surface disagree.
  */
 
+export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.js'
 // Errors and values every caller meets.
 export {
   ConflictError,
@@ -17,10 +18,15 @@ export {
 export { LIMITS } from './domain/limits.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
-export { normalizeIdentifier } from './domain/validation.js'
-
+export { assertId, normalizeIdentifier, validatePageSize } from './domain/validation.js'
 // The engine: the use cases service teams call.
-export { AUDIT_ACTIONS, type AuditAction, EVENT_TYPES, type EventType, type RejectReason } from './engine/events.js'
+export {
+  AUDIT_ACTIONS,
+  type AuditAction,
+  EVENT_TYPES,
+  type EventType,
+  type RejectReason,
+} from './engine/events.js'
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-codes.js'
@@ -35,7 +41,6 @@ export {
   UserEngine,
   type UserEngineOptions,
 } from './engine/user-engine.js'
-
 // The migration manifest providers apply or translate.
 export {
   DIAGNOSTIC_COUNT_KEYS,
@@ -45,9 +50,13 @@ export {
   type MigrationEntry,
 } from './migrations/manifest.js'
 export { checksumOf, readMigrationSql } from './migrations/sql-files.js'
-
 // The outbox relay (the JetStream publisher is `user-engine/nats`).
-export { InProcessPublisher, type PublishedEvent, type Publisher, toPublishedEvent } from './outbox/publisher.js'
+export {
+  InProcessPublisher,
+  type PublishedEvent,
+  type Publisher,
+  toPublishedEvent,
+} from './outbox/publisher.js'
 export {
   type BackoffOptions,
   type DrainResult,
@@ -55,7 +64,6 @@ export {
   type RelayOptions,
   type RelayProgress,
 } from './outbox/relay.js'
-
 // The store contract, and the kit a provider's store may reuse.
 export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './store/buffered-unit-of-work.js'
 export type * from './store/commit-plan.js'
@@ -63,5 +71,3 @@ export * from './store/schema-admin.js'
 export type * from './store/store.js'
 export { recordCodec, type StoredRow } from './store/stored-row.js'
 export type * from './store/unit-of-work.js'
-export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.js'
-export { assertId, validatePageSize } from './domain/validation.js'

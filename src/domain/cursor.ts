@@ -16,12 +16,12 @@ function decode(cursor: unknown): unknown {
     cursor.length > 200 ||
     !/^[A-Za-z0-9_-]+$/.test(cursor)
   ) {
-    throw new ValidationError('cursor is not valid', { field: 'cursor' })
+    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
   try {
     return (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { a?: unknown }).a
   } catch {
-    throw new ValidationError('cursor is not valid', { field: 'cursor' })
+    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
 }
 
@@ -30,7 +30,7 @@ export function decodeIdCursor(cursor: unknown): string {
   try {
     assertId(after, 'cursor')
   } catch {
-    throw new ValidationError('cursor is not valid', { field: 'cursor' })
+    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
   return after
 }
@@ -38,7 +38,7 @@ export function decodeIdCursor(cursor: unknown): string {
 export function decodeSeqCursor(cursor: unknown): number {
   const after = decode(cursor)
   if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
-    throw new ValidationError('cursor is not valid', { field: 'cursor' })
+    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
   return after
 }

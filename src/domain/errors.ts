@@ -30,13 +30,23 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 /** Safe, non-secret facts attached to an error (ids, field names, versions, limits). */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>
 
-/** The one base class of every error the library raises on purpose. */
+/** What every error constructor takes besides its code and message. */
+export interface ErrorOptions {
+  readonly details?: ErrorDetails
+  /** The underlying error (a sanitized driver error, a broker error); never serialized by `toJSON`. */
+  readonly cause?: unknown
+}
+
+/**
+ * The one base class of every error the library raises on purpose. Every class is built the same way:
+ * `(code, message, options)`, where subclasses with a fixed code drop the first argument.
+ */
 export class UserEngineError extends Error {
   override readonly name: string = 'UserEngineError'
   readonly code: ErrorCode
   readonly details: ErrorDetails
 
-  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetails; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.details = options.details ?? {}
@@ -50,16 +60,16 @@ export class UserEngineError extends Error {
 /** Bad input: wrong type, too long, malformed id, unknown field. Nothing was changed. */
 export class ValidationError extends UserEngineError {
   override readonly name = 'ValidationError'
-  constructor(message: string, details: ErrorDetails = {}) {
-    super(ErrorCode.VALIDATION, message, { details })
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(ErrorCode.VALIDATION, message, options)
   }
 }
 
 /** A record does not exist in this tenant (or exists only in another tenant, which is never revealed). */
 export class NotFoundError extends UserEngineError {
   override readonly name = 'NotFoundError'
-  constructor(message: string, details: ErrorDetails = {}) {
-    super(ErrorCode.NOT_FOUND, message, { details })
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(ErrorCode.NOT_FOUND, message, options)
   }
 }
 
@@ -69,22 +79,28 @@ export class NotFoundError extends UserEngineError {
  */
 export class ConflictError extends UserEngineError {
   override readonly name = 'ConflictError'
-  constructor(
-    code:
-      | typeof ErrorCode.VERSION_CONFLICT
-      | typeof ErrorCode.ALREADY_EXISTS
-      | typeof ErrorCode.DUPLICATE_IDENTIFIER,
-    message: string,
-    details: ErrorDetails = {},
-  ) {
-    super(code, message, { details })
+  constructor(code: ConflictCode, message: string, options: ErrorOptions = {}) {
+    super(code, message, options)
   }
 }
+
+export type ConflictCode =
+  | typeof ErrorCode.VERSION_CONFLICT
+  | typeof ErrorCode.ALREADY_EXISTS
+  | typeof ErrorCode.DUPLICATE_IDENTIFIER
 
 /** The database schema is missing, drifted, or newer than this code. */
 export class SchemaError extends UserEngineError {
   override readonly name = 'SchemaError'
+  constructor(code: SchemaErrorCode, message: string, options: ErrorOptions = {}) {
+    super(code, message, options)
+  }
 }
+
+export type SchemaErrorCode =
+  | typeof ErrorCode.SCHEMA_NOT_READY
+  | typeof ErrorCode.SCHEMA_DRIFT
+  | typeof ErrorCode.SCHEMA_NEWER_THAN_CODE
 
 export function isUserEngineError(value: unknown, code?: ErrorCode): value is UserEngineError {
   return value instanceof UserEngineError && (code === undefined || value.code === code)

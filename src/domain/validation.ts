@@ -16,10 +16,11 @@ const USERNAME_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N}._-]*$/u
 
 /** Checks an id (tenant, user, factor, event). Ids are ASCII, 1..64 characters: safe to print in messages. */
 export function assertId(value: unknown, field: string): asserts value is string {
-  if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`, { field })
+  if (typeof value !== 'string')
+    throw new ValidationError(`${field} must be a string`, { details: { field } })
   if (value.length === 0 || value.length > LIMITS.idLength || !ID_PATTERN.test(value)) {
     // The value itself is not echoed: a malformed id may be anything the caller was sent.
-    throw new ValidationError(`${field} is not a valid id`, { field })
+    throw new ValidationError(`${field} is not a valid id`, { details: { field } })
   }
 }
 
@@ -49,10 +50,10 @@ export function isStorableJson(value: unknown): boolean {
  */
 export function assertIdentifierLookup(kind: unknown, value: unknown): void {
   if (!IDENTIFIER_KINDS.includes(kind as IdentifierKind)) {
-    throw new ValidationError('identifier kind must be email or username', { field: 'kind' })
+    throw new ValidationError('identifier kind must be email or username', { details: { field: 'kind' } })
   }
   if (typeof value !== 'string' || value.length > LIMITS.emailLength * 4 || !isStorableText(value)) {
-    throw new ValidationError('identifier value is not valid', { field: 'value' })
+    throw new ValidationError('identifier value is not valid', { details: { field: 'value' } })
   }
 }
 
@@ -62,11 +63,14 @@ export function assertString(
   maxLength: number,
   minLength = 1,
 ): asserts value is string {
-  if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`, { field })
+  if (typeof value !== 'string')
+    throw new ValidationError(`${field} must be a string`, { details: { field } })
   if (!isStorableText(value))
-    throw new ValidationError(`${field} has characters that cannot be stored`, { field })
-  if (value.length < minLength) throw new ValidationError(`${field} is too short`, { field, minLength })
-  if (value.length > maxLength) throw new ValidationError(`${field} is too long`, { field, maxLength })
+    throw new ValidationError(`${field} has characters that cannot be stored`, { details: { field } })
+  if (value.length < minLength)
+    throw new ValidationError(`${field} is too short`, { details: { field, minLength } })
+  if (value.length > maxLength)
+    throw new ValidationError(`${field} is too long`, { details: { field, maxLength } })
 }
 
 export function assertPositiveInt(
@@ -75,7 +79,7 @@ export function assertPositiveInt(
   max = Number.MAX_SAFE_INTEGER,
 ): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new ValidationError(`${field} must be an integer from 1 to ${max}`, { field })
+    throw new ValidationError(`${field} must be an integer from 1 to ${max}`, { details: { field } })
   }
 }
 
@@ -84,21 +88,25 @@ export function assertPositiveInt(
  * and `ann@example.com` are one identifier. Throws a ValidationError (without the value) when malformed.
  */
 export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string {
-  if (typeof raw !== 'string') throw new ValidationError(`${kind} must be a string`, { field: kind })
+  if (typeof raw !== 'string')
+    throw new ValidationError(`${kind} must be a string`, { details: { field: kind } })
   // Bound the work before normalizing: NFKC can expand a string.
-  if (raw.length > LIMITS.emailLength * 4) throw new ValidationError(`${kind} is too long`, { field: kind })
+  if (raw.length > LIMITS.emailLength * 4)
+    throw new ValidationError(`${kind} is too long`, { details: { field: kind } })
   if (!isStorableText(raw))
-    throw new ValidationError(`${kind} has characters that are not allowed`, { field: kind })
+    throw new ValidationError(`${kind} has characters that are not allowed`, { details: { field: kind } })
   const value = raw.normalize('NFKC').trim().toLowerCase()
   if (kind === 'email') {
-    if (value.length > LIMITS.emailLength) throw new ValidationError('email is too long', { field: kind })
-    if (!EMAIL_PATTERN.test(value)) throw new ValidationError('email is not a valid address', { field: kind })
+    if (value.length > LIMITS.emailLength)
+      throw new ValidationError('email is too long', { details: { field: kind } })
+    if (!EMAIL_PATTERN.test(value))
+      throw new ValidationError('email is not a valid address', { details: { field: kind } })
   } else {
     if (value.length === 0 || value.length > LIMITS.usernameLength) {
-      throw new ValidationError('username must be 1 to 64 characters', { field: kind })
+      throw new ValidationError('username must be 1 to 64 characters', { details: { field: kind } })
     }
     if (!USERNAME_PATTERN.test(value))
-      throw new ValidationError('username has characters that are not allowed', { field: kind })
+      throw new ValidationError('username has characters that are not allowed', { details: { field: kind } })
   }
   return value
 }
@@ -106,41 +114,53 @@ export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string 
 /** Validates profile attributes: flat, bounded keys, scalar values, bounded total size. Returns a frozen copy. */
 export function validateProfile(value: unknown): ProfileAttributes {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError('profile must be an object', { field: 'profile' })
+    throw new ValidationError('profile must be an object', { details: { field: 'profile' } })
   }
   const entries = Object.entries(value)
   if (entries.length > LIMITS.profileKeys) {
     throw new ValidationError('profile has too many attributes', {
-      field: 'profile',
-      max: LIMITS.profileKeys,
+      details: {
+        field: 'profile',
+        max: LIMITS.profileKeys,
+      },
     })
   }
   const out: Record<string, ProfileValue> = {}
   for (const [key, v] of entries) {
     if (key.length > LIMITS.profileKeyLength || !PROFILE_KEY_PATTERN.test(key)) {
-      throw new ValidationError('profile attribute name is not valid', { field: 'profile' })
+      throw new ValidationError('profile attribute name is not valid', { details: { field: 'profile' } })
     }
     if (typeof v === 'string') {
       if (!isStorableText(v)) {
         throw new ValidationError(`profile attribute ${key} has characters that cannot be stored`, {
-          field: `profile.${key}`,
+          details: {
+            field: `profile.${key}`,
+          },
         })
       }
       if (v.length > LIMITS.profileStringLength) {
-        throw new ValidationError(`profile attribute ${key} is too long`, { field: `profile.${key}` })
+        throw new ValidationError(`profile attribute ${key} is too long`, {
+          details: { field: `profile.${key}` },
+        })
       }
     } else if (typeof v === 'number') {
       if (!Number.isFinite(v))
-        throw new ValidationError(`profile attribute ${key} must be finite`, { field: `profile.${key}` })
+        throw new ValidationError(`profile attribute ${key} must be finite`, {
+          details: { field: `profile.${key}` },
+        })
     } else if (typeof v !== 'boolean' && v !== null) {
       throw new ValidationError(`profile attribute ${key} must be a string, number, boolean or null`, {
-        field: `profile.${key}`,
+        details: {
+          field: `profile.${key}`,
+        },
       })
     }
     out[key] = v as ProfileValue
   }
   if (Buffer.byteLength(JSON.stringify(out)) > LIMITS.profileBytes) {
-    throw new ValidationError('profile is too large', { field: 'profile', maxBytes: LIMITS.profileBytes })
+    throw new ValidationError('profile is too large', {
+      details: { field: 'profile', maxBytes: LIMITS.profileBytes },
+    })
   }
   return Object.freeze(out)
 }
@@ -167,13 +187,15 @@ export function optionsObject(
 ): Record<string, unknown> {
   if (value === undefined) return {}
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError(`${what} must be an object`, { field: what })
+    throw new ValidationError(`${what} must be an object`, { details: { field: what } })
   }
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
       const name = OPTION_NAME.test(key) ? `"${key}"` : '(not a name)'
       throw new ValidationError(`${what} has an unknown key ${name}; known keys: ${known.join(', ')}`, {
-        field: what,
+        details: {
+          field: what,
+        },
       })
     }
   }
@@ -182,7 +204,7 @@ export function optionsObject(
 
 export function assertOptionalBoolean(value: unknown, field: string): asserts value is boolean | undefined {
   if (value !== undefined && typeof value !== 'boolean') {
-    throw new ValidationError(`${field} must be true or false`, { field })
+    throw new ValidationError(`${field} must be true or false`, { details: { field } })
   }
 }
 
@@ -190,7 +212,8 @@ export function assertFunction(
   value: unknown,
   field: string,
 ): asserts value is (...args: never[]) => unknown {
-  if (typeof value !== 'function') throw new ValidationError(`${field} must be a function`, { field })
+  if (typeof value !== 'function')
+    throw new ValidationError(`${field} must be a function`, { details: { field } })
 }
 
 /** An integer from `min` to `max` (inclusive). */
@@ -201,7 +224,9 @@ export function assertIntegerInRange(
   max: number,
 ): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ValidationError(`${field} must be an integer from ${min} to ${max}`, { field, min, max })
+    throw new ValidationError(`${field} must be an integer from ${min} to ${max}`, {
+      details: { field, min, max },
+    })
   }
 }
 
@@ -225,7 +250,7 @@ export interface ValidListAuditQuery {
 
 function assertOptionalCursor(value: unknown): asserts value is string | undefined {
   if (value !== undefined && typeof value !== 'string') {
-    throw new ValidationError('cursor is not valid', { field: 'cursor' })
+    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
 }
 
@@ -236,7 +261,7 @@ export function validateListUsersQuery(query: unknown): ValidListUsersQuery {
   assertOptionalCursor(q.cursor)
   if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
     // Not echoed: a bad status may be anything the caller was sent.
-    throw new ValidationError('status must be active, disabled or deleted', { field: 'status' })
+    throw new ValidationError('status must be active, disabled or deleted', { details: { field: 'status' } })
   }
   return { limit, cursor: q.cursor, status: q.status as UserStatus | undefined }
 }

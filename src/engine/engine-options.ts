@@ -39,7 +39,9 @@ export interface ValidEngineOptions {
 export function validateEngineOptions(options: unknown): ValidEngineOptions {
   if (options === undefined) {
     throw new ValidationError('UserEngine options must be an object with at least store and keyring', {
-      field: 'options',
+      details: {
+        field: 'options',
+      },
     })
   }
   const o = optionsObject(options, 'UserEngine options', ENGINE_OPTION_KEYS)
@@ -52,19 +54,23 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   if (typeof store !== 'object' || store === null || missing !== undefined) {
     throw new ValidationError(
       `options.store must be a UserEngineStore${missing === undefined ? '' : ` (it has no ${missing} function)`}: e.g. InMemoryUserEngineStore, createNodePostgresStore or createPgliteStore`,
-      { field: 'store' },
+      { details: { field: 'store' } },
     )
   }
 
   const keyring = o.keyring as { keys?: unknown } | null | undefined
   if (typeof keyring !== 'object' || keyring === null || Array.isArray(keyring)) {
     throw new ValidationError('options.keyring must be a keyring: see createKeyring and keyringFromEnv', {
-      field: 'keyring',
+      details: {
+        field: 'keyring',
+      },
     })
   }
   if (typeof keyring.keys !== 'object' || keyring.keys === null || Array.isArray(keyring.keys)) {
     throw new ValidationError('options.keyring.keys must be an object of key id to 32-byte key', {
-      field: 'keyring.keys',
+      details: {
+        field: 'keyring.keys',
+      },
     })
   }
 
@@ -83,7 +89,9 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   assertIntegerInRange(maxAttempts, 'options.maxAttempts', 1, 100)
   const clock = o.clock === undefined ? Date.now : o.clock
   if (typeof clock !== 'function') {
-    throw new ValidationError('options.clock must be a function returning the time in ms', { field: 'clock' })
+    throw new ValidationError('options.clock must be a function returning the time in ms', {
+      details: { field: 'clock' },
+    })
   }
 
   return {

@@ -32,7 +32,7 @@ export function createKeyring(input: {
   readonly keys: Readonly<Record<string, Uint8Array | string>>
 }): Keyring {
   if (typeof input !== 'object' || input === null) {
-    throw new ValidationError('keyring must be an object', { field: 'keyring' })
+    throw new ValidationError('keyring must be an object', { details: { field: 'keyring' } })
   }
   assertId(input.currentKeyId, 'currentKeyId')
   const keys: Record<string, Uint8Array> = {}
@@ -41,7 +41,9 @@ export function createKeyring(input: {
     // Strings are base64 (the form keys take in env files and secret managers).
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw
     if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) {
-      throw new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, { field: 'keys', keyId: id })
+      throw new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, {
+        details: { field: 'keys', keyId: id },
+      })
     }
     keys[id] = Uint8Array.from(bytes)
   }
@@ -78,7 +80,8 @@ export function keyringFromEnv(
   let first: string | undefined
   for (const part of raw.split(',')) {
     const at = part.indexOf(':')
-    if (at <= 0) throw new ValidationError(`${keysVar} must be a list of id:base64`, { field: keysVar })
+    if (at <= 0)
+      throw new ValidationError(`${keysVar} must be a list of id:base64`, { details: { field: keysVar } })
     const id = part.slice(0, at).trim()
     keys[id] = part.slice(at + 1).trim()
     first ??= id

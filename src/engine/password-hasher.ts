@@ -31,7 +31,9 @@ export class PasswordHasher {
     // Argon2 needs at least 8 KiB per lane.
     if (options.memoryCost < 8 * options.parallelism) {
       throw new ValidationError('passwordHashing.memoryCost must be at least 8 KiB per lane', {
-        field: 'passwordHashing.memoryCost',
+        details: {
+          field: 'passwordHashing.memoryCost',
+        },
       })
     }
     this.#options = Object.freeze({ ...options })

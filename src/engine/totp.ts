@@ -32,10 +32,14 @@ export class TotpCodec {
     assertString(o.issuer, 'totp.issuer', 100)
     assertPositiveInt(o.period, 'totp.period', 300)
     if (!Number.isInteger(o.digits) || o.digits < 6 || o.digits > 10) {
-      throw new ValidationError('totp.digits must be an integer from 6 to 10', { field: 'totp.digits' })
+      throw new ValidationError('totp.digits must be an integer from 6 to 10', {
+        details: { field: 'totp.digits' },
+      })
     }
     if (!Number.isInteger(o.window) || o.window < 0 || o.window > 10) {
-      throw new ValidationError('totp.window must be an integer from 0 to 10', { field: 'totp.window' })
+      throw new ValidationError('totp.window must be an integer from 0 to 10', {
+        details: { field: 'totp.window' },
+      })
     }
     this.options = Object.freeze(o)
   }

@@ -109,7 +109,7 @@ function checkNewPassword(password: unknown): string {
 
 function asObject(value: unknown, field: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError(`${field} must be an object`, { field })
+    throw new ValidationError(`${field} must be an object`, { details: { field } })
   }
   return value as Record<string, unknown>
 }
@@ -221,10 +221,12 @@ export class UserEngine {
     const q = asObject(query, 'query')
     validatePageSize(q.limit)
     if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
-      throw new ValidationError('status must be active, disabled or deleted', { field: 'status' })
+      throw new ValidationError('status must be active, disabled or deleted', {
+        details: { field: 'status' },
+      })
     }
     if (q.cursor !== undefined && typeof q.cursor !== 'string') {
-      throw new ValidationError('cursor is not valid', { field: 'cursor' })
+      throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
     }
     if (!(await this.#store.getTenant(tenantId))) throw tenantNotFound(tenantId)
     return this.#store.listUsers(tenantId, query)
@@ -276,7 +278,7 @@ export class UserEngine {
     return this.#unit(tenantId, async (tx) => {
       const user = await this.#requireUser(tx, userId)
       const profile = await tx.getProfile(user.id)
-      if (!profile) throw new NotFoundError(`profile of user ${userId} not found`, { userId })
+      if (!profile) throw new NotFoundError(`profile of user ${userId} not found`, { details: { userId } })
       return profile
     })
   }
@@ -295,7 +297,7 @@ export class UserEngine {
     if (expectedVersion !== undefined) assertPositiveInt(expectedVersion, 'expectedVersion')
     const mode = opts.mode ?? 'merge'
     if (mode !== 'merge' && mode !== 'replace') {
-      throw new ValidationError('mode must be merge or replace', { field: 'mode' })
+      throw new ValidationError('mode must be merge or replace', { details: { field: 'mode' } })
     }
     return this.#unit(tenantId, async (tx) => {
       const user = await this.#requireUser(tx, userId)
@@ -305,9 +307,11 @@ export class UserEngine {
           ErrorCode.VERSION_CONFLICT,
           `profile ${userId} is not at the expected version`,
           {
-            recordType: 'profile',
-            recordId: userId,
-            expectedVersion,
+            details: {
+              recordType: 'profile',
+              recordId: userId,
+              expectedVersion,
+            },
           },
         )
       }
@@ -440,8 +444,10 @@ export class UserEngine {
           ErrorCode.ALREADY_EXISTS,
           `user ${userId} already has a confirmed TOTP factor`,
           {
-            userId,
-            factorId: existing.id,
+            details: {
+              userId,
+              factorId: existing.id,
+            },
           },
         )
       }
@@ -626,7 +632,7 @@ export class UserEngine {
     return this.#unit(tenantId, async (tx) => {
       const user = await this.#requireUser(tx, userId)
       const factor = (await tx.listFactors(userId)).find((f) => f.id === factorId)
-      if (!factor) throw new NotFoundError(`factor ${factorId} not found`, { userId, factorId })
+      if (!factor) throw new NotFoundError(`factor ${factorId} not found`, { details: { userId, factorId } })
       tx.deleteFactor({ id: factorId, userId }, { expectedVersion: factor.version })
       const next = await this.#bumpUser(tx, user)
       tx.appendAudit({ action: AUDIT_ACTIONS.factorRemoved, userId, data: { factorId, kind: factor.kind } })
@@ -764,11 +770,11 @@ function summarize(f: FactorRecord): FactorSummary {
 }
 
 function tenantNotFound(tenantId: string): NotFoundError {
-  return new NotFoundError(`tenant ${tenantId} not found`, { tenantId })
+  return new NotFoundError(`tenant ${tenantId} not found`, { details: { tenantId } })
 }
 
 function userNotFound(userId: string): NotFoundError {
-  return new NotFoundError(`user ${userId} not found`, { userId })
+  return new NotFoundError(`user ${userId} not found`, { details: { userId } })
 }
 
 function duplicateEmail(tenantId: string): ConflictError {
@@ -776,7 +782,9 @@ function duplicateEmail(tenantId: string): ConflictError {
     ErrorCode.DUPLICATE_IDENTIFIER,
     `identifier email is already taken in tenant ${tenantId}`,
     {
-      kind: 'email',
+      details: {
+        kind: 'email',
+      },
     },
   )
 }

@@ -186,7 +186,9 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
   const target = options.targetVersion ?? latest
   if (!Number.isInteger(target) || target < 0 || target > latest) {
     throw new ValidationError(`targetVersion must be an integer from 0 to ${latest}`, {
-      field: 'targetVersion',
+      details: {
+        field: 'targetVersion',
+      },
     })
   }
   const lockTimeoutMs = options.lockTimeoutMs ?? 60_000

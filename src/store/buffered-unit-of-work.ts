@@ -93,7 +93,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
 
   putTenant(tenant: Draft<TenantRecord>, precondition: Precondition): void {
     if (tenant.id !== this.tenantId)
-      throw new ValidationError('tenant id must match the unit of work', { field: 'id' })
+      throw new ValidationError('tenant id must match the unit of work', { details: { field: 'id' } })
     assertString(tenant.name, 'name', LIMITS.tenantNameLength)
     this.#put('tenant', tenant.id, null, recordCodec.tenant.toPayload(tenant), precondition)
   }
@@ -144,7 +144,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
     if (entry.userId != null) assertId(entry.userId, 'userId')
     if (entry.actorId != null) assertId(entry.actorId, 'actorId')
     if (!isStorableJson(entry.data ?? {})) {
-      throw new ValidationError('audit data has characters that cannot be stored', { field: 'data' })
+      throw new ValidationError('audit data has characters that cannot be stored', {
+        details: { field: 'data' },
+      })
     }
     this.#audit.push({
       id: newId('aud'),
@@ -161,12 +163,16 @@ export class BufferedUnitOfWork implements UnitOfWork {
     if (event.userId !== undefined) assertId(event.userId, 'userId')
     const payload = event.payload ?? {}
     if (!isStorableJson(payload)) {
-      throw new ValidationError('event payload has characters that cannot be stored', { field: 'payload' })
+      throw new ValidationError('event payload has characters that cannot be stored', {
+        details: { field: 'payload' },
+      })
     }
     if (Buffer.byteLength(JSON.stringify(payload)) > LIMITS.eventPayloadBytes) {
       throw new ValidationError('event payload is too large', {
-        field: 'payload',
-        maxBytes: LIMITS.eventPayloadBytes,
+        details: {
+          field: 'payload',
+          maxBytes: LIMITS.eventPayloadBytes,
+        },
       })
     }
     this.#events.push({
@@ -249,7 +255,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
     const prior = this.#pending.get(k)
     // Same refusal on every store: Postgres cannot store NUL or unpaired surrogates, the memory store could.
     if (!isStorableJson(payload)) {
-      throw new ValidationError(`${type} has characters that cannot be stored`, { recordType: type })
+      throw new ValidationError(`${type} has characters that cannot be stored`, {
+        details: { recordType: type },
+      })
     }
     const json = structuredClone(payload)
     if (prior) {
@@ -263,8 +271,10 @@ export class BufferedUnitOfWork implements UnitOfWork {
       }
       if ('mustNotExist' in precondition || precondition.expectedVersion !== prior.row.version) {
         throw new ConflictError(ErrorCode.VERSION_CONFLICT, `${type} ${id} changed earlier in this unit`, {
-          recordType: type,
-          recordId: id,
+          details: {
+            recordType: type,
+            recordId: id,
+          },
         })
       }
       const op: WriteOp = { ...prior.op, userId, payload: json } as WriteOp
@@ -273,7 +283,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
     }
     if ('mustNotExist' in precondition) {
       if (precondition.mustNotExist !== true)
-        throw new ValidationError('precondition is not valid', { field: 'precondition' })
+        throw new ValidationError('precondition is not valid', { details: { field: 'precondition' } })
       this.#pending.set(k, {
         op: { op: 'insert', type, id, userId, payload: json },
         row: { type, id, userId, version: 1, payload: json, createdAt: this.#now, updatedAt: this.#now },
@@ -311,8 +321,10 @@ export class BufferedUnitOfWork implements UnitOfWork {
     if (prior) {
       if (prior.row === null || prior.row.version !== expectedVersion) {
         throw new ConflictError(ErrorCode.VERSION_CONFLICT, `${type} ${id} changed earlier in this unit`, {
-          recordType: type,
-          recordId: id,
+          details: {
+            recordType: type,
+            recordId: id,
+          },
         })
       }
       if (prior.op.op === 'insert') {
@@ -332,7 +344,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
   #expected(precondition: { readonly expectedVersion?: unknown }): number {
     const v = precondition.expectedVersion
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw new ValidationError('expectedVersion must be a positive integer', { field: 'expectedVersion' })
+      throw new ValidationError('expectedVersion must be a positive integer', {
+        details: { field: 'expectedVersion' },
+      })
     }
     return v
   }

@@ -15,7 +15,15 @@ test('the public API matches the checked-in report (api/public-api.md)', () => {
 test('the root entry point exposes no internals', () => {
   const report = generateApiReport()
   const root = report.split('\n## ')[1] ?? ''
-  for (const internal of ['sealSeed', 'openSeed', 'assertString', 'normalizeSql', 'migrationsDirectory', 'runWalkthrough', 'JetStreamPublisher']) {
+  for (const internal of [
+    'sealSeed',
+    'openSeed',
+    'assertString',
+    'normalizeSql',
+    'migrationsDirectory',
+    'runWalkthrough',
+    'JetStreamPublisher',
+  ]) {
     assert.ok(!root.includes(`\`${internal}\``), `${internal} is exported from the root`)
   }
 })

@@ -1,13 +1,17 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
-import type { OutboxEntry } from '../../domain/records.js'
 import { importOptional } from '../../domain/optional-import.js'
+import type { OutboxEntry } from '../../domain/records.js'
 import { type Publisher, toPublishedEvent } from '../publisher.js'
 
 // The NATS client is an optional peer: loaded on first connect, so importing this module never needs it.
 const loadNats = async () => {
   const [transport, js] = await Promise.all([
-    importOptional(() => import('@nats-io/transport-node'), '@nats-io/transport-node', 'the JetStream publisher'),
+    importOptional(
+      () => import('@nats-io/transport-node'),
+      '@nats-io/transport-node',
+      'the JetStream publisher',
+    ),
     importOptional(() => import('@nats-io/jetstream'), '@nats-io/jetstream', 'the JetStream publisher'),
   ])
   return { transport, js }
@@ -135,7 +139,8 @@ export class JetStreamPublisher implements Publisher {
       servers: this.#options.servers,
     })
     try {
-      if (this.#options.ensureStream ?? true) await this.#ensureStream(nats, await nats.js.jetstreamManager(nc))
+      if (this.#options.ensureStream ?? true)
+        await this.#ensureStream(nats, await nats.js.jetstreamManager(nc))
       return { nc, js: nats.js.jetstream(nc), nats }
     } catch (error) {
       await nc.close()
@@ -151,7 +156,10 @@ export class JetStreamPublisher implements Publisher {
         await jsm.streams.update(this.stream, { duplicate_window: windowMs * NANOS_PER_MS })
       }
     } catch (error) {
-      if (!(error instanceof nats.js.JetStreamApiError) || error.code !== nats.js.JetStreamApiCodes.StreamNotFound)
+      if (
+        !(error instanceof nats.js.JetStreamApiError) ||
+        error.code !== nats.js.JetStreamApiCodes.StreamNotFound
+      )
         throw error
       try {
         await jsm.streams.add({

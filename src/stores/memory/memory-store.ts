@@ -269,8 +269,10 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       const existing = current(k)
       if (w.op === 'insert' && existing) {
         throw new ConflictError(ErrorCode.ALREADY_EXISTS, `${w.type} ${w.id} already exists`, {
-          recordType: w.type,
-          recordId: w.id,
+          details: {
+            recordType: w.type,
+            recordId: w.id,
+          },
         })
       }
       if (w.op !== 'insert' && existing?.version !== w.expectedVersion) {
@@ -278,9 +280,11 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
           ErrorCode.VERSION_CONFLICT,
           `${w.type} ${w.id} is not at the expected version`,
           {
-            recordType: w.type,
-            recordId: w.id,
-            expectedVersion: w.expectedVersion,
+            details: {
+              recordType: w.type,
+              recordId: w.id,
+              expectedVersion: w.expectedVersion,
+            },
           },
         )
       }
@@ -295,7 +299,9 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
               ErrorCode.DUPLICATE_IDENTIFIER,
               `identifier ${w.payload.kind} is already taken in tenant ${plan.tenantId}`,
               {
-                kind: String(w.payload.kind),
+                details: {
+                  kind: String(w.payload.kind),
+                },
               },
             )
           }
@@ -320,7 +326,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
 
     // Rule 7: nothing is committed into a tenant that does not exist (unless this commit creates it).
     if (!current(rowKey('tenant', plan.tenantId))) {
-      throw new NotFoundError(`tenant ${plan.tenantId} not found`, { tenantId: plan.tenantId })
+      throw new NotFoundError(`tenant ${plan.tenantId} not found`, { details: { tenantId: plan.tenantId } })
     }
 
     // Every check passed: apply in one synchronous step.

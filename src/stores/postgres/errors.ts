@@ -226,14 +226,3 @@ export function toStoreError(error: unknown, what: string): unknown {
   if (sqlState(error) !== null) return sanitizeDatabaseError(error)
   return error
 }
-
-/** Attaches a cause to an error whose constructor takes none (ConflictError), as `new Error(m, {cause})` would. */
-export function withCause<E extends Error>(error: E, cause: unknown): E {
-  Object.defineProperty(error, 'cause', {
-    value: cause,
-    writable: true,
-    configurable: true,
-    enumerable: false,
-  })
-  return error
-}

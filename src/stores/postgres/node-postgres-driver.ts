@@ -49,13 +49,15 @@ function assertConnectionString(value: unknown, name: string): asserts value is 
   // details.field is the bare option name, stable for callers (the CLI) to branch on.
   const field = 'connectionString'
   if (typeof value !== 'string') {
-    throw new ValidationError(`${name} must be a string (a postgres:// URL)`, { field })
+    throw new ValidationError(`${name} must be a string (a postgres:// URL)`, { details: { field } })
   }
   if (value.trim() === '') {
     throw new ValidationError(
       `${name} is empty; give a postgres:// URL or leave it out to use PG* variables`,
       {
-        field,
+        details: {
+          field,
+        },
       },
     )
   }
@@ -65,10 +67,10 @@ function assertConnectionString(value: unknown, name: string): asserts value is 
     url = new URL(value)
   } catch {
     // Not the TypeError: its `input` is the string.
-    throw new ValidationError(`${name} ${URL_MESSAGE}`, { field })
+    throw new ValidationError(`${name} ${URL_MESSAGE}`, { details: { field } })
   }
   if (!['postgres:', 'postgresql:', 'socket:'].includes(url.protocol)) {
-    throw new ValidationError(`${name} must start with postgres:// or postgresql://`, { field })
+    throw new ValidationError(`${name} must start with postgres:// or postgresql://`, { details: { field } })
   }
   const wellFormed = (part: string) => {
     try {
@@ -82,7 +84,7 @@ function assertConnectionString(value: unknown, name: string): asserts value is 
     /%(?![0-9A-Fa-f]{2})/.test(value) ||
     ![url.username, url.password, url.hostname, url.pathname].every(wellFormed)
   ) {
-    throw new ValidationError(`${name} ${URL_MESSAGE}`, { field })
+    throw new ValidationError(`${name} ${URL_MESSAGE}`, { details: { field } })
   }
 }
 
@@ -95,7 +97,7 @@ function assertPool(value: unknown, name: string): asserts value is PgPoolLike {
   ) {
     throw new ValidationError(
       `${name} must be a pg.Pool (an object with query, connect and end functions), or leave it out and give connectionString`,
-      { field: 'pool' },
+      { details: { field: 'pool' } },
     )
   }
 }
@@ -116,7 +118,7 @@ export function validateNodePostgresOptions(
   if (o.pool !== undefined && o.connectionString !== undefined) {
     throw new ValidationError(
       `${what}: give connectionString or pool, not both (a pool brings its own connection settings)`,
-      { field: what },
+      { details: { field: what } },
     )
   }
   if (o.pool !== undefined) return { pool: o.pool }

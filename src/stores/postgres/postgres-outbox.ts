@@ -133,7 +133,7 @@ export class PostgresOutbox implements OutboxAccess {
   async purgePublished(olderThanMs: number, limit: number): Promise<number> {
     assertPositiveInt(limit, 'limit', 100_000)
     if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs)) {
-      throw new ValidationError('olderThanMs must be a finite number', { field: 'olderThanMs' })
+      throw new ValidationError('olderThanMs must be a finite number', { details: { field: 'olderThanMs' } })
     }
     const rows = await this.#query('purgePublished', SQL.outbox.purgePublished, [
       Math.floor(olderThanMs),

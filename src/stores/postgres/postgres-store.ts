@@ -52,7 +52,7 @@ import type {
 import { recordCodec, type StoredRow } from '../../store/stored-row.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import type { SqlDriver } from './driver.js'
-import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError, withCause } from './errors.js'
+import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './errors.js'
 import { isoOf, PostgresOutbox } from './postgres-outbox.js'
 import { SQL } from './sql.js'
 
@@ -102,7 +102,7 @@ function assertDriver(driver: unknown): asserts driver is SqlDriver {
   if (missing !== undefined || (d?.kind !== 'postgres' && d?.kind !== 'pglite')) {
     throw new ValidationError(
       'PostgresUserEngineStore.open needs a SqlDriver (kind postgres or pglite, with query, exec, session and close functions): use createNodePostgresDriver or createPgliteDriver',
-      { field: 'driver' },
+      { details: { field: 'driver' } },
     )
   }
 }
@@ -410,23 +410,20 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     const name = w ? `${w.type} ${w.id}` : 'a record'
     const ids: ErrorDetails = w ? { recordType: w.type, recordId: w.id } : {}
     if (state === 'UE001') {
-      return withCause(new ConflictError(ErrorCode.ALREADY_EXISTS, `${name} already exists`, ids), cause)
+      return new ConflictError(ErrorCode.ALREADY_EXISTS, `${name} already exists`, { details: ids, cause })
     }
     if (state === 'UE002') {
       const expected: ErrorDetails = w && w.op !== 'insert' ? { expectedVersion: w.expectedVersion } : {}
-      return withCause(
-        new ConflictError(ErrorCode.VERSION_CONFLICT, `${name} is not at the expected version`, {
-          ...ids,
-          ...expected,
-        }),
+      return new ConflictError(ErrorCode.VERSION_CONFLICT, `${name} is not at the expected version`, {
+        details: { ...ids, ...expected },
         cause,
-      )
+      })
     }
     if (state === 'UE004') {
-      return withCause(
-        new NotFoundError(`tenant ${plan.tenantId} not found`, { tenantId: plan.tenantId }),
+      return new NotFoundError(`tenant ${plan.tenantId} not found`, {
+        details: { tenantId: plan.tenantId },
         cause,
-      )
+      })
     }
     const racedIndex = state === '23505' && cause.constraint === IDENTIFIER_INDEX
     if (state === 'UE003' || racedIndex) {
@@ -440,13 +437,10 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
         })()
       const kind = target && target.op !== 'delete' ? String(target.payload.kind) : 'identifier'
       const which = target ? `identifier ${target.id} (${kind})` : 'an identifier'
-      return withCause(
-        new ConflictError(
-          ErrorCode.DUPLICATE_IDENTIFIER,
-          `${which}: the value is already taken in tenant ${plan.tenantId}`,
-          target ? { kind, recordType: 'identifier', recordId: target.id } : { kind },
-        ),
-        cause,
+      return new ConflictError(
+        ErrorCode.DUPLICATE_IDENTIFIER,
+        `${which}: the value is already taken in tenant ${plan.tenantId}`,
+        { details: target ? { kind, recordType: 'identifier', recordId: target.id } : { kind }, cause },
       )
     }
     if (isConnectionError(error)) {
