@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { PostgresUserEngineStore } from '../src/stores/postgres/postgres-store.js'
+import type { PostgresUserEngineStore } from '../src/store/postgres/postgres-store.js'
 
 const SCENARIOS = {
   bare: 'bare PGlite in memory, no store',
@@ -43,12 +43,12 @@ async function openStore(
   dataDir: string | undefined,
 ): Promise<{ store: PostgresUserEngineStore; close: () => Promise<void> }> {
   if (config === 'driver') {
-    const { createPgliteStore } = await import('../src/stores/postgres/pglite.js')
+    const { createPgliteStore } = await import('../src/store/postgres/pglite.js')
     const store = await createPgliteStore(dataDir === undefined ? {} : { dataDir })
     return { store, close: () => store.close() }
   }
   const { PGlite } = await import('@electric-sql/pglite')
-  const { createPgliteDriver, PostgresUserEngineStore } = await import('../src/stores/postgres/pglite.js')
+  const { createPgliteDriver, PostgresUserEngineStore } = await import('../src/store/postgres/pglite.js')
   const db = new PGlite(dataDir)
   await db.waitReady
   const store = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))

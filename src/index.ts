@@ -41,15 +41,6 @@ export {
   UserEngine,
   type UserEngineOptions,
 } from './engine/user-engine.js'
-// The migration manifest providers apply or translate.
-export {
-  DIAGNOSTIC_COUNT_KEYS,
-  type DiagnosticCountKey,
-  LATEST_SCHEMA_VERSION,
-  MIGRATIONS,
-  type MigrationEntry,
-} from './migrations/manifest.js'
-export { checksumOf, readMigrationSql } from './migrations/sql-files.js'
 // The outbox relay (the JetStream publisher is `user-engine/nats`).
 export {
   InProcessPublisher,
@@ -68,6 +59,14 @@ export {
 export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './store/buffered-unit-of-work.js'
 export type * from './store/commit-plan.js'
 export * from './store/schema-admin.js'
+// The logical schema versions every store implements (the Postgres SQL is in `user-engine/postgres`).
+export {
+  DIAGNOSTIC_COUNT_KEYS,
+  type DiagnosticCountKey,
+  LATEST_SCHEMA_VERSION,
+  SCHEMA_VERSIONS,
+  type SchemaVersion,
+} from './store/schema-versions.js'
 export type * from './store/store.js'
 export { recordCodec, type StoredRow } from './store/stored-row.js'
 export type * from './store/unit-of-work.js'

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
-import type { CommandContext } from './command.js'
 import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
 import { migrateCommand } from './commands/migrate.js'
@@ -8,10 +7,11 @@ import { outboxCommand } from './commands/outbox.js'
 import { planCommand } from './commands/plan.js'
 import { relayCommand } from './commands/relay.js'
 import { statusCommand } from './commands/status.js'
-import { ExitCode } from './exit-codes.js'
-import { openStore, parseStoreLocation, redactUrl, resolveDatabaseUrl } from './open-store.js'
-import { createOutput, type Output } from './output.js'
-import { UsageError } from './usage-error.js'
+import type { CommandContext } from './shared/command.js'
+import { ExitCode } from './shared/exit-codes.js'
+import { openStore, parseStoreLocation, redactUrl, resolveDatabaseUrl } from './shared/open-store.js'
+import { createOutput, type Output } from './shared/output.js'
+import { UsageError } from './shared/usage-error.js'
 
 const USAGE = `usage: user-engine <command> [options]
 

@@ -2,8 +2,9 @@
  * `user-engine/testing`: the store conformance harness. Providers run it against their store factory to
  * check every MUST rule of the store contract; it is composed of named suites with typed skips.
  */
-export { type Canaries, type CanaryKind, leakedCanaries, makeCanaries } from './canaries.js'
+
 export { CONFORMANCE_SUITES, runConformance, runStoreConformance, storeConformanceCases } from './run.js'
+export { type Canaries, type CanaryKind, leakedCanaries, makeCanaries } from './shared/canaries.js'
 export {
   type Capability,
   type ConformanceCase,
@@ -17,4 +18,4 @@ export {
   type StoreConformanceOptions,
   type StoreFactoryContext,
   type TestRegistrar,
-} from './types.js'
+} from './shared/types.js'

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { CaseContext, type CaseDefinition, type SuiteDefinition } from './context.js'
-import { SUITES } from './suites/index.js'
+import { CaseContext, type CaseDefinition, type SuiteDefinition } from './shared/context.js'
 import {
   type ConformanceCase,
   type ConformanceReport,
@@ -9,7 +8,8 @@ import {
   type RunConformanceOptions,
   type RunStoreConformanceOptions,
   type StoreConformanceOptions,
-} from './types.js'
+} from './shared/types.js'
+import { SUITES } from './suites/index.js'
 
 /** The suites and their case names, in run order (for `--suite` options and documentation). */
 export const CONFORMANCE_SUITES: ReadonlyArray<{

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
-import { LATEST_SCHEMA_VERSION } from '../../src/migrations/manifest.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { runCli } from './run-cli.js'
 
 const dirs: string[] = []
@@ -42,7 +42,7 @@ describe('usage', () => {
   })
 
   test('URLs in messages never show credentials', async () => {
-    const { redactUrl } = await import('../../src/cli/open-store.js')
+    const { redactUrl } = await import('../../src/cli/shared/open-store.js')
     assert.equal(redactUrl('nats://s3cret@127.0.0.1:4222'), 'nats://***@127.0.0.1:4222')
     assert.equal(redactUrl('nats://u:p1@h:1,nats://u:p2@h:2'), 'nats://***@h:1,nats://***@h:2')
     assert.doesNotMatch(redactUrl('postgres://app@db/x?password=hunter2'), /hunter2|app@/)

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { createNodePostgresStore } from '../../src/stores/postgres/index.js'
 import { commitEvents } from '../outbox/helpers.js'
 import {
   createTestDatabase,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { runWalkthrough } from '../../src/cli/walkthrough.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { runWalkthrough } from '../../src/cli/shared/walkthrough.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 
 test('runWalkthrough migrates, exercises every flow and prints no secret', async () => {
   const store = new InMemoryUserEngineStore()

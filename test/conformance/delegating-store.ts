@@ -17,7 +17,7 @@ import type {
   UnitOfWork,
   UserEngineStore,
 } from '../../src/store/index.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 
 /** Forwards everything to a correct store; each broken store overrides the one rule it breaks. */
 export class DelegatingStore implements UserEngineStore {

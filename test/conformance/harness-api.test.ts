@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { StoreCapabilities, UserEngineStore } from '../../src/store/index.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import {
   CONFORMANCE_SUITES,
   ConformanceSkip,

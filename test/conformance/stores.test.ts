@@ -1,5 +1,5 @@
 import { after, before, describe, test } from 'node:test'
-import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/conformance-stores.js'
+import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/shared/conformance-stores.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 import { runStoreConformance } from '../../src/testing/index.js'
 import { ADAPTERS } from '../support/adapters.js'

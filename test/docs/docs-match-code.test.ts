@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { test } from 'node:test'
-import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../src/migrations/manifest.js'
+import { MIGRATIONS } from '../../src/store/postgres/schema/manifest.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 
 const docs = resolve(import.meta.dirname, '../../docs')
 

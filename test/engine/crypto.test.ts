@@ -17,7 +17,7 @@ import {
   TotpCodec,
   UserEngine,
 } from '../../src/engine/index.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { FAST_HASHING, T0 } from './support.js'
 
 const codeOf = (error: unknown) => (error as { code?: string }).code

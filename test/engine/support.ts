@@ -7,8 +7,8 @@ import {
   UserEngine,
   type UserEngineOptions,
 } from '../../src/engine/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
 
 /** Argon2 at its cheapest: these tests check behaviour, not hashing cost. */
 export const FAST_HASHING = { memoryCost: 64, timeCost: 1, parallelism: 1 } as const

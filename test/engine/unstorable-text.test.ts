@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/conformance-stores.js'
+import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/shared/conformance-stores.js'
 import { createKeyring, generateKey, UserEngine } from '../../src/index.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 import { ADAPTERS } from '../support/adapters.js'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { isUserEngineError } from '../../src/domain/errors.js'
-import { createMigrator } from '../../src/migrations/runner.js'
+import { createMigrator } from '../../src/store/postgres/schema/runner.js'
 import { backends, type TestDb } from '../postgres/backends.js'
 
 // A CREATE INDEX CONCURRENTLY interrupted by a crash leaves an INVALID index, and IF NOT EXISTS then skips

@@ -3,10 +3,19 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { PGlite } from '@electric-sql/pglite'
-import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../src/migrations/manifest.js'
-import { checksumOf, migrationsDirectory, readMigrationSql } from '../../src/migrations/sql-files.js'
-import { splitSqlStatements } from '../../src/migrations/statements.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { MIGRATIONS } from '../../src/store/postgres/schema/manifest.js'
+import {
+  checksumOf,
+  migrationsDirectory,
+  readMigrationSql,
+} from '../../src/store/postgres/schema/sql-files.js'
+import { splitSqlStatements } from '../../src/store/postgres/schema/statements.js'
+import {
+  DIAGNOSTIC_COUNT_KEYS,
+  LATEST_SCHEMA_VERSION,
+  SCHEMA_VERSIONS,
+} from '../../src/store/schema-versions.js'
 
 test('manifest versions are consecutive from 1 and LATEST_SCHEMA_VERSION is the last', () => {
   assert.deepEqual(

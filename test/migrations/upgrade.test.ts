@@ -2,8 +2,9 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import * as OTPAuth from 'otpauth'
 import { createKeyring, generateKey, UserEngine } from '../../src/index.js'
-import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../src/migrations/manifest.js'
-import { createMigrator } from '../../src/migrations/runner.js'
+import { MIGRATIONS } from '../../src/store/postgres/schema/manifest.js'
+import { createMigrator } from '../../src/store/postgres/schema/runner.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { backends, type TestDb } from '../postgres/backends.js'
 
 const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })

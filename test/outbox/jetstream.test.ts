@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import { OutboxRelay, type PublishedEvent, type Publisher } from '../../src/outbox/index.js'
 import { EVENT_HEADERS, JetStreamPublisher } from '../../src/outbox/nats/index.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { NATS_URL, natsSkip } from '../support/services.js'
 import { commitEvents } from './helpers.js'
 

@@ -8,8 +8,8 @@ import {
   type Publisher,
   type RelayProgress,
 } from '../../src/outbox/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { OutboxAccess } from '../../src/store/store.js'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
 import { commitEvents, gate, sleep, waitFor } from './helpers.js'
 
 const newStore = () => new InMemoryUserEngineStore({ migrated: true })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
-import { createNodePostgresStore } from '../../src/stores/postgres/index.js'
-import { createPgliteStore } from '../../src/stores/postgres/pglite.js'
+import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
+import { createPgliteStore } from '../../src/store/postgres/pglite.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
 import { runOutboxStress } from './stress-harness.js'
 

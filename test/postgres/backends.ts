@@ -1,11 +1,11 @@
 import pg from 'pg'
-import type { SqlDriver } from '../../src/stores/postgres/driver.js'
-import { createNodePostgresDriver } from '../../src/stores/postgres/node-postgres-driver.js'
-import { createPgliteDriver } from '../../src/stores/postgres/pglite-driver.js'
+import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
+import { createNodePostgresDriver } from '../../src/store/postgres/driver/node-postgres-driver.js'
+import { createPgliteDriver } from '../../src/store/postgres/driver/pglite-driver.js'
 import {
   type PostgresStoreOptions,
   PostgresUserEngineStore,
-} from '../../src/stores/postgres/postgres-store.js'
+} from '../../src/store/postgres/postgres-store.js'
 import { ADAPTERS } from '../support/adapters.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
 

@@ -25,8 +25,8 @@ import { type ErrorCode, isUserEngineError, type UserEngineError } from '../../s
 import { importOptional } from '../../src/domain/optional-import.js'
 import { createKeyring, generateKey } from '../../src/engine/keyring.js'
 import { UserEngine } from '../../src/engine/user-engine.js'
-import { createPgliteStore } from '../../src/stores/postgres/pglite.js'
-import { PGLITE_LOCK_FILE } from '../../src/stores/postgres/pglite-driver.js'
+import { PGLITE_LOCK_FILE } from '../../src/store/postgres/driver/pglite-driver.js'
+import { createPgliteStore } from '../../src/store/postgres/pglite.js'
 
 const newEngine = (store: Awaited<ReturnType<typeof createPgliteStore>>) =>
   new UserEngine({ store, keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } }) })

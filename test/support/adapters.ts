@@ -1,4 +1,4 @@
-import type { StoreLocation } from '../../src/cli/open-store.js'
+import type { StoreLocation } from '../../src/cli/shared/open-store.js'
 import { createTestDatabase, postgresSkip, type TestDatabase } from './services.js'
 
 /**

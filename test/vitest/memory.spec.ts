@@ -1,5 +1,5 @@
 import { test } from 'vitest'
-import { InMemoryUserEngineStore } from '../../src/stores/memory/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { runStoreConformance } from '../../src/testing/index.js'
 
 // The same harness under vitest: capabilities are found while running, so the multiProcess cases skip

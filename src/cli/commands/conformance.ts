@@ -3,12 +3,12 @@ import { pathToFileURL } from 'node:url'
 import { inspect } from 'node:util'
 import type { UserEngineStore } from '../../store/store.js'
 import { runConformance } from '../../testing/run.js'
-import type { ConformanceResult, StoreConformanceOptions } from '../../testing/types.js'
-import { type ConformanceStores, conformanceStoresFor } from '../conformance-stores.js'
-import { ExitCode } from '../exit-codes.js'
-import { parseStoreLocation, resolveDatabaseUrl } from '../open-store.js'
-import type { Output } from '../output.js'
-import { UsageError } from '../usage-error.js'
+import type { ConformanceResult, StoreConformanceOptions } from '../../testing/shared/types.js'
+import { type ConformanceStores, conformanceStoresFor } from '../shared/conformance-stores.js'
+import { ExitCode } from '../shared/exit-codes.js'
+import { parseStoreLocation, resolveDatabaseUrl } from '../shared/open-store.js'
+import type { Output } from '../shared/output.js'
+import { UsageError } from '../shared/usage-error.js'
 
 type Factories = Pick<StoreConformanceOptions, 'createStore' | 'destroyStore' | 'createSharedStores'>
 

@@ -1,6 +1,6 @@
-import type { CommandContext } from '../command.js'
-import { ExitCode } from '../exit-codes.js'
-import { runWalkthrough } from '../walkthrough.js'
+import type { CommandContext } from '../shared/command.js'
+import { ExitCode } from '../shared/exit-codes.js'
+import { runWalkthrough } from '../shared/walkthrough.js'
 
 export async function demoCommand({ store }: CommandContext): Promise<ExitCode> {
   await runWalkthrough(store, (line) => process.stdout.write(`${line}\n`))

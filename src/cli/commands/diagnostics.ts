@@ -1,5 +1,5 @@
-import type { CommandContext } from '../command.js'
-import { ExitCode } from '../exit-codes.js'
+import type { CommandContext } from '../shared/command.js'
+import { ExitCode } from '../shared/exit-codes.js'
 
 export async function diagnosticsCommand({ store, out }: CommandContext): Promise<ExitCode> {
   const diagnostics = await store.diagnostics()

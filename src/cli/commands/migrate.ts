@@ -1,5 +1,5 @@
-import type { CommandContext } from '../command.js'
-import { ExitCode } from '../exit-codes.js'
+import type { CommandContext } from '../shared/command.js'
+import { ExitCode } from '../shared/exit-codes.js'
 
 export async function migrateCommand({ store, out }: CommandContext): Promise<ExitCode> {
   out.progress(`migrate: ${store.kind} store, checking schema`)

@@ -1,7 +1,7 @@
 import { assertId } from '../../domain/validation.js'
-import type { CommandContext } from '../command.js'
-import { ExitCode } from '../exit-codes.js'
-import { UsageError } from '../usage-error.js'
+import type { CommandContext } from '../shared/command.js'
+import { ExitCode } from '../shared/exit-codes.js'
+import { UsageError } from '../shared/usage-error.js'
 
 /** `outbox retry|discard --event ID`: an operator's way out for a dead event blocking its user's sequence. */
 export async function outboxCommand({ store, flags, positionals, out }: CommandContext): Promise<ExitCode> {

@@ -1,7 +1,7 @@
 import { hasSchemaAdministration } from '../../store/schema-admin.js'
-import type { CommandContext } from '../command.js'
-import { ExitCode } from '../exit-codes.js'
-import { UsageError } from '../usage-error.js'
+import type { CommandContext } from '../shared/command.js'
+import { ExitCode } from '../shared/exit-codes.js'
+import { UsageError } from '../shared/usage-error.js'
 
 export async function planCommand({ store, out }: CommandContext): Promise<ExitCode> {
   if (!hasSchemaAdministration(store))

@@ -1,8 +1,8 @@
 import type { RelayProgress } from '../../outbox/relay.js'
-import type { CommandContext } from '../command.js'
-import { ExitCode } from '../exit-codes.js'
-import { redactUrl } from '../open-store.js'
-import { UsageError } from '../usage-error.js'
+import type { CommandContext } from '../shared/command.js'
+import { ExitCode } from '../shared/exit-codes.js'
+import { redactUrl } from '../shared/open-store.js'
+import { UsageError } from '../shared/usage-error.js'
 
 const progressLine = (p: RelayProgress) =>
   `relay: published ${p.published}, retried ${p.retried}, dead ${p.dead}, lost leases ${p.lostLeases}, ` +

@@ -1,7 +1,7 @@
 import type { SchemaStatus } from '../../store/schema-admin.js'
-import { ExitCode } from '../exit-codes.js'
-import { inspectSchema, type StoreLocation } from '../open-store.js'
-import type { Output } from '../output.js'
+import { ExitCode } from '../shared/exit-codes.js'
+import { inspectSchema, type StoreLocation } from '../shared/open-store.js'
+import type { Output } from '../shared/output.js'
 
 /**
  * Reads the schema history without opening a store, so drift and a newer database are reported (exit 4)

@@ -1,7 +1,7 @@
 import type { AuditRecord } from '../../domain/records.js'
-import { freshId, suite } from '../context.js'
-import { assert } from '../expect.js'
-import { allPages, changeUser, seedUser } from '../fixtures.js'
+import { freshId, suite } from '../shared/context.js'
+import { assert } from '../shared/expect.js'
+import { allPages, changeUser, seedUser } from '../shared/fixtures.js'
 
 function assertIncreasingSeq(records: readonly AuditRecord[], what: string): void {
   for (let i = 1; i < records.length; i++) {

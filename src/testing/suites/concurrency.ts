@@ -1,9 +1,9 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { barrier } from '../barrier.js'
-import { suite } from '../context.js'
-import { assert, errorCode } from '../expect.js'
-import { seedUser } from '../fixtures.js'
+import { barrier } from '../shared/barrier.js'
+import { suite } from '../shared/context.js'
+import { assert, errorCode } from '../shared/expect.js'
+import { seedUser } from '../shared/fixtures.js'
 
 const USED = 'the code was already used'
 

@@ -8,11 +8,11 @@ import type {
   UserStatus,
 } from '../../domain/records.js'
 import { Secret } from '../../domain/secret.js'
+import { InMemoryUserEngineStore } from '../../store/memory/index.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
-import { InMemoryUserEngineStore } from '../../stores/memory/index.js'
-import { suite } from '../context.js'
-import { assert, errorCode } from '../expect.js'
+import { suite } from '../shared/context.js'
+import { assert, errorCode } from '../shared/expect.js'
 
 /*
  * Model-based differential testing: fast-check generates operation sequences over three tenants; each runs on

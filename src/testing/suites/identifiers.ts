@@ -1,10 +1,10 @@
 import { ErrorCode } from '../../domain/errors.js'
 import { normalizeIdentifier } from '../../domain/validation.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { barrier } from '../barrier.js'
-import { freshId, suite } from '../context.js'
-import { assert, errorCode, expectCode, expectNull } from '../expect.js'
-import { changeUser, putIdentifier, seedUser } from '../fixtures.js'
+import { barrier } from '../shared/barrier.js'
+import { freshId, suite } from '../shared/context.js'
+import { assert, errorCode, expectCode, expectNull } from '../shared/expect.js'
+import { changeUser, putIdentifier, seedUser } from '../shared/fixtures.js'
 
 async function createWithEmail(store: UserEngineStore, tenantId: string, raw: string) {
   const userId = freshId('u')

@@ -1,4 +1,4 @@
-import type { SuiteDefinition } from '../context.js'
+import type { SuiteDefinition } from '../shared/context.js'
 import { auditSuite } from './audit.js'
 import { concurrencySuite } from './concurrency.js'
 import { differentialSuite } from './differential.js'

@@ -1,7 +1,7 @@
-import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
-import { suite } from '../context.js'
-import { assert } from '../expect.js'
-import { seedUser } from '../fixtures.js'
+import { LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../../store/schema-versions.js'
+import { suite } from '../shared/context.js'
+import { assert } from '../shared/expect.js'
+import { seedUser } from '../shared/fixtures.js'
 
 /** Store rule 2: migrate() applies the manifest in order, once; a second run applies nothing. */
 export const migrationSuite = suite(
@@ -17,7 +17,7 @@ export const migrationSuite = suite(
         assert.equal(result.toVersion, LATEST_SCHEMA_VERSION)
         assert.deepEqual(
           result.applied.map((a) => ({ version: a.version, name: a.name })),
-          MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
+          SCHEMA_VERSIONS.map((m) => ({ version: m.version, name: m.name })),
         )
         for (const a of result.applied) {
           assert.ok(Number.isFinite(a.executionMs) && a.executionMs >= 0, `executionMs of ${a.version}`)

@@ -1,6 +1,6 @@
-import { LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
-import { suite } from '../context.js'
-import { assert } from '../expect.js'
+import { LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../../store/schema-versions.js'
+import { suite } from '../shared/context.js'
+import { assert } from '../shared/expect.js'
 
 /** Store rule 2 across processes: concurrent migrators apply each migration exactly once. */
 export const migratorRaceSuite = suite(
@@ -17,7 +17,7 @@ export const migratorRaceSuite = suite(
         const applied = results.flatMap((r) => r.applied.map((a) => a.version)).sort((a, b) => a - b)
         assert.deepEqual(
           applied,
-          MIGRATIONS.map((m) => m.version),
+          SCHEMA_VERSIONS.map((m) => m.version),
           'migrations applied more than once, or not at all',
         )
         for (const r of results) assert.equal(r.toVersion, LATEST_SCHEMA_VERSION)

@@ -1,10 +1,10 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { OutboxEntry } from '../../domain/records.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { deferred } from '../barrier.js'
-import { type CaseContext, freshId, suite } from '../context.js'
-import { assert, expectCode, sleep, within } from '../expect.js'
-import { changeUser, seedUser } from '../fixtures.js'
+import { deferred } from '../shared/barrier.js'
+import { type CaseContext, freshId, suite } from '../shared/context.js'
+import { assert, expectCode, sleep, within } from '../shared/expect.js'
+import { changeUser, seedUser } from '../shared/fixtures.js'
 
 const LONG_LEASE = 30_000
 

@@ -1,9 +1,9 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { UserStatus } from '../../domain/records.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { suite } from '../context.js'
-import { assert, expectCode, expectEmptyPage } from '../expect.js'
-import { allPages } from '../fixtures.js'
+import { suite } from '../shared/context.js'
+import { assert, expectCode, expectEmptyPage } from '../shared/expect.js'
+import { allPages } from '../shared/fixtures.js'
 
 /** Users with chosen ids, in one commit each, so their order is known. */
 async function createUsers(

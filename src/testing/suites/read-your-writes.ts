@@ -1,8 +1,8 @@
 import { Secret } from '../../domain/secret.js'
-import { deferred } from '../barrier.js'
-import { freshId, suite } from '../context.js'
-import { assert, expectNull, within } from '../expect.js'
-import { putIdentifier, seedUser } from '../fixtures.js'
+import { deferred } from '../shared/barrier.js'
+import { freshId, suite } from '../shared/context.js'
+import { assert, expectNull, within } from '../shared/expect.js'
+import { putIdentifier, seedUser } from '../shared/fixtures.js'
 
 /** UnitOfWork rules 2 and 6: a unit sees its own buffered writes; nobody else does before commit. */
 export const readYourWritesSuite = suite(

@@ -1,7 +1,7 @@
 import { ErrorCode } from '../../domain/errors.js'
-import { LATEST_SCHEMA_VERSION } from '../../migrations/manifest.js'
-import { suite } from '../context.js'
-import { assert, expectCode } from '../expect.js'
+import { LATEST_SCHEMA_VERSION } from '../../store/schema-versions.js'
+import { suite } from '../shared/context.js'
+import { assert, expectCode } from '../shared/expect.js'
 
 /** Store rule 1: not ready until migrated; a transaction on an unmigrated store is refused. */
 export const readinessSuite = suite(

@@ -1,9 +1,9 @@
 import type { JsonValue, RecordMeta } from '../../domain/records.js'
 import { Secret } from '../../domain/secret.js'
 import { normalizeIdentifier } from '../../domain/validation.js'
-import { freshId, suite } from '../context.js'
-import { assert, expectNull } from '../expect.js'
-import { changeUser, putIdentifier, seedUser } from '../fixtures.js'
+import { freshId, suite } from '../shared/context.js'
+import { assert, expectNull } from '../shared/expect.js'
+import { changeUser, putIdentifier, seedUser } from '../shared/fixtures.js'
 
 function assertMeta(record: RecordMeta, tenantId: string, version: number, what: string): void {
   assert.equal(record.tenantId, tenantId, `${what}: tenantId`)

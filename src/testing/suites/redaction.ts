@@ -1,11 +1,17 @@
 import { ErrorCode } from '../../domain/errors.js'
 import { Secret } from '../../domain/secret.js'
-import { DIAGNOSTIC_COUNT_KEYS } from '../../migrations/manifest.js'
+import { DIAGNOSTIC_COUNT_KEYS } from '../../store/schema-versions.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { type Canaries, type CanaryKind, leakedCanaries, makeCanaries, renderings } from '../canaries.js'
-import { type CaseContext, freshId, suite } from '../context.js'
-import { assert, expectCode } from '../expect.js'
-import { putIdentifier, type SeededUser, seedUser } from '../fixtures.js'
+import {
+  type Canaries,
+  type CanaryKind,
+  leakedCanaries,
+  makeCanaries,
+  renderings,
+} from '../shared/canaries.js'
+import { type CaseContext, freshId, suite } from '../shared/context.js'
+import { assert, expectCode } from '../shared/expect.js'
+import { putIdentifier, type SeededUser, seedUser } from '../shared/fixtures.js'
 
 interface Planted {
   readonly store: UserEngineStore

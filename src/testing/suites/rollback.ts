@@ -2,9 +2,9 @@ import { ErrorCode } from '../../domain/errors.js'
 import { Secret } from '../../domain/secret.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
-import { freshId, suite } from '../context.js'
-import { assert, expectCode, expectEmptyPage, expectNull } from '../expect.js'
-import { putIdentifier, seedUser } from '../fixtures.js'
+import { freshId, suite } from '../shared/context.js'
+import { assert, expectCode, expectEmptyPage, expectNull } from '../shared/expect.js'
+import { putIdentifier, seedUser } from '../shared/fixtures.js'
 
 /** Buffers a new user with every kind of write, audit and event. */
 function writeEverything(tx: UnitOfWork, userId: string, username: string): void {

@@ -1,7 +1,7 @@
 import type { UserEngineStore } from '../../store/store.js'
-import { type CaseContext, suite } from '../context.js'
-import { assert, expectEmptyPage, expectNull } from '../expect.js'
-import { changeUser, putIdentifier, type SeededUser, seedUser } from '../fixtures.js'
+import { type CaseContext, suite } from '../shared/context.js'
+import { assert, expectEmptyPage, expectNull } from '../shared/expect.js'
+import { changeUser, putIdentifier, type SeededUser, seedUser } from '../shared/fixtures.js'
 
 interface TwoTenants {
   readonly store: UserEngineStore

@@ -2,9 +2,9 @@ import { ErrorCode } from '../../domain/errors.js'
 import { Secret } from '../../domain/secret.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
-import { freshId, suite } from '../context.js'
-import { assert, expectCode, expectNull } from '../expect.js'
-import { changeUser, putIdentifier, type SeededUser, seedUser } from '../fixtures.js'
+import { freshId, suite } from '../shared/context.js'
+import { assert, expectCode, expectNull } from '../shared/expect.js'
+import { changeUser, putIdentifier, type SeededUser, seedUser } from '../shared/fixtures.js'
 
 /** What a refused commit must not have changed: the user's version, audit and events. */
 async function snapshot(store: UserEngineStore, tenantId: string, userId: string) {

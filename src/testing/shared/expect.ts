@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { ErrorCode } from '../domain/errors.js'
+import { ErrorCode } from '../../domain/errors.js'
 
 export { assert }
 

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { importOptional } from '../domain/optional-import.js'
-import type { UserEngineStore } from '../store/store.js'
-import { InMemoryUserEngineStore } from '../stores/memory/index.js'
-import type { StoreConformanceOptions } from '../testing/types.js'
+import { importOptional } from '../../domain/optional-import.js'
+import { InMemoryUserEngineStore } from '../../store/memory/index.js'
+import type { UserEngineStore } from '../../store/store.js'
+import type { StoreConformanceOptions } from '../../testing/shared/types.js'
 import type { StoreLocation } from './open-store.js'
 
 export type ConformanceStores = Pick<
@@ -40,7 +40,7 @@ async function pgliteStores(): Promise<ConformanceStores> {
     '@electric-sql/pglite',
     'conformance on PGlite',
   )
-  const { createPgliteDriver, PostgresUserEngineStore } = await import('../stores/postgres/pglite.js')
+  const { createPgliteDriver, PostgresUserEngineStore } = await import('../../store/postgres/pglite.js')
   const template = new PGlite()
   await template.waitReady
   const image = await template.dumpDataDir('none')
@@ -76,7 +76,7 @@ async function pgliteStores(): Promise<ConformanceStores> {
 
 async function postgresSchemaStores(connectionString: string): Promise<ConformanceStores> {
   const pg = (await importOptional(() => import('pg'), 'pg', 'conformance on a PostgreSQL server')).default
-  const { createNodePostgresStore } = await import('../stores/postgres/index.js')
+  const { createNodePostgresStore } = await import('../../store/postgres/node-postgres.js')
   const schemas = new Map<UserEngineStore, { schema: string; pool: InstanceType<typeof pg.Pool> }>()
   const admin = new pg.Pool({ connectionString, max: 1 })
   admin.on('error', () => undefined)

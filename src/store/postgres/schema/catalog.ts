@@ -1,4 +1,4 @@
-import type { SqlSession } from '../stores/postgres/driver.js'
+import type { SqlSession } from '../driver/driver.js'
 
 /** A comparable description of the user-engine objects in the public schema (tests, `doctor`-style checks). */
 export interface SchemaCatalog {

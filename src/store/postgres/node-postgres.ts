@@ -3,7 +3,7 @@ import {
   NODE_POSTGRES_DRIVER_OPTION_KEYS,
   type PgPoolLike,
   validateNodePostgresOptions,
-} from './node-postgres-driver.js'
+} from './driver/node-postgres-driver.js'
 import {
   POSTGRES_STORE_OPTION_KEYS,
   type PostgresStoreOptions,
@@ -11,16 +11,18 @@ import {
   validatePostgresStoreOptions,
 } from './postgres-store.js'
 
-export type { SqlDriver, SqlResult, SqlSession } from './driver.js'
-export { SanitizedDatabaseError } from './errors.js'
+export type { SqlDriver, SqlResult, SqlSession } from './driver/driver.js'
+export { SanitizedDatabaseError } from './driver/errors.js'
 export {
   createNodePostgresDriver,
   type NodePostgresDriverOptions,
   type PgClientLike,
   type PgPoolLike,
-} from './node-postgres-driver.js'
+} from './driver/node-postgres-driver.js'
 export { PostgresOutbox } from './postgres-outbox.js'
 export { type PostgresStoreOptions, PostgresUserEngineStore } from './postgres-store.js'
+export { MIGRATIONS, type MigrationEntry } from './schema/manifest.js'
+export { checksumOf, readMigrationSql } from './schema/sql-files.js'
 
 export interface NodePostgresStoreOptions extends PostgresStoreOptions {
   /** Where to connect; the store creates (and on `close()` ends) a pool. Else PG* environment variables. */

@@ -1,6 +1,6 @@
-import { ValidationError } from '../../domain/errors.js'
-import { importOptional } from '../../domain/optional-import.js'
-import { optionsObject } from '../../domain/validation.js'
+import { ValidationError } from '../../../domain/errors.js'
+import { importOptional } from '../../../domain/optional-import.js'
+import { optionsObject } from '../../../domain/validation.js'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
 import { type ConnectionTarget, connectError, isConnectionError, noteTarget } from './errors.js'
 

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path'
-import type { SchemaStatus } from '../store/schema-admin.js'
-import type { UserEngineStore } from '../store/store.js'
-import { InMemoryUserEngineStore } from '../stores/memory/index.js'
-import type { SqlDriver } from '../stores/postgres/driver.js'
+import { InMemoryUserEngineStore } from '../../store/memory/index.js'
+import type { SqlDriver } from '../../store/postgres/driver/driver.js'
+import type { SchemaStatus } from '../../store/schema-admin.js'
+import type { UserEngineStore } from '../../store/store.js'
 import { UsageError } from './usage-error.js'
 
 export const DEFAULT_DATABASE_URL = 'pglite:./.user-engine/data'
@@ -61,17 +61,17 @@ export function redactUrl(url: string): string {
 /** A driver for a SQL location. Postgres modules load lazily so `memory:` needs neither driver package. */
 async function openDriver(location: Exclude<StoreLocation, { kind: 'memory' }>): Promise<SqlDriver> {
   if (location.kind === 'pglite') {
-    const { createPgliteDriver } = await import('../stores/postgres/pglite-driver.js')
+    const { createPgliteDriver } = await import('../../store/postgres/driver/pglite-driver.js')
     return createPgliteDriver(location.dataDir === undefined ? {} : { dataDir: location.dataDir })
   }
-  const { createNodePostgresDriver } = await import('../stores/postgres/node-postgres-driver.js')
+  const { createNodePostgresDriver } = await import('../../store/postgres/driver/node-postgres-driver.js')
   return createNodePostgresDriver({ connectionString: location.connectionString })
 }
 
 /** Opens the store a location names (refusing drift and a newer schema, as every store open does). */
 export async function openStore(location: StoreLocation): Promise<UserEngineStore> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore()
-  const { PostgresUserEngineStore } = await import('../stores/postgres/postgres-store.js')
+  const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
   return PostgresUserEngineStore.open(await openDriver(location))
 }
 
@@ -80,7 +80,7 @@ export async function openStore(location: StoreLocation): Promise<UserEngineStor
  */
 export async function inspectSchema(location: StoreLocation): Promise<SchemaStatus> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore().schemaStatus()
-  const { PostgresUserEngineStore } = await import('../stores/postgres/postgres-store.js')
+  const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
   const driver = await openDriver(location)
   try {
     return await PostgresUserEngineStore.inspectSchema(driver)

@@ -1,11 +1,11 @@
-import { createPgliteDriver } from './pglite-driver.js'
+import { createPgliteDriver } from './driver/pglite-driver.js'
 import {
   type PostgresStoreOptions,
   PostgresUserEngineStore,
   validatePostgresStoreOptions,
 } from './postgres-store.js'
 
-export { createPgliteDriver, type PGliteLike, type PgliteDriverOptions } from './pglite-driver.js'
+export { createPgliteDriver, type PGliteLike, type PgliteDriverOptions } from './driver/pglite-driver.js'
 export { type PostgresStoreOptions, PostgresUserEngineStore } from './postgres-store.js'
 
 export interface PgliteStoreOptions extends PostgresStoreOptions {

@@ -1,9 +1,9 @@
 import { ValidationError } from '../../domain/errors.js'
 import type { AggregateType, JsonValue, OutboxEntry, OutboxStatus } from '../../domain/records.js'
 import { assertId, assertPositiveInt } from '../../domain/validation.js'
-import type { ClaimOptions, FailOptions, OutboxAccess, OutboxLag } from '../../store/store.js'
-import type { SqlDriver } from './driver.js'
-import { toStoreError } from './errors.js'
+import type { ClaimOptions, FailOptions, OutboxAccess, OutboxLag } from '../store.js'
+import type { SqlDriver } from './driver/driver.js'
+import { toStoreError } from './driver/errors.js'
 import { SQL } from './sql.js'
 
 interface OutboxDbRow {

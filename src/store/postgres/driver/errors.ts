@@ -1,4 +1,4 @@
-import { ErrorCode, UserEngineError } from '../../domain/errors.js'
+import { ErrorCode, UserEngineError } from '../../../domain/errors.js'
 
 /**
  * A driver error with everything that may hold a value removed: only SQLSTATE, constraint, table, column

@@ -5,11 +5,11 @@ import type {
   ProfileAttributes,
   UserRecord,
   UserStatus,
-} from '../domain/records.js'
-import { Secret } from '../domain/secret.js'
-import { normalizeIdentifier } from '../domain/validation.js'
-import type { UserEngineStore } from '../store/store.js'
-import type { UnitOfWork } from '../store/unit-of-work.js'
+} from '../../domain/records.js'
+import { Secret } from '../../domain/secret.js'
+import { normalizeIdentifier } from '../../domain/validation.js'
+import type { UserEngineStore } from '../../store/store.js'
+import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { freshId } from './context.js'
 
 export interface SeedUserOptions {

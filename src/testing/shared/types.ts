@@ -1,4 +1,4 @@
-import type { StoreCapabilities, UserEngineStore } from '../store/store.js'
+import type { StoreCapabilities, UserEngineStore } from '../../store/store.js'
 
 /** What the harness asks of a store factory. */
 export interface StoreFactoryContext {

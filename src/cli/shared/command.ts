@@ -1,4 +1,4 @@
-import type { UserEngineStore } from '../store/store.js'
+import type { UserEngineStore } from '../../store/store.js'
 import type { Output } from './output.js'
 
 /** What every store-backed command receives: the opened store, its flags, and where to print. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { UserEngineStore } from '../store/store.js'
+import type { UserEngineStore } from '../../store/store.js'
 import { type Capability, ConformanceSkip, type StoreConformanceOptions } from './types.js'
 
 /** One case of a suite, as suites declare it. */

@@ -1,5 +1,5 @@
-import { ErrorCode, UserEngineError } from '../domain/errors.js'
-import type { SqlSession } from '../stores/postgres/driver.js'
+import { ErrorCode, UserEngineError } from '../../../domain/errors.js'
+import type { SqlSession } from '../driver/driver.js'
 
 /** The advisory lock key every user-engine migrator takes (one per database). */
 export const MIGRATION_LOCK_KEY = '7305392647001'

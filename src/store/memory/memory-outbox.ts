@@ -1,6 +1,6 @@
 import type { OutboxEntry, OutboxStatus } from '../../domain/records.js'
 import { assertId, assertPositiveInt } from '../../domain/validation.js'
-import type { ClaimOptions, FailOptions, OutboxAccess, OutboxLag } from '../../store/store.js'
+import type { ClaimOptions, FailOptions, OutboxAccess, OutboxLag } from '../store.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -20,7 +20,7 @@ function toEntry(row: OutboxRow): OutboxEntry {
 }
 
 /** The reference outbox: the same claim-by-state rules the SQL store enforces with SKIP LOCKED. */
-export class MemoryOutbox implements OutboxAccess {
+export class InMemoryOutbox implements OutboxAccess {
   constructor(
     private readonly rows: OutboxRow[],
     private readonly assertUsable: () => void,

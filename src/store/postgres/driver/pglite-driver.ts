@@ -15,8 +15,8 @@ import {
 } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { ErrorCode, UserEngineError, ValidationError } from '../../domain/errors.js'
-import { importOptional } from '../../domain/optional-import.js'
+import { ErrorCode, UserEngineError, ValidationError } from '../../../domain/errors.js'
+import { importOptional } from '../../../domain/optional-import.js'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
 
 /** The part of a PGlite instance the driver uses, typed structurally so the package stays optional. */

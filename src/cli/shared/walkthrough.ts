@@ -1,7 +1,7 @@
 import { TOTP, URI } from 'otpauth'
-import { createKeyring, generateKey } from '../engine/keyring.js'
-import { UserEngine } from '../engine/user-engine.js'
-import type { UserEngineStore } from '../store/store.js'
+import { createKeyring, generateKey } from '../../engine/keyring.js'
+import { UserEngine } from '../../engine/user-engine.js'
+import type { UserEngineStore } from '../../store/store.js'
 
 /**
  * A guided tour of the engine on any store, for `npm start`: one tenant, three users, the factor flows, and

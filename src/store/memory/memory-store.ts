@@ -18,10 +18,10 @@ import {
   validateListAuditQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
-import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, MIGRATIONS } from '../../migrations/manifest.js'
-import { type RowSource, runUnitOfWork } from '../../store/buffered-unit-of-work.js'
-import type { CommitPlan } from '../../store/commit-plan.js'
-import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
+import { type RowSource, runUnitOfWork } from '../buffered-unit-of-work.js'
+import type { CommitPlan } from '../commit-plan.js'
+import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
+import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../schema-versions.js'
 import type {
   Diagnostics,
   ListAuditQuery,
@@ -31,10 +31,10 @@ import type {
   Readiness,
   StoreCapabilities,
   UserEngineStore,
-} from '../../store/store.js'
-import { recordCodec, type StoredRow } from '../../store/stored-row.js'
-import type { UnitOfWork } from '../../store/unit-of-work.js'
-import { MemoryOutbox, type OutboxRow } from './memory-outbox.js'
+} from '../store.js'
+import { recordCodec, type StoredRow } from '../stored-row.js'
+import type { UnitOfWork } from '../unit-of-work.js'
+import { InMemoryOutbox, type OutboxRow } from './memory-outbox.js'
 
 interface TenantState {
   readonly rows: Map<string, StoredRow>
@@ -61,7 +61,7 @@ const copy = <T>(value: T): T => structuredClone(value)
 export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministration {
   readonly kind = 'memory'
   readonly capabilities: StoreCapabilities = { multiProcess: false, rowLocking: false }
-  readonly outbox: MemoryOutbox
+  readonly outbox: InMemoryOutbox
 
   readonly #tenants = new Map<string, TenantState>()
   readonly #outboxRows: OutboxRow[] = []
@@ -73,7 +73,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     const o = optionsObject(options, 'InMemoryUserEngineStore options', ['migrated'])
     assertOptionalBoolean(o.migrated, 'InMemoryUserEngineStore options.migrated')
     this.#schemaVersion = o.migrated ? LATEST_SCHEMA_VERSION : 0
-    this.outbox = new MemoryOutbox(this.#outboxRows, () => this.#assertUsable())
+    this.outbox = new InMemoryOutbox(this.#outboxRows, () => this.#assertUsable())
   }
 
   async readiness(): Promise<Readiness> {
@@ -90,7 +90,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   async migrate(): Promise<MigrateResult> {
     this.#assertOpen()
     const fromVersion = this.#schemaVersion
-    const applied = MIGRATIONS.filter((m) => m.version > fromVersion).map((m) => ({
+    const applied = SCHEMA_VERSIONS.filter((m) => m.version > fromVersion).map((m) => ({
       version: m.version,
       name: m.name,
       executionMs: 0,
@@ -101,7 +101,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
 
   async schemaStatus(): Promise<SchemaStatus> {
     this.#assertOpen()
-    const pending = MIGRATIONS.filter((m) => m.version > this.#schemaVersion).map((m) => m.version)
+    const pending = SCHEMA_VERSIONS.filter((m) => m.version > this.#schemaVersion).map((m) => m.version)
     return { currentVersion: this.#schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, pending, drift: [] }
   }
 

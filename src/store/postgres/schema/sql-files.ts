@@ -7,7 +7,7 @@ import type { MigrationEntry } from './manifest.js'
 /** Finds `migrations/postgres` from this module, whether it runs from `src/` or the built `dist/src/`. */
 export function migrationsDirectory(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 8; i++) {
     const candidate = join(dir, 'migrations', 'postgres')
     if (existsSync(join(candidate, '0001_user_engine_store.sql'))) return candidate
     dir = dirname(dir)

@@ -28,17 +28,10 @@ import {
   validateListAuditQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
-import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../../migrations/manifest.js'
-import {
-  assertValidHistory,
-  compareHistory,
-  createMigrator,
-  type MigrationStatus,
-  readSchemaHistory,
-} from '../../migrations/runner.js'
-import { type RowSource, runUnitOfWork } from '../../store/buffered-unit-of-work.js'
-import type { CommitPlan } from '../../store/commit-plan.js'
-import type { SchemaAdministration, SchemaStatus } from '../../store/schema-admin.js'
+import { type RowSource, runUnitOfWork } from '../buffered-unit-of-work.js'
+import type { CommitPlan } from '../commit-plan.js'
+import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
+import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
 import type {
   Diagnostics,
   ListAuditQuery,
@@ -48,12 +41,19 @@ import type {
   Readiness,
   StoreCapabilities,
   UserEngineStore,
-} from '../../store/store.js'
-import { recordCodec, type StoredRow } from '../../store/stored-row.js'
-import type { UnitOfWork } from '../../store/unit-of-work.js'
-import type { SqlDriver } from './driver.js'
-import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './errors.js'
+} from '../store.js'
+import { recordCodec, type StoredRow } from '../stored-row.js'
+import type { UnitOfWork } from '../unit-of-work.js'
+import type { SqlDriver } from './driver/driver.js'
+import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './driver/errors.js'
 import { isoOf, PostgresOutbox } from './postgres-outbox.js'
+import {
+  assertValidHistory,
+  compareHistory,
+  createMigrator,
+  type MigrationStatus,
+  readSchemaHistory,
+} from './schema/runner.js'
 import { SQL } from './sql.js'
 
 export interface PostgresStoreOptions {

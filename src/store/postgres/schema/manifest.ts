@@ -1,0 +1,59 @@
+import { type SchemaVersion, schemaVersion } from '../../schema-versions.js'
+
+/** One Postgres migration: the SQL file that implements a logical schema version. */
+export interface MigrationEntry extends SchemaVersion {
+  /** File name under `migrations/postgres/`. */
+  readonly file: string
+  /** sha256 (hex) of the file with line endings normalized to \n. A test recomputes it. */
+  readonly checksum: string
+  /** False when the SQL cannot run inside a transaction; then `nonTransactionalReason` says why. */
+  readonly transactional: boolean
+  readonly nonTransactionalReason?: string
+}
+
+/**
+ * The Postgres migration manifest: one file per logical schema version, in order. Append only: an applied
+ * entry never changes (its checksum would drift).
+ */
+export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
+  {
+    ...schemaVersion(1),
+    file: '0001_user_engine_store.sql',
+    checksum: 'cb632e4d8b41ce99c4b6e1727bcefb98ce04a8d46c585893fec905fbfc0da87a',
+    transactional: true,
+  },
+  {
+    ...schemaVersion(2),
+    file: '0002_identifier_unique_and_keyset_indexes.sql',
+    checksum: '329338d110b2c7631f8e1044eca51e64445f29bf2d54336f2e3430419f03f898',
+    transactional: true,
+  },
+  {
+    ...schemaVersion(3),
+    file: '0003_outbox_claim_index.sql',
+    checksum: 'b1e05d6feedef9f8111255db8f420ddbf4833b40494255f1b0453bfe0f092870',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain CREATE INDEX would block outbox inserts.',
+  },
+  {
+    ...schemaVersion(4),
+    file: '0004_outbox_id_index_and_db_clock.sql',
+    checksum: 'c5277ce12f7a71f177e4559fca4d8e26b4e148606b4f531efcd010c6172daef8',
+    transactional: true,
+  },
+  {
+    ...schemaVersion(5),
+    file: '0005_outbox_due_order_index.sql',
+    checksum: 'bc27ea456d81cfc8f5f094ef23031cc7ef0889b7df54ee504bcca50d96f64761',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
+  },
+  {
+    ...schemaVersion(6),
+    file: '0006_commit_checks_by_primary_key.sql',
+    checksum: 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6',
+    transactional: true,
+  },
+])

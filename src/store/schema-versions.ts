@@ -1,0 +1,86 @@
+import type { RecordType } from '../domain/records.js'
+
+/**
+ * A logical schema version: what the store holds at that version, whatever the database. Every provider's
+ * schema history records these versions; the Postgres store's migration manifest implements each one with
+ * one SQL file, and another database implements it its own way.
+ */
+export interface SchemaVersion {
+  /** Consecutive from 1. */
+  readonly version: number
+  readonly name: string
+  /** The logical record types whose storage this version creates or changes. */
+  readonly recordTypes: readonly RecordType[]
+  /** Why the version exists, for providers implementing it. */
+  readonly purpose: string
+}
+
+/** The ordered logical schema versions. Append only: a released version never changes. */
+export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
+  {
+    version: 1,
+    name: 'user_engine_store',
+    recordTypes: ['tenant', 'user', 'identifier', 'profile', 'factor'],
+    purpose:
+      'The generic store: schema history, records, audit, outbox, and the one-statement commit function.',
+  },
+  {
+    version: 2,
+    name: 'identifier_unique_and_keyset_indexes',
+    recordTypes: ['identifier', 'user'],
+    purpose:
+      'Race-proof per-tenant identifier uniqueness; indexes for user, status, audit and outbox queries.',
+  },
+  {
+    version: 3,
+    name: 'outbox_claim_index',
+    recordTypes: [],
+    purpose: "The relay's claim index on due pending events.",
+  },
+  {
+    version: 4,
+    name: 'outbox_id_index_and_db_clock',
+    recordTypes: [],
+    purpose:
+      'An index of leased and dead outbox events for the id-only relay and operator statements; user_engine_commit sets available_at from the database clock.',
+  },
+  {
+    version: 5,
+    name: 'outbox_due_order_index',
+    recordTypes: [],
+    purpose:
+      "The relay claim's due-order index (the one index not led by tenant_id: claims span tenants); drops 0003's index.",
+  },
+  {
+    version: 6,
+    name: 'commit_checks_by_primary_key',
+    recordTypes: ['identifier'],
+    purpose:
+      'user_engine_commit decides existence by primary key (ON CONFLICT) and checks identifier values after the write.',
+  },
+])
+
+/** The schema version this code needs: the last logical version. Every store's readiness compares with it. */
+export const LATEST_SCHEMA_VERSION: number = SCHEMA_VERSIONS[SCHEMA_VERSIONS.length - 1]!.version
+
+/** The logical version `version`; throws for a version this code does not know. */
+export function schemaVersion(version: number): SchemaVersion {
+  const found = SCHEMA_VERSIONS[version - 1]
+  if (found?.version !== version) throw new RangeError(`unknown schema version ${version}`)
+  return found
+}
+
+/** The keys every store's `diagnostics().counts` carries. Counts only: never a value. */
+export const DIAGNOSTIC_COUNT_KEYS = [
+  'tenants',
+  'users',
+  'identifiers',
+  'profiles',
+  'factors',
+  'audit_records',
+  'outbox_pending',
+  'outbox_published',
+  'outbox_dead',
+  'outbox_discarded',
+] as const
+export type DiagnosticCountKey = (typeof DIAGNOSTIC_COUNT_KEYS)[number]
