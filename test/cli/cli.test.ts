@@ -154,7 +154,7 @@ describe('demo and conformance', () => {
   test('conformance --store MODULE runs the harness on a provider module and reports each case', async () => {
     const dir = tempDir()
     const module = join(dir, 'store.mjs')
-    const memory = new URL('../../src/stores/memory/index.ts', import.meta.url).href
+    const memory = new URL('../../src/store/memory/index.ts', import.meta.url).href
     writeFileSync(
       module,
       `import { InMemoryUserEngineStore } from '${memory}'\nexport default async () => new InMemoryUserEngineStore()\n`,
@@ -181,7 +181,7 @@ describe('demo and conformance', () => {
   test('conformance exits 1 when a case fails', async () => {
     const dir = tempDir()
     const module = join(dir, 'broken.mjs')
-    const memory = new URL('../../src/stores/memory/index.ts', import.meta.url).href
+    const memory = new URL('../../src/store/memory/index.ts', import.meta.url).href
     // A store whose readiness always claims ready: the readiness suite must fail.
     writeFileSync(
       module,

@@ -306,7 +306,7 @@ test('without the pg package, the node-postgres factory is DEPENDENCY_MISSING na
       register,
       `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(hooks).href)})\n`,
     )
-    const entry = pathToFileURL(join(import.meta.dirname, '../../src/stores/postgres/index.ts')).href
+    const entry = pathToFileURL(join(import.meta.dirname, '../../src/store/postgres/node-postgres.ts')).href
     const script = `
 const { createNodePostgresStore } = await import(${JSON.stringify(entry)})
 try {
