@@ -7,10 +7,13 @@ export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.j
 // Errors and values every caller meets.
 export {
   ConflictError,
+  ERROR_CODE_MEANINGS,
   ErrorCode,
   type ErrorDetails,
+  type ErrorOptions,
   isUserEngineError,
   NotFoundError,
+  type ReadinessReason,
   SchemaError,
   UserEngineError,
   ValidationError,

@@ -9,7 +9,6 @@ export const ErrorCode = {
   ALREADY_EXISTS: 'ALREADY_EXISTS',
   DUPLICATE_IDENTIFIER: 'DUPLICATE_IDENTIFIER',
   INVALID_UNIT_OF_WORK: 'INVALID_UNIT_OF_WORK',
-  INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
   USER_DISABLED: 'USER_DISABLED',
   SCHEMA_NOT_READY: 'SCHEMA_NOT_READY',
   SCHEMA_DRIFT: 'SCHEMA_DRIFT',
@@ -17,6 +16,7 @@ export const ErrorCode = {
   MIGRATION_LOCK_TIMEOUT: 'MIGRATION_LOCK_TIMEOUT',
   MIGRATION_FAILED: 'MIGRATION_FAILED',
   KEY_NOT_FOUND: 'KEY_NOT_FOUND',
+  DATA_CORRUPTED: 'DATA_CORRUPTED',
   STORE_CLOSED: 'STORE_CLOSED',
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   STORE_REFUSED: 'STORE_REFUSED',
@@ -26,6 +26,43 @@ export const ErrorCode = {
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/**
+ * What each code means and what the caller can do about it. docs/errors.md shows this table (a test keeps
+ * the two equal), and every code is raised by some path under test.
+ */
+export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
+  VALIDATION: 'Bad input: wrong type, too long, malformed id, unknown option or field. Nothing was changed.',
+  NOT_FOUND:
+    'The record does not exist in this tenant (a record of another tenant is never revealed), or the tenant does not exist.',
+  VERSION_CONFLICT:
+    'The record changed since it was read (optimistic concurrency). Nothing was written; re-read and retry.',
+  ALREADY_EXISTS: 'A record with this id already exists. Nothing was written.',
+  DUPLICATE_IDENTIFIER: 'The identifier (email, username) is taken in this tenant. Nothing was written.',
+  INVALID_UNIT_OF_WORK:
+    'A unit of work was used wrongly: after it ended, or with writes the store contract forbids. A programming error.',
+  USER_DISABLED: 'The use case is not allowed on a disabled user.',
+  SCHEMA_NOT_READY: 'The database schema is older than this code needs; run `migrate`.',
+  SCHEMA_DRIFT:
+    "An applied migration's recorded checksum differs from the code's, or the history names an unknown version.",
+  SCHEMA_NEWER_THAN_CODE: 'The database was migrated by a newer user-engine; upgrade the code.',
+  MIGRATION_LOCK_TIMEOUT: 'Another migrator held the migration lock longer than the wait allowed.',
+  MIGRATION_FAILED:
+    'A migration failed and was rolled back (or left an invalid index); the version is not recorded.',
+  KEY_NOT_FOUND:
+    'A stored secret names an encryption key that is not in the keyring, or no keyring is configured.',
+  DATA_CORRUPTED:
+    'Stored data is not in a shape this code wrote (a damaged or hand-edited record). Nothing was changed.',
+  STORE_CLOSED: 'The store or publisher was closed before the call.',
+  STORE_UNAVAILABLE: 'The database could not be reached, or the connection was lost; safe to retry later.',
+  STORE_REFUSED:
+    'The database answered and refused: unknown database, authentication failed, or a protocol error. Retrying will not help.',
+  STORE_LOCKED:
+    'Another process holds the embedded database directory (PGlite allows one process per directory).',
+  DEPENDENCY_MISSING: 'An optional peer package this feature needs is not installed; the message names it.',
+  PUBLISH_FAILED:
+    'The broker did not accept an event (unreachable, timed out, or refused); the relay retries it.',
+}
 
 /** Safe, non-secret facts attached to an error (ids, field names, versions, limits). */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>
@@ -101,6 +138,9 @@ export type SchemaErrorCode =
   | typeof ErrorCode.SCHEMA_NOT_READY
   | typeof ErrorCode.SCHEMA_DRIFT
   | typeof ErrorCode.SCHEMA_NEWER_THAN_CODE
+
+/** Why a store is not ready: a schema problem, as its stable code. */
+export type ReadinessReason = SchemaErrorCode
 
 export function isUserEngineError(value: unknown, code?: ErrorCode): value is UserEngineError {
   return value instanceof UserEngineError && (code === undefined || value.code === code)

@@ -48,7 +48,7 @@ export function openSeed(
     typeof tag !== 'string' ||
     typeof ciphertext !== 'string'
   ) {
-    throw new UserEngineError(ErrorCode.VALIDATION, 'stored seed has an unknown format')
+    throw new UserEngineError(ErrorCode.DATA_CORRUPTED, 'stored seed has an unknown format')
   }
   const decipher = createDecipheriv('aes-256-gcm', keyFor(keyring, keyId), Buffer.from(iv, 'base64'))
   decipher.setAAD(Buffer.from(context, 'utf8'))

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { ValidationError } from '../domain/errors.js'
 import type { OutboxEntry } from '../domain/records.js'
 import { assertId, assertPositiveInt } from '../domain/validation.js'
 import type { OutboxAccess } from '../store/store.js'
@@ -167,10 +168,10 @@ export class OutboxRelay {
     assertPositiveInt(this.#concurrency, 'publishConcurrency')
     assertPositiveInt(this.#purgeBatchSize, 'purgeBatchSize', 100_000)
     if (this.#backoff.baseMs < 0 || this.#backoff.maxMs < this.#backoff.baseMs) {
-      throw new RangeError('backoff needs 0 <= baseMs <= maxMs')
+      throw new ValidationError('backoff needs 0 <= baseMs <= maxMs', { details: { field: 'backoff' } })
     }
     if (this.#retentionMs !== undefined && !(this.#retentionMs >= 0)) {
-      throw new RangeError('retentionMs must be >= 0')
+      throw new ValidationError('retentionMs must be >= 0', { details: { field: 'retentionMs' } })
     }
   }
 

@@ -1,3 +1,4 @@
+import { ValidationError } from '../domain/errors.js'
 import type { RecordType } from '../domain/records.js'
 
 /**
@@ -66,7 +67,9 @@ export const LATEST_SCHEMA_VERSION: number = SCHEMA_VERSIONS[SCHEMA_VERSIONS.len
 /** The logical version `version`; throws for a version this code does not know. */
 export function schemaVersion(version: number): SchemaVersion {
   const found = SCHEMA_VERSIONS[version - 1]
-  if (found?.version !== version) throw new RangeError(`unknown schema version ${version}`)
+  if (found?.version !== version) {
+    throw new ValidationError(`unknown schema version ${version}`, { details: { version } })
+  }
   return found
 }
 

@@ -1,3 +1,4 @@
+import type { ReadinessReason } from '../domain/errors.js'
 import type {
   AuditRecord,
   IdentifierKind,
@@ -32,7 +33,7 @@ export interface Readiness {
   readonly schemaVersion: number
   readonly latestVersion: number
   /** Why the store is not ready, as a stable code (SCHEMA_NOT_READY, SCHEMA_DRIFT, ...); null when ready. */
-  readonly reason: string | null
+  readonly reason: ReadinessReason | null
 }
 
 export interface AppliedMigration {

@@ -1,5 +1,6 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
+import { ErrorCode, UserEngineError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import type { OutboxEntry } from '../../domain/records.js'
 import { type Publisher, toPublishedEvent } from '../publisher.js'
@@ -54,6 +55,18 @@ export const EVENT_HEADERS = {
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000
 const NANOS_PER_MS = 1_000_000
 
+/**
+ * A broker error as PUBLISH_FAILED. The message names the broker's error class and code, never its text:
+ * NATS messages can carry server URLs (with credentials) and subjects.
+ */
+function publishFailed(what: string, cause: unknown): UserEngineError {
+  if (cause instanceof UserEngineError) return cause
+  const name = cause instanceof Error ? cause.name : typeof cause
+  const code = (cause as { code?: unknown } | null)?.code
+  const kind = typeof code === 'string' || typeof code === 'number' ? `${name} ${code}` : name
+  return new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what} (${kind})`, { cause })
+}
+
 /** Event types are free text; a subject token may not hold spaces, wildcards or empty tokens. */
 function subjectToken(value: string): string {
   const token = value
@@ -100,13 +113,17 @@ export class JetStreamPublisher implements Publisher {
     h.set(EVENT_HEADERS.position, String(event.position))
     h.set(EVENT_HEADERS.type, event.type)
     // A PubAck with duplicate=true means the broker already holds this event: success, not an error.
-    await js.publish(this.#subject(event), JSON.stringify(toPublishedEvent(event)), {
-      msgID: event.id,
-      headers: h,
-      timeout: this.#options.timeoutMs ?? 5000,
-      // Refuse to land in another stream that happens to match the subject.
-      expect: { streamName: this.stream },
-    })
+    try {
+      await js.publish(this.#subject(event), JSON.stringify(toPublishedEvent(event)), {
+        msgID: event.id,
+        headers: h,
+        timeout: this.#options.timeoutMs ?? 5000,
+        // Refuse to land in another stream that happens to match the subject.
+        expect: { streamName: this.stream },
+      })
+    } catch (cause) {
+      throw publishFailed(`publishing event ${event.id} to stream ${this.stream} failed`, cause)
+    }
   }
 
   /** Waits for publishes in flight, then closes the connection. */
@@ -120,7 +137,9 @@ export class JetStreamPublisher implements Publisher {
   }
 
   #connection(): Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> {
-    if (this.#closed) return Promise.reject(new Error('JetStreamPublisher is closed'))
+    if (this.#closed) {
+      return Promise.reject(new UserEngineError(ErrorCode.STORE_CLOSED, 'the JetStream publisher is closed'))
+    }
     if (!this.#ready) {
       const ready = this.#open()
       this.#ready = ready
@@ -133,18 +152,18 @@ export class JetStreamPublisher implements Publisher {
 
   async #open(): Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> {
     const nats = await loadNats()
-    const nc = await nats.transport.connect({
-      name: 'user-engine-relay',
-      ...this.#options.connection,
-      servers: this.#options.servers,
-    })
+    const nc = await nats.transport
+      .connect({ name: 'user-engine-relay', ...this.#options.connection, servers: this.#options.servers })
+      .catch((cause: unknown) => {
+        throw publishFailed('connecting to NATS failed', cause)
+      })
     try {
       if (this.#options.ensureStream ?? true)
         await this.#ensureStream(nats, await nats.js.jetstreamManager(nc))
       return { nc, js: nats.js.jetstream(nc), nats }
     } catch (error) {
       await nc.close()
-      throw error
+      throw publishFailed(`preparing stream ${this.stream} failed`, error)
     }
   }
 

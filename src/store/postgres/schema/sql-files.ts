@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ErrorCode, UserEngineError } from '../../../domain/errors.js'
 import type { MigrationEntry } from './manifest.js'
 
 /** Finds `migrations/postgres` from this module, whether it runs from `src/` or the built `dist/src/`. */
@@ -12,7 +13,11 @@ export function migrationsDirectory(): string {
     if (existsSync(join(candidate, '0001_user_engine_store.sql'))) return candidate
     dir = dirname(dir)
   }
-  throw new Error('user-engine: migrations/postgres not found next to the package')
+  // The package ships migrations/ (package.json "files"); missing means a broken install or bundle.
+  throw new UserEngineError(
+    ErrorCode.DEPENDENCY_MISSING,
+    'migrations/postgres not found next to the package; reinstall user-engine (a bundler must copy migrations/)',
+  )
 }
 
 /** Line endings normalized, so a checkout with CRLF has the same checksum. */
