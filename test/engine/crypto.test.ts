@@ -99,7 +99,7 @@ test('sealSeed / openSeed: AES-256-GCM bound to its record; wrong context, tampe
   )
   assert.throws(
     () => openSeed(ring, { alg: 'none' }, 'ctx-a'),
-    (e) => codeOf(e) === 'VALIDATION',
+    (e) => codeOf(e) === 'DATA_CORRUPTED',
   )
 })
 
