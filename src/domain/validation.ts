@@ -1,4 +1,5 @@
 import { ValidationError } from './errors.js'
+import { hasInvisibleCharacter, isHighlyRestrictive } from './identifier-safety.js'
 import { LIMITS } from './limits.js'
 import {
   IDENTIFIER_KINDS,
@@ -84,8 +85,11 @@ export function assertPositiveInt(
 }
 
 /**
- * Normalizes an identifier for storage and lookup: NFKC, trimmed, case-folded, so that `Ann@Example.COM`
- * and `ann@example.com` are one identifier. Throws a ValidationError (without the value) when malformed.
+ * Normalizes an identifier for storage and lookup: NFKC, trimmed, lower-cased, so that `Ann@Example.COM`
+ * and `ann@example.com` are one identifier. Invisible/format characters and mixed-script parts are refused
+ * (identifier-safety.ts). Lower-casing, not full case folding, on purpose: `ß` and `ss` stay two identifiers
+ * (mail systems treat them as different local parts), and values stored by earlier versions keep their form.
+ * Throws a ValidationError (without the value) when malformed.
  */
 export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string {
   if (typeof raw !== 'string')
@@ -96,17 +100,24 @@ export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string 
   if (!isStorableText(raw))
     throw new ValidationError(`${kind} has characters that are not allowed`, { details: { field: kind } })
   const value = raw.normalize('NFKC').trim().toLowerCase()
+  if (hasInvisibleCharacter(raw) || hasInvisibleCharacter(value)) {
+    throw new ValidationError(`${kind} has invisible or format characters`, { details: { field: kind } })
+  }
   if (kind === 'email') {
     if (value.length > LIMITS.emailLength)
       throw new ValidationError('email is too long', { details: { field: kind } })
     if (!EMAIL_PATTERN.test(value))
       throw new ValidationError('email is not a valid address', { details: { field: kind } })
+    if (!value.split(/[@.]/).every(isHighlyRestrictive))
+      throw new ValidationError('email mixes scripts in one part', { details: { field: kind } })
   } else {
     if (value.length === 0 || value.length > LIMITS.usernameLength) {
       throw new ValidationError('username must be 1 to 64 characters', { details: { field: kind } })
     }
     if (!USERNAME_PATTERN.test(value))
       throw new ValidationError('username has characters that are not allowed', { details: { field: kind } })
+    if (!isHighlyRestrictive(value))
+      throw new ValidationError('username mixes scripts', { details: { field: kind } })
   }
   return value
 }
