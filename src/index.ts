@@ -72,4 +72,5 @@ export {
 } from './store/schema-versions.js'
 export type * from './store/store.js'
 export { recordCodec, type StoredRow } from './store/stored-row.js'
+export * from './store/throttle.js'
 export type * from './store/unit-of-work.js'

@@ -59,6 +59,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       'user_engine_commit decides existence by primary key (ON CONFLICT) and checks identifier values after the write.',
   },
+  {
+    version: 7,
+    name: 'throttle',
+    recordTypes: [],
+    purpose:
+      'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work.',
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

@@ -8,6 +8,7 @@ import type {
   UserRecord,
   UserStatus,
 } from '../domain/records.js'
+import type { ThrottleAccess } from './throttle.js'
 import type { UnitOfWork } from './unit-of-work.js'
 
 export interface Page<T> {
@@ -153,6 +154,8 @@ export interface UserEngineStore {
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
 
   readonly outbox: OutboxAccess
+  /** Failed sign-in counts and lockouts (throttle.ts has its MUST rules). */
+  readonly throttle: ThrottleAccess
 
   diagnostics(): Promise<Diagnostics>
   close(): Promise<void>

@@ -35,6 +35,7 @@ import type {
 import { recordCodec, type StoredRow } from '../stored-row.js'
 import type { UnitOfWork } from '../unit-of-work.js'
 import { InMemoryOutbox, type OutboxRow } from './memory-outbox.js'
+import { InMemoryThrottle } from './memory-throttle.js'
 
 interface TenantState {
   readonly rows: Map<string, StoredRow>
@@ -62,6 +63,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly kind = 'memory'
   readonly capabilities: StoreCapabilities = { multiProcess: false, rowLocking: false }
   readonly outbox: InMemoryOutbox
+  readonly throttle: InMemoryThrottle
 
   readonly #tenants = new Map<string, TenantState>()
   readonly #outboxRows: OutboxRow[] = []
@@ -74,6 +76,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     assertOptionalBoolean(o.migrated, 'InMemoryUserEngineStore options.migrated')
     this.#schemaVersion = o.migrated ? LATEST_SCHEMA_VERSION : 0
     this.outbox = new InMemoryOutbox(this.#outboxRows, () => this.#assertUsable())
+    this.throttle = new InMemoryThrottle(() => this.#assertUsable())
   }
 
   async readiness(): Promise<Readiness> {

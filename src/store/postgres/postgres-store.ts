@@ -47,6 +47,7 @@ import type { UnitOfWork } from '../unit-of-work.js'
 import type { SqlDriver } from './driver/driver.js'
 import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './driver/errors.js'
 import { isoOf, PostgresOutbox } from './postgres-outbox.js'
+import { PostgresThrottle } from './postgres-throttle.js'
 import {
   assertValidHistory,
   compareHistory,
@@ -150,6 +151,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly kind: 'postgres' | 'pglite'
   readonly capabilities: StoreCapabilities
   readonly outbox: PostgresOutbox
+  readonly throttle: PostgresThrottle
   /** The driver, for the CLI and tests (counting round trips, holding locks). */
   readonly driver: SqlDriver
 
@@ -170,6 +172,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#requiredVersion = options.requireLatestSchema === false ? 1 : LATEST_SCHEMA_VERSION
     this.#schemaVersion = schemaVersion
     this.outbox = new PostgresOutbox(driver, () => this.#assertUsable())
+    this.throttle = new PostgresThrottle(driver, () => this.#assertUsable())
   }
 
   /**

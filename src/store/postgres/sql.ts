@@ -14,6 +14,22 @@ const HELD = `status = 'pending' AND lease_owner = $1 AND lease_until > now()`
 const MS = `* interval '1 millisecond'`
 
 export const SQL = {
+  throttle: {
+    read: `SELECT key, failures, locked_until FROM user_engine_throttle WHERE tenant_id = $1 AND key = ANY($2::text[])`,
+    // Keys in sorted order, so two callers locking the same keys cannot deadlock. The count restarts when
+    // the last failure is windowMs ($4) or more before now ($3); policy $5..$7 = lockAfter, baseMs, maxMs.
+    recordFailure: `INSERT INTO user_engine_throttle AS t (tenant_id, key, failures, last_failure_at, locked_until)
+      SELECT $1, k, 1, $3::timestamptz, user_engine_lock_until(1, $5, $6, $7, $3::timestamptz)
+      FROM unnest($2::text[]) AS k ORDER BY k
+      ON CONFLICT (tenant_id, key) DO UPDATE SET
+        failures = CASE WHEN t.last_failure_at <= $3::timestamptz - $4::bigint ${MS} THEN 1 ELSE t.failures + 1 END,
+        last_failure_at = $3::timestamptz,
+        locked_until = user_engine_lock_until(
+          CASE WHEN t.last_failure_at <= $3::timestamptz - $4::bigint ${MS} THEN 1 ELSE t.failures + 1 END,
+          $5, $6, $7, $3::timestamptz)
+      RETURNING key, failures, locked_until`,
+    clear: 'DELETE FROM user_engine_throttle WHERE tenant_id = $1 AND key = ANY($2::text[])',
+  },
   /** The whole unit of work in one statement: one round trip, atomic, preconditions checked inside. */
   commit: 'SELECT user_engine_commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::timestamptz)',
 

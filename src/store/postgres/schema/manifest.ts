@@ -56,4 +56,10 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     checksum: 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6',
     transactional: true,
   },
+  {
+    ...schemaVersion(7),
+    file: '0007_throttle.sql',
+    checksum: 'ec0d20e09b0e6bcd872f7d96771531161152ff8741ad64adcd51e3151078633c',
+    transactional: true,
+  },
 ])
