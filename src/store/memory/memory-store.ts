@@ -115,9 +115,14 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     assertFunction(fn, 'fn')
     this.#assertUsable()
-    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
-      this.#assertUsable()
-      this.#apply(plan)
+    return runUnitOfWork({
+      tenantId,
+      reads: this.#rowSource(tenantId),
+      work: fn,
+      commit: (plan) => {
+        this.#assertUsable()
+        this.#apply(plan)
+      },
     })
   }
 

@@ -245,9 +245,14 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     assertFunction(fn, 'fn')
     await this.#assertUsable()
-    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
-      this.#assertOpen()
-      return this.#commit(plan)
+    return runUnitOfWork({
+      tenantId,
+      reads: this.#rowSource(tenantId),
+      work: fn,
+      commit: (plan) => {
+        this.#assertOpen()
+        return this.#commit(plan)
+      },
     })
   }
 
