@@ -29,8 +29,8 @@ export {
 } from './engine/events.js'
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
-export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-codes.js'
-export { DEFAULT_TOTP, type TotpOptions } from './engine/totp.js'
+export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
+export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
   type FactorSummary,
   type PasswordSubject,
