@@ -56,14 +56,10 @@ export {
   type RelayProgress,
 } from './outbox/relay.js'
 // The store contract, and the kit a provider's store may reuse.
-export {
-  BufferedUnitOfWork,
-  type RowSource,
-  runUnitOfWork,
-  type UnitOfWorkRun,
-} from './store/buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource } from './store/buffered-unit-of-work.js'
 export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'
 export type * from './store/commit-plan.js'
+export { runUnitOfWork, type UnitOfWorkRun } from './store/run-unit-of-work.js'
 export * from './store/schema-admin.js'
 // The logical schema versions every store implements (the Postgres SQL is in `user-engine/postgres`).
 export {

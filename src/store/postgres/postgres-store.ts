@@ -28,8 +28,9 @@ import {
   validateListAuditQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
-import { type RowSource, runUnitOfWork } from '../buffered-unit-of-work.js'
+import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
+import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
 import type {
