@@ -32,8 +32,8 @@ export {
 } from './engine/events.js'
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
-export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-codes.js'
-export { DEFAULT_TOTP, type TotpOptions } from './engine/totp.js'
+export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
+export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
   type FactorSummary,
   type PasswordSubject,
@@ -59,8 +59,10 @@ export {
   type RelayProgress,
 } from './outbox/relay.js'
 // The store contract, and the kit a provider's store may reuse.
-export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './store/buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource } from './store/buffered-unit-of-work.js'
+export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'
 export type * from './store/commit-plan.js'
+export { runUnitOfWork, type UnitOfWorkRun } from './store/run-unit-of-work.js'
 export * from './store/schema-admin.js'
 // The logical schema versions every store implements (the Postgres SQL is in `user-engine/postgres`).
 export {

@@ -3,8 +3,8 @@ import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { createKeyring, type Keyring } from './keyring.js'
 import { DEFAULT_PASSWORD_HASHING, PasswordHasher } from './password-hasher.js'
-import { DEFAULT_RECOVERY_CODE_COUNT } from './recovery-codes.js'
-import { TotpCodec } from './totp.js'
+import { DEFAULT_RECOVERY_CODE_COUNT } from './recovery-code-hashes.js'
+import { TotpAlgorithm } from './totp-algorithm.js'
 
 /** What `new UserEngine(options)` accepts; see UserEngineOptions for each. */
 const ENGINE_OPTION_KEYS = [
@@ -25,7 +25,7 @@ export interface ValidEngineOptions {
   readonly store: UserEngineStore
   readonly keyring: Keyring
   readonly hasher: PasswordHasher
-  readonly totp: TotpCodec
+  readonly totp: TotpAlgorithm
   readonly recoveryCodeCount: number
   readonly clock: () => number
   readonly maxAttempts: number
@@ -103,7 +103,7 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
         ? DEFAULT_PASSWORD_HASHING
         : (hashing as unknown as ConstructorParameters<typeof PasswordHasher>[0]),
     ),
-    totp: new TotpCodec(totp),
+    totp: new TotpAlgorithm(totp),
     recoveryCodeCount,
     clock: clock as () => number,
     maxAttempts,

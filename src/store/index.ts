@@ -1,5 +1,7 @@
-export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource } from './buffered-unit-of-work.js'
+export { failedAtCommit, markCommitPhase } from './commit-phase.js'
 export type * from './commit-plan.js'
+export { runUnitOfWork, type UnitOfWorkRun } from './run-unit-of-work.js'
 export * from './schema-admin.js'
 export type * from './store.js'
 export { recordCodec, type StoredRow } from './stored-row.js'

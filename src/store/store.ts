@@ -135,6 +135,8 @@ export interface OutboxAccess {
  * 7. Every error raised on purpose is a UserEngineError; no error message, diagnostics object or returned
  *    object's JSON or inspect output holds a profile value, identifier value or secret unless the caller
  *    asked for that value.
+ * 8. An error raised by the commit, after `fn` resolved, carries the commit-phase mark (`markCommitPhase`); an
+ *    error `fn` throws does not. The engine retries only a marked VERSION_CONFLICT. `runUnitOfWork` does both.
  */
 export interface UserEngineStore {
   /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */

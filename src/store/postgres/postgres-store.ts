@@ -28,8 +28,9 @@ import {
   validateListAuditQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
-import { type RowSource, runUnitOfWork } from '../buffered-unit-of-work.js'
+import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
+import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
 import type {
@@ -248,9 +249,14 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     assertFunction(fn, 'fn')
     await this.#assertUsable()
-    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
-      this.#assertOpen()
-      return this.#commit(plan)
+    return runUnitOfWork({
+      tenantId,
+      reads: this.#rowSource(tenantId),
+      work: fn,
+      commit: (plan) => {
+        this.#assertOpen()
+        return this.#commit(plan)
+      },
     })
   }
 
