@@ -164,6 +164,8 @@ test('the multiProcess cases pass against stores sharing one database', async ()
     ),
     [],
   )
-  const multi = report.results.filter((r) => /separate store instances|four stores|4 store instances/.test(r.name))
+  const multi = report.results.filter((r) =>
+    /separate store instances|four stores|4 store instances/.test(r.name),
+  )
   assert.equal(multi.length, MULTI_PROCESS_CASES)
 })
