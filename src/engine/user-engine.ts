@@ -5,6 +5,7 @@ import { createEngineContext, type EngineContext } from './context.js'
 import { validateEngineOptions } from './engine-options.js'
 import type { FactorSummary } from './factors.js'
 import * as factors from './factors.js'
+import * as identifiers from './identifiers.js'
 import type { Keyring } from './keyring.js'
 import type { PasswordSubject } from './password.js'
 import * as passwords from './password.js'
@@ -127,7 +128,21 @@ export class UserEngine {
 
   /** Replaces the user's email; the new one starts unverified. The same email again is a no-op. */
   async changeEmail(tenantId: string, userId: string, email: string): Promise<UserRecord> {
-    return profile.changeEmail(this.#ctx, tenantId, userId, email)
+    return identifiers.setIdentifier(this.#ctx, tenantId, userId, 'email', email)
+  }
+
+  /**
+   * Sets or changes the user's username (unique per tenant, normalized like an email: NFKC, lower case; see
+   * docs for the characters refused). The same username again is a no-op. Users sign in with it through
+   * `authenticate(tenantId, { username, password })`.
+   */
+  async setUsername(tenantId: string, userId: string, username: string): Promise<UserRecord> {
+    return identifiers.setIdentifier(this.#ctx, tenantId, userId, 'username', username)
+  }
+
+  /** Removes the user's username (a no-op when there is none). The email stays. */
+  async removeUsername(tenantId: string, userId: string): Promise<UserRecord> {
+    return identifiers.removeUsername(this.#ctx, tenantId, userId)
   }
 
   // ---- password -----------------------------------------------------------------------------------------

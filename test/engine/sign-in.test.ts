@@ -181,6 +181,61 @@ await forEachStore('authenticate', ({ store, open }) => {
     assert.deepEqual((error as { details?: object }).details, { retryAfterMs: 1_000 })
   })
 
+  test('usernames: set, change, sign in with, unique per tenant, removed', async () => {
+    const h = setup({ store: store() })
+    const t = (await h.engine.createTenant('Acme')).id
+    const ann = await h.engine.registerUser(t, { email: 'ann@example.com', password: 'correct horse' })
+    const bob = await h.engine.registerUser(t, { email: 'bob@example.com', password: 'battery staple' })
+    const v2 = await h.engine.setUsername(t, ann.id, 'Ann_Smith')
+    assert.equal(v2.version, ann.version + 1)
+    assert.deepEqual(
+      await h.engine.setUsername(t, ann.id, 'ann_smith'),
+      v2,
+      'the same username again is a no-op',
+    )
+    const signedIn = await h.engine.authenticate(t, { username: 'ANN_SMITH', password: 'correct horse' })
+    assert.equal(signedIn.user.id, ann.id)
+    await rejectsWith(h.engine.setUsername(t, bob.id, 'ann_smith'), 'DUPLICATE_IDENTIFIER')
+    await h.engine.setUsername(t, ann.id, 'annie')
+    await rejectsWith(
+      h.engine.authenticate(t, { username: 'ann_smith', password: 'correct horse' }),
+      'INVALID_CREDENTIALS',
+    )
+    await h.engine.setUsername(t, bob.id, 'ann_smith')
+    await h.engine.removeUsername(t, ann.id)
+    await rejectsWith(
+      h.engine.authenticate(t, { username: 'annie', password: 'correct horse' }),
+      'INVALID_CREDENTIALS',
+    )
+    assert.equal(
+      (await h.engine.authenticate(t, { email: 'ann@example.com', password: 'correct horse' })).status,
+      'signed_in',
+    )
+    const other = (await h.engine.createTenant('Other')).id
+    const carl = await h.engine.registerUser(other, { email: 'carl@example.com' })
+    await h.engine.setUsername(other, carl.id, 'ann_smith')
+  })
+
+  test('look-alike identifiers are refused or map to the existing account', async () => {
+    const h = setup({ store: store() })
+    const t = (await h.engine.createTenant('Acme')).id
+    const ann = await h.engine.registerUser(t, { email: 'ann@example.com', password: 'correct horse' })
+    await h.engine.setUsername(t, ann.id, 'annie')
+    const invisibles = ['\u200B', '\u200C', '\u200D', '\u2060', '\u00AD', '\u200E', '\u202E', '\u2067']
+    for (const c of invisibles) {
+      await rejectsWith(h.engine.registerUser(t, { email: `an${c}n@example.com` }), 'VALIDATION')
+      await rejectsWith(
+        h.engine.authenticate(t, { email: `an${c}n@example.com`, password: 'correct horse' }),
+        'VALIDATION',
+      )
+      await rejectsWith(h.engine.setUsername(t, ann.id, `an${c}nie`), 'VALIDATION')
+    }
+    await rejectsWith(h.engine.registerUser(t, { email: 'p\u0430ypal@example.com' }), 'VALIDATION')
+    await rejectsWith(h.engine.registerUser(t, { email: '\uFF41nn@EXAMPLE.com' }), 'DUPLICATE_IDENTIFIER')
+    const same = await h.engine.authenticate(t, { username: '\uFF41nnie', password: 'correct horse' })
+    assert.equal(same.user.id, ann.id)
+  })
+
   test('a success rehashes a password hashed with other Argon2 costs, in its unit of work', async () => {
     const h = setup({ store: store() })
     const t = (await h.engine.createTenant('Acme')).id
