@@ -8,6 +8,7 @@ import type {
 import type {
   Diagnostics,
   ListAuditQuery,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   OutboxAccess,
@@ -41,6 +42,9 @@ export class DelegatingStore implements UserEngineStore {
   }
   transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
     return this.inner.transaction(tenantId, fn)
+  }
+  listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    return this.inner.listTenants(query)
   }
   getTenant(tenantId: string): Promise<TenantRecord | null> {
     return this.inner.getTenant(tenantId)

@@ -26,6 +26,7 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
+  validateListTenantsQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
@@ -36,6 +37,7 @@ import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions
 import type {
   Diagnostics,
   ListAuditQuery,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
@@ -264,6 +266,18 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     const row = await this.#one(SQL.readRow, [tenantId, 'tenant', tenantId])
     return row ? recordCodec.tenant.fromRow(tenantId, row) : null
+  }
+
+  async listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    const { limit, cursor } = validateListTenantsQuery(query)
+    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
+    const rows = await this.#rows<RecordDbRow & { tenant_id: string }>('listTenants', SQL.listTenants, [
+      after,
+      limit + 1,
+    ])
+    const items = rows.slice(0, limit).map((r) => recordCodec.tenant.fromRow(r.tenant_id, toStoredRow(r)))
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
   }
 
   async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {

@@ -45,6 +45,9 @@ export const SQL = {
       ON u.tenant_id = i.tenant_id AND u.record_type = 'user' AND u.record_id = i.user_id
     WHERE i.tenant_id = $1 AND i.record_type = 'identifier' AND i.payload->>'kind' = $2 AND i.payload->>'value' = $3`,
 
+  // The one read across tenants, by 0007's partial index on tenant records (code-point order, as in memory).
+  listTenants: `SELECT tenant_id, ${ROW} FROM user_engine_records
+    WHERE record_type = 'tenant' AND tenant_id COLLATE "C" > $1 ORDER BY tenant_id COLLATE "C" LIMIT $2`,
   // Keyset pages: record_id is COLLATE "C", so order and `>` agree with the reference store on any locale.
   listUsers: `SELECT ${ROW} FROM user_engine_records
     WHERE tenant_id = $1 AND record_type = 'user' AND record_id > $2 ORDER BY record_id LIMIT $3`,

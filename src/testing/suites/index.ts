@@ -13,6 +13,7 @@ import { recordsSuite } from './records.js'
 import { redactionSuite } from './redaction.js'
 import { rollbackSuite } from './rollback.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
+import { tenantsSuite } from './tenants.js'
 import { throttleSuite } from './throttle.js'
 import { versionsSuite } from './versions.js'
 
@@ -27,6 +28,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   versionsSuite,
   rollbackSuite,
   paginationSuite,
+  tenantsSuite,
   auditSuite,
   outboxSuite,
   throttleSuite,
