@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { inspect } from 'node:util'
 import { isUserEngineError } from '../../src/domain/errors.js'
+import { newId } from '../../src/domain/ids.js'
 import { SanitizedDatabaseError } from '../../src/store/postgres/driver/errors.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
@@ -19,8 +20,9 @@ async function seedUser(
   tenantId: string,
   email = `${uniq('u')}@example.com`,
 ) {
-  const userId = uniq('user')
-  const identifierId = uniq('idf')
+  // Ids in the shape newId issues, so errors may name them (shownId withholds any other string).
+  const userId = newId('usr')
+  const identifierId = newId('idn')
   await store.transaction(tenantId, async (tx) => {
     if (!(await tx.getTenant()))
       tx.putTenant({ id: tenantId, name: 'T', status: 'active' }, { mustNotExist: true })
