@@ -10,6 +10,7 @@ export const ErrorCode = {
   DUPLICATE_IDENTIFIER: 'DUPLICATE_IDENTIFIER',
   INVALID_UNIT_OF_WORK: 'INVALID_UNIT_OF_WORK',
   INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
+  INVALID_TOKEN: 'INVALID_TOKEN',
   THROTTLED: 'THROTTLED',
   USER_DISABLED: 'USER_DISABLED',
   USER_DELETED: 'USER_DELETED',
@@ -47,6 +48,8 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
     'A unit of work was used wrongly: after it ended, or with writes the store contract forbids. A programming error.',
   INVALID_CREDENTIALS:
     'A sign-in failed. One code for every reason (unknown identifier, wrong password, disabled user, suspended tenant); the reason is in the audit trail only.',
+  INVALID_TOKEN:
+    'A session or single-use token was not accepted. One code for every reason (unknown, expired, revoked, already used, another purpose, malformed, inactive user or tenant), at the same cost.',
   THROTTLED:
     'Too many failed attempts for this identifier, user or caller key; `details.retryAfterMs` says when to try again. Nothing was checked.',
   USER_DISABLED:

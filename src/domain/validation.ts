@@ -293,3 +293,49 @@ export function validateListAuditQuery(query: unknown): ValidListAuditQuery {
   assertOptionalCursor(q.cursor)
   return { limit, cursor: q.cursor, userId: q.userId as string | undefined }
 }
+
+// ---- instants and maintenance queries -------------------------------------------------------------------
+
+/**
+ * An ISO 8601 instant exactly as `toISOString()` writes it (24 characters, UTC, milliseconds), so stores can
+ * compare instants as text in code-point order.
+ */
+export function isIsoInstant(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length !== 24) return false
+  const ms = Date.parse(value)
+  return Number.isFinite(ms) && new Date(ms).toISOString() === value
+}
+
+export function assertInstant(value: unknown, field: string): asserts value is string {
+  if (!isIsoInstant(value)) {
+    throw new ValidationError(`${field} must be an ISO 8601 instant (toISOString)`, { details: { field } })
+  }
+}
+
+/** The largest batch `purgeExpired` deletes in one call. */
+export const MAX_PURGE_BATCH = 10_000
+
+/** `purgeExpired`'s query: `before` an instant, `limit` 1..MAX_PURGE_BATCH. */
+export function validatePurgeExpiredQuery(query: unknown): { before: string; limit: number } {
+  const q = optionsObject(query, 'purgeExpired query', ['before', 'limit'])
+  assertInstant(q.before, 'before')
+  assertIntegerInRange(q.limit, 'limit', 1, MAX_PURGE_BATCH)
+  return { before: q.before, limit: q.limit as number }
+}
+
+/** `listSealedFactors`'s query: a key id to exclude, an optional factor id to start after, a page size. */
+export function validateListSealedFactorsQuery(query: unknown): {
+  excludeKeyId: string
+  after: string
+  limit: number
+} {
+  const q = optionsObject(query, 'listSealedFactors query', ['excludeKeyId', 'after', 'limit'])
+  assertId(q.excludeKeyId, 'excludeKeyId')
+  if (q.after !== undefined) assertId(q.after, 'after')
+  assertIntegerInRange(q.limit, 'limit', 1, LIMITS.pageSizeMax)
+  return {
+    excludeKeyId: q.excludeKeyId,
+    after: (q.after as string | undefined) ?? '',
+    limit: q.limit as number,
+  }
+}

@@ -66,6 +66,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work; an index for listTenants.',
   },
+  {
+    version: 8,
+    name: 'sessions_tokens_and_key_ids',
+    recordTypes: ['session', 'token', 'factor'],
+    purpose:
+      "Session and single-use token records (store rules 10 and 11: one-read lookup, bounded purge of expired ones by a tenant-led expiry index); every factor's keyId set from its sealed secret, so seeds can be counted and re-sealed per key.",
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */
@@ -87,6 +94,8 @@ export const DIAGNOSTIC_COUNT_KEYS = [
   'identifiers',
   'profiles',
   'factors',
+  'sessions',
+  'tokens',
   'audit_records',
   'outbox_pending',
   'outbox_published',

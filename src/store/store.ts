@@ -1,9 +1,11 @@
 import type { ReadinessReason } from '../domain/errors.js'
 import type {
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   OutboxEntry,
+  SessionRecord,
   TenantRecord,
   UserRecord,
   UserStatus,
@@ -64,6 +66,39 @@ export interface Diagnostics {
   readonly schemaVersion: number
   readonly latestVersion: number
   readonly counts: Readonly<Record<string, number>>
+  /**
+   * Factor secrets sealed under each key id (`FactorRecord.keyId`), across tenants: what still needs a key.
+   * A key id absent here seals nothing and can be removed from the keyring. Key ids are the operator's names
+   * for keys, never data; a stored key id not shaped like an id is counted under `(invalid)`.
+   */
+  readonly sealedByKeyId: Readonly<Record<string, number>>
+}
+
+/** A session and its tenant's record, as `findSession` reads them together. */
+export interface SessionLookup {
+  readonly session: SessionRecord
+  readonly tenant: TenantRecord
+}
+
+export interface PurgeExpiredQuery {
+  /** ISO 8601 instant: sessions and tokens whose `expiresAt` is before it are deleted. */
+  readonly before: string
+  /** At most this many records (sessions and tokens together) per call, 1..10 000. */
+  readonly limit: number
+}
+
+export interface PurgeExpiredResult {
+  readonly sessions: number
+  readonly tokens: number
+}
+
+export interface ListSealedFactorsQuery {
+  /** Factors sealed under any key but this one (the keyring's current key). */
+  readonly excludeKeyId: string
+  /** Keyset: only factor ids greater than this (code-point order). */
+  readonly after?: string
+  /** 1..500. */
+  readonly limit: number
 }
 
 export interface ClaimOptions {
@@ -144,6 +179,14 @@ export interface OutboxAccess {
  *    error `fn` throws does not. The engine retries only a marked VERSION_CONFLICT. `runUnitOfWork` does both.
  * 9. `listTenants` lists every tenant record in ascending id order (code-point order), keyset-paginated like
  *    `listUsers`: the one read that spans tenants.
+ * 10. `findSession` is one read (the session validation hot path): the session with that id and its tenant's
+ *    record, or null. A session of another tenant is invisible.
+ * 11. `purgeExpired` deletes only sessions and tokens of the tenant whose `expiresAt` is before `before`, at
+ *    most `limit`, and never a record that was live when it ran: one a refresh has moved past `before` survives.
+ *    It writes no audit record or event and bumps no version: expired records are already dead.
+ * 12. `listSealedFactors` returns the tenant's factors whose `keyId` is set and differs from `excludeKeyId`,
+ *    in ascending id order after `after`, at most `limit`. `diagnostics().sealedByKeyId` counts factors by
+ *    `keyId` across tenants.
  */
 export interface UserEngineStore {
   /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */
@@ -162,6 +205,12 @@ export interface UserEngineStore {
   getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>
   listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>>
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
+  /** Rule 10: the session and its tenant in one read; null when there is no such session in the tenant. */
+  findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null>
+  /** Rule 11: deletes expired sessions and tokens of one tenant, a bounded batch per call. */
+  purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult>
+  /** Rule 12: factors sealed under another key than `excludeKeyId`, keyset-paginated (key rotation). */
+  listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]>
 
   readonly outbox: OutboxAccess
   /** Failed sign-in counts and lockouts (throttle.ts has its MUST rules). */

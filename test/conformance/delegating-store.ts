@@ -1,5 +1,6 @@
 import type {
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   TenantRecord,
@@ -8,12 +9,16 @@ import type {
 import type {
   Diagnostics,
   ListAuditQuery,
+  ListSealedFactorsQuery,
   ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   OutboxAccess,
   Page,
+  PurgeExpiredQuery,
+  PurgeExpiredResult,
   Readiness,
+  SessionLookup,
   StoreCapabilities,
   ThrottleAccess,
   UnitOfWork,
@@ -63,6 +68,15 @@ export class DelegatingStore implements UserEngineStore {
   }
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     return this.inner.listAudit(tenantId, query)
+  }
+  findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
+    return this.inner.findSession(tenantId, sessionId)
+  }
+  purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    return this.inner.purgeExpired(tenantId, query)
+  }
+  listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]> {
+    return this.inner.listSealedFactors(tenantId, query)
   }
   diagnostics(): Promise<Diagnostics> {
     return this.inner.diagnostics()

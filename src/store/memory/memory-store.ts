@@ -3,6 +3,7 @@ import { ConflictError, ErrorCode, NotFoundError, SchemaError, UserEngineError }
 import { shownId } from '../../domain/ids.js'
 import type {
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   OutboxEntry,
@@ -17,22 +18,29 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
+  validateListSealedFactorsQuery,
   validateListTenantsQuery,
   validateListUsersQuery,
+  validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
 import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../schema-versions.js'
+import { countSealedByKeyId } from '../sealed-keys.js'
 import type {
   Diagnostics,
   ListAuditQuery,
+  ListSealedFactorsQuery,
   ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
+  PurgeExpiredQuery,
+  PurgeExpiredResult,
   Readiness,
+  SessionLookup,
   StoreCapabilities,
   UserEngineStore,
 } from '../store.js'
@@ -215,6 +223,52 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return { items, nextCursor: all.length > limit && last ? encodeCursor(last.seq) : null }
   }
 
+  async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
+    assertId(tenantId, 'tenantId')
+    assertId(sessionId, 'sessionId')
+    this.#assertUsable()
+    const state = this.#tenant(tenantId)
+    const session = state?.rows.get(rowKey('session', sessionId))
+    const tenant = state?.rows.get(rowKey('tenant', tenantId))
+    if (!session || !tenant) return null
+    return {
+      session: recordCodec.session.fromRow(tenantId, copy(session)),
+      tenant: recordCodec.tenant.fromRow(tenantId, copy(tenant)),
+    }
+  }
+
+  async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    assertId(tenantId, 'tenantId')
+    const { before, limit } = validatePurgeExpiredQuery(query)
+    this.#assertUsable()
+    const state = this.#tenant(tenantId)
+    const result = { sessions: 0, tokens: 0 }
+    if (!state) return result
+    // Oldest expiry first, as the Postgres store's index reads them; one synchronous step.
+    const expired = [...state.rows.entries()]
+      .filter(([, r]) => (r.type === 'session' || r.type === 'token') && String(r.payload.expiresAt) < before)
+      .sort(([, a], [, b]) => (String(a.payload.expiresAt) < String(b.payload.expiresAt) ? -1 : 1))
+      .slice(0, limit)
+    for (const [k, r] of expired) {
+      state.rows.delete(k)
+      if (r.type === 'session') result.sessions++
+      else result.tokens++
+    }
+    return result
+  }
+
+  async listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]> {
+    assertId(tenantId, 'tenantId')
+    const { excludeKeyId, after, limit } = validateListSealedFactorsQuery(query)
+    this.#assertUsable()
+    const rows = [...(this.#tenant(tenantId)?.rows.values() ?? [])]
+      .filter((r) => r.type === 'factor' && r.id > after)
+      .filter((r) => typeof r.payload.keyId === 'string' && r.payload.keyId !== excludeKeyId)
+      .sort(byId)
+      .slice(0, limit)
+    return rows.map((r) => recordCodec.factor.fromRow(tenantId, copy(r)))
+  }
+
   async diagnostics(): Promise<Diagnostics> {
     this.#assertOpen()
     const counts: Record<string, number> = Object.fromEntries(DIAGNOSTIC_COUNT_KEYS.map((k) => [k, 0]))
@@ -224,9 +278,15 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       identifier: 'identifiers',
       profile: 'profiles',
       factor: 'factors',
+      session: 'sessions',
+      token: 'tokens',
     }
+    const keyIds: unknown[] = []
     for (const state of this.#tenants.values()) {
-      for (const row of state.rows.values()) counts[plural[row.type]]! += 1
+      for (const row of state.rows.values()) {
+        counts[plural[row.type]]! += 1
+        if (row.type === 'factor' && row.payload.keyId != null) keyIds.push(row.payload.keyId)
+      }
       counts.audit_records! += state.audit.length
     }
     for (const row of this.#outboxRows) counts[`outbox_${row.status}`]! += 1
@@ -235,6 +295,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       schemaVersion: this.#schemaVersion,
       latestVersion: LATEST_SCHEMA_VERSION,
       counts,
+      sealedByKeyId: countSealedByKeyId(keyIds.map((keyId) => ({ keyId, n: 1 }))),
     }
   }
 

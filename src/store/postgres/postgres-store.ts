@@ -12,6 +12,7 @@ import { shownId } from '../../domain/ids.js'
 import type {
   AuditData,
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   JsonValue,
@@ -27,22 +28,29 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
+  validateListSealedFactorsQuery,
   validateListTenantsQuery,
   validateListUsersQuery,
+  validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
 import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
+import { countSealedByKeyId } from '../sealed-keys.js'
 import type {
   Diagnostics,
   ListAuditQuery,
+  ListSealedFactorsQuery,
   ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
+  PurgeExpiredQuery,
+  PurgeExpiredResult,
   Readiness,
+  SessionLookup,
   StoreCapabilities,
   UserEngineStore,
 } from '../store.js'
@@ -352,10 +360,61 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
   }
 
+  async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
+    assertId(tenantId, 'tenantId')
+    assertId(sessionId, 'sessionId')
+    const [r] = await this.#rows<
+      Omit<RecordDbRow, 'record_type'> & {
+        tenant_version: number
+        tenant_payload: { [key: string]: JsonValue }
+        tenant_created_at: Date | string
+        tenant_updated_at: Date | string
+      }
+    >('findSession', SQL.findSession, [tenantId, sessionId])
+    if (!r) return null
+    return {
+      session: recordCodec.session.fromRow(tenantId, toStoredRow({ ...r, record_type: 'session' })),
+      tenant: recordCodec.tenant.fromRow(tenantId, {
+        type: 'tenant',
+        id: tenantId,
+        userId: null,
+        version: Number(r.tenant_version),
+        payload: r.tenant_payload,
+        createdAt: isoOf(r.tenant_created_at),
+        updatedAt: isoOf(r.tenant_updated_at),
+      }),
+    }
+  }
+
+  async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    assertId(tenantId, 'tenantId')
+    const { before, limit } = validatePurgeExpiredQuery(query)
+    const rows = await this.#rows<{ record_type: string }>('purgeExpired', SQL.purgeExpired, [
+      tenantId,
+      before,
+      limit,
+    ])
+    const sessions = rows.filter((r) => r.record_type === 'session').length
+    return { sessions, tokens: rows.length - sessions }
+  }
+
+  async listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]> {
+    assertId(tenantId, 'tenantId')
+    const { excludeKeyId, after, limit } = validateListSealedFactorsQuery(query)
+    const rows = await this.#rows<RecordDbRow>('listSealedFactors', SQL.listSealedFactors, [
+      tenantId,
+      after,
+      excludeKeyId,
+      limit,
+    ])
+    return rows.map((r) => recordCodec.factor.fromRow(tenantId, toStoredRow(r)))
+  }
+
   async diagnostics(): Promise<Diagnostics> {
     this.#assertOpen()
     const schemaVersion = await this.#refreshSchemaVersion()
     const counts: Record<string, number> = Object.fromEntries(DIAGNOSTIC_COUNT_KEYS.map((k) => [k, 0]))
+    let sealedByKeyId: Readonly<Record<string, number>> = {}
     if (schemaVersion > 0) {
       const plural: Record<string, string> = {
         'record:tenant': 'tenants',
@@ -363,16 +422,22 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
         'record:identifier': 'identifiers',
         'record:profile': 'profiles',
         'record:factor': 'factors',
+        'record:session': 'sessions',
+        'record:token': 'tokens',
         audit: 'audit_records',
       }
-      const rows = await this.#rows<{ key: string; n: number | string }>('diagnostics', SQL.diagnostics, [])
+      const [rows, sealed] = await Promise.all([
+        this.#rows<{ key: string; n: number | string }>('diagnostics', SQL.diagnostics, []),
+        this.#rows<{ key_id: string; n: number | string }>('diagnostics', SQL.sealedByKeyId, []),
+      ])
       for (const r of rows) {
         const name = plural[r.key] ?? `outbox_${r.key.slice('outbox:'.length)}`
         // Only the fixed keys: nothing the database holds becomes a key.
         if (name in counts) counts[name] = Number(r.n)
       }
+      sealedByKeyId = countSealedByKeyId(sealed.map((r) => ({ keyId: r.key_id, n: r.n })))
     }
-    return { store: this.kind, schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, counts }
+    return { store: this.kind, schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, counts, sealedByKeyId }
   }
 
   async close(): Promise<void> {

@@ -58,6 +58,31 @@ export const SQL = {
   listAuditForUser: `SELECT ${AUDIT} FROM user_engine_audit
     WHERE tenant_id = $1 AND user_id = $4 AND seq > $2 ORDER BY seq LIMIT $3`,
 
+  // Store rule 10: the session and its tenant in one statement, both by primary key.
+  findSession: `SELECT s.record_id, s.user_id, s.version, s.payload, s.created_at, s.updated_at,
+      t.version AS tenant_version, t.payload AS tenant_payload, t.created_at AS tenant_created_at,
+      t.updated_at AS tenant_updated_at
+    FROM user_engine_records s
+    JOIN user_engine_records t ON t.tenant_id = s.tenant_id AND t.record_type = 'tenant' AND t.record_id = s.tenant_id
+    WHERE s.tenant_id = $1 AND s.record_type = 'session' AND s.record_id = $2`,
+  // Store rule 11, by 0008's expiry index: oldest expiry first, at most $3. The outer condition is checked
+  // again on the row it deletes, so a session a refresh moved past $2 meanwhile is kept.
+  purgeExpired: `DELETE FROM user_engine_records r
+    WHERE r.tenant_id = $1 AND r.record_type IN ('session', 'token')
+      AND (r.payload->>'expiresAt') COLLATE "C" < $2
+      AND (r.record_type, r.record_id) IN (
+        SELECT record_type, record_id FROM user_engine_records
+        WHERE tenant_id = $1 AND record_type IN ('session', 'token') AND (payload->>'expiresAt') COLLATE "C" < $2
+        ORDER BY (payload->>'expiresAt') COLLATE "C" LIMIT $3)
+    RETURNING r.record_type`,
+  // Store rule 12: the tenant's factors in key order by primary key; keyId is compared, never indexed.
+  listSealedFactors: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'factor' AND record_id > $2
+      AND payload->>'keyId' IS NOT NULL AND payload->>'keyId' <> $3
+    ORDER BY record_id LIMIT $4`,
+  sealedByKeyId: `SELECT payload->>'keyId' AS key_id, count(*) AS n FROM user_engine_records
+    WHERE record_type = 'factor' AND payload->>'keyId' IS NOT NULL GROUP BY 1`,
+
   diagnostics: `SELECT 'record:' || record_type AS key, count(*) AS n FROM user_engine_records GROUP BY record_type
     UNION ALL SELECT 'audit', count(*) FROM user_engine_audit
     UNION ALL SELECT 'outbox:' || status, count(*) FROM user_engine_outbox GROUP BY status`,

@@ -62,4 +62,12 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     checksum: 'f35141e2969f8efe8b8711e73ea9bbe34bdccc2bc1f37b8f878bca166bcde810',
     transactional: true,
   },
+  {
+    ...schemaVersion(8),
+    file: '0008_sessions_tokens_and_key_ids.sql',
+    checksum: '582caf793f3eb407c289661677df2f9ca6a3a19891961c6ab49a879aab8e5578',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every record.',
+  },
 ])
