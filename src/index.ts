@@ -21,8 +21,19 @@ export {
 export { LIMITS } from './domain/limits.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
-export { assertId, normalizeIdentifier, validatePageSize } from './domain/validation.js'
-export { DEFAULT_CALLER_THROTTLE, DEFAULT_SIGN_IN_THROTTLE } from './engine/engine-options.js'
+export {
+  assertId,
+  isIsoInstant,
+  MAX_PURGE_BATCH,
+  normalizeIdentifier,
+  validatePageSize,
+} from './domain/validation.js'
+export {
+  DEFAULT_CALLER_THROTTLE,
+  DEFAULT_SESSION_POLICY,
+  DEFAULT_SIGN_IN_THROTTLE,
+  DEFAULT_TOKEN_POLICY,
+} from './engine/engine-options.js'
 // The engine: the use cases service teams call.
 export {
   AUDIT_ACTIONS,
@@ -32,18 +43,41 @@ export {
   type RejectReason,
 } from './engine/events.js'
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
+export {
+  createExpiryPurger,
+  type ExpiryPurger,
+  type ExpiryPurgerOptions,
+  purgeExpired,
+} from './engine/maintenance.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
 export { STATUS_RULES, type StatusOutcome, type StatusRule, type UserUseCase } from './engine/status-rules.js'
 export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
+  type AccountIdentifier,
+  type CompletedSignIn,
   type FactorSummary,
+  type IssuedToken,
+  type KeyUsage,
+  type KeyUse,
+  type NewSession,
   type PasswordSubject,
+  type PurgeOptions,
+  type PurgeResult,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type ResealFailure,
+  type ResealOptions,
+  type ResealProgress,
+  type ResealResult,
+  type RevokeReason,
   type SecondFactorKind,
+  type SecondFactorProof,
+  type SessionPolicy,
+  type SessionSummary,
   type SignInCredentials,
   type SignInResult,
+  type TokenPolicy,
   type TotpEnrollment,
   type UpdateProfileOptions,
   UserEngine,
@@ -64,7 +98,7 @@ export {
   type RelayProgress,
 } from './outbox/relay.js'
 // The store contract, and the kit a provider's store may reuse.
-export { BufferedUnitOfWork, type RowSource } from './store/buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource, type UserRowType } from './store/buffered-unit-of-work.js'
 export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'
 export type * from './store/commit-plan.js'
 export { runUnitOfWork, type UnitOfWorkRun } from './store/run-unit-of-work.js'
@@ -77,6 +111,7 @@ export {
   SCHEMA_VERSIONS,
   type SchemaVersion,
 } from './store/schema-versions.js'
+export { countSealedByKeyId, INVALID_KEY_ID } from './store/sealed-keys.js'
 export type * from './store/store.js'
 export { recordCodec, type StoredRow } from './store/stored-row.js'
 export * from './store/throttle.js'

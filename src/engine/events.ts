@@ -22,6 +22,12 @@ export const EVENT_TYPES = {
   userDisabled: 'user.disabled',
   userEnabled: 'user.enabled',
   userDeleted: 'user.deleted',
+  emailVerified: 'user.email_verified',
+  totpResealed: 'user.totp_resealed',
+  sessionCreated: 'user.session_created',
+  sessionsRevoked: 'user.sessions_revoked',
+  tokenIssued: 'user.token_issued',
+  tokenConsumed: 'user.token_consumed',
 } as const
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES]
 
@@ -51,6 +57,13 @@ export const AUDIT_ACTIONS = {
   userDisabled: 'user.disabled',
   userEnabled: 'user.enabled',
   userDeleted: 'user.deleted',
+  emailVerified: 'email.verified',
+  passwordReset: 'password.reset',
+  totpResealed: 'totp.resealed',
+  sessionCreated: 'session.created',
+  sessionsRevoked: 'sessions.revoked',
+  tokenIssued: 'token.issued',
+  tokenConsumed: 'token.consumed',
 } as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[keyof typeof AUDIT_ACTIONS]
 

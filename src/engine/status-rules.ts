@@ -8,7 +8,11 @@ export type StatusOutcome =
   | typeof ErrorCode.USER_DISABLED
   | typeof ErrorCode.USER_DELETED
   | typeof ErrorCode.TENANT_SUSPENDED
-  /** A check (verifyPassword, verifyTotp, consumeRecoveryCode) answers false; authenticate INVALID_CREDENTIALS. */
+  /**
+   * Refused without saying why: a check (verifyPassword, verifyTotp, consumeRecoveryCode) answers false,
+   * authenticate is INVALID_CREDENTIALS, a use of a session or token INVALID_TOKEN, a request for a token
+   * (requestPasswordReset, requestMagicLink) null.
+   */
   | 'refused'
   /** deleteUser on a deleted user, disableUser on a disabled one: returns the record, writes nothing. */
   | 'no-op'
@@ -36,8 +40,12 @@ const USER_READ: StatusRule = {
   deletedUser: USER_DELETED,
   suspendedTenant: 'allowed',
 }
-// Sign-in checks never raise: they answer false (INVALID_CREDENTIALS) and audit the reason.
+// Sign-in checks never raise: they answer false (INVALID_CREDENTIALS) and audit the reason. Sessions and
+// tokens are refused the same way (INVALID_TOKEN), and requests for a token by identifier answer null.
 const CHECK: StatusRule = { disabledUser: 'refused', deletedUser: 'refused', suspendedTenant: 'refused' }
+// Ending sessions is always possible: a disabled or deleted user has none left (ended with the status
+// change), so it changes nothing; in a suspended tenant it works, like deleteUser.
+const SIGN_OUT: StatusRule = { disabledUser: 'no-op', deletedUser: 'no-op', suspendedTenant: 'allowed' }
 
 /**
  * Every user use case x user status x tenant status. docs/status-rules.md shows this table (a test keeps the
@@ -64,6 +72,24 @@ export const STATUS_RULES = {
   enableUser: { disabledUser: 'allowed', deletedUser: USER_DELETED, suspendedTenant: TENANT_SUSPENDED },
   // Erasure is always possible, also in a suspended tenant (a data-protection request cannot wait).
   deleteUser: { disabledUser: 'allowed', deletedUser: 'no-op', suspendedTenant: 'allowed' },
+  // Sessions: disabling or deleting a user ends them; a suspended tenant's sessions stop validating until it
+  // is reactivated (they are kept, so reactivation restores them).
+  createSession: SELF_SERVICE,
+  validateSession: CHECK,
+  listSessions: USER_READ,
+  revokeSession: SIGN_OUT,
+  revokeAllSessions: SIGN_OUT,
+  signOut: SIGN_OUT,
+  completeSignIn: CHECK,
+  // Single-use tokens: disabling or deleting a user drops them; issuing is the user's own change.
+  issueEmailVerification: SELF_SERVICE,
+  verifyEmail: CHECK,
+  requestPasswordReset: CHECK,
+  resetPassword: CHECK,
+  requestEmailChange: SELF_SERVICE,
+  confirmEmailChange: CHECK,
+  requestMagicLink: CHECK,
+  signInWithMagicLink: CHECK,
 } as const satisfies Record<string, StatusRule>
 
 export type UserUseCase = keyof typeof STATUS_RULES

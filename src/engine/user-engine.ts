@@ -1,12 +1,26 @@
-import type { ProfileRecord, ProfileValue, TenantRecord, UserRecord } from '../domain/records.js'
+import type {
+  ProfileRecord,
+  ProfileValue,
+  SignInMethod,
+  TenantRecord,
+  UserRecord,
+} from '../domain/records.js'
 import type { ListTenantsQuery, ListUsersQuery, Page, UserEngineStore } from '../store/store.js'
 import type { ThrottlePolicy } from '../store/throttle.js'
+import type { AccountIdentifier } from './account.js'
+import * as account from './account.js'
+import type { CompletedSignIn, SecondFactorProof } from './challenge.js'
+import * as challenges from './challenge.js'
 import { createEngineContext, type EngineContext } from './context.js'
-import { validateEngineOptions } from './engine-options.js'
+import { type SessionPolicy, type TokenPolicy, validateEngineOptions } from './engine-options.js'
 import type { FactorSummary } from './factors.js'
 import * as factors from './factors.js'
 import * as identifiers from './identifiers.js'
 import type { Keyring } from './keyring.js'
+import type { KeyUsage, ResealOptions, ResealResult } from './keys.js'
+import * as keys from './keys.js'
+import type { PurgeOptions, PurgeResult } from './maintenance.js'
+import * as maintenance from './maintenance.js'
 import type { PasswordSubject } from './password.js'
 import * as passwords from './password.js'
 import type { PasswordHashingOptions } from './password-hasher.js'
@@ -14,20 +28,30 @@ import type { UpdateProfileOptions } from './profile.js'
 import * as profile from './profile.js'
 import type { RecoveryCodeSet } from './recovery-codes.js'
 import * as recoveryCodes from './recovery-codes.js'
+import type { NewSession, SessionSummary } from './sessions.js'
+import * as sessions from './sessions.js'
 import type { SignInCredentials, SignInResult } from './sign-in.js'
 import * as signIn from './sign-in.js'
 import * as tenants from './tenants.js'
+import type { IssuedToken } from './tokens.js'
 import type { TotpEnrollment } from './totp.js'
 import * as totp from './totp.js'
 import type { TotpOptions } from './totp-algorithm.js'
 import type { RegisterUserInput } from './users.js'
 import * as users from './users.js'
 
+export type { AccountIdentifier } from './account.js'
+export type { CompletedSignIn, SecondFactorProof } from './challenge.js'
+export type { SessionPolicy, TokenPolicy } from './engine-options.js'
 export type { FactorSummary } from './factors.js'
+export type { KeyUsage, KeyUse, ResealFailure, ResealOptions, ResealProgress, ResealResult } from './keys.js'
+export type { PurgeOptions, PurgeResult } from './maintenance.js'
 export type { PasswordSubject } from './password.js'
 export type { UpdateProfileOptions } from './profile.js'
 export type { RecoveryCodeSet } from './recovery-codes.js'
+export type { NewSession, RevokeReason, SessionSummary } from './sessions.js'
 export type { SecondFactorKind, SignInCredentials, SignInResult } from './sign-in.js'
+export type { IssuedToken } from './tokens.js'
 export type { TotpEnrollment } from './totp.js'
 export type { RegisterUserInput } from './users.js'
 
@@ -49,6 +73,10 @@ export interface UserEngineOptions {
   readonly throttle?: Partial<ThrottlePolicy>
   /** Sign-in lockout per `throttleKey` (IP, device). Default DEFAULT_CALLER_THROTTLE (50 failures, then as above). */
   readonly callerThrottle?: Partial<ThrottlePolicy>
+  /** Session lifetimes and refresh. Default DEFAULT_SESSION_POLICY (30 days absolute, 7 days idle, refresh hourly). */
+  readonly sessions?: Partial<SessionPolicy>
+  /** Single-use token lifetimes and the cap per user. Default DEFAULT_TOKEN_POLICY. */
+  readonly tokens?: Partial<TokenPolicy>
 }
 
 /**
@@ -182,12 +210,13 @@ export class UserEngine {
 
   /**
    * Signs a user in: an email or username and a password, and optionally a `throttleKey` (an IP, a device).
-   * Returns the user and what happens next: `signed_in`, or `second_factor_required` with the second factors
-   * the user has (finish with verifyTotp or consumeRecoveryCode). Every refusal (unknown identifier, wrong
-   * password, no password, disabled or deleted user, suspended tenant) is INVALID_CREDENTIALS after the same
-   * Argon2 work; the reason is in the audit trail only. Failures are counted per identifier, per user and per
-   * throttle key; a locked one is THROTTLED (`details.retryAfterMs`) before any hashing. A success rehashes a
-   * password hashed with other Argon2 costs, in the same unit of work as its audit record.
+   * Returns the user and what happens next: `signed_in` with a new session (its token shown once), or
+   * `second_factor_required` with the second factors the user has and a sign-in challenge token (finish with
+   * completeSignIn). Every refusal (unknown identifier, wrong password, no password, disabled or deleted
+   * user, suspended tenant) is INVALID_CREDENTIALS after the same Argon2 work; the reason is in the audit trail
+   * only. Failures are counted per identifier, per user and per throttle key; a locked one is THROTTLED
+   * (`details.retryAfterMs`) before any hashing. A success rehashes a password hashed with other Argon2 costs,
+   * and creates the session or challenge, in the same unit of work as its audit record.
    */
   async authenticate(tenantId: string, credentials: SignInCredentials): Promise<SignInResult> {
     return signIn.authenticate(this.#ctx, tenantId, credentials)
@@ -251,6 +280,137 @@ export class UserEngine {
 
   async removeFactor(tenantId: string, userId: string, factorId: string): Promise<UserRecord> {
     return factors.removeFactor(this.#ctx, tenantId, userId, factorId)
+  }
+
+  // ---- sign-in steps and sessions ----------------------------------------------------------------------
+
+  /**
+   * Finishes a sign-in `authenticate` (or `signInWithMagicLink`) answered with `second_factor_required`: the
+   * challenge token and a TOTP or recovery code. One unit of work consumes the challenge, uses the code and
+   * creates the session. A challenge that is unknown, used, expired or of a user no longer active is
+   * INVALID_TOKEN; a wrong code is INVALID_CREDENTIALS (counted on the user's throttle key; the challenge
+   * stays usable until it expires).
+   */
+  async completeSignIn(challenge: string, proof: SecondFactorProof): Promise<CompletedSignIn> {
+    return challenges.completeSignIn(this.#ctx, challenge, proof)
+  }
+
+  /**
+   * A session for a user the service signed in by its own means (`methods`, default `['external']`): the
+   * engine's own sign-ins create theirs. Ends the user's least recently active session beyond
+   * `sessions.maxPerUser`.
+   */
+  async createSession(
+    tenantId: string,
+    userId: string,
+    options: { readonly methods?: readonly SignInMethod[] } = {},
+  ): Promise<NewSession> {
+    return sessions.createSession(this.#ctx, tenantId, userId, options)
+  }
+
+  /**
+   * The session a token names, if it is valid: the hot path, one read and no write unless the session's
+   * activity is due to be recorded (at most once per `sessions.refreshIntervalMs`), which moves its idle
+   * expiry. Every refusal is INVALID_TOKEN: unknown, revoked, expired or tampered token, a suspended tenant.
+   * The token names its tenant: compare `tenantId` with the tenant the request is for.
+   */
+  async validateSession(token: string): Promise<SessionSummary> {
+    return sessions.validateSession(this.#ctx, token)
+  }
+
+  /** The user's live sessions (ids and times only), in creation order. */
+  async listSessions(tenantId: string, userId: string): Promise<SessionSummary[]> {
+    return sessions.listSessions(this.#ctx, tenantId, userId)
+  }
+
+  /** Ends one session of the user; true when it was live, false when there is none (idempotent). */
+  async revokeSession(tenantId: string, userId: string, sessionId: string): Promise<boolean> {
+    return sessions.revokeSession(this.#ctx, tenantId, userId, sessionId)
+  }
+
+  /** Ends every session of the user ("sign out everywhere"), or every other one; returns how many ended. */
+  async revokeAllSessions(
+    tenantId: string,
+    userId: string,
+    options: { readonly exceptSessionId?: string } = {},
+  ): Promise<number> {
+    return sessions.revokeAllSessions(this.#ctx, tenantId, userId, options)
+  }
+
+  /** Ends the session of this token (sign-out). False, and nothing written, for any token that is not live. */
+  async signOut(token: string): Promise<boolean> {
+    return sessions.signOut(this.#ctx, token)
+  }
+
+  // ---- single-use tokens --------------------------------------------------------------------------------
+
+  /** A token that verifies the user's current email (send it as a link). */
+  async issueEmailVerification(tenantId: string, userId: string): Promise<IssuedToken> {
+    return account.issueEmailVerification(this.#ctx, tenantId, userId)
+  }
+
+  /** Marks the email the token was issued for as verified, consuming the token. INVALID_TOKEN otherwise. */
+  async verifyEmail(token: string): Promise<UserRecord> {
+    return account.verifyEmail(this.#ctx, token)
+  }
+
+  /**
+   * A password reset token for the user this email or username names, replacing any earlier one; null when
+   * there is no such active user. Answer the requester the same way either way.
+   */
+  async requestPasswordReset(tenantId: string, identifier: AccountIdentifier): Promise<IssuedToken | null> {
+    return account.requestPasswordReset(this.#ctx, tenantId, identifier)
+  }
+
+  /**
+   * Sets the password with a reset token: the token is consumed, the password set and every session of the
+   * user ended, in one unit of work. INVALID_TOKEN for a token that is not valid (and no hashing).
+   */
+  async resetPassword(token: string, password: string): Promise<UserRecord> {
+    return account.resetPassword(this.#ctx, token, password)
+  }
+
+  /** A token confirming a change to `email` (send it to that address); the change happens on confirmation. */
+  async requestEmailChange(tenantId: string, userId: string, email: string): Promise<IssuedToken> {
+    return account.requestEmailChange(this.#ctx, tenantId, userId, email)
+  }
+
+  /** Makes the token's email the user's (verified), consuming the token; sessions end as on any email change. */
+  async confirmEmailChange(token: string): Promise<UserRecord> {
+    return account.confirmEmailChange(this.#ctx, token)
+  }
+
+  /** A sign-in link token for the user this email names; null when there is no such active user. */
+  async requestMagicLink(
+    tenantId: string,
+    identifier: { readonly email: string },
+  ): Promise<IssuedToken | null> {
+    return account.requestMagicLink(this.#ctx, tenantId, identifier)
+  }
+
+  /** Signs in with a magic link token, as `authenticate` would with a password (second factor included). */
+  async signInWithMagicLink(token: string): Promise<SignInResult> {
+    return account.signInWithMagicLink(this.#ctx, token)
+  }
+
+  // ---- keys and maintenance -----------------------------------------------------------------------------
+
+  /** How many seeds each key seals (counts only): a key other than the current one at 0 can be removed. */
+  async keyUsage(): Promise<KeyUsage> {
+    return keys.keyUsage(this.#ctx)
+  }
+
+  /**
+   * Re-seals every TOTP seed under the keyring's current key, in bounded batches, resumable (a later run finds
+   * only what is left). Returns counts and the key usage after the run.
+   */
+  async resealSeeds(options: ResealOptions = {}): Promise<ResealResult> {
+    return keys.resealSeeds(this.#ctx, options)
+  }
+
+  /** Deletes expired sessions and tokens of every tenant in bounded batches (the engine's clock is `now`). */
+  async purgeExpired(options: PurgeOptions = {}): Promise<PurgeResult> {
+    return maintenance.purgeExpired(this.#ctx.store, { now: this.#ctx.clock(), ...options })
   }
 
   toJSON(): { engine: string; store: string } {

@@ -14,6 +14,8 @@ import {
 } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { checkNewPassword, passwordSecret } from './password.js'
+import { bufferRevokeSessions } from './sessions.js'
+import { bufferDropTokens } from './tokens.js'
 
 export interface RegisterUserInput {
   readonly email: string
@@ -118,10 +120,25 @@ export async function setStatus(
     const user = await requireUser(tx, userId, status === 'disabled' ? 'disableUser' : 'enableUser')
     if (user.status === status) return user
     const disabled = status === 'disabled'
+    // A disabled account is frozen: its sessions end and its tokens stop working, in the same commit.
+    const [ended, tokens] = disabled
+      ? await Promise.all([
+          bufferRevokeSessions(ctx, tx, userId, 'user_disabled'),
+          bufferDropTokens(tx, userId),
+        ])
+      : [{ events: [], revoked: 0 }, 0]
     return recordUserChange(tx, userId, user, {
       status,
-      audit: { action: disabled ? AUDIT_ACTIONS.userDisabled : AUDIT_ACTIONS.userEnabled },
-      events: [{ type: disabled ? EVENT_TYPES.userDisabled : EVENT_TYPES.userEnabled, payload: { userId } }],
+      audit: disabled
+        ? {
+            action: AUDIT_ACTIONS.userDisabled,
+            data: { sessionsRevoked: ended.revoked, tokensDropped: tokens },
+          }
+        : { action: AUDIT_ACTIONS.userEnabled },
+      events: [
+        { type: disabled ? EVENT_TYPES.userDisabled : EVENT_TYPES.userEnabled, payload: { userId } },
+        ...ended.events,
+      ],
     })
   })
 }
@@ -132,10 +149,12 @@ export async function deleteUser(ctx: EngineContext, tenantId: string, userId: s
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'deleteUser')
     if (user.status === 'deleted') return user
-    const [identifiers, factors, profile] = await Promise.all([
+    const [identifiers, factors, profile, ended, tokens] = await Promise.all([
       tx.listIdentifiers(userId),
       tx.listFactors(userId),
       tx.getProfile(userId),
+      bufferRevokeSessions(ctx, tx, userId, 'user_deleted'),
+      bufferDropTokens(tx, userId),
     ])
     for (const i of identifiers) tx.deleteIdentifier({ id: i.id, userId }, { expectedVersion: i.version })
     for (const f of factors) tx.deleteFactor({ id: f.id, userId }, { expectedVersion: f.version })
@@ -144,9 +163,15 @@ export async function deleteUser(ctx: EngineContext, tenantId: string, userId: s
       status: 'deleted',
       audit: {
         action: AUDIT_ACTIONS.userDeleted,
-        data: { identifiers: identifiers.length, factors: factors.length, profile: profile !== null },
+        data: {
+          identifiers: identifiers.length,
+          factors: factors.length,
+          profile: profile !== null,
+          sessions: ended.revoked,
+          tokens,
+        },
       },
-      events: [{ type: EVENT_TYPES.userDeleted, payload: { userId } }],
+      events: [{ type: EVENT_TYPES.userDeleted, payload: { userId } }, ...ended.events],
     })
   })
 }
