@@ -11,10 +11,18 @@ export {
 export { openSeed, type SealedSeed, sealSeed } from './seed-cipher.js'
 export { DEFAULT_TOTP, TotpAlgorithm, type TotpOptions } from './totp-algorithm.js'
 export {
+  type AccountIdentifier,
+  type CompletedSignIn,
   type FactorSummary,
+  type IssuedToken,
+  type KeyUsage,
+  type NewSession,
   type PasswordSubject,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type ResealResult,
+  type SecondFactorProof,
+  type SessionSummary,
   type TotpEnrollment,
   type UpdateProfileOptions,
   UserEngine,

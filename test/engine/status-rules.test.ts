@@ -10,6 +10,13 @@ interface Subject {
   readonly code: string
   readonly recoveryCode: string
   readonly factorId: string
+  /** Tokens issued while the user was active, before the condition was applied. */
+  readonly session: { readonly id: string; readonly token: string }
+  readonly challenge: string
+  readonly verification: string
+  readonly reset: string
+  readonly emailChange: string
+  readonly magicLink: string
 }
 
 const PASSWORD = 'correct horse'
@@ -35,6 +42,34 @@ const CALLS: Record<UserUseCase, (e: UserEngine, s: Subject) => Promise<unknown>
   disableUser: (e, s) => e.disableUser(s.t, s.u),
   enableUser: (e, s) => e.enableUser(s.t, s.u),
   deleteUser: (e, s) => e.deleteUser(s.t, s.u),
+  createSession: (e, s) => e.createSession(s.t, s.u),
+  validateSession: (e, s) => e.validateSession(s.session.token),
+  listSessions: (e, s) => e.listSessions(s.t, s.u),
+  revokeSession: (e, s) => e.revokeSession(s.t, s.u, s.session.id),
+  revokeAllSessions: (e, s) => e.revokeAllSessions(s.t, s.u),
+  signOut: (e, s) => e.signOut(s.session.token),
+  completeSignIn: (e, s) => e.completeSignIn(s.challenge, { recoveryCode: s.recoveryCode }),
+  issueEmailVerification: (e, s) => e.issueEmailVerification(s.t, s.u),
+  verifyEmail: (e, s) => e.verifyEmail(s.verification),
+  requestPasswordReset: (e, s) => e.requestPasswordReset(s.t, { email: 'subject@example.com' }),
+  resetPassword: (e, s) => e.resetPassword(s.reset, 'a new password'),
+  requestEmailChange: (e, s) => e.requestEmailChange(s.t, s.u, 'moving@example.com'),
+  confirmEmailChange: (e, s) => e.confirmEmailChange(s.emailChange),
+  requestMagicLink: (e, s) => e.requestMagicLink(s.t, { email: 'subject@example.com' }),
+  signInWithMagicLink: (e, s) => e.signInWithMagicLink(s.magicLink),
+}
+
+/** What a refused use case answers: a check false, a request null, a sign-in or a token use an error code. */
+const REFUSAL: Partial<Record<UserUseCase, { code: string } | { value: unknown }>> = {
+  authenticate: { code: 'INVALID_CREDENTIALS' },
+  validateSession: { code: 'INVALID_TOKEN' },
+  completeSignIn: { code: 'INVALID_TOKEN' },
+  verifyEmail: { code: 'INVALID_TOKEN' },
+  resetPassword: { code: 'INVALID_TOKEN' },
+  confirmEmailChange: { code: 'INVALID_TOKEN' },
+  signInWithMagicLink: { code: 'INVALID_TOKEN' },
+  requestPasswordReset: { value: null },
+  requestMagicLink: { value: null },
 }
 
 const CONDITIONS = ['disabledUser', 'deletedUser', 'suspendedTenant'] as const
@@ -50,7 +85,23 @@ async function subject(h: Harness, condition: (typeof CONDITIONS)[number]): Prom
   const { codes } = await e.generateRecoveryCodes(t, u)
   const factorId = (await e.listFactors(t, u)).find((f) => f.kind === 'totp')!.id
   h.now += 30_000
-  const s = { t, u, code: codeFor(uri, h.now), recoveryCode: codes[0]!, factorId }
+  const signedIn = await e.createSession(t, u)
+  const first = await e.authenticate(t, { username: 'subject', password: PASSWORD })
+  assert.equal(first.status, 'second_factor_required')
+  const reveal = (issued: { token: { reveal(): string } } | null) => issued!.token.reveal()
+  const s = {
+    t,
+    u,
+    code: codeFor(uri, h.now),
+    recoveryCode: codes[0]!,
+    factorId,
+    session: { id: signedIn.id, token: signedIn.token.reveal() },
+    challenge: first.status === 'second_factor_required' ? first.challenge.token.reveal() : '',
+    verification: reveal(await e.issueEmailVerification(t, u)),
+    reset: reveal(await e.requestPasswordReset(t, { username: 'subject' })),
+    emailChange: reveal(await e.requestEmailChange(t, u, 'elsewhere@example.com')),
+    magicLink: reveal(await e.requestMagicLink(t, { email: 'subject@example.com' })),
+  }
   if (condition === 'disabledUser') await e.disableUser(t, u)
   if (condition === 'deletedUser') await e.deleteUser(t, u)
   if (condition === 'suspendedTenant') await e.suspendTenant(t)
@@ -73,9 +124,9 @@ async function expectOutcome(h: Harness, useCase: UserUseCase, s: Subject, outco
     assert.ok(settled.ok, `${what}, got ${settled.ok ? '' : settled.error.code}`)
     if (typeof settled.value === 'boolean') assert.equal(settled.value, true, what)
   } else if (outcome === 'refused') {
-    if (useCase === 'authenticate')
-      assert.equal(settled.ok ? 'ok' : settled.error.code, 'INVALID_CREDENTIALS', what)
-    else assert.deepEqual(settled, { ok: true, value: false }, what)
+    const refusal = REFUSAL[useCase] ?? { value: false }
+    if ('code' in refusal) assert.equal(settled.ok ? 'ok' : settled.error.code, refusal.code, what)
+    else assert.deepEqual(settled, { ok: true, value: refusal.value }, what)
     assert.deepEqual(await state(h, s), before, `${what}: nothing changed`)
   } else if (outcome === 'no-op') {
     assert.ok(settled.ok, what)
