@@ -113,7 +113,7 @@ async function issueForIdentifier(
   return ctx.unit(tenantId, async (tx) => {
     const [tenant, identifier] = await Promise.all([tx.getTenant(), tx.findIdentifier(kind, value)])
     const user = identifier ? await tx.getUser(identifier.userId) : null
-    if (!tenant || tenant.status !== 'active' || !user || user.status !== 'active' || !identifier) return null
+    if (tenant?.status !== 'active' || user?.status !== 'active' || !identifier) return null
     // A magic link signs in through the user's email, so it is bound to it: a changed email voids the link.
     // (A changed email drops outstanding reset tokens too: see bufferEmailChanged.)
     const data = purpose === 'magic_link' ? identifierBinding(identifier) : {}

@@ -133,7 +133,7 @@ export async function useToken<T>(
       throw invalidToken()
     }
     const user = await tx.getUser(record.userId)
-    if (!user || user.status !== 'active') throw invalidToken()
+    if (user?.status !== 'active') throw invalidToken()
     let consumed = false
     return work({
       tx,
