@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/shared/conformance-stores.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { runStoreConformance } from '../../src/testing/index.js'
+import { registerConformanceTests, type StoreFactoryContext } from '../../src/testing/index.js'
 import { ADAPTERS } from '../support/adapters.js'
 
 // The whole conformance harness on every store the project ships (Drizzle-style: one suite, every driver).
@@ -27,7 +27,7 @@ for (const adapter of ADAPTERS) {
       await stores?.dispose()
       await release?.()
     })
-    runStoreConformance({
+    registerConformanceTests({
       createStore: (ctx) => ready().createStore(ctx),
       destroyStore: async (store: UserEngineStore) => {
         const s = ready()
@@ -35,7 +35,7 @@ for (const adapter of ADAPTERS) {
       },
       ...(adapter.name === 'postgres'
         ? {
-            createSharedStores: (count: number, ctx: { empty: boolean }) =>
+            createSharedStores: (count: number, ctx: StoreFactoryContext) =>
               ready().createSharedStores!(count, ctx),
           }
         : {}),

@@ -178,7 +178,7 @@ console.log(JSON.stringify(out))
 const HARNESS_TEST = `import { writeFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { InMemoryUserEngineStore } from 'user-engine/memory'
-import { runStoreConformance, storeConformanceCases } from 'user-engine/testing'
+import { registerConformanceTests, conformanceCases } from 'user-engine/testing'
 
 // A provider's store (here a subclass of the reference store, standing in for their own), with its
 // capabilities declared so skips are decided up front, from those capabilities only.
@@ -187,7 +187,7 @@ const probe = new ProviderStore()
 const capabilities = probe.capabilities
 await probe.close()
 const options = { createStore: async () => new ProviderStore(), capabilities }
-const cases = storeConformanceCases(options)
+const cases = conformanceCases(options)
 writeFileSync(
   'harness-expected.json',
   JSON.stringify({
@@ -197,7 +197,7 @@ writeFileSync(
     skips: cases.filter((c) => c.skip !== undefined).map((c) => ({ name: c.name, reason: c.skip })),
   }),
 )
-runStoreConformance({ ...options, test, skipTest: (name, reason) => test(name, { skip: reason }, () => {}) })
+registerConformanceTests({ ...options, test, skipTest: (name, reason) => test(name, { skip: reason }, () => {}) })
 `
 
 /** `npx --no`: run the project's own bin, never fetch a package of that name from the registry. */
@@ -263,7 +263,7 @@ console.log(JSON.stringify(out))`
         'user-engine/postgres': ['createNodePostgresStore', 'PostgresUserEngineStore'],
         'user-engine/pglite': ['createPgliteStore'],
         'user-engine/nats': ['createJetStreamRelay', 'JetStreamPublisher'],
-        'user-engine/testing': ['runStoreConformance', 'storeConformanceCases', 'CONFORMANCE_SUITES'],
+        'user-engine/testing': ['registerConformanceTests', 'conformanceCases', 'CONFORMANCE_SUITES'],
       }
       for (const [s, names] of Object.entries(expect)) {
         const missing = names.filter((n) => !out[s].includes(n))

@@ -84,7 +84,7 @@ describe('installed with the peers npm installs by default (npm install --omit=d
     writeFileSync(
       join(dir, 'broken.test.mjs'),
       `import { test } from 'node:test'
-import { runStoreConformance } from 'user-engine/testing'
+import { registerConformanceTests } from 'user-engine/testing'
 import { InMemoryUserEngineStore } from 'user-engine/memory'
 // Reads ignore the tenant: another tenant's user becomes visible.
 class LeakyStore extends InMemoryUserEngineStore {
@@ -92,7 +92,7 @@ class LeakyStore extends InMemoryUserEngineStore {
   async transaction(tenantId, fn) { seen.add(tenantId); return super.transaction(tenantId, fn) }
 }
 const seen = new Set()
-runStoreConformance({ createStore: async () => new LeakyStore(), test, suites: ['tenant-isolation'] })
+registerConformanceTests({ createStore: async () => new LeakyStore(), test, suites: ['tenant-isolation'] })
 `,
     )
     const r = await run('node', ['--test', '--test-reporter=tap', 'broken.test.mjs'], {

@@ -5,11 +5,11 @@ import { isUserEngineError } from '../../src/domain/errors.js'
 import { SanitizedDatabaseError } from '../../src/store/postgres/driver/errors.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
-import { DIAGNOSTIC_COUNT_KEYS } from '../../src/store/schema-versions.js'
+import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UnitOfWork } from '../../src/store/unit-of-work.js'
-import { backends, type CountingDriver, countingDriver, type TestDb } from './backends.js'
+import { sleep } from '../../src/testing/shared/expect.js'
+import { type CountingDriver, countingDriver, SQL_ADAPTERS, type TestDb } from '../support/adapters.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 let seq = 0
 const uniq = (p: string) => `${p}_${process.pid}_${++seq}`
 
@@ -54,21 +54,21 @@ test('an unreachable server is STORE_UNAVAILABLE, with a sanitized cause', async
   assert.ok(error.cause instanceof SanitizedDatabaseError)
 })
 
-for (const backend of await backends()) {
-  describe(`postgres store on ${backend.name}`, { skip: backend.skip }, () => {
+for (const adapter of SQL_ADAPTERS) {
+  describe(`postgres store on ${adapter.name}`, { skip: await adapter.skip() }, () => {
     let db: TestDb
     let store: PostgresUserEngineStore
     let counter: CountingDriver
 
     before(async () => {
-      db = await backend.create()
+      db = await adapter.database(LATEST_SCHEMA_VERSION)
       store = await db.store({
         wrap: (d) => {
           counter = countingDriver(d)
           return counter
         },
       })
-      assert.equal(store.kind, backend.name)
+      assert.equal(store.kind, adapter.name)
       await store.migrate()
     })
     after(async () => {
@@ -287,7 +287,7 @@ for (const backend of await backends()) {
 
     test('diagnostics carry counts only, with the fixed keys', async () => {
       const d = await store.diagnostics()
-      assert.equal(d.store, backend.name)
+      assert.equal(d.store, adapter.name)
       assert.deepEqual(Object.keys(d.counts).sort(), [...DIAGNOSTIC_COUNT_KEYS].sort())
       assert.ok(Object.values(d.counts).every((n) => Number.isInteger(n) && n >= 0))
       assert.ok(d.counts.users! > 0)
