@@ -38,6 +38,7 @@ export async function conformanceCommand(options: {
   storeModule: string | undefined
   suites: readonly string[]
   out: Output
+  env: Readonly<Record<string, string | undefined>>
 }): Promise<ExitCode> {
   const { out } = options
   if (options.databaseUrl !== undefined && options.storeModule !== undefined) {
@@ -50,7 +51,9 @@ export async function conformanceCommand(options: {
     factories = await loadStoreModule(options.storeModule)
     target = `store module ${options.storeModule}`
   } else {
-    stores = await conformanceStoresFor(parseStoreLocation(resolveDatabaseUrl(options.databaseUrl)))
+    stores = await conformanceStoresFor(
+      parseStoreLocation(resolveDatabaseUrl(options.databaseUrl, options.env)),
+    )
     factories = stores
     target = stores.description
   }
