@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
-import { openPgliteImage } from '../../src/store/postgres/pglite-images.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { CONFORMANCE_SUITES, conformanceCases } from '../../src/testing/index.js'
+import { openPgliteImage } from '../support/images.js'
 import { runCli, spawnCli } from './run-cli.js'
 
 const dirs: string[] = []

@@ -12,7 +12,7 @@ for (const adapter of SQL_ADAPTERS) {
   }, () => {
     const dbs: TestDb[] = []
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     test('is refused with MIGRATION_FAILED and the version is not recorded; after a drop, migrate succeeds', async () => {

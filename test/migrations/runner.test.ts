@@ -74,7 +74,7 @@ for (const adapter of SQL_ADAPTERS) {
       return db
     }
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     test('migrate from empty returns a result object; a second run applies nothing', async () => {

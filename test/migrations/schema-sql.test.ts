@@ -48,7 +48,7 @@ for (const adapter of SQL_ADAPTERS) {
   describe(`schema.sql on ${adapter.name}`, { skip: await adapter.skip() }, () => {
     const dbs: TestDb[] = []
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     test('schema.sql on an empty database gives the catalog of every migration run in order', async () => {

@@ -16,7 +16,7 @@ for (const adapter of SQL_ADAPTERS) {
   describe(`upgrade through the engine on ${adapter.name}`, { skip: await adapter.skip() }, () => {
     const dbs: TestDb[] = []
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     for (const version of older) {

@@ -3,13 +3,13 @@ import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
 import { createNodePostgresDriver } from '../../src/store/postgres/driver/node-postgres-driver.js'
 import { createPgliteDriver } from '../../src/store/postgres/driver/pglite-driver.js'
-import { openPgliteImage } from '../../src/store/postgres/pglite-images.js'
 import {
   type PostgresStoreOptions,
   PostgresUserEngineStore,
 } from '../../src/store/postgres/postgres-store.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UserEngineStore } from '../../src/store/store.js'
+import { openPgliteImage } from './images.js'
 import { createTestDatabase, postgresSkip } from './services.js'
 
 /**

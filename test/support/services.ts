@@ -94,10 +94,10 @@ async function dropStaleTemplates(): Promise<void> {
   const { rows } = await admin((c) =>
     c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'ue_tpl_%'`),
   )
-  for (const { datname } of rows) {
-    const created = Number(datname.slice(TEMPLATE_PREFIX.length).split('_')[0])
-    if (Number.isFinite(created) && now - created > STALE_TEMPLATE_SECONDS) await dropDatabase(datname)
-  }
+  const stale = rows
+    .map((r) => r.datname)
+    .filter((name) => now - Number(name.slice(TEMPLATE_PREFIX.length).split('_')[0]) > STALE_TEMPLATE_SECONDS)
+  await Promise.all(stale.map(dropDatabase))
 }
 
 async function buildTemplate(schemaVersion: number, first: boolean): Promise<string> {
@@ -130,7 +130,10 @@ function template(schemaVersion: number): Promise<string> {
 async function dropTemplates(): Promise<void> {
   const names = await Promise.allSettled([...templates.values()])
   templates.clear()
-  for (const r of names) if (r.status === 'fulfilled') await dropDatabase(r.value).catch(() => undefined)
+  // At once: concurrent drops share the checkpoint each DROP DATABASE waits for.
+  await Promise.all(
+    names.map((r) => (r.status === 'fulfilled' ? dropDatabase(r.value).catch(() => undefined) : undefined)),
+  )
 }
 
 /**

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { ValidationError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import { createPgliteDriver, PGLITE_START_SETTINGS, type PGliteLike } from './driver/pglite-driver.js'
+import { MIGRATIONS } from './schema/manifest.js'
 import { createMigrator } from './schema/runner.js'
 
 /**
@@ -19,6 +21,30 @@ export interface PgliteInstance extends PGliteLike {
 }
 
 const images = new Map<number, Promise<PgliteImage>>()
+
+/**
+ * Keeps images between processes: the project's test runner shares one directory per run, so initdb runs
+ * once per run instead of once per test file. `name` changes with the migrations an image holds.
+ */
+export interface PgliteImageCache {
+  get(name: string): Promise<PgliteImage | undefined>
+  set(name: string, image: PgliteImage): Promise<void>
+}
+
+let cache: PgliteImageCache | undefined
+
+/** Sets (or, with undefined, removes) the cache images are read from and written to. Default: none. */
+export function setPgliteImageCache(next: PgliteImageCache | undefined): void {
+  cache = next
+}
+
+/** The image's name: its version and a digest of what built it (the migrations up to it, the settings). */
+function imageName(schemaVersion: number): string {
+  const hash = createHash('sha256')
+  hash.update(PGLITE_START_SETTINGS.join(' '))
+  for (const m of MIGRATIONS) if (m.version <= schemaVersion) hash.update(`\n${m.version} ${m.checksum}`)
+  return `v${schemaVersion}-${hash.digest('hex').slice(0, 16)}`
+}
 
 async function pgliteClass() {
   const { PGlite } = await importOptional(
@@ -39,6 +65,15 @@ async function start(image: PgliteImage | undefined, dataDir?: string): Promise<
   })
   await db.waitReady
   return db as unknown as PgliteInstance
+}
+
+async function cachedOrBuilt(schemaVersion: number): Promise<PgliteImage> {
+  const name = imageName(schemaVersion)
+  const kept = await cache?.get(name)
+  if (kept !== undefined) return kept
+  const image = await build(schemaVersion)
+  await cache?.set(name, image)
+  return image
 }
 
 async function build(schemaVersion: number): Promise<PgliteImage> {
@@ -68,7 +103,7 @@ export function pgliteImage(schemaVersion: number): Promise<PgliteImage> {
   }
   let image = images.get(schemaVersion)
   if (image === undefined) {
-    image = build(schemaVersion)
+    image = cachedOrBuilt(schemaVersion)
     // A failed build is not cached: the next caller tries again and sees its own error.
     image.catch(() => images.delete(schemaVersion))
     images.set(schemaVersion, image)
