@@ -10,11 +10,7 @@ import {
   readMigrationSql,
 } from '../../src/store/postgres/schema/sql-files.js'
 import { splitSqlStatements } from '../../src/store/postgres/schema/statements.js'
-import {
-  DIAGNOSTIC_COUNT_KEYS,
-  LATEST_SCHEMA_VERSION,
-  SCHEMA_VERSIONS,
-} from '../../src/store/schema-versions.js'
+import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { openPgliteImage } from '../support/images.js'
 
 test('manifest versions are consecutive from 1 and LATEST_SCHEMA_VERSION is the last', () => {
