@@ -135,9 +135,12 @@ export const paginationSuite = suite('pagination', 'listUsers pages by keyset in
     name: 'a tenant without users lists an empty last page',
     async run(ctx) {
       const store = await ctx.store()
-      expectEmptyPage(await store.listUsers(ctx.tenantId(), { limit: 1 }), 'listUsers of an empty tenant')
       expectEmptyPage(
-        await store.listUsers(ctx.tenantId(), { limit: 1, status: 'deleted' }),
+        await store.listUsers(ctx.unknownTenantId(), { limit: 1 }),
+        'listUsers of an empty tenant',
+      )
+      expectEmptyPage(
+        await store.listUsers(ctx.unknownTenantId(), { limit: 1, status: 'deleted' }),
         'listUsers of an empty tenant, filtered',
       )
     },
