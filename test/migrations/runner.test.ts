@@ -466,7 +466,7 @@ for (const adapter of SQL_ADAPTERS) {
               tx.putUser({ id: 'second', status: 'active' }, { mustNotExist: true })
               tx.putIdentifier(
                 {
-                  id: 'idf_second',
+                  id: 'idn_0190f3a2b4c17000a1b2c3d4e5f60718',
                   userId: 'second',
                   kind: 'email',
                   value: 'ix@example.com',
@@ -483,7 +483,7 @@ for (const adapter of SQL_ADAPTERS) {
           assert.ok(isUserEngineError(error, 'DUPLICATE_IDENTIFIER'), String(error))
           assert.equal((error.cause as SanitizedDatabaseError).code, '23505')
           assert.equal((error.cause as SanitizedDatabaseError).constraint, 'user_engine_identifier_value_key')
-          assert.equal(error.details.recordId, 'idf_second')
+          assert.equal(error.details.recordId, 'idn_0190f3a2b4c17000a1b2c3d4e5f60718')
           assert.doesNotMatch(`${error.message} ${JSON.stringify(error)}`, /ix@example/)
         } finally {
           await other.end()
