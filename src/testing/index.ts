@@ -1,6 +1,6 @@
 /**
  * `user-engine/testing`: the store conformance harness. Providers run it against their store factory to
- * check every MUST rule of the store contract; it is composed of named suites with typed skips.
+ * check the rules of the store contract; it is composed of named suites with typed skips.
  */
 
 export { CONFORMANCE_SUITES, conformanceCases, registerConformanceTests, runConformance } from './run.js'
@@ -14,6 +14,7 @@ export {
   ConformanceSkip,
   type ConformanceStatus,
   type DifferentialOptions,
+  type PlantedSchemaVersion,
   type RegisterConformanceTestsOptions,
   type RunConformanceOptions,
   type StoreFactoryContext,
