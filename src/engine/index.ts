@@ -23,6 +23,7 @@ export {
   type ResealResult,
   type SecondFactorProof,
   type SessionSummary,
+  type SignInResult,
   type TotpEnrollment,
   type UpdateProfileOptions,
   UserEngine,
