@@ -14,6 +14,7 @@ import { recordsSuite } from './records.js'
 import { redactionSuite } from './redaction.js'
 import { rollbackSuite } from './rollback.js'
 import { schemaHistorySuite } from './schema-history.js'
+import { sessionsSuite } from './sessions.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
 import { tenantsSuite } from './tenants.js'
 import { throttleSuite } from './throttle.js'
@@ -35,6 +36,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   auditSuite,
   outboxSuite,
   throttleSuite,
+  sessionsSuite,
   concurrencySuite,
   redactionSuite,
   closedStoreSuite,
