@@ -22,12 +22,12 @@ $$;
 
 ALTER TABLE user_engine_records VALIDATE CONSTRAINT user_engine_records_type_check;
 
--- Expired sessions and tokens of one tenant, oldest expiry first: the bounded purge (store rule 11) reads
--- only dead rows and stops at its limit. Expiries are ISO 8601 instants compared as text in code-point
--- order (COLLATE "C"), which is their time order. Session validation needs no new index: it reads the
--- session by primary key.
+-- Expired sessions and tokens of one tenant, oldest expiry first (then type and id, so every store deletes
+-- the same rows for one limit): the bounded purge (store rule 11) reads only dead rows and stops at its
+-- limit. Expiries are ISO 8601 instants compared as text in code-point order (COLLATE "C"), which is their
+-- time order. Session validation needs no new index: it reads the session by primary key.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_expiry_idx
-  ON user_engine_records (tenant_id, ((payload->>'expiresAt') COLLATE "C"))
+  ON user_engine_records (tenant_id, ((payload->>'expiresAt') COLLATE "C"), record_type, record_id)
   WHERE record_type IN ('session', 'token');
 
 -- FactorRecord.keyId: the key a sealed secret (a TOTP seed) names, lifted out of the secret so seeds can be

@@ -478,12 +478,12 @@ $$;
 
 ALTER TABLE user_engine_records VALIDATE CONSTRAINT user_engine_records_type_check;
 
--- Expired sessions and tokens of one tenant, oldest expiry first: the bounded purge (store rule 11) reads
--- only dead rows and stops at its limit. Expiries are ISO 8601 instants compared as text in code-point
--- order (COLLATE "C"), which is their time order. Session validation needs no new index: it reads the
--- session by primary key.
+-- Expired sessions and tokens of one tenant, oldest expiry first (then type and id, so every store deletes
+-- the same rows for one limit): the bounded purge (store rule 11) reads only dead rows and stops at its
+-- limit. Expiries are ISO 8601 instants compared as text in code-point order (COLLATE "C"), which is their
+-- time order. Session validation needs no new index: it reads the session by primary key.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_expiry_idx
-  ON user_engine_records (tenant_id, ((payload->>'expiresAt') COLLATE "C"))
+  ON user_engine_records (tenant_id, ((payload->>'expiresAt') COLLATE "C"), record_type, record_id)
   WHERE record_type IN ('session', 'token');
 
 -- FactorRecord.keyId: the key a sealed secret (a TOTP seed) names, lifted out of the secret so seeds can be
@@ -503,4 +503,4 @@ INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) 
   (5, 'outbox_due_order_index', 'bc27ea456d81cfc8f5f094ef23031cc7ef0889b7df54ee504bcca50d96f64761', 0),
   (6, 'commit_checks_by_primary_key', 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6', 0),
   (7, 'sign_in_throttle_and_tenant_index', 'f35141e2969f8efe8b8711e73ea9bbe34bdccc2bc1f37b8f878bca166bcde810', 0),
-  (8, 'sessions_tokens_and_key_ids', '582caf793f3eb407c289661677df2f9ca6a3a19891961c6ab49a879aab8e5578', 0);
+  (8, 'sessions_tokens_and_key_ids', '11c25df19a29e964f6a8d7c3dfcc68a22edac804bb4b47cdb8d8b1a4a788427b', 0);

@@ -182,7 +182,8 @@ export interface OutboxAccess {
  * 10. `findSession` is one read (the session validation hot path): the session with that id and its tenant's
  *    record, or null. A session of another tenant is invisible.
  * 11. `purgeExpired` deletes only sessions and tokens of the tenant whose `expiresAt` is before `before`, at
- *    most `limit`, and never a record that was live when it ran: one a refresh has moved past `before` survives.
+ *    most `limit`, in (`expiresAt`, record type, id) order, and never a record that was live when it ran: one
+ *    a refresh has moved past `before` survives.
  *    It writes no audit record or event and bumps no version: expired records are already dead.
  * 12. `listSealedFactors` returns the tenant's factors whose `keyId` is set and differs from `excludeKeyId`,
  *    in ascending id order after `after`, at most `limit`. `diagnostics().sealedByKeyId` counts factors by

@@ -244,10 +244,15 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     const state = this.#tenant(tenantId)
     const result = { sessions: 0, tokens: 0 }
     if (!state) return result
-    // Oldest expiry first, as the Postgres store's index reads them; one synchronous step.
+    // Oldest expiry first, then type and id (rule 11's order); one synchronous step.
+    const order = (r: StoredRow) => [String(r.payload.expiresAt), r.type, r.id] as const
     const expired = [...state.rows.entries()]
       .filter(([, r]) => (r.type === 'session' || r.type === 'token') && String(r.payload.expiresAt) < before)
-      .sort(([, a], [, b]) => (String(a.payload.expiresAt) < String(b.payload.expiresAt) ? -1 : 1))
+      .sort(([, a], [, b]) => {
+        const [x, y] = [order(a), order(b)]
+        for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1
+        return 0
+      })
       .slice(0, limit)
     for (const [k, r] of expired) {
       state.rows.delete(k)

@@ -65,7 +65,7 @@ export const SQL = {
     FROM user_engine_records s
     JOIN user_engine_records t ON t.tenant_id = s.tenant_id AND t.record_type = 'tenant' AND t.record_id = s.tenant_id
     WHERE s.tenant_id = $1 AND s.record_type = 'session' AND s.record_id = $2`,
-  // Store rule 11, by 0008's expiry index: oldest expiry first, at most $3. The outer condition is checked
+  // Store rule 11, by 0008's expiry index: oldest expiry first (then type and id), at most $3. The outer condition is checked
   // again on the row it deletes, so a session a refresh moved past $2 meanwhile is kept.
   purgeExpired: `DELETE FROM user_engine_records r
     WHERE r.tenant_id = $1 AND r.record_type IN ('session', 'token')
@@ -73,7 +73,7 @@ export const SQL = {
       AND (r.record_type, r.record_id) IN (
         SELECT record_type, record_id FROM user_engine_records
         WHERE tenant_id = $1 AND record_type IN ('session', 'token') AND (payload->>'expiresAt') COLLATE "C" < $2
-        ORDER BY (payload->>'expiresAt') COLLATE "C" LIMIT $3)
+        ORDER BY (payload->>'expiresAt') COLLATE "C", record_type, record_id LIMIT $3)
     RETURNING r.record_type`,
   // Store rule 12: the tenant's factors in key order by primary key; keyId is compared, never indexed.
   listSealedFactors: `SELECT ${ROW} FROM user_engine_records

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import type {
   AuditRecord,
@@ -5,6 +6,8 @@ import type {
   IdentifierKind,
   OutboxEntry,
   ProfileValue,
+  SessionRecord,
+  TokenRecord,
   UserStatus,
 } from '../../domain/records.js'
 import { Secret } from '../../domain/secret.js'
@@ -53,6 +56,15 @@ type Op =
   | { kind: 'lookup'; t: number; ik: IdentifierKind; v: number }
   | { kind: 'listUsers'; t: number; limit: number; status: UserStatus | null }
   | { kind: 'listAudit'; t: number; limit: number; u: number | null }
+  | { kind: 'putSession'; t: number; u: number; id: number; exp: number; refresh: boolean }
+  | { kind: 'deleteSession'; t: number; u: number; id: number }
+  | { kind: 'putToken'; t: number; u: number; id: number; exp: number }
+  | { kind: 'deleteToken'; t: number; u: number; id: number }
+  | { kind: 'findSession'; t: number; u: number; id: number }
+  | { kind: 'purge'; t: number; before: number; limit: number }
+
+// Fixed instants, so both stores judge expiry against the same times (ties included: purge order is defined).
+const EXPIRIES = ['2030-01-01T00:00:00.000Z', '2030-01-01T01:00:00.000Z', '2030-01-01T02:00:00.000Z']
 
 // Weighted toward the records SETUP creates, so most writes meet existing records rather than NO_USER.
 const t = fc.constantFrom(0, 0, 0, 1, 2)
@@ -142,6 +154,39 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
     }),
     weight: 1,
   },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('putSession'),
+      t,
+      u,
+      id: fc.nat({ max: 1 }),
+      exp: fc.nat({ max: EXPIRIES.length - 1 }),
+      refresh: fc.boolean(),
+    }),
+    weight: 2,
+  },
+  { arbitrary: fc.record({ kind: fc.constant('deleteSession'), t, u, id: fc.nat({ max: 1 }) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('putToken'),
+      t,
+      u,
+      id: fc.nat({ max: 1 }),
+      exp: fc.nat({ max: EXPIRIES.length - 1 }),
+    }),
+    weight: 2,
+  },
+  { arbitrary: fc.record({ kind: fc.constant('deleteToken'), t, u, id: fc.nat({ max: 1 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('findSession'), t, u, id: fc.nat({ max: 1 }) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('purge'),
+      t,
+      before: fc.nat({ max: EXPIRIES.length - 1 }),
+      limit: fc.integer({ min: 1, max: 3 }),
+    }),
+    weight: 1,
+  },
 ) as fc.Arbitrary<Op>
 
 const userId = (n: number) => `usr-${n}`
@@ -149,6 +194,9 @@ const userId = (n: number) => `usr-${n}`
 // two conflicts a store reports first is not part of the contract.
 const identifierId = (uid: string, n: number) => `${uid}-idn-${n}`
 const factorId = (uid: string, n: number) => `${uid}-fac-${n}`
+const sessionId = (uid: string, n: number) => `${uid}-ses-${n}`
+const tokenId = (uid: string, n: number) => `${uid}-tok-${n}`
+const hashOf = (id: string) => new Secret(createHash('sha256').update(id).digest('hex'))
 
 /** A refusal the operation's own callback decided on (e.g. the user is missing): identical in both stores. */
 class Refused extends Error {}
@@ -162,6 +210,8 @@ function withoutTimes<T extends object>(record: T | null): unknown {
 }
 
 const factorView = (f: FactorRecord) => ({ ...(withoutTimes(f) as object), secret: f.secret.reveal() })
+const hashedView = (r: SessionRecord | TokenRecord | null) =>
+  r === null ? null : { ...(withoutTimes(r) as object), tokenHash: r.tokenHash.reveal() }
 const auditView = (a: AuditRecord) => ({
   tenantId: a.tenantId,
   action: a.action,
@@ -363,6 +413,8 @@ async function perform(store: UserEngineStore, tenants: readonly string[], op: O
         profile: withoutTimes(await tx.getProfile(uid)),
         identifiers: (await tx.listIdentifiers(uid)).map(withoutTimes),
         factors: (await tx.listFactors(uid)).map(factorView),
+        sessions: (await tx.listSessions(uid)).map(hashedView),
+        tokens: (await tx.listTokens(uid)).map(hashedView),
       }))
       return {
         user: withoutTimes(await store.getUser(tenantId, uid)),
@@ -384,6 +436,77 @@ async function perform(store: UserEngineStore, tenants: readonly string[], op: O
       const listed = await pages((cursor) => store.listUsers(tenantId, { limit: op.limit, cursor, status }))
       return listed.map((p) => p.map(withoutTimes))
     }
+    case 'putSession': {
+      const uid = userId(op.u)
+      const id = sessionId(uid, op.id)
+      const fields = (expiresAt: string) => ({
+        id,
+        userId: uid,
+        tokenHash: hashOf(id),
+        methods: ['password' as const],
+        lastSeenAt: EXPIRIES[0]!,
+        expiresAt,
+        absoluteExpiresAt: EXPIRIES[EXPIRIES.length - 1]!,
+      })
+      if (op.refresh) {
+        // Rule 5's exception: a session update without the user's write.
+        await store.transaction(tenantId, async (tx) => {
+          const mine = await tx.getSession(id)
+          if (!mine || mine.userId !== uid) throw new Refused('NO_SESSION')
+          tx.putSession(fields(EXPIRIES[op.exp]!), { expectedVersion: mine.version })
+        })
+        return null
+      }
+      await userCommit(store, tenantId, uid, op, async (tx) => {
+        const mine = await tx.getSession(id)
+        tx.putSession(
+          fields(EXPIRIES[op.exp]!),
+          mine ? { expectedVersion: mine.version } : { mustNotExist: true },
+        )
+      })
+      return null
+    }
+    case 'deleteSession': {
+      const uid = userId(op.u)
+      await userCommit(store, tenantId, uid, op, async (tx) => {
+        const mine = await tx.getSession(sessionId(uid, op.id))
+        if (!mine) throw new Refused('NO_SESSION')
+        tx.deleteSession({ id: mine.id, userId: uid }, { expectedVersion: mine.version })
+      })
+      return null
+    }
+    case 'putToken': {
+      const uid = userId(op.u)
+      const id = tokenId(uid, op.id)
+      await userCommit(store, tenantId, uid, op, async (tx) => {
+        const mine = await tx.getToken(id)
+        const draft = {
+          id,
+          userId: uid,
+          purpose: 'email_verification' as const,
+          tokenHash: hashOf(id),
+          expiresAt: EXPIRIES[op.exp]!,
+          data: { n: op.id },
+        }
+        tx.putToken(draft, mine ? { expectedVersion: mine.version } : { mustNotExist: true })
+      })
+      return null
+    }
+    case 'deleteToken': {
+      const uid = userId(op.u)
+      await userCommit(store, tenantId, uid, op, async (tx) => {
+        const mine = await tx.getToken(tokenId(uid, op.id))
+        if (!mine) throw new Refused('NO_TOKEN')
+        tx.deleteToken({ id: mine.id, userId: uid }, { expectedVersion: mine.version })
+      })
+      return null
+    }
+    case 'findSession': {
+      const found = await store.findSession(tenantId, sessionId(userId(op.u), op.id))
+      return found && { session: hashedView(found.session), tenant: withoutTimes(found.tenant) }
+    }
+    case 'purge':
+      return store.purgeExpired(tenantId, { before: EXPIRIES[op.before]!, limit: op.limit })
     case 'listAudit': {
       const filter = op.u === null ? undefined : userId(op.u)
       const listed = await pages((cursor) =>

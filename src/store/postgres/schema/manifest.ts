@@ -65,7 +65,7 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   {
     ...schemaVersion(8),
     file: '0008_sessions_tokens_and_key_ids.sql',
-    checksum: '582caf793f3eb407c289661677df2f9ca6a3a19891961c6ab49a879aab8e5578',
+    checksum: '11c25df19a29e964f6a8d7c3dfcc68a22edac804bb4b47cdb8d8b1a4a788427b',
     transactional: false,
     nonTransactionalReason:
       'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every record.',
