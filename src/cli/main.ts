@@ -2,9 +2,11 @@ import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
+import { keysCommand } from './commands/keys.js'
 import { migrateCommand } from './commands/migrate.js'
 import { outboxCommand } from './commands/outbox.js'
 import { planCommand } from './commands/plan.js'
+import { purgeCommand } from './commands/purge.js'
 import { relayCommand } from './commands/relay.js'
 import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
@@ -26,6 +28,11 @@ const USAGE = `usage: user-engine <command> [options]
                                                publish outbox events to NATS JetStream
   outbox       retry|discard --event ID [--database-url URL] [--json]
                                                act on a dead outbox event
+  keys         status|reseal [--database-url URL] [--batch-size N] [--max-batches N] [--json]
+                                               TOTP seeds per key id; re-seal them under the current key
+                                               (keyring from USER_ENGINE_KEYS, USER_ENGINE_CURRENT_KEY)
+  purge        [--database-url URL] [--batch-size N] [--interval DURATION] [--json]
+                                               delete expired sessions and tokens (once, or every interval)
 
 URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
      default: $DATABASE_URL, else pglite:./.user-engine/data
@@ -57,7 +64,7 @@ function withStore(run: StoreCommand, options: OptionSpec = {}, positionals = fa
       const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env)
       const store = await openStore(parseStoreLocation(databaseUrl))
       try {
-        return await run({ store, databaseUrl, flags, positionals: args, out })
+        return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
       } finally {
         await store.close().catch(() => undefined)
       }
@@ -111,6 +118,8 @@ const COMMANDS: Record<string, CommandSpec> = {
     once: { type: 'boolean' },
   }),
   outbox: withStore(outboxCommand, { event: { type: 'string' } }, true),
+  keys: withStore(keysCommand, { 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } }, true),
+  purge: withStore(purgeCommand, { 'batch-size': { type: 'string' }, interval: { type: 'string' } }),
 }
 
 /**
