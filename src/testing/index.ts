@@ -3,6 +3,7 @@
  * check the rules of the store contract; it is composed of named suites with typed skips.
  */
 
+export { RULE_CASES } from './rules.js'
 export { CONFORMANCE_SUITES, conformanceCases, registerConformanceTests, runConformance } from './run.js'
 export { type Canaries, type CanaryKind, leakedCanaries, makeCanaries } from './shared/canaries.js'
 export {

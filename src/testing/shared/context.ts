@@ -1,5 +1,6 @@
 import { newId } from '../../domain/ids.js'
 import type { UserEngineStore } from '../../store/store.js'
+import { assert } from './expect.js'
 import {
   type Capability,
   type ConformanceOptions,
@@ -83,8 +84,7 @@ export class CaseContext {
     }
     const stores = await create(count, factoryContext(ownDatabase))
     for (const s of stores) this.track(s)
-    if (stores.length !== count)
-      throw new Error(`createSharedStores(${count}) returned ${stores.length} stores`)
+    if (stores.length !== count) assert.fail(`createSharedStores(${count}) returned ${stores.length} stores`)
     return stores
   }
 
