@@ -27,6 +27,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     "versions: writing a user's records without writing the user fails with INVALID_UNIT_OF_WORK",
     "outbox: events carry the user's new version as sequence and their position within the commit",
     "outbox: tenant-level events take the tenant's new version as sequence",
+    "sessions: rule 5: a session or token insert or delete needs the user's write; a session update (a refresh) does not",
   ],
   'uow.6': [
     'rollback: a throwing callback writes nothing and its error is rethrown unchanged',
@@ -61,6 +62,17 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'versions: a conflict raised by the commit is marked as such (markCommitPhase); one the callback throws is not',
   ],
   'store.9': ['tenants: every tenant appears once, in code-point id order, across pages'],
+  'store.10': [
+    'sessions: findSession: the session and its tenant in one read; another tenant sees nothing',
+    'sessions: session and token records round-trip through units of work, reads seeing buffered writes',
+  ],
+  'store.11': [
+    'sessions: purgeExpired deletes only expired sessions and tokens of the tenant, oldest first, at most limit',
+    'sessions: a purge racing refreshes never deletes a session a refresh kept alive',
+  ],
+  'store.12': [
+    'sessions: listSealedFactors pages factors under other keys in id order; diagnostics count them per key id',
+  ],
   'outbox.1': [
     'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
     'outbox: concurrent claimers never hold the same event',
