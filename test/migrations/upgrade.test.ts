@@ -6,7 +6,9 @@ import { MIGRATIONS } from '../../src/store/postgres/schema/manifest.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { SQL_ADAPTERS, type TestDb } from '../support/adapters.js'
 
-const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })
+const K1 = generateKey()
+const K2 = generateKey()
+const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: K1 } })
 const hashing = { memoryCost: 1024, timeCost: 1, parallelism: 1 }
 const older = MIGRATIONS.map((m) => m.version).filter((v) => v < LATEST_SCHEMA_VERSION)
 
@@ -36,6 +38,11 @@ for (const adapter of SQL_ADAPTERS) {
         const { codes } = await oldEngine.generateRecoveryCodes(tenant.id, ann.id)
         const bob = await oldEngine.registerUser(tenant.id, { email: 'bob@example.com' })
         await oldEngine.disableUser(tenant.id, bob.id)
+        // As code before 0008 wrote factors: the key id only inside the sealed secret.
+        await old.driver.query(
+          `UPDATE user_engine_records SET payload = payload - 'keyId' WHERE record_type = 'factor'`,
+          [],
+        )
         const migrated = await old.migrate()
         assert.equal(migrated.fromVersion, version)
         assert.equal(migrated.toVersion, LATEST_SCHEMA_VERSION)
@@ -71,6 +78,38 @@ for (const adapter of SQL_ADAPTERS) {
           )
           const audit = await store.listAudit(tenant.id, { userId: ann.id, limit: 500 })
           assert.ok(audit.items.length >= 5)
+
+          // 0008 set every sealed factor's keyId from its secret; hashed ones name no key.
+          assert.deepEqual((await store.diagnostics()).sealedByKeyId, { k1: 1 })
+          // Sessions and tokens work on the upgraded database, and the old seed rotates to a new key.
+          const carol = await engine.registerUser(tenant.id, {
+            email: 'carol@example.com',
+            password: 'correct horse battery',
+          })
+          const signIn = await engine.authenticate(tenant.id, {
+            email: 'carol@example.com',
+            password: 'correct horse battery',
+          })
+          assert.equal(signIn.status, 'signed_in')
+          const token = signIn.status === 'signed_in' ? signIn.session.token.reveal() : ''
+          assert.equal((await engine.validateSession(token)).userId, carol.id)
+          const reset = await engine.requestPasswordReset(tenant.id, { email: 'carol@example.com' })
+          await engine.resetPassword(reset!.token.reveal(), 'a brand new passphrase')
+          await assert.rejects(engine.validateSession(token), { code: 'INVALID_TOKEN' })
+          const rotated = new UserEngine({
+            store,
+            keyring: createKeyring({ currentKeyId: 'k2', keys: { k2: K2, k1: K1 } }),
+          })
+          assert.equal((await rotated.resealSeeds()).resealed, 1)
+          assert.deepEqual((await store.diagnostics()).sealedByKeyId, { k2: 1 })
+          const onlyK2 = new UserEngine({
+            store,
+            keyring: createKeyring({ currentKeyId: 'k2', keys: { k2: K2 } }),
+          })
+          assert.equal(
+            await onlyK2.verifyTotp(tenant.id, ann.id, totp.generate({ timestamp: Date.now() + 30_000 })),
+            true,
+          )
         } finally {
           await store.close()
         }
