@@ -24,17 +24,21 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-/** `count` users with confirmed TOTP under k1 in the database at `url`; returns what verifying needs. */
-async function seed(url: string, count: number) {
+/** Runs `fn` with an engine (keyring k1, the clock at T0) over the migrated database at `url`, then closes it. */
+async function withEngine<T>(url: string, fn: (engine: UserEngine) => Promise<T>): Promise<T> {
   const store = await openStore(parseStoreLocation(url))
   try {
     await store.migrate()
-    const engine = new UserEngine({
-      store,
-      keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: K1 } }),
-      passwordHashing: FAST_HASHING,
-      clock: () => T0,
-    })
+    const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: K1 } })
+    return await fn(new UserEngine({ store, keyring, passwordHashing: FAST_HASHING, clock: () => T0 }))
+  } finally {
+    await store.close()
+  }
+}
+
+/** `count` users with confirmed TOTP under k1 in the database at `url`; returns what verifying needs. */
+async function seed(url: string, count: number) {
+  return withEngine(url, async (engine) => {
     const t = (await engine.createTenant('Keys')).id
     const users: { u: string; uri: string }[] = []
     for (let i = 0; i < count; i++) {
@@ -44,9 +48,7 @@ async function seed(url: string, count: number) {
       users.push({ u, uri })
     }
     return { t, users }
-  } finally {
-    await store.close()
-  }
+  })
 }
 
 /** Every seed verifies with the rotated keyring minus the old key. */
@@ -124,26 +126,14 @@ describe('purge (in process)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ue-purge-'))
     dirs.push(dir)
     const url = `pglite:${dir}`
-    const store = await openStore(parseStoreLocation(url))
-    let now = T0
-    try {
-      await store.migrate()
-      const engine = new UserEngine({
-        store,
-        keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: K1 } }),
-        passwordHashing: FAST_HASHING,
-        clock: () => now,
-      })
+    await withEngine(url, async (engine) => {
       const t = (await engine.createTenant('Purge')).id
       for (const email of ['a@example.com', 'b@example.com']) {
         const u = await engine.registerUser(t, { email, password: 'correct horse battery' })
         await engine.authenticate(t, { email, password: 'correct horse battery' })
         await engine.issueEmailVerification(t, u.id)
       }
-      now = Date.now()
-    } finally {
-      await store.close()
-    }
+    })
     // T0 is years ago: everything written then has expired by now.
     const r = await runCli(['purge', '--database-url', url, '--batch-size', '1', '--json'])
     assert.equal(r.code, 0, r.stderr)
