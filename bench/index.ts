@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay]
+// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay|sessions] [--sessions N,N]
 // Prints throughput ratios against baselines measured in the same run. Not a test: nothing here passes or fails.
 import { parseArgs } from 'node:util'
 import { natsSkip, postgresSkip } from '../test/support/services.js'
@@ -11,6 +11,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '1500' },
     rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
+    // Session table sizes for the sessions bench (the server); PGlite measures the first only.
+    sessions: { type: 'string', default: '10000,1000000' },
   },
 })
 const durationMs = Number(values.duration)
@@ -31,6 +33,37 @@ if (wants('store')) {
 }
 if (wants('pglite')) {
   results.push(...(await runStoreBench({ target: 'pglite', durationMs, rounds, concurrencies: [1, 8], log })))
+}
+if (wants('sessions')) {
+  const { runSessionBench } = await import('./sessions.js')
+  const sizes = String(values.sessions)
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isSafeInteger(n) && n > 0)
+  const reason = await postgresSkip()
+  if (reason) skipped.push(reason)
+  else {
+    results.push(
+      ...(await runSessionBench({
+        target: 'postgres',
+        sizes,
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        log,
+      })),
+    )
+  }
+  results.push(
+    ...(await runSessionBench({
+      target: 'pglite',
+      sizes: sizes.slice(0, 1),
+      durationMs,
+      rounds,
+      concurrencies: [1],
+      log,
+    })),
+  )
 }
 if (wants('relay')) {
   const reason = (await postgresSkip()) || (await natsSkip())

@@ -204,7 +204,7 @@ function usable(
   now: number,
 ): SessionRecord {
   const matches = tokenMatches(token, found?.session.tokenHash.reveal())
-  if (!matches || !found || found.tenant.status !== 'active' || !isLive(found.session, now)) {
+  if (!matches || !found || found.tenantStatus !== 'active' || !isLive(found.session, now)) {
     throw invalidToken()
   }
   return found.session

@@ -7,6 +7,7 @@ import type {
   OutboxEntry,
   SessionRecord,
   TenantRecord,
+  TenantStatus,
   UserRecord,
   UserStatus,
 } from '../domain/records.js'
@@ -74,10 +75,10 @@ export interface Diagnostics {
   readonly sealedByKeyId: Readonly<Record<string, number>>
 }
 
-/** A session and its tenant's record, as `findSession` reads them together. */
+/** A session and its tenant's status, as `findSession` reads them together (validation needs both). */
 export interface SessionLookup {
   readonly session: SessionRecord
-  readonly tenant: TenantRecord
+  readonly tenantStatus: TenantStatus
 }
 
 export interface PurgeExpiredQuery {
@@ -180,7 +181,7 @@ export interface OutboxAccess {
  * 9. `listTenants` lists every tenant record in ascending id order (code-point order), keyset-paginated like
  *    `listUsers`: the one read that spans tenants.
  * 10. `findSession` is one read (the session validation hot path): the session with that id and its tenant's
- *    record, or null. A session of another tenant is invisible.
+ *    status, or null. A session of another tenant is invisible.
  * 11. `purgeExpired` deletes only sessions and tokens of the tenant whose `expiresAt` is before `before`, at
  *    most `limit`, in (`expiresAt`, record type, id) order, and never a record that was live when it ran: one
  *    a refresh has moved past `before` survives.
@@ -206,7 +207,7 @@ export interface UserEngineStore {
   getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>
   listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>>
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
-  /** Rule 10: the session and its tenant in one read; null when there is no such session in the tenant. */
+  /** Rule 10: the session and its tenant's status in one read; null when there is no such session in the tenant. */
   findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null>
   /** Rule 11: deletes expired sessions and tokens of one tenant, a bounded batch per call. */
   purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult>

@@ -63,7 +63,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'store.9': ['tenants: every tenant appears once, in code-point id order, across pages'],
   'store.10': [
-    'sessions: findSession: the session and its tenant in one read; another tenant sees nothing',
+    "sessions: findSession: the session and its tenant's status in one read; another tenant sees nothing",
     'sessions: session and token records round-trip through units of work, reads seeing buffered writes',
   ],
   'store.11': [

@@ -233,7 +233,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     if (!session || !tenant) return null
     return {
       session: recordCodec.session.fromRow(tenantId, copy(session)),
-      tenant: recordCodec.tenant.fromRow(tenantId, copy(tenant)),
+      tenantStatus: recordCodec.tenant.fromRow(tenantId, tenant).status,
     }
   }
 

@@ -18,6 +18,7 @@ import type {
   JsonValue,
   RecordType,
   TenantRecord,
+  TenantStatus,
   UserRecord,
 } from '../../domain/records.js'
 import {
@@ -363,27 +364,23 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
     assertId(tenantId, 'tenantId')
     assertId(sessionId, 'sessionId')
-    const [r] = await this.#rows<
-      Omit<RecordDbRow, 'record_type'> & {
-        tenant_version: number
-        tenant_payload: { [key: string]: JsonValue }
-        tenant_created_at: Date | string
-        tenant_updated_at: Date | string
-      }
-    >('findSession', SQL.findSession, [tenantId, sessionId])
+    const [r] = await this.#rows<Omit<RecordDbRow, 'record_type'> & { tenant_status: TenantStatus }>(
+      'findSession',
+      SQL.findSession,
+      [tenantId, sessionId],
+    )
     if (!r) return null
-    return {
-      session: recordCodec.session.fromRow(tenantId, toStoredRow({ ...r, record_type: 'session' })),
-      tenant: recordCodec.tenant.fromRow(tenantId, {
-        type: 'tenant',
-        id: tenantId,
-        userId: null,
-        version: Number(r.tenant_version),
-        payload: r.tenant_payload,
-        createdAt: isoOf(r.tenant_created_at),
-        updatedAt: isoOf(r.tenant_updated_at),
-      }),
+    const row: StoredRow = {
+      type: 'session',
+      id: r.record_id,
+      userId: r.user_id,
+      version: Number(r.version),
+      payload: r.payload,
+      // Already ISO text (SQL.findSession formats them), so the hot path parses no Date.
+      createdAt: r.created_at as string,
+      updatedAt: r.updated_at as string,
     }
+    return { session: recordCodec.session.fromRow(tenantId, row), tenantStatus: r.tenant_status }
   }
 
   async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {

@@ -58,10 +58,13 @@ export const SQL = {
   listAuditForUser: `SELECT ${AUDIT} FROM user_engine_audit
     WHERE tenant_id = $1 AND user_id = $4 AND seq > $2 ORDER BY seq LIMIT $3`,
 
-  // Store rule 10: the session and its tenant in one statement, both by primary key.
-  findSession: `SELECT s.record_id, s.user_id, s.version, s.payload, s.created_at, s.updated_at,
-      t.version AS tenant_version, t.payload AS tenant_payload, t.created_at AS tenant_created_at,
-      t.updated_at AS tenant_updated_at
+  // Store rule 10: the session and its tenant's status in one statement, both rows by primary key. Only the
+  // status of the tenant: every further column costs the hot path its parsing.
+  // Times come as ISO 8601 text, as toISOString writes them: no Date parsed and formatted again per call.
+  findSession: `SELECT s.record_id, s.user_id, s.version, s.payload,
+      to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
+      to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at,
+      t.payload->>'status' AS tenant_status
     FROM user_engine_records s
     JOIN user_engine_records t ON t.tenant_id = s.tenant_id AND t.record_type = 'tenant' AND t.record_id = s.tenant_id
     WHERE s.tenant_id = $1 AND s.record_type = 'session' AND s.record_id = $2`,

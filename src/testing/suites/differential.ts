@@ -503,7 +503,7 @@ async function perform(store: UserEngineStore, tenants: readonly string[], op: O
     }
     case 'findSession': {
       const found = await store.findSession(tenantId, sessionId(userId(op.u), op.id))
-      return found && { session: hashedView(found.session), tenant: withoutTimes(found.tenant) }
+      return found && { session: hashedView(found.session), tenantStatus: found.tenantStatus }
     }
     case 'purge':
       return store.purgeExpired(tenantId, { before: EXPIRIES[op.before]!, limit: op.limit })
