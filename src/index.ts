@@ -3,7 +3,7 @@
  * checked-in report api/public-api.md lists them, and a test fails when it and this surface disagree.
  */
 
-export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.js'
+export { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from './domain/cursor.js'
 // Errors and values every caller meets.
 export {
   ConflictError,

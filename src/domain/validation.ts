@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { ValidationError } from './errors.js'
 import { hasInvisibleCharacter, isHighlyRestrictive } from './identifier-safety.js'
 import { LIMITS } from './limits.js'
@@ -72,6 +73,13 @@ export function assertString(
     throw new ValidationError(`${field} is too short`, { details: { field, minLength } })
   if (value.length > maxLength)
     throw new ValidationError(`${field} is too long`, { details: { field, maxLength } })
+}
+
+/** An IPv4 or IPv6 address in text form (an IPv6 zone id allowed), at most 64 characters. Never echoed. */
+export function assertIpAddress(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || value.length > 64 || isIP(value) === 0) {
+    throw new ValidationError(`${field} must be an IPv4 or IPv6 address`, { details: { field } })
+  }
 }
 
 export function assertPositiveInt(
@@ -245,36 +253,17 @@ export function assertIntegerInRange(
 
 export const USER_STATUSES: readonly UserStatus[] = Object.freeze(['active', 'disabled', 'deleted'])
 
-export interface ValidListUsersQuery {
-  readonly limit: number
-  /** Opaque; the store decodes it (`decodeIdCursor`), which refuses a malformed one. */
-  readonly cursor: string | undefined
-  readonly status: UserStatus | undefined
-}
-
 export interface ValidListAuditQuery {
   readonly limit: number
-  /** Opaque; the store decodes it (`decodeSeqCursor`), which refuses a malformed one. */
+  /** Opaque; the store decodes it (`decodeIdCursor`: the last record listed), which refuses a malformed one. */
   readonly cursor: string | undefined
   readonly userId: string | undefined
 }
 
-function assertOptionalCursor(value: unknown): asserts value is string | undefined {
+export function assertOptionalCursor(value: unknown): asserts value is string | undefined {
   if (value !== undefined && typeof value !== 'string') {
     throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
-}
-
-/** `listUsers`' query: an object (or undefined) with only limit, cursor and a known status. */
-export function validateListUsersQuery(query: unknown): ValidListUsersQuery {
-  const q = optionsObject(query, 'listUsers query', ['limit', 'cursor', 'status'])
-  const limit = validatePageSize(q.limit)
-  assertOptionalCursor(q.cursor)
-  if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
-    // Not echoed: a bad status may be anything the caller was sent.
-    throw new ValidationError('status must be active, disabled or deleted', { details: { field: 'status' } })
-  }
-  return { limit, cursor: q.cursor, status: q.status as UserStatus | undefined }
 }
 
 /** `listAudit`'s query: an object (or undefined) with only limit, cursor and a valid userId. */

@@ -10,7 +10,13 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../domain/records.js'
-import { assertId, assertIdentifierLookup, assertString, isStorableJson } from '../domain/validation.js'
+import {
+  assertId,
+  assertIdentifierLookup,
+  assertIpAddress,
+  assertString,
+  isStorableJson,
+} from '../domain/validation.js'
 import type { AuditRow, CommitPlan, EventRow, WriteOp } from './commit-plan.js'
 import { recordCodec, type StoredRow } from './stored-row.js'
 import type { AuditDraft, Draft, EventDraft, Precondition, RecordRef, UnitOfWork } from './unit-of-work.js'
@@ -144,6 +150,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
     assertString(entry.action, 'action', LIMITS.auditActionLength)
     if (entry.userId != null) assertId(entry.userId, 'userId')
     if (entry.actorId != null) assertId(entry.actorId, 'actorId')
+    if (entry.requestId != null) assertId(entry.requestId, 'requestId')
+    if (entry.ip != null) assertIpAddress(entry.ip, 'ip')
+    if (entry.userAgent != null) assertString(entry.userAgent, 'userAgent', LIMITS.userAgentLength)
     if (!isStorableJson(entry.data ?? {})) {
       throw new ValidationError('audit data has characters that cannot be stored', {
         details: { field: 'data' },
@@ -154,6 +163,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
       action: entry.action,
       userId: entry.userId ?? null,
       actorId: entry.actorId ?? null,
+      requestId: entry.requestId ?? null,
+      ip: entry.ip ?? null,
+      userAgent: entry.userAgent ?? null,
       data: { ...(entry.data ?? {}) },
     })
   }

@@ -66,6 +66,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work.',
   },
+  {
+    version: 8,
+    name: 'identifier_prefix_and_audit_context',
+    recordTypes: ['identifier'],
+    purpose:
+      'Identifier prefix search within a tenant (an index in code-point order); audit records keep the request context (request id, client IP and user agent) and are listed from a cursor naming the last record instead of a sequence shared by all tenants.',
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

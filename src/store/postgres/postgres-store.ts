@@ -1,4 +1,4 @@
-import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
+import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
 import {
   ConflictError,
   ErrorCode,
@@ -19,6 +19,12 @@ import type {
   UserRecord,
 } from '../../domain/records.js'
 import {
+  type IdentifierPrefix,
+  prefixUpperBound,
+  validateCountUsersQuery,
+  validateListUsersQuery,
+} from '../../domain/user-queries.js'
+import {
   assertFunction,
   assertId,
   assertIdentifierLookup,
@@ -26,7 +32,6 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
-  validateListUsersQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
@@ -34,8 +39,10 @@ import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
 import type {
+  CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedUser,
   ListUsersQuery,
   MigrateResult,
   Page,
@@ -56,7 +63,7 @@ import {
   type MigrationStatus,
   readSchemaHistory,
 } from './schema/runner.js'
-import { SQL } from './sql.js'
+import { countPrefixStatement, listAuditStatement, listUsersStatement, type PrefixRange, SQL } from './sql.js'
 
 export interface PostgresStoreOptions {
   /** How long `migrate()` waits for another process's migration lock. Default 60 000 ms. */
@@ -119,15 +126,42 @@ interface RecordDbRow {
   updated_at: Date | string
 }
 
+interface ListedUserDbRow extends RecordDbRow {
+  /** Present when the page asked for identifiers: jsonb_agg of the user's identifier rows. */
+  identifiers?: Array<{
+    id: string
+    userId: string
+    version: number
+    payload: { [key: string]: JsonValue }
+    createdAt: string
+    updatedAt: string
+  }>
+  /** Present on a prefix search: the user's least matching value, the page's order and cursor. */
+  match_value?: string
+}
+
+/** An audit row; `found` is false-y only in the row of nulls a cursor with no later records yields. */
 interface AuditDbRow {
-  seq: number | string
-  id: string
+  found: boolean
+  id: string | null
   occurred_at: Date | string
   action: string
   user_id: string | null
   actor_id: string | null
+  request_id: string | null
+  client_ip: string | null
+  user_agent: string | null
   data: AuditData
 }
+
+/** The schema version that added the request context columns and the audit id index. */
+const REQUEST_CONTEXT_SCHEMA = 8
+
+const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
+  kind,
+  lower: prefix,
+  upper: prefixUpperBound(prefix),
+})
 
 const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
 
@@ -296,45 +330,77 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return row ? recordCodec.user.fromRow(tenantId, row) : null
   }
 
-  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>> {
     assertId(tenantId, 'tenantId')
-    const { limit, cursor, status } = validateListUsersQuery(query)
-    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
-    const params: unknown[] = [tenantId, after, limit + 1]
-    if (status !== undefined) params.push(status)
-    const rows = await this.#rows<RecordDbRow>(
-      'listUsers',
-      status === undefined ? SQL.listUsers : SQL.listUsersByStatus,
-      params,
-    )
-    const items = rows.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, toStoredRow(r)))
-    const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+    const { limit, cursor, status, identifierPrefix, includeIdentifiers } = validateListUsersQuery(query)
+    const prefix = identifierPrefix && toRange(identifierPrefix)
+    const after = cursor === undefined ? null : prefix ? decodeValueCursor(cursor) : decodeIdCursor(cursor)
+    const statement = listUsersStatement({ tenantId, limit, after, status, prefix, includeIdentifiers })
+    const rows = await this.#rows<ListedUserDbRow>('listUsers', statement.text, statement.values)
+    const items = rows.slice(0, limit).map((r): ListedUser => {
+      const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
+      if (!includeIdentifiers) return user
+      const identifiers = (r.identifiers ?? []).map((i) =>
+        recordCodec.identifier.fromRow(tenantId, {
+          type: 'identifier',
+          id: i.id,
+          userId: i.userId,
+          version: Number(i.version),
+          payload: i.payload,
+          createdAt: isoOf(i.createdAt),
+          updatedAt: isoOf(i.updatedAt),
+        }),
+      )
+      return { ...user, identifiers }
+    })
+    const more = rows.length > limit && items.length > 0
+    const last = rows[items.length - 1]
+    const nextCursor =
+      !more || !last ? null : prefix ? encodeValueCursor(last.match_value!) : encodeCursor(last.record_id)
+    return { items, nextCursor }
+  }
+
+  async countUsers(tenantId: string, query?: CountUsersQuery): Promise<number> {
+    assertId(tenantId, 'tenantId')
+    const { status, identifierPrefix } = validateCountUsersQuery(query)
+    const statement = identifierPrefix
+      ? countPrefixStatement(tenantId, toRange(identifierPrefix), status)
+      : status === undefined
+        ? { text: SQL.countUsers, values: [tenantId] }
+        : { text: SQL.countUsersByStatus, values: [tenantId, status] }
+    const rows = await this.#rows<{ n: number | string }>('countUsers', statement.text, statement.values)
+    return Number(rows[0]?.n ?? 0)
   }
 
   async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
     const { limit, cursor, userId } = validateListAuditQuery(query)
-    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
-    const params: unknown[] = [tenantId, after, limit + 1]
-    if (userId !== undefined) params.push(userId)
-    const rows = await this.#rows<AuditDbRow>(
-      'listAudit',
-      userId === undefined ? SQL.listAudit : SQL.listAuditForUser,
-      params,
-    )
-    const items: AuditRecord[] = rows.slice(0, limit).map((r) => ({
-      id: r.id,
-      tenantId,
-      seq: Number(r.seq),
-      occurredAt: isoOf(r.occurred_at),
-      action: r.action,
-      userId: r.user_id,
-      actorId: r.actor_id,
-      data: r.data,
-    }))
+    const afterId = cursor === undefined ? null : decodeIdCursor(cursor)
+    await this.#assertUsable()
+    const requestContext = this.#schemaVersion >= REQUEST_CONTEXT_SCHEMA
+    const statement = listAuditStatement({ tenantId, limit, afterId, userId, requestContext })
+    const rows = await this.#rows<AuditDbRow>('listAudit', statement.text, statement.values)
+    // The cursor names no audit record of this tenant (another tenant's included): not a cursor here.
+    if (afterId !== null && rows.length === 0) {
+      throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
+    }
+    const items: AuditRecord[] = rows
+      .filter((r) => r.id !== null)
+      .slice(0, limit)
+      .map((r) => ({
+        id: r.id!,
+        tenantId,
+        occurredAt: isoOf(r.occurred_at),
+        action: r.action,
+        userId: r.user_id,
+        actorId: r.actor_id,
+        requestId: r.request_id,
+        ip: r.client_ip,
+        userAgent: r.user_agent,
+        data: r.data,
+      }))
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
   }
 
   async diagnostics(): Promise<Diagnostics> {

@@ -14,6 +14,7 @@ import { redactionSuite } from './redaction.js'
 import { rollbackSuite } from './rollback.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
 import { throttleSuite } from './throttle.js'
+import { userSearchSuite } from './user-search.js'
 import { versionsSuite } from './versions.js'
 
 /** Every suite, in the order they run: foundations first, so the first failure is the most basic one. */
@@ -27,6 +28,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   versionsSuite,
   rollbackSuite,
   paginationSuite,
+  userSearchSuite,
   auditSuite,
   outboxSuite,
   throttleSuite,

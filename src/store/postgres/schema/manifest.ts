@@ -62,4 +62,12 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     checksum: 'ec0d20e09b0e6bcd872f7d96771531161152ff8741ad64adcd51e3151078633c',
     transactional: true,
   },
+  {
+    ...schemaVersion(8),
+    file: '0008_identifier_prefix_and_audit_context.sql',
+    checksum: 'f478ba2bc3b2e9a560f146dcfac5560dd0669dff3a31642d8f03ec61244d6769',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every identifier and audit row.',
+  },
 ])
