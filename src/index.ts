@@ -22,6 +22,7 @@ export { LIMITS } from './domain/limits.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
 export { assertId, normalizeIdentifier, validatePageSize } from './domain/validation.js'
+export { DEFAULT_CALLER_THROTTLE, DEFAULT_SIGN_IN_THROTTLE } from './engine/engine-options.js'
 // The engine: the use cases service teams call.
 export {
   AUDIT_ACTIONS,
@@ -39,6 +40,9 @@ export {
   type PasswordSubject,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type SecondFactorKind,
+  type SignInCredentials,
+  type SignInResult,
   type TotpEnrollment,
   type UpdateProfileOptions,
   UserEngine,

@@ -4,8 +4,9 @@ import type { JsonValue, UserRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
 import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { asObject, type EngineContext, requireTenant, requireUser } from './context.js'
-import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
+import { asObject, type EngineContext, requireUser, tenantNotFound } from './context.js'
+import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { type CheckSubject, checkPassword } from './sign-in.js'
 
 /** Whom a password check is for: a login form has an email, a re-authentication has the user id. */
 export type PasswordSubject = { readonly email: string } | { readonly userId: string }
@@ -44,6 +45,10 @@ export async function setPassword(
   })
 }
 
+/**
+ * Re-authentication: the same check as `authenticate` (throttled, equal cost, rehash on success, reason in
+ * the audit trail), answered as a boolean. A locked subject is THROTTLED.
+ */
 export async function verifyPassword(
   ctx: EngineContext,
   tenantId: string,
@@ -52,32 +57,17 @@ export async function verifyPassword(
 ): Promise<boolean> {
   assertId(tenantId, 'tenantId')
   const s = asObject(subject, 'subject')
-  const email = 'email' in s ? normalizeIdentifier('email', s.email) : undefined
-  const userId = email === undefined ? s.userId : undefined
-  if (email === undefined) assertId(userId, 'userId')
+  const checked: CheckSubject =
+    'email' in s
+      ? { kind: 'email', value: normalizeIdentifier('email', s.email) }
+      : { userId: s.userId as string }
+  if ('userId' in checked) assertId(checked.userId, 'userId')
   assertString(password, 'password', LIMITS.passwordMaxLength, 0)
-  return ctx.unit(tenantId, async (tx) => {
-    const tenant = await requireTenant(tx)
-    const user = email
-      ? await tx.findIdentifier('email', email).then((i) => (i ? tx.getUser(i.userId) : null))
-      : await tx.getUser(userId as string)
-    const factor = user ? (await tx.listFactors(user.id)).find((f) => f.kind === 'password') : undefined
-    let reason: RejectReason | null = null
-    if (!user || user.status === 'deleted') reason = 'unknown_user'
-    else if (tenant.status !== 'active') reason = 'tenant_inactive'
-    else if (user.status !== 'active') reason = 'user_inactive'
-    else if (!factor) reason = 'no_factor'
-    const phc = factor?.secret.reveal().phc
-    const ok =
-      reason === null && typeof phc === 'string'
-        ? await ctx.hasher.verify(phc, password)
-        : await ctx.hasher.verifyDummy(password)
-    if (!ok) reason ??= 'wrong_secret'
-    tx.appendAudit({
-      action: ok ? AUDIT_ACTIONS.passwordVerified : AUDIT_ACTIONS.passwordRejected,
-      userId: user?.id ?? null,
-      data: ok ? {} : { reason },
-    })
-    return ok
+  const outcome = await checkPassword(ctx, tenantId, checked, password, undefined, {
+    succeeded: AUDIT_ACTIONS.passwordVerified,
+    failed: AUDIT_ACTIONS.passwordRejected,
   })
+  // Re-authentication names a tenant the service already works in: an unknown one is a caller error.
+  if (!outcome.ok && outcome.reason === 'unknown_tenant') throw tenantNotFound(tenantId)
+  return outcome.ok
 }

@@ -1,7 +1,6 @@
 import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../domain/errors.js'
-import { newId } from '../domain/ids.js'
-import type { ProfileRecord, ProfileValue, UserRecord } from '../domain/records.js'
-import { assertId, assertPositiveInt, normalizeIdentifier, validateProfile } from '../domain/validation.js'
+import type { ProfileRecord, ProfileValue } from '../domain/records.js'
+import { assertId, assertPositiveInt, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import { asObject, type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
@@ -69,41 +68,5 @@ export async function updateProfile(
     })
     const written = (await tx.getProfile(userId))!
     return profile ? { ...written, createdAt: profile.createdAt } : written
-  })
-}
-
-export async function changeEmail(
-  ctx: EngineContext,
-  tenantId: string,
-  userId: string,
-  email: string,
-): Promise<UserRecord> {
-  assertId(tenantId, 'tenantId')
-  assertId(userId, 'userId')
-  const value = normalizeIdentifier('email', email)
-  return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
-    const [identifiers, holder] = await Promise.all([
-      tx.listIdentifiers(userId),
-      tx.findIdentifier('email', value),
-    ])
-    const current = identifiers.find((i) => i.kind === 'email')
-    if (current?.value === value) return user
-    if (holder) {
-      throw new ConflictError(
-        ErrorCode.DUPLICATE_IDENTIFIER,
-        `identifier email is already taken in tenant ${tenantId}`,
-        { details: { kind: 'email' } },
-      )
-    }
-    const identifierId = current?.id ?? newId('idn')
-    tx.putIdentifier(
-      { id: identifierId, userId, kind: 'email', value, verified: false },
-      current ? { expectedVersion: current.version } : { mustNotExist: true },
-    )
-    return recordUserChange(tx, userId, user, {
-      audit: { action: AUDIT_ACTIONS.emailChanged, data: { identifierId } },
-      events: [{ type: EVENT_TYPES.emailChanged, payload: { userId, identifierId } }],
-    })
   })
 }

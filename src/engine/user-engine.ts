@@ -1,9 +1,11 @@
 import type { ProfileRecord, ProfileValue, TenantRecord, UserRecord } from '../domain/records.js'
 import type { ListUsersQuery, Page, UserEngineStore } from '../store/store.js'
+import type { ThrottlePolicy } from '../store/throttle.js'
 import { createEngineContext, type EngineContext } from './context.js'
 import { validateEngineOptions } from './engine-options.js'
 import type { FactorSummary } from './factors.js'
 import * as factors from './factors.js'
+import * as identifiers from './identifiers.js'
 import type { Keyring } from './keyring.js'
 import type { PasswordSubject } from './password.js'
 import * as passwords from './password.js'
@@ -12,6 +14,8 @@ import type { UpdateProfileOptions } from './profile.js'
 import * as profile from './profile.js'
 import type { RecoveryCodeSet } from './recovery-codes.js'
 import * as recoveryCodes from './recovery-codes.js'
+import type { SignInCredentials, SignInResult } from './sign-in.js'
+import * as signIn from './sign-in.js'
 import * as tenants from './tenants.js'
 import type { TotpEnrollment } from './totp.js'
 import * as totp from './totp.js'
@@ -23,6 +27,7 @@ export type { FactorSummary } from './factors.js'
 export type { PasswordSubject } from './password.js'
 export type { UpdateProfileOptions } from './profile.js'
 export type { RecoveryCodeSet } from './recovery-codes.js'
+export type { SecondFactorKind, SignInCredentials, SignInResult } from './sign-in.js'
 export type { TotpEnrollment } from './totp.js'
 export type { RegisterUserInput } from './users.js'
 
@@ -40,6 +45,10 @@ export interface UserEngineOptions {
   readonly clock?: () => number
   /** Attempts of one use case when its commit meets a VERSION_CONFLICT (it re-reads each time). Default 8. */
   readonly maxAttempts?: number
+  /** Sign-in lockout per identifier and per user. Default DEFAULT_SIGN_IN_THROTTLE (5 failures, 30 s doubling to 15 min). */
+  readonly throttle?: Partial<ThrottlePolicy>
+  /** Sign-in lockout per `throttleKey` (IP, device). Default DEFAULT_CALLER_THROTTLE (50 failures, then as above). */
+  readonly callerThrottle?: Partial<ThrottlePolicy>
 }
 
 /**
@@ -119,7 +128,21 @@ export class UserEngine {
 
   /** Replaces the user's email; the new one starts unverified. The same email again is a no-op. */
   async changeEmail(tenantId: string, userId: string, email: string): Promise<UserRecord> {
-    return profile.changeEmail(this.#ctx, tenantId, userId, email)
+    return identifiers.setIdentifier(this.#ctx, tenantId, userId, 'email', email)
+  }
+
+  /**
+   * Sets or changes the user's username (unique per tenant, normalized like an email: NFKC, lower case; see
+   * docs for the characters refused). The same username again is a no-op. Users sign in with it through
+   * `authenticate(tenantId, { username, password })`.
+   */
+  async setUsername(tenantId: string, userId: string, username: string): Promise<UserRecord> {
+    return identifiers.setIdentifier(this.#ctx, tenantId, userId, 'username', username)
+  }
+
+  /** Removes the user's username (a no-op when there is none). The email stays. */
+  async removeUsername(tenantId: string, userId: string): Promise<UserRecord> {
+    return identifiers.removeUsername(this.#ctx, tenantId, userId)
   }
 
   // ---- password -----------------------------------------------------------------------------------------
@@ -130,9 +153,23 @@ export class UserEngine {
   }
 
   /**
-   * True only for an active user of an active tenant whose password matches. An unknown email, a user without
-   * a password, a disabled user and a wrong password all return false after the same Argon2 work, so the
-   * answer and its timing do not reveal which emails exist. The reason is written to the audit trail.
+   * Signs a user in: an email or username and a password, and optionally a `throttleKey` (an IP, a device).
+   * Returns the user and what happens next: `signed_in`, or `second_factor_required` with the second factors
+   * the user has (finish with verifyTotp or consumeRecoveryCode). Every refusal (unknown identifier, wrong
+   * password, no password, disabled or deleted user, suspended tenant) is INVALID_CREDENTIALS after the same
+   * Argon2 work; the reason is in the audit trail only. Failures are counted per identifier, per user and per
+   * throttle key; a locked one is THROTTLED (`details.retryAfterMs`) before any hashing. A success rehashes a
+   * password hashed with other Argon2 costs, in the same unit of work as its audit record.
+   */
+  async authenticate(tenantId: string, credentials: SignInCredentials): Promise<SignInResult> {
+    return signIn.authenticate(this.#ctx, tenantId, credentials)
+  }
+
+  /**
+   * Re-authentication of a known user (before a sensitive change): the same check as `authenticate`,
+   * throttled the same way, answered as a boolean. True only for an active user of an active tenant whose
+   * password matches; every refusal is false after the same Argon2 work, with the reason in the audit trail.
+   * Sign-in forms use `authenticate`.
    */
   async verifyPassword(tenantId: string, subject: PasswordSubject, password: string): Promise<boolean> {
     return passwords.verifyPassword(this.#ctx, tenantId, subject, password)
