@@ -36,17 +36,23 @@ export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
 export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
+  type CountUsersOptions,
   type FactorSummary,
+  type IdentifierSummary,
+  type ListUsersOptions,
   type PasswordSubject,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type RequestContext,
   type SecondFactorKind,
   type SignInCredentials,
   type SignInResult,
   type TotpEnrollment,
   type UpdateProfileOptions,
+  type UserDetails,
   UserEngine,
   type UserEngineOptions,
+  type UserListItem,
 } from './engine/user-engine.js'
 // The outbox relay (the JetStream publisher is `user-engine/nats`).
 export {

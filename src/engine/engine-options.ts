@@ -1,5 +1,5 @@
 import { ValidationError } from '../domain/errors.js'
-import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
+import { assertIntegerInRange, assertOptionalBoolean, optionsObject } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'
 import { createKeyring, type Keyring } from './keyring.js'
@@ -18,6 +18,7 @@ const ENGINE_OPTION_KEYS = [
   'maxAttempts',
   'throttle',
   'callerThrottle',
+  'recordClientInfo',
 ] as const
 
 /**
@@ -63,6 +64,8 @@ export interface ValidEngineOptions {
   readonly maxAttempts: number
   readonly throttle: ThrottlePolicy
   readonly callerThrottle: ThrottlePolicy
+  /** Audit records keep a request context's `ip` and `userAgent` (personal data): opt in. Default false. */
+  readonly recordClientInfo: boolean
 }
 
 /**
@@ -122,6 +125,7 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   assertIntegerInRange(recoveryCodeCount, 'options.recoveryCodeCount', 1, 50)
   const maxAttempts = o.maxAttempts === undefined ? 8 : o.maxAttempts
   assertIntegerInRange(maxAttempts, 'options.maxAttempts', 1, 100)
+  assertOptionalBoolean(o.recordClientInfo, 'options.recordClientInfo')
   const clock = o.clock === undefined ? Date.now : o.clock
   if (typeof clock !== 'function') {
     throw new ValidationError('options.clock must be a function returning the time in ms', {
@@ -144,5 +148,6 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
     maxAttempts,
     throttle: throttlePolicy(o.throttle, 'throttle', DEFAULT_SIGN_IN_THROTTLE),
     callerThrottle: throttlePolicy(o.callerThrottle, 'callerThrottle', DEFAULT_CALLER_THROTTLE),
+    recordClientInfo: o.recordClientInfo === true,
   }
 }

@@ -11,12 +11,18 @@ export {
 export { openSeed, type SealedSeed, sealSeed } from './seed-cipher.js'
 export { DEFAULT_TOTP, TotpAlgorithm, type TotpOptions } from './totp-algorithm.js'
 export {
+  type CountUsersOptions,
   type FactorSummary,
+  type IdentifierSummary,
+  type ListUsersOptions,
   type PasswordSubject,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type RequestContext,
   type TotpEnrollment,
   type UpdateProfileOptions,
+  type UserDetails,
   UserEngine,
   type UserEngineOptions,
+  type UserListItem,
 } from './user-engine.js'

@@ -1,5 +1,5 @@
 import type { ProfileRecord, ProfileValue, TenantRecord, UserRecord } from '../domain/records.js'
-import type { ListUsersQuery, Page, UserEngineStore } from '../store/store.js'
+import type { Page, UserEngineStore } from '../store/store.js'
 import type { ThrottlePolicy } from '../store/throttle.js'
 import { createEngineContext, type EngineContext } from './context.js'
 import { validateEngineOptions } from './engine-options.js'
@@ -14,12 +14,15 @@ import type { UpdateProfileOptions } from './profile.js'
 import * as profile from './profile.js'
 import type { RecoveryCodeSet } from './recovery-codes.js'
 import * as recoveryCodes from './recovery-codes.js'
+import { type RequestContext, withRequestContext } from './request-context.js'
 import type { SignInCredentials, SignInResult } from './sign-in.js'
 import * as signIn from './sign-in.js'
 import * as tenants from './tenants.js'
 import type { TotpEnrollment } from './totp.js'
 import * as totp from './totp.js'
 import type { TotpOptions } from './totp-algorithm.js'
+import type { CountUsersOptions, ListUsersOptions, UserDetails, UserListItem } from './user-reads.js'
+import * as userReads from './user-reads.js'
 import type { RegisterUserInput } from './users.js'
 import * as users from './users.js'
 
@@ -27,8 +30,16 @@ export type { FactorSummary } from './factors.js'
 export type { PasswordSubject } from './password.js'
 export type { UpdateProfileOptions } from './profile.js'
 export type { RecoveryCodeSet } from './recovery-codes.js'
+export type { RequestContext } from './request-context.js'
 export type { SecondFactorKind, SignInCredentials, SignInResult } from './sign-in.js'
 export type { TotpEnrollment } from './totp.js'
+export type {
+  CountUsersOptions,
+  IdentifierSummary,
+  ListUsersOptions,
+  UserDetails,
+  UserListItem,
+} from './user-reads.js'
 export type { RegisterUserInput } from './users.js'
 
 export interface UserEngineOptions {
@@ -49,6 +60,11 @@ export interface UserEngineOptions {
   readonly throttle?: Partial<ThrottlePolicy>
   /** Sign-in lockout per `throttleKey` (IP, device). Default DEFAULT_CALLER_THROTTLE (50 failures, then as above). */
   readonly callerThrottle?: Partial<ThrottlePolicy>
+  /**
+   * Record the `ip` and `userAgent` of a use case's request context in its audit records. They are personal
+   * data, so this is opt-in: by default they are checked and dropped. Actor and request ids are always kept.
+   */
+  readonly recordClientInfo?: boolean
 }
 
 /**
@@ -56,8 +72,12 @@ export interface UserEngineOptions {
  * with preconditions, append one audit record and enqueue its events in the same commit. Secrets live in
  * factor records as `Secret`; nothing returned holds a secret or personal data the caller did not ask for.
  *
- * This class is the facade: each method delegates to its feature module (tenants, users, profile, password,
- * totp, recovery-codes, factors), which all share one EngineContext.
+ * This class is the facade: each method delegates to its feature module (tenants, users, user-reads,
+ * identifiers, profile, password, sign-in, totp, recovery-codes, factors), which all share one EngineContext.
+ *
+ * Every use case that changes something (or audits a check) takes an optional last argument, the request
+ * context (`actorId`, `requestId`, and, with `recordClientInfo`, `ip` and `userAgent`): it is validated first
+ * and recorded in each audit record the use case appends.
  */
 export class UserEngine {
   readonly #ctx: EngineContext
@@ -67,17 +87,26 @@ export class UserEngine {
     this.#ctx = createEngineContext(validateEngineOptions(options))
   }
 
+  /** The engine context for one call, recording `context` in its audit records (validated: VALIDATION). */
+  #with(context: RequestContext | undefined): EngineContext {
+    return withRequestContext(this.#ctx, context)
+  }
+
   // ---- tenants ------------------------------------------------------------------------------------------
 
-  async createTenant(name: string): Promise<TenantRecord> {
-    return tenants.createTenant(this.#ctx, name)
+  async createTenant(name: string, context?: RequestContext): Promise<TenantRecord> {
+    return tenants.createTenant(this.#with(context), name)
   }
 
   // ---- users --------------------------------------------------------------------------------------------
 
   /** Creates an active user with one email identifier, a profile and (optionally) a password. */
-  async registerUser(tenantId: string, input: RegisterUserInput): Promise<UserRecord> {
-    return users.registerUser(this.#ctx, tenantId, input)
+  async registerUser(
+    tenantId: string,
+    input: RegisterUserInput,
+    context?: RequestContext,
+  ): Promise<UserRecord> {
+    return users.registerUser(this.#with(context), tenantId, input)
   }
 
   /** The user record (ids, status, version); a deleted user is returned as its tombstone. */
@@ -90,25 +119,43 @@ export class UserEngine {
     return users.findUserByEmail(this.#ctx, tenantId, email)
   }
 
-  /** Keyset page of users in id order, optionally filtered by status. */
-  async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
-    return users.listUsers(this.#ctx, tenantId, query)
+  /**
+   * The user with its identifiers (kinds and values), profile and factor summaries (no secrets), in one call:
+   * the account page of an admin console. A deleted user comes back as its tombstone with nothing else.
+   */
+  async getUserDetails(tenantId: string, userId: string): Promise<UserDetails> {
+    return userReads.getUserDetails(this.#ctx, tenantId, userId)
   }
 
-  async disableUser(tenantId: string, userId: string): Promise<UserRecord> {
-    return users.setStatus(this.#ctx, tenantId, userId, 'disabled')
+  /**
+   * A keyset page of users. By default in id order; with `emailPrefix` or `usernamePrefix` (any letter case),
+   * the users whose email or username starts with it, ordered by that value (an index range: as fast in a
+   * tenant of millions as in a small one). `status` filters; `include: ['identifiers']` adds each user's
+   * identifiers, read in the same query as the page. Pass `nextCursor` back with the same search.
+   */
+  async listUsers(tenantId: string, options: ListUsersOptions = {}): Promise<Page<UserListItem>> {
+    return userReads.listUsers(this.#ctx, tenantId, options)
   }
 
-  async enableUser(tenantId: string, userId: string): Promise<UserRecord> {
-    return users.setStatus(this.#ctx, tenantId, userId, 'active')
+  /** How many users `listUsers` lists with the same `status` and prefix filters. */
+  async countUsers(tenantId: string, options: CountUsersOptions = {}): Promise<number> {
+    return userReads.countUsers(this.#ctx, tenantId, options)
+  }
+
+  async disableUser(tenantId: string, userId: string, context?: RequestContext): Promise<UserRecord> {
+    return users.setStatus(this.#with(context), tenantId, userId, 'disabled')
+  }
+
+  async enableUser(tenantId: string, userId: string, context?: RequestContext): Promise<UserRecord> {
+    return users.setStatus(this.#with(context), tenantId, userId, 'active')
   }
 
   /**
    * Erases the user's profile, identifiers and factors. The user record stays as a `deleted` tombstone holding
    * ids only, so audit records and events that name it still resolve. Deleting twice is a no-op.
    */
-  async deleteUser(tenantId: string, userId: string): Promise<UserRecord> {
-    return users.deleteUser(this.#ctx, tenantId, userId)
+  async deleteUser(tenantId: string, userId: string, context?: RequestContext): Promise<UserRecord> {
+    return users.deleteUser(this.#with(context), tenantId, userId)
   }
 
   // ---- profile and email --------------------------------------------------------------------------------
@@ -122,13 +169,19 @@ export class UserEngine {
     userId: string,
     attributes: Readonly<Record<string, ProfileValue>>,
     options: UpdateProfileOptions = {},
+    context?: RequestContext,
   ): Promise<ProfileRecord> {
-    return profile.updateProfile(this.#ctx, tenantId, userId, attributes, options)
+    return profile.updateProfile(this.#with(context), tenantId, userId, attributes, options)
   }
 
   /** Replaces the user's email; the new one starts unverified. The same email again is a no-op. */
-  async changeEmail(tenantId: string, userId: string, email: string): Promise<UserRecord> {
-    return identifiers.setIdentifier(this.#ctx, tenantId, userId, 'email', email)
+  async changeEmail(
+    tenantId: string,
+    userId: string,
+    email: string,
+    context?: RequestContext,
+  ): Promise<UserRecord> {
+    return identifiers.setIdentifier(this.#with(context), tenantId, userId, 'email', email)
   }
 
   /**
@@ -136,20 +189,30 @@ export class UserEngine {
    * docs for the characters refused). The same username again is a no-op. Users sign in with it through
    * `authenticate(tenantId, { username, password })`.
    */
-  async setUsername(tenantId: string, userId: string, username: string): Promise<UserRecord> {
-    return identifiers.setIdentifier(this.#ctx, tenantId, userId, 'username', username)
+  async setUsername(
+    tenantId: string,
+    userId: string,
+    username: string,
+    context?: RequestContext,
+  ): Promise<UserRecord> {
+    return identifiers.setIdentifier(this.#with(context), tenantId, userId, 'username', username)
   }
 
   /** Removes the user's username (a no-op when there is none). The email stays. */
-  async removeUsername(tenantId: string, userId: string): Promise<UserRecord> {
-    return identifiers.removeUsername(this.#ctx, tenantId, userId)
+  async removeUsername(tenantId: string, userId: string, context?: RequestContext): Promise<UserRecord> {
+    return identifiers.removeUsername(this.#with(context), tenantId, userId)
   }
 
   // ---- password -----------------------------------------------------------------------------------------
 
   /** Sets (or replaces) the password. Checking the old one first is the caller's policy: see verifyPassword. */
-  async setPassword(tenantId: string, userId: string, password: string): Promise<UserRecord> {
-    return passwords.setPassword(this.#ctx, tenantId, userId, password)
+  async setPassword(
+    tenantId: string,
+    userId: string,
+    password: string,
+    context?: RequestContext,
+  ): Promise<UserRecord> {
+    return passwords.setPassword(this.#with(context), tenantId, userId, password)
   }
 
   /**
@@ -161,8 +224,12 @@ export class UserEngine {
    * throttle key; a locked one is THROTTLED (`details.retryAfterMs`) before any hashing. A success rehashes a
    * password hashed with other Argon2 costs, in the same unit of work as its audit record.
    */
-  async authenticate(tenantId: string, credentials: SignInCredentials): Promise<SignInResult> {
-    return signIn.authenticate(this.#ctx, tenantId, credentials)
+  async authenticate(
+    tenantId: string,
+    credentials: SignInCredentials,
+    context?: RequestContext,
+  ): Promise<SignInResult> {
+    return signIn.authenticate(this.#with(context), tenantId, credentials)
   }
 
   /**
@@ -171,8 +238,13 @@ export class UserEngine {
    * password matches; every refusal is false after the same Argon2 work, with the reason in the audit trail.
    * Sign-in forms use `authenticate`.
    */
-  async verifyPassword(tenantId: string, subject: PasswordSubject, password: string): Promise<boolean> {
-    return passwords.verifyPassword(this.#ctx, tenantId, subject, password)
+  async verifyPassword(
+    tenantId: string,
+    subject: PasswordSubject,
+    password: string,
+    context?: RequestContext,
+  ): Promise<boolean> {
+    return passwords.verifyPassword(this.#with(context), tenantId, subject, password)
   }
 
   // ---- TOTP ---------------------------------------------------------------------------------------------
@@ -186,8 +258,9 @@ export class UserEngine {
     tenantId: string,
     userId: string,
     options: { label?: string } = {},
+    context?: RequestContext,
   ): Promise<TotpEnrollment> {
-    return totp.enrollTotp(this.#ctx, tenantId, userId, options)
+    return totp.enrollTotp(this.#with(context), tenantId, userId, options)
   }
 
   /**
@@ -195,23 +268,37 @@ export class UserEngine {
    * last accepted one. The step is written with a version precondition, so one code is accepted once even
    * when verifications race. A successful check also re-seals the seed under the current key.
    */
-  async verifyTotp(tenantId: string, userId: string, code: string): Promise<boolean> {
-    return totp.verifyTotp(this.#ctx, tenantId, userId, code)
+  async verifyTotp(
+    tenantId: string,
+    userId: string,
+    code: string,
+    context?: RequestContext,
+  ): Promise<boolean> {
+    return totp.verifyTotp(this.#with(context), tenantId, userId, code)
   }
 
   // ---- recovery codes -----------------------------------------------------------------------------------
 
   /** Issues a new set of recovery codes, replacing any previous set (its unused codes stop working). */
-  async generateRecoveryCodes(tenantId: string, userId: string): Promise<RecoveryCodeSet> {
-    return recoveryCodes.generateRecoveryCodes(this.#ctx, tenantId, userId)
+  async generateRecoveryCodes(
+    tenantId: string,
+    userId: string,
+    context?: RequestContext,
+  ): Promise<RecoveryCodeSet> {
+    return recoveryCodes.generateRecoveryCodes(this.#with(context), tenantId, userId)
   }
 
   /**
    * True the first time a valid code is used, false ever after. Marking it used is a versioned write: of any
    * number of racing calls with one code, exactly one commits; the others re-read, see it used, and get false.
    */
-  async consumeRecoveryCode(tenantId: string, userId: string, code: string): Promise<boolean> {
-    return recoveryCodes.consumeRecoveryCode(this.#ctx, tenantId, userId, code)
+  async consumeRecoveryCode(
+    tenantId: string,
+    userId: string,
+    code: string,
+    context?: RequestContext,
+  ): Promise<boolean> {
+    return recoveryCodes.consumeRecoveryCode(this.#with(context), tenantId, userId, code)
   }
 
   // ---- factors ------------------------------------------------------------------------------------------
@@ -221,8 +308,13 @@ export class UserEngine {
     return factors.listFactors(this.#ctx, tenantId, userId)
   }
 
-  async removeFactor(tenantId: string, userId: string, factorId: string): Promise<UserRecord> {
-    return factors.removeFactor(this.#ctx, tenantId, userId, factorId)
+  async removeFactor(
+    tenantId: string,
+    userId: string,
+    factorId: string,
+    context?: RequestContext,
+  ): Promise<UserRecord> {
+    return factors.removeFactor(this.#with(context), tenantId, userId, factorId)
   }
 
   toJSON(): { engine: string; store: string } {
