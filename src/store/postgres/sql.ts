@@ -133,12 +133,14 @@ const valueC = (alias: string) => `(${alias}.payload->>'value') COLLATE "C"`
 const USER_COLUMNS = ROW.split(', ')
   .map((c) => `u.${c}`)
   .join(', ')
-// A listed user's identifiers, in id order, in the page's own statement (user_engine_records_user_idx).
+// A listed user's identifiers, in id order, in the page's own statement. user_id has the default collation and
+// record_id "C": without the explicit collation the comparison cannot use user_engine_records_user_idx.
 const IDENTIFIERS_OF_U = `(SELECT coalesce(jsonb_agg(jsonb_build_object('id', x.record_id, 'userId', x.user_id,
       'version', x.version, 'payload', x.payload, 'createdAt', x.created_at, 'updatedAt', x.updated_at)
       ORDER BY x.record_id), '[]'::jsonb)
     FROM user_engine_records x
-    WHERE x.tenant_id = u.tenant_id AND x.user_id = u.record_id AND x.record_type = 'identifier') AS identifiers`
+    WHERE x.tenant_id = u.tenant_id AND x.user_id = u.record_id COLLATE "default"
+      AND x.record_type = 'identifier') AS identifiers`
 
 /** Where a prefix search reads: one index range of identifier values, [lower, upper). */
 export interface PrefixRange {
