@@ -34,6 +34,7 @@ export {
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
+export { STATUS_RULES, type StatusOutcome, type StatusRule, type UserUseCase } from './engine/status-rules.js'
 export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
   type CountUsersOptions,

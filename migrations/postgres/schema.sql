@@ -421,7 +421,7 @@ BEGIN
 END
 $$;
 
--- ==== 0007_throttle.sql
+-- ==== 0007_sign_in_throttle_and_tenant_index.sql
 
 -- user-engine 0007: failed sign-in counts and lockouts (ThrottleAccess in src/store/throttle.ts).
 -- A key is an opaque digest ("identifier:<sha256>", "user:<sha256>", "caller:<sha256>"): no email or IP is
@@ -447,6 +447,10 @@ LANGUAGE sql IMMUTABLE AS $$
       * interval '1 millisecond'
   END
 $$;
+
+-- listTenants, the one read across tenants, in code-point order (as the reference store sorts): only the
+-- tenant records, so the index stays as small as the number of tenants.
+CREATE INDEX user_engine_tenants_idx ON user_engine_records ((tenant_id COLLATE "C")) WHERE record_type = 'tenant';
 
 -- ==== 0008_identifier_prefix_and_audit_context.sql (non-transactional: CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every identifier and audit row.)
 
@@ -561,5 +565,5 @@ INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) 
   (4, 'outbox_id_index_and_db_clock', 'c5277ce12f7a71f177e4559fca4d8e26b4e148606b4f531efcd010c6172daef8', 0),
   (5, 'outbox_due_order_index', 'bc27ea456d81cfc8f5f094ef23031cc7ef0889b7df54ee504bcca50d96f64761', 0),
   (6, 'commit_checks_by_primary_key', 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6', 0),
-  (7, 'throttle', 'ec0d20e09b0e6bcd872f7d96771531161152ff8741ad64adcd51e3151078633c', 0),
+  (7, 'sign_in_throttle_and_tenant_index', 'f35141e2969f8efe8b8711e73ea9bbe34bdccc2bc1f37b8f878bca166bcde810', 0),
   (8, 'identifier_prefix_and_audit_context', 'f478ba2bc3b2e9a560f146dcfac5560dd0669dff3a31642d8f03ec61244d6769', 0);

@@ -12,6 +12,8 @@ export const ErrorCode = {
   INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
   THROTTLED: 'THROTTLED',
   USER_DISABLED: 'USER_DISABLED',
+  USER_DELETED: 'USER_DELETED',
+  TENANT_SUSPENDED: 'TENANT_SUSPENDED',
   SCHEMA_NOT_READY: 'SCHEMA_NOT_READY',
   SCHEMA_DRIFT: 'SCHEMA_DRIFT',
   SCHEMA_NEWER_THAN_CODE: 'SCHEMA_NEWER_THAN_CODE',
@@ -47,7 +49,12 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
     'A sign-in failed. One code for every reason (unknown identifier, wrong password, disabled user, suspended tenant); the reason is in the audit trail only.',
   THROTTLED:
     'Too many failed attempts for this identifier, user or caller key; `details.retryAfterMs` says when to try again. Nothing was checked.',
-  USER_DISABLED: 'The use case is not allowed on a disabled user.',
+  USER_DISABLED:
+    'The use case is not allowed on a disabled user (docs/status-rules.md). Nothing was written.',
+  USER_DELETED:
+    'The user was deleted: its data is erased and only getUser (the tombstone) and deleteUser (a no-op) work.',
+  TENANT_SUSPENDED:
+    'The tenant is suspended: reads work, changes are refused until reactivateTenant. Nothing was written.',
   SCHEMA_NOT_READY: 'The database schema is older than this code needs; run `migrate`.',
   SCHEMA_DRIFT:
     "An applied migration's recorded checksum differs from the code's, or the history names an unknown version.",

@@ -266,6 +266,14 @@ export function assertOptionalCursor(value: unknown): asserts value is string | 
   }
 }
 
+/** `listTenants`' query: an object (or undefined) with only limit and cursor. */
+export function validateListTenantsQuery(query: unknown): { limit: number; cursor: string | undefined } {
+  const q = optionsObject(query, 'listTenants query', ['limit', 'cursor'])
+  const limit = validatePageSize(q.limit)
+  assertOptionalCursor(q.cursor)
+  return { limit, cursor: q.cursor as string | undefined }
+}
+
 /** `listAudit`'s query: an object (or undefined) with only limit, cursor and a valid userId. */
 export function validateListAuditQuery(query: unknown): ValidListAuditQuery {
   const q = optionsObject(query, 'listAudit query', ['limit', 'cursor', 'userId'])

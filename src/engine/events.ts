@@ -4,6 +4,9 @@
  */
 export const EVENT_TYPES = {
   tenantCreated: 'tenant.created',
+  tenantRenamed: 'tenant.renamed',
+  tenantSuspended: 'tenant.suspended',
+  tenantReactivated: 'tenant.reactivated',
   userRegistered: 'user.registered',
   profileUpdated: 'user.profile_updated',
   emailChanged: 'user.email_changed',
@@ -25,6 +28,9 @@ export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES]
 /** Audit actions. `data` holds ids, counts and reason codes only. */
 export const AUDIT_ACTIONS = {
   tenantCreated: 'tenant.created',
+  tenantRenamed: 'tenant.renamed',
+  tenantSuspended: 'tenant.suspended',
+  tenantReactivated: 'tenant.reactivated',
   userRegistered: 'user.registered',
   profileUpdated: 'profile.updated',
   emailChanged: 'email.changed',

@@ -2,7 +2,7 @@ import { NotFoundError } from '../domain/errors.js'
 import type { FactorKind, FactorRecord, UserRecord } from '../domain/records.js'
 import { assertId } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { type EngineContext, requireTenant, requireUser, userNotFound } from './context.js'
+import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { usedSlots } from './recovery-codes.js'
 
@@ -27,8 +27,7 @@ export async function listFactors(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const [, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
-    if (!user) throw userNotFound(userId)
+    await requireUser(tx, userId, 'listFactors')
     return (await tx.listFactors(userId)).map(summarizeFactor)
   })
 }
@@ -43,7 +42,7 @@ export async function removeFactor(
   assertId(userId, 'userId')
   assertId(factorId, 'factorId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'removeFactor')
     const factor = (await tx.listFactors(userId)).find((f) => f.id === factorId)
     if (!factor) throw new NotFoundError(`factor ${factorId} not found`, { details: { userId, factorId } })
     tx.deleteFactor({ id: factorId, userId }, { expectedVersion: factor.version })

@@ -27,7 +27,7 @@ export async function setIdentifier(
   assertId(userId, 'userId')
   const value = normalizeIdentifier(kind, raw)
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, kind === 'email' ? 'changeEmail' : 'setUsername')
     const [identifiers, holder] = await Promise.all([
       tx.listIdentifiers(userId),
       tx.findIdentifier(kind, value),
@@ -60,7 +60,7 @@ export async function removeUsername(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'removeUsername')
     const current = (await tx.listIdentifiers(userId)).find((i) => i.kind === 'username')
     if (!current) return user
     tx.deleteIdentifier({ id: current.id, userId }, { expectedVersion: current.version })

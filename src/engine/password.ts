@@ -31,7 +31,7 @@ export async function setPassword(
   assertId(userId, 'userId')
   const phc = await ctx.hasher.hash(checkNewPassword(password))
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'setPassword')
     const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'password')
     const factorId = existing?.id ?? newId('fac')
     tx.putFactor(

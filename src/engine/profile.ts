@@ -20,7 +20,7 @@ export async function getProfile(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'getProfile')
     const profile = await tx.getProfile(user.id)
     if (!profile) throw new NotFoundError(`profile of user ${userId} not found`, { details: { userId } })
     return profile
@@ -45,7 +45,7 @@ export async function updateProfile(
     throw new ValidationError('mode must be merge or replace', { details: { field: 'mode' } })
   }
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'updateProfile')
     const profile = await tx.getProfile(userId)
     if (expectedVersion !== undefined && profile?.version !== expectedVersion) {
       throw new ConflictError(

@@ -26,7 +26,7 @@ export async function generateRecoveryCodes(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId, { active: true })
+    const user = await requireUser(tx, userId, 'generateRecoveryCodes')
     const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'recovery_codes')
     const factorId = existing?.id ?? newId('fac')
     const { codes, hashes } = newRecoveryCodes(ctx.recoveryCodeCount)

@@ -28,7 +28,7 @@ export async function enrollTotp(
   const label = asObject(options, 'options').label
   if (label !== undefined) assertString(label, 'label', 200)
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId, { active: true })
+    const user = await requireUser(tx, userId, 'enrollTotp')
     const [factors, identifiers] = await Promise.all([tx.listFactors(userId), tx.listIdentifiers(userId)])
     const existing = factors.find((f) => f.kind === 'totp')
     if (existing?.state.confirmed === true) {

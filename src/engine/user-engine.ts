@@ -1,5 +1,5 @@
 import type { ProfileRecord, ProfileValue, TenantRecord, UserRecord } from '../domain/records.js'
-import type { Page, UserEngineStore } from '../store/store.js'
+import type { ListTenantsQuery, Page, UserEngineStore } from '../store/store.js'
 import type { ThrottlePolicy } from '../store/throttle.js'
 import { createEngineContext, type EngineContext } from './context.js'
 import { validateEngineOptions } from './engine-options.js'
@@ -96,6 +96,34 @@ export class UserEngine {
 
   async createTenant(name: string, context?: RequestContext): Promise<TenantRecord> {
     return tenants.createTenant(this.#with(context), name)
+  }
+
+  /** The tenant record; NOT_FOUND when there is none. */
+  async getTenant(tenantId: string): Promise<TenantRecord> {
+    return tenants.getTenant(this.#ctx, tenantId)
+  }
+
+  /** Every tenant in id order, by keyset pages (`limit` 1..500, default 50; pass `nextCursor` back). */
+  async listTenants(query: ListTenantsQuery = {}): Promise<Page<TenantRecord>> {
+    return tenants.listTenants(this.#ctx, query)
+  }
+
+  /** Renames the tenant (the same name again is a no-op). Allowed while suspended. */
+  async renameTenant(tenantId: string, name: string, context?: RequestContext): Promise<TenantRecord> {
+    return tenants.renameTenant(this.#with(context), tenantId, name)
+  }
+
+  /**
+   * Suspends the tenant: reads go on, every change to its users is TENANT_SUSPENDED and sign-ins fail, until
+   * `reactivateTenant` (docs/status-rules.md). Suspending a suspended tenant is a no-op.
+   */
+  async suspendTenant(tenantId: string, context?: RequestContext): Promise<TenantRecord> {
+    return tenants.setTenantStatus(this.#with(context), tenantId, 'suspended')
+  }
+
+  /** Makes a suspended tenant active again (a no-op on an active one). */
+  async reactivateTenant(tenantId: string, context?: RequestContext): Promise<TenantRecord> {
+    return tenants.setTenantStatus(this.#with(context), tenantId, 'active')
   }
 
   // ---- users --------------------------------------------------------------------------------------------

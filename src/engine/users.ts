@@ -5,9 +5,9 @@ import { recordUserChange } from '../store/change-user.js'
 import {
   asObject,
   type EngineContext,
-  requireTenant,
   requireUser,
   tenantNotFound,
+  tenantSuspended,
   userNotFound,
 } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
@@ -29,10 +29,14 @@ export async function registerUser(
   const email = normalizeIdentifier('email', fields.email)
   const password = fields.password === undefined ? undefined : checkNewPassword(fields.password)
   const attributes = validateProfile(fields.profile ?? {})
-  // Hash before the unit of work: a retry must not pay for Argon2 twice, and no store work waits on it.
-  const phc = password === undefined ? undefined : await ctx.hasher.hash(password)
-  // No reads: the commit refuses an unknown tenant (NOT_FOUND) and a taken email (DUPLICATE_IDENTIFIER),
-  // so registration is one round trip on the Postgres store.
+  // Hash before the unit of work (a retry must not pay for Argon2 twice), while the tenant's status is read.
+  const [phc, tenant] = await Promise.all([
+    password === undefined ? undefined : ctx.hasher.hash(password),
+    ctx.store.getTenant(tenantId),
+  ])
+  if (tenant?.status === 'suspended') throw tenantSuspended(tenantId)
+  // No reads in the unit: the commit refuses an unknown tenant (NOT_FOUND) and a taken email
+  // (DUPLICATE_IDENTIFIER), so registration is one commit on the Postgres store.
   return ctx.unit(tenantId, async (tx) => {
     const userId = newId('usr')
     const user = await recordUserChange(tx, userId, null, {
@@ -87,7 +91,7 @@ export async function setStatus(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, status === 'disabled' ? 'disableUser' : 'enableUser')
     if (user.status === status) return user
     const disabled = status === 'disabled'
     return recordUserChange(tx, userId, user, {
@@ -102,8 +106,7 @@ export async function deleteUser(ctx: EngineContext, tenantId: string, userId: s
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const [, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
-    if (!user) throw userNotFound(userId)
+    const user = await requireUser(tx, userId, 'deleteUser')
     if (user.status === 'deleted') return user
     const [identifiers, factors, profile] = await Promise.all([
       tx.listIdentifiers(userId),

@@ -61,10 +61,10 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
   },
   {
     version: 7,
-    name: 'throttle',
-    recordTypes: [],
+    name: 'sign_in_throttle_and_tenant_index',
+    recordTypes: ['tenant'],
     purpose:
-      'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work.',
+      'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work; an index for listTenants.',
   },
   {
     version: 8,

@@ -46,6 +46,11 @@ export interface ListedUser extends UserRecord {
   readonly identifiers?: readonly IdentifierRecord[]
 }
 
+export interface ListTenantsQuery {
+  readonly limit?: number
+  readonly cursor?: string
+}
+
 export interface ListAuditQuery {
   readonly limit?: number
   readonly cursor?: string
@@ -168,6 +173,8 @@ export interface OutboxAccess {
  *    asked for that value.
  * 8. An error raised by the commit, after `fn` resolved, carries the commit-phase mark (`markCommitPhase`); an
  *    error `fn` throws does not. The engine retries only a marked VERSION_CONFLICT. `runUnitOfWork` does both.
+ * 9. `listTenants` lists every tenant record in ascending id order (code-point order), keyset-paginated like
+ *    `listUsers`: the one read that spans tenants.
  */
 export interface UserEngineStore {
   /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */
@@ -180,6 +187,7 @@ export interface UserEngineStore {
   transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T>
 
   getTenant(tenantId: string): Promise<TenantRecord | null>
+  listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>>
   getUser(tenantId: string, userId: string): Promise<UserRecord | null>
   findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<UserRecord | null>
   getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>

@@ -10,6 +10,7 @@ import type {
   Diagnostics,
   ListAuditQuery,
   ListedUser,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   OutboxAccess,
@@ -43,6 +44,9 @@ export class DelegatingStore implements UserEngineStore {
   }
   transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
     return this.inner.transaction(tenantId, fn)
+  }
+  listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    return this.inner.listTenants(query)
   }
   getTenant(tenantId: string): Promise<TenantRecord | null> {
     return this.inner.getTenant(tenantId)

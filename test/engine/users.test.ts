@@ -337,8 +337,9 @@ test('deleteUser erases profile, identifiers and factors; keeps an ids-only tomb
   ])
   assert.deepEqual(await h.engine.deleteUser(t, u), deleted)
   assert.equal(await h.engine.findUserByEmail(t, 'erase.me@example.com'), null)
-  await rejectsWith(h.engine.getProfile(t, u), 'NOT_FOUND')
-  assert.deepEqual(await h.engine.listFactors(t, u), [])
+  // Reads of a deleted user's data are USER_DELETED, like every change (docs/status-rules.md).
+  await rejectsWith(h.engine.getProfile(t, u), 'USER_DELETED')
+  await rejectsWith(h.engine.listFactors(t, u), 'USER_DELETED')
   const counts = (await h.store.diagnostics()).counts
   assert.equal(counts.users, 2)
   assert.equal(counts.identifiers, 1)
@@ -346,8 +347,8 @@ test('deleteUser erases profile, identifiers and factors; keeps an ids-only tomb
   assert.equal(counts.factors, 0)
   // The email is free again; a deleted user cannot be changed or verified.
   await h.engine.registerUser(t, { email: 'erase.me@example.com' })
-  await rejectsWith(h.engine.updateProfile(t, u, { a: 1 }), 'NOT_FOUND')
-  await rejectsWith(h.engine.enableUser(t, u), 'NOT_FOUND')
+  await rejectsWith(h.engine.updateProfile(t, u, { a: 1 }), 'USER_DELETED')
+  await rejectsWith(h.engine.enableUser(t, u), 'USER_DELETED')
   assert.equal(await h.engine.verifyPassword(t, { userId: u }, 'password123'), false)
   // Audit and outbox never held the personal values.
   const trail = JSON.stringify([

@@ -30,6 +30,7 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
+  validateListTenantsQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
@@ -41,6 +42,7 @@ import type {
   Diagnostics,
   ListAuditQuery,
   ListedUser,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
@@ -151,6 +153,22 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#assertUsable()
     const row = this.#tenant(tenantId)?.rows.get(rowKey('tenant', tenantId))
     return row ? recordCodec.tenant.fromRow(tenantId, copy(row)) : null
+  }
+
+  async listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    const { limit, cursor } = validateListTenantsQuery(query)
+    const after = cursor === undefined ? null : decodeIdCursor(cursor)
+    this.#assertUsable()
+    const ids = [...this.#tenants.keys()]
+      .filter((id) => (after === null || id > after) && this.#tenants.get(id)!.rows.has(rowKey('tenant', id)))
+      .sort()
+    const items = ids
+      .slice(0, limit)
+      .map((id) =>
+        recordCodec.tenant.fromRow(id, copy(this.#tenants.get(id)!.rows.get(rowKey('tenant', id))!)),
+      )
+    const last = items[items.length - 1]
+    return { items, nextCursor: ids.length > limit && last ? encodeCursor(last.id) : null }
   }
 
   async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {

@@ -32,6 +32,7 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
+  validateListTenantsQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
@@ -43,6 +44,7 @@ import type {
   Diagnostics,
   ListAuditQuery,
   ListedUser,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
@@ -298,6 +300,18 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     const row = await this.#one(SQL.readRow, [tenantId, 'tenant', tenantId])
     return row ? recordCodec.tenant.fromRow(tenantId, row) : null
+  }
+
+  async listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    const { limit, cursor } = validateListTenantsQuery(query)
+    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
+    const rows = await this.#rows<RecordDbRow & { tenant_id: string }>('listTenants', SQL.listTenants, [
+      after,
+      limit + 1,
+    ])
+    const items = rows.slice(0, limit).map((r) => recordCodec.tenant.fromRow(r.tenant_id, toStoredRow(r)))
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
   }
 
   async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {

@@ -48,6 +48,9 @@ export const SQL = {
       ON u.tenant_id = i.tenant_id AND u.record_type = 'user' AND u.record_id = i.user_id
     WHERE i.tenant_id = $1 AND i.record_type = 'identifier' AND i.payload->>'kind' = $2 AND i.payload->>'value' = $3`,
 
+  // The one read across tenants, by 0007's partial index on tenant records (code-point order, as in memory).
+  listTenants: `SELECT tenant_id, ${ROW} FROM user_engine_records
+    WHERE record_type = 'tenant' AND tenant_id COLLATE "C" > $1 ORDER BY tenant_id COLLATE "C" LIMIT $2`,
   diagnostics: `SELECT 'record:' || record_type AS key, count(*) AS n FROM user_engine_records GROUP BY record_type
     UNION ALL SELECT 'audit', count(*) FROM user_engine_audit
     UNION ALL SELECT 'outbox:' || status, count(*) FROM user_engine_outbox GROUP BY status`,

@@ -13,6 +13,7 @@ import { recordsSuite } from './records.js'
 import { redactionSuite } from './redaction.js'
 import { rollbackSuite } from './rollback.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
+import { tenantsSuite } from './tenants.js'
 import { throttleSuite } from './throttle.js'
 import { userSearchSuite } from './user-search.js'
 import { versionsSuite } from './versions.js'
@@ -29,6 +30,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   rollbackSuite,
   paginationSuite,
   userSearchSuite,
+  tenantsSuite,
   auditSuite,
   outboxSuite,
   throttleSuite,

@@ -58,8 +58,8 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   },
   {
     ...schemaVersion(7),
-    file: '0007_throttle.sql',
-    checksum: 'ec0d20e09b0e6bcd872f7d96771531161152ff8741ad64adcd51e3151078633c',
+    file: '0007_sign_in_throttle_and_tenant_index.sql',
+    checksum: 'f35141e2969f8efe8b8711e73ea9bbe34bdccc2bc1f37b8f878bca166bcde810',
     transactional: true,
   },
   {
