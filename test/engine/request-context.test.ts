@@ -75,6 +75,9 @@ async function everyUseCase(
   await step('consumeRecoveryCode', (c) => engine.consumeRecoveryCode(t, userId, codes[0]!, c))
   await step('consumeRecoveryCode (refused)', (c) => engine.consumeRecoveryCode(t, userId, codes[0]!, c))
   await step('removeFactor', (c) => engine.removeFactor(t, userId, totpId, c))
+  await step('renameTenant', (c) => engine.renameTenant(t, 'Acme Ltd', c))
+  await step('suspendTenant', (c) => engine.suspendTenant(t, c))
+  await step('reactivateTenant', (c) => engine.reactivateTenant(t, c))
   await step('disableUser', (c) => engine.disableUser(t, userId, c))
   await step('enableUser', (c) => engine.enableUser(t, userId, c))
   await step('deleteUser', (c) => engine.deleteUser(t, userId, c))
@@ -99,7 +102,7 @@ await forEachStore('request context', ({ store }) => {
         }
       },
     )
-    assert.equal(names.length, 19)
+    assert.equal(names.length, 22)
   })
 
   test('with recordClientInfo the IP and user agent are recorded too', async () => {
