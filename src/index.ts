@@ -21,6 +21,8 @@ export {
 export { LIMITS } from './domain/limits.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
+// Prefix search as every store must order it (code points), for providers writing a store.
+export { compareCodePoints, prefixUpperBound } from './domain/user-queries.js'
 export { assertId, normalizeIdentifier, validatePageSize } from './domain/validation.js'
 export { DEFAULT_CALLER_THROTTLE, DEFAULT_SIGN_IN_THROTTLE } from './engine/engine-options.js'
 // The engine: the use cases service teams call.
