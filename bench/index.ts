@@ -1,5 +1,6 @@
-// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay]
+// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay|reads] [--reads-users N]
 // Prints throughput ratios against baselines measured in the same run. Not a test: nothing here passes or fails.
+// `reads` seeds a tenant of 1 000 000 users (--reads-users) on the server first, so it runs only when asked for.
 import { parseArgs } from 'node:util'
 import { natsSkip, postgresSkip } from '../test/support/services.js'
 import { type BenchResult, formatResults } from './measure.js'
@@ -11,6 +12,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '1500' },
     rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
+    'reads-users': { type: 'string', default: '1000000' },
   },
 })
 const durationMs = Number(values.duration)
@@ -38,6 +40,23 @@ if (wants('relay')) {
   else {
     const { runRelayBench } = await import('./relay.js')
     results.push(...(await runRelayBench({ log })))
+  }
+}
+
+if (values.only === 'reads') {
+  const reason = await postgresSkip()
+  if (reason) skipped.push(reason)
+  else {
+    const { runReadsBench } = await import('./reads-bench.js')
+    results.push(
+      ...(await runReadsBench({
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        largeUsers: Number(values['reads-users']),
+        log,
+      })),
+    )
   }
 }
 

@@ -8,7 +8,7 @@ import type {
 } from '../domain/records.js'
 import { type IdentifierPrefix, normalizeIdentifierPrefix } from '../domain/user-queries.js'
 import { assertId, optionsObject } from '../domain/validation.js'
-import type { CountUsersQuery, ListUsersQuery, Page } from '../store/store.js'
+import type { CountUsersQuery, ListedUser, ListUsersQuery, Page } from '../store/store.js'
 import { type EngineContext, tenantNotFound, userNotFound } from './context.js'
 import { type FactorSummary, summarizeFactor } from './factors.js'
 
@@ -34,10 +34,11 @@ export interface UserDetails {
   readonly factors: readonly FactorSummary[]
 }
 
-/** A listed user; `identifiers` only when the listing asked for them (`include: ['identifiers']`). */
-export interface UserListItem extends UserRecord {
-  readonly identifiers?: readonly IdentifierSummary[]
-}
+/**
+ * A listed user; `identifiers` (id, kind, value, verified of each) only when the listing asked for them
+ * (`include: ['identifiers']`). getUserDetails has the whole identifier.
+ */
+export type UserListItem = ListedUser
 
 export interface CountUsersOptions {
   readonly status?: UserStatus
@@ -160,11 +161,7 @@ export async function listUsers(
     ctx.store.listUsers(tenantId, query),
   ])
   if (!tenant) throw tenantNotFound(tenantId)
-  if (!query.includeIdentifiers) return page
-  return {
-    items: page.items.map((u) => ({ ...u, identifiers: (u.identifiers ?? []).map(summarizeIdentifier) })),
-    nextCursor: page.nextCursor,
-  }
+  return page
 }
 
 /** How many users `listUsers` with the same filters lists. */

@@ -32,7 +32,10 @@ export interface ListUsersQuery {
    * least of its matching values. The cursor then encodes that value: treat it like the identifier itself.
    */
   readonly identifierPrefix?: IdentifierPrefix
-  /** Each user carries its identifiers (`identifiers`, in id order), read with the page in one query. */
+  /**
+   * Each user carries its identifiers (`identifiers`, in id order: id, kind, value, verified), read with the
+   * page in one query.
+   */
   readonly includeIdentifiers?: boolean
 }
 
@@ -41,9 +44,16 @@ export interface CountUsersQuery {
   readonly identifierPrefix?: IdentifierPrefix
 }
 
+/**
+ * An identifier as a listing shows it: what a list of accounts displays. The whole record (version,
+ * timestamps) is a `getIdentifier` or `tx.listIdentifiers` away; leaving them out keeps a page with its
+ * identifiers close to the cost of a plain page (docs/performance.md).
+ */
+export type ListedIdentifier = Pick<IdentifierRecord, 'id' | 'kind' | 'value' | 'verified'>
+
 /** A user as `listUsers` returns it: `identifiers` is present exactly when the query asked for it. */
 export interface ListedUser extends UserRecord {
-  readonly identifiers?: readonly IdentifierRecord[]
+  readonly identifiers?: readonly ListedIdentifier[]
 }
 
 export interface ListTenantsQuery {

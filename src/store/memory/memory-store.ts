@@ -41,6 +41,7 @@ import type {
   CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedIdentifier,
   ListedUser,
   ListTenantsQuery,
   ListUsersQuery,
@@ -204,7 +205,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     const { limit, cursor, status, identifierPrefix, includeIdentifiers } = validateListUsersQuery(query)
     const withIdentifiers = (state: TenantState | undefined, user: UserRecord): ListedUser =>
-      includeIdentifiers ? { ...user, identifiers: this.#identifiersOf(state, tenantId, user.id) } : user
+      includeIdentifiers ? { ...user, identifiers: this.#identifiersOf(state, user.id) } : user
     if (identifierPrefix) {
       const after = cursor === undefined ? null : decodeValueCursor(cursor)
       this.#assertUsable()
@@ -348,11 +349,16 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return out.sort((a, b) => compareCodePoints(a.value, b.value))
   }
 
-  #identifiersOf(state: TenantState | undefined, tenantId: string, userId: string): IdentifierRecord[] {
+  #identifiersOf(state: TenantState | undefined, userId: string): ListedIdentifier[] {
     return [...(state?.rows.values() ?? [])]
       .filter((r) => r.type === 'identifier' && r.userId === userId)
       .sort(byId)
-      .map((r) => recordCodec.identifier.fromRow(tenantId, copy(r)))
+      .map((r) => ({
+        id: r.id,
+        kind: r.payload.kind as IdentifierKind,
+        value: String(r.payload.value),
+        verified: r.payload.verified === true,
+      }))
   }
 
   #identifierRow(tenantId: string, kind: IdentifierKind, value: string): StoredRow | undefined {

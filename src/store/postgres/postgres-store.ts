@@ -43,6 +43,7 @@ import type {
   CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedIdentifier,
   ListedUser,
   ListTenantsQuery,
   ListUsersQuery,
@@ -129,15 +130,8 @@ interface RecordDbRow {
 }
 
 interface ListedUserDbRow extends RecordDbRow {
-  /** Present when the page asked for identifiers: jsonb_agg of the user's identifier rows. */
-  identifiers?: Array<{
-    id: string
-    userId: string
-    version: number
-    payload: { [key: string]: JsonValue }
-    createdAt: string
-    updatedAt: string
-  }>
+  /** Present when the page asked for identifiers: `[id, payload]` per identifier, or null for none. */
+  identifiers?: Array<[string, { [key: string]: JsonValue }]> | null
   /** Present on a prefix search: the user's least matching value, the page's order and cursor. */
   match_value?: string
 }
@@ -354,17 +348,17 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     const items = rows.slice(0, limit).map((r): ListedUser => {
       const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
       if (!includeIdentifiers) return user
-      const identifiers = (r.identifiers ?? []).map((i) =>
-        recordCodec.identifier.fromRow(tenantId, {
-          type: 'identifier',
-          id: i.id,
-          userId: i.userId,
-          version: Number(i.version),
-          payload: i.payload,
-          createdAt: isoOf(i.createdAt),
-          updatedAt: isoOf(i.updatedAt),
-        }),
-      )
+      const identifiers = (r.identifiers ?? [])
+        .map(
+          ([id, payload]): ListedIdentifier => ({
+            id,
+            kind: payload.kind as IdentifierKind,
+            value: String(payload.value),
+            verified: payload.verified === true,
+          }),
+        )
+        // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
       return { ...user, identifiers }
     })
     const more = rows.length > limit && items.length > 0
