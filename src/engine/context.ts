@@ -7,6 +7,7 @@ import {
   UserEngineError,
   ValidationError,
 } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
 import { assertId, assertString } from '../domain/validation.js'
 import { failedAtCommit } from '../store/commit-phase.js'
@@ -79,7 +80,9 @@ export async function requireUser(tx: UnitOfWork, userId: string, useCase: UserU
   if (refusal === ErrorCode.TENANT_SUSPENDED) throw tenantSuspended(tenant.id)
   if (refusal === ErrorCode.USER_DELETED || refusal === ErrorCode.USER_DISABLED) {
     const state = refusal === ErrorCode.USER_DELETED ? 'deleted' : 'disabled'
-    throw new UserEngineError(refusal, `user ${userId} is ${state}`, { details: { userId } })
+    throw new UserEngineError(refusal, `user ${shownId(userId)} is ${state}`, {
+      details: { userId: shownId(userId) },
+    })
   }
   return user
 }
@@ -154,15 +157,17 @@ export function asObject(value: unknown, field: string): Record<string, unknown>
 }
 
 export function tenantNotFound(tenantId: string): NotFoundError {
-  return new NotFoundError(`tenant ${tenantId} not found`, { details: { tenantId } })
+  return new NotFoundError(`tenant ${shownId(tenantId)} not found`, {
+    details: { tenantId: shownId(tenantId) },
+  })
 }
 
 export function tenantSuspended(tenantId: string): UserEngineError {
-  return new UserEngineError(ErrorCode.TENANT_SUSPENDED, `tenant ${tenantId} is suspended`, {
-    details: { tenantId },
+  return new UserEngineError(ErrorCode.TENANT_SUSPENDED, `tenant ${shownId(tenantId)} is suspended`, {
+    details: { tenantId: shownId(tenantId) },
   })
 }
 
 export function userNotFound(userId: string): NotFoundError {
-  return new NotFoundError(`user ${userId} not found`, { details: { userId } })
+  return new NotFoundError(`user ${shownId(userId)} not found`, { details: { userId: shownId(userId) } })
 }

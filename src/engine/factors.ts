@@ -1,4 +1,5 @@
 import { NotFoundError } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, UserRecord } from '../domain/records.js'
 import { assertId } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
@@ -44,7 +45,11 @@ export async function removeFactor(
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'removeFactor')
     const factor = (await tx.listFactors(userId)).find((f) => f.id === factorId)
-    if (!factor) throw new NotFoundError(`factor ${factorId} not found`, { details: { userId, factorId } })
+    if (!factor) {
+      throw new NotFoundError(`factor ${shownId(factorId)} not found`, {
+        details: { userId: shownId(userId), factorId: shownId(factorId) },
+      })
+    }
     tx.deleteFactor({ id: factorId, userId }, { expectedVersion: factor.version })
     return recordUserChange(tx, userId, user, {
       audit: { action: AUDIT_ACTIONS.factorRemoved, data: { factorId, kind: factor.kind } },

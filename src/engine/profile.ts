@@ -1,4 +1,5 @@
 import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { ProfileRecord, ProfileValue } from '../domain/records.js'
 import { assertId, assertPositiveInt, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
@@ -22,7 +23,11 @@ export async function getProfile(
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'getProfile')
     const profile = await tx.getProfile(user.id)
-    if (!profile) throw new NotFoundError(`profile of user ${userId} not found`, { details: { userId } })
+    if (!profile) {
+      throw new NotFoundError(`profile of user ${shownId(userId)} not found`, {
+        details: { userId: shownId(userId) },
+      })
+    }
     return profile
   })
 }
@@ -50,7 +55,7 @@ export async function updateProfile(
     if (expectedVersion !== undefined && profile?.version !== expectedVersion) {
       throw new ConflictError(
         ErrorCode.VERSION_CONFLICT,
-        `profile ${userId} is not at the expected version`,
+        `profile ${shownId(userId)} is not at the expected version`,
         {
           details: { recordType: 'profile', recordId: userId, expectedVersion },
         },

@@ -1,5 +1,5 @@
 import { ConflictError, ErrorCode } from '../domain/errors.js'
-import { newId } from '../domain/ids.js'
+import { newId, shownId } from '../domain/ids.js'
 import { Secret } from '../domain/secret.js'
 import { assertId, assertString } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
@@ -34,7 +34,7 @@ export async function enrollTotp(
     if (existing?.state.confirmed === true) {
       throw new ConflictError(
         ErrorCode.ALREADY_EXISTS,
-        `user ${userId} already has a confirmed TOTP factor`,
+        `user ${shownId(userId)} already has a confirmed TOTP factor`,
         {
           details: { userId, factorId: existing.id },
         },

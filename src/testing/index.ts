@@ -3,19 +3,19 @@
  * check every MUST rule of the store contract; it is composed of named suites with typed skips.
  */
 
-export { CONFORMANCE_SUITES, runConformance, runStoreConformance, storeConformanceCases } from './run.js'
+export { CONFORMANCE_SUITES, conformanceCases, registerConformanceTests, runConformance } from './run.js'
 export { type Canaries, type CanaryKind, leakedCanaries, makeCanaries } from './shared/canaries.js'
 export {
   type Capability,
   type ConformanceCase,
+  type ConformanceOptions,
   type ConformanceReport,
   type ConformanceResult,
   ConformanceSkip,
   type ConformanceStatus,
   type DifferentialOptions,
+  type RegisterConformanceTestsOptions,
   type RunConformanceOptions,
-  type RunStoreConformanceOptions,
-  type StoreConformanceOptions,
   type StoreFactoryContext,
   type TestRegistrar,
 } from './shared/types.js'

@@ -2,12 +2,12 @@ import { performance } from 'node:perf_hooks'
 import { CaseContext, type CaseDefinition, type SuiteDefinition } from './shared/context.js'
 import {
   type ConformanceCase,
+  type ConformanceOptions,
   type ConformanceReport,
   type ConformanceResult,
   ConformanceSkip,
+  type RegisterConformanceTestsOptions,
   type RunConformanceOptions,
-  type RunStoreConformanceOptions,
-  type StoreConformanceOptions,
 } from './shared/types.js'
 import { SUITES } from './suites/index.js'
 
@@ -31,7 +31,7 @@ function selectSuites(names: readonly string[] | undefined): readonly SuiteDefin
 }
 
 /** A skip known before running: only when the caller declared the store's capabilities. */
-function staticSkip(def: CaseDefinition, options: StoreConformanceOptions): string | undefined {
+function staticSkip(def: CaseDefinition, options: ConformanceOptions): string | undefined {
   const capabilities = options.capabilities
   if (!capabilities) return undefined
   for (const capability of def.requires ?? []) {
@@ -58,11 +58,7 @@ async function withTimeout(work: Promise<void>, ms: number, name: string): Promi
   }
 }
 
-function makeCase(
-  suite: SuiteDefinition,
-  def: CaseDefinition,
-  options: StoreConformanceOptions,
-): ConformanceCase {
+function makeCase(suite: SuiteDefinition, def: CaseDefinition, options: ConformanceOptions): ConformanceCase {
   const name = `${suite.name}: ${def.name}`
   const skip = staticSkip(def, options)
   const run = async (): Promise<void> => {
@@ -88,7 +84,7 @@ function makeCase(
  * The conformance cases for a store factory, runner-independent. Each case creates its own stores and tenants
  * and closes what it created.
  */
-export function storeConformanceCases(options: StoreConformanceOptions): ConformanceCase[] {
+export function conformanceCases(options: ConformanceOptions): ConformanceCase[] {
   return selectSuites(options.suites).flatMap((s) => s.cases.map((def) => makeCase(s, def, options)))
 }
 
@@ -110,9 +106,9 @@ function skipAtRunTime(context: unknown, reason: string): void {
  * Registers every case with a `test(name, fn)` function (node:test, vitest, jest). Skips known up front go
  * through `skipTest`, else `test.skip`; skips found while running use the runner's test context.
  */
-export function runStoreConformance(options: RunStoreConformanceOptions): void {
+export function registerConformanceTests(options: RegisterConformanceTestsOptions): void {
   const { test, skipTest } = options
-  for (const c of storeConformanceCases(options)) {
+  for (const c of conformanceCases(options)) {
     if (c.skip !== undefined) {
       const reason = c.skip
       if (skipTest) skipTest(c.name, reason)
@@ -136,7 +132,7 @@ export function runStoreConformance(options: RunStoreConformanceOptions): void {
 /** Runs the cases one after another and reports each; never throws for a failing case. */
 export async function runConformance(options: RunConformanceOptions): Promise<ConformanceReport> {
   const results: ConformanceResult[] = []
-  for (const c of storeConformanceCases(options)) {
+  for (const c of conformanceCases(options)) {
     const started = performance.now()
     let result: ConformanceResult
     try {

@@ -283,3 +283,28 @@ test('credentials are checked before any work: one identifier, bounded password,
   }
   assert.equal(T0 > 0, true)
 })
+
+test('a string passed as an id is never echoed unless it has the shape of an issued id', async () => {
+  const h = setup()
+  const t = (await h.engine.createTenant('Acme')).id
+  const u = (await h.engine.registerUser(t, { email: 'ann@example.com' })).id
+  const secret = 'Hunter2-Secret'
+  const calls = [
+    h.engine.getUser(t, secret),
+    h.engine.getUser(secret, u),
+    h.engine.registerUser(secret, { email: 'bob@example.com' }),
+    h.engine.updateProfile(t, secret, { a: 1 }),
+    h.engine.removeFactor(t, u, secret),
+    h.engine.listFactors(secret, u),
+  ]
+  for (const call of calls) {
+    const error = await rejectsWith(call, 'NOT_FOUND')
+    assert.ok(!`${error.message} ${JSON.stringify(error)}`.includes('Hunter2'), error.message)
+    assert.match(error.message, /\(withheld\)/)
+  }
+  const known = await rejectsWith(
+    h.engine.removeFactor(t, u, 'fac_0190f3a2b4c17000a1b2c3d4e5f60718'),
+    'NOT_FOUND',
+  )
+  assert.match(known.message, /fac_0190f3a2b4c17000a1b2c3d4e5f60718/, 'an issued id is named')
+})

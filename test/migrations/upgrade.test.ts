@@ -3,9 +3,8 @@ import { after, describe, test } from 'node:test'
 import * as OTPAuth from 'otpauth'
 import { createKeyring, generateKey, UserEngine } from '../../src/index.js'
 import { MIGRATIONS } from '../../src/store/postgres/schema/manifest.js'
-import { createMigrator } from '../../src/store/postgres/schema/runner.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
-import { backends, type TestDb } from '../postgres/backends.js'
+import { SQL_ADAPTERS, type TestDb } from '../support/adapters.js'
 
 const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })
 const hashing = { memoryCost: 1024, timeCost: 1, parallelism: 1 }
@@ -13,18 +12,17 @@ const older = MIGRATIONS.map((m) => m.version).filter((v) => v < LATEST_SCHEMA_V
 
 // Data written through the engine at every older schema version survives the upgrade to the latest and
 // works there: reads, password and TOTP checks, recovery codes, audit and outbox sequences.
-for (const backend of await backends()) {
-  describe(`upgrade through the engine on ${backend.name}`, { skip: backend.skip }, () => {
+for (const adapter of SQL_ADAPTERS) {
+  describe(`upgrade through the engine on ${adapter.name}`, { skip: await adapter.skip() }, () => {
     const dbs: TestDb[] = []
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     for (const version of older) {
       test(`written at version ${version}, used at ${LATEST_SCHEMA_VERSION}`, async () => {
-        const db = await backend.create()
+        const db = await adapter.database(version)
         dbs.push(db)
-        await createMigrator(await db.driver(), { targetVersion: version }).migrate()
 
         const old = await db.store({ requireLatestSchema: false })
         const oldEngine = new UserEngine({ store: old, keyring, passwordHashing: hashing })

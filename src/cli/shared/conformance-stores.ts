@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto'
 import { importOptional } from '../../domain/optional-import.js'
 import { InMemoryUserEngineStore } from '../../store/memory/index.js'
+import type { PgliteInstance } from '../../store/postgres/pglite-images.js'
+import { LATEST_SCHEMA_VERSION } from '../../store/schema-versions.js'
 import type { UserEngineStore } from '../../store/store.js'
-import type { StoreConformanceOptions } from '../../testing/shared/types.js'
+import type { StoreFactoryContext } from '../../testing/shared/types.js'
 import type { StoreLocation } from './open-store.js'
 
-export type ConformanceStores = Pick<
-  StoreConformanceOptions,
-  'createStore' | 'destroyStore' | 'createSharedStores'
-> & {
-  /** Releases what the factories share (a template database); call once after the run. */
+/** The harness's context, or `{ empty }` alone: the 0.1 spelling of `ownDatabase`. */
+type FactoryContext = Pick<StoreFactoryContext, 'ownDatabase'> | { readonly empty: boolean }
+
+const ownDatabase = (ctx: FactoryContext): boolean => ('ownDatabase' in ctx ? ctx.ownDatabase : ctx.empty)
+
+/** The harness's store factories (`ConformanceOptions`) for one location, and what they share. */
+export interface ConformanceStores {
+  createStore(ctx: FactoryContext): Promise<UserEngineStore>
+  destroyStore?(store: UserEngineStore): Promise<void>
+  createSharedStores?(count: number, ctx: FactoryContext): Promise<UserEngineStore[]>
+  /** Releases what the factories share (a shared database); call once after the run. */
   dispose(): Promise<void>
   /** What the run touches, for the report. */
   readonly description: string
@@ -18,8 +26,9 @@ export type ConformanceStores = Pick<
 /**
  * Store factories for running the harness against a location without touching its data:
  * - postgres: every store gets a schema of its own (search_path), dropped afterwards;
- * - pglite: an in-memory PGlite started from a template data directory (initdb runs once per process),
- *   fresh for each case that needs an empty database, shared by the others;
+ * - pglite: in-memory PGlite databases loaded from images (`pglite-images.ts`: initdb and the migrations run
+ *   once per process): a never-migrated one for each case that needs a database of its own, one migrated
+ *   database shared by the others;
  * - memory: a new reference store per case.
  */
 export async function conformanceStoresFor(location: StoreLocation): Promise<ConformanceStores> {
@@ -35,25 +44,20 @@ export async function conformanceStoresFor(location: StoreLocation): Promise<Con
 }
 
 async function pgliteStores(): Promise<ConformanceStores> {
-  const { PGlite } = await importOptional(
-    () => import('@electric-sql/pglite'),
-    '@electric-sql/pglite',
-    'conformance on PGlite',
-  )
-  const { createPgliteDriver, PostgresUserEngineStore } = await import('../../store/postgres/pglite.js')
-  const template = new PGlite()
-  await template.waitReady
-  const image = await template.dumpDataDir('none')
-  await template.close()
+  const [{ openPgliteImage }, { createPgliteDriver, PostgresUserEngineStore }] = await Promise.all([
+    import('../../store/postgres/pglite-images.js'),
+    import('../../store/postgres/pglite.js'),
+  ])
   const owned = new Map<UserEngineStore, { close(): Promise<void> }>()
-  // Cases that do not need an empty database share one (each uses its own tenant): PGlite starts in seconds.
-  let shared: InstanceType<typeof PGlite> | undefined
-  const open = async (ctx: { empty: boolean }) => {
-    if (!ctx.empty) {
-      shared ??= new PGlite({ loadDataDir: image })
-      return PostgresUserEngineStore.open(await createPgliteDriver({ db: shared }))
+  // Cases that do not need a database of their own share one (each uses its own tenant), already migrated.
+  let shared: Promise<PgliteInstance> | undefined
+  const open = async (ctx: FactoryContext) => {
+    if (!ownDatabase(ctx)) {
+      shared ??= openPgliteImage(LATEST_SCHEMA_VERSION)
+      return PostgresUserEngineStore.open(await createPgliteDriver({ db: await shared }))
     }
-    const db = new PGlite({ loadDataDir: image })
+    // Initdb ran once, for the image; a database of its own is never migrated, as the harness asks.
+    const db = await openPgliteImage(0)
     const store = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
     owned.set(store, db)
     return store
@@ -69,7 +73,7 @@ async function pgliteStores(): Promise<ConformanceStores> {
     destroyStore: destroy,
     dispose: async () => {
       await Promise.all([...owned.keys()].map(destroy))
-      await shared?.close()
+      await (await shared)?.close()
     },
   }
 }

@@ -12,9 +12,12 @@ export type StoreLocation =
   | { readonly kind: 'pglite'; readonly dataDir: string | undefined }
   | { readonly kind: 'memory' }
 
-/** `--database-url`, else DATABASE_URL, else the embedded default. */
-export function resolveDatabaseUrl(flag: string | undefined): string {
-  return flag ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL
+/** `--database-url`, else DATABASE_URL (of `env`, by default the process's), else the embedded default. */
+export function resolveDatabaseUrl(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
+  return flag ?? env.DATABASE_URL ?? DEFAULT_DATABASE_URL
 }
 
 export function parseStoreLocation(url: string): StoreLocation {

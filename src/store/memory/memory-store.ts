@@ -7,6 +7,7 @@ import {
   UserEngineError,
   ValidationError,
 } from '../../domain/errors.js'
+import { shownId } from '../../domain/ids.js'
 import type {
   AuditRecord,
   IdentifierKind,
@@ -389,21 +390,18 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       const k = rowKey(w.type, w.id)
       const existing = current(k)
       if (w.op === 'insert' && existing) {
-        throw new ConflictError(ErrorCode.ALREADY_EXISTS, `${w.type} ${w.id} already exists`, {
-          details: {
-            recordType: w.type,
-            recordId: w.id,
-          },
+        throw new ConflictError(ErrorCode.ALREADY_EXISTS, `${w.type} ${shownId(w.id)} already exists`, {
+          details: { recordType: w.type, recordId: shownId(w.id) },
         })
       }
       if (w.op !== 'insert' && existing?.version !== w.expectedVersion) {
         throw new ConflictError(
           ErrorCode.VERSION_CONFLICT,
-          `${w.type} ${w.id} is not at the expected version`,
+          `${w.type} ${shownId(w.id)} is not at the expected version`,
           {
             details: {
               recordType: w.type,
-              recordId: w.id,
+              recordId: shownId(w.id),
               expectedVersion: w.expectedVersion,
             },
           },
@@ -418,7 +416,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
           if (taken !== null && taken !== w.id) {
             throw new ConflictError(
               ErrorCode.DUPLICATE_IDENTIFIER,
-              `identifier ${w.payload.kind} is already taken in tenant ${plan.tenantId}`,
+              `identifier ${w.payload.kind} is already taken in tenant ${shownId(plan.tenantId)}`,
               {
                 details: {
                   kind: String(w.payload.kind),
@@ -447,7 +445,9 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
 
     // Rule 7: nothing is committed into a tenant that does not exist (unless this commit creates it).
     if (!current(rowKey('tenant', plan.tenantId))) {
-      throw new NotFoundError(`tenant ${plan.tenantId} not found`, { details: { tenantId: plan.tenantId } })
+      throw new NotFoundError(`tenant ${shownId(plan.tenantId)} not found`, {
+        details: { tenantId: shownId(plan.tenantId) },
+      })
     }
 
     // Every check passed: apply in one synchronous step.

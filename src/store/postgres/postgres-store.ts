@@ -8,6 +8,7 @@ import {
   UserEngineError,
   ValidationError,
 } from '../../domain/errors.js'
+import { shownId } from '../../domain/ids.js'
 import type {
   AuditData,
   AuditRecord,
@@ -490,8 +491,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     // DETAIL is the index of the failing write (never a value); anything else is ignored.
     const index = typeof detail === 'string' && /^\d{1,6}$/.test(detail) ? Number(detail) : -1
     const w = plan.writes[index]
-    const name = w ? `${w.type} ${w.id}` : 'a record'
-    const ids: ErrorDetails = w ? { recordType: w.type, recordId: w.id } : {}
+    const name = w ? `${w.type} ${shownId(w.id)}` : 'a record'
+    const ids: ErrorDetails = w ? { recordType: w.type, recordId: shownId(w.id) } : {}
     if (state === 'UE001') {
       return new ConflictError(ErrorCode.ALREADY_EXISTS, `${name} already exists`, { details: ids, cause })
     }
@@ -503,8 +504,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       })
     }
     if (state === 'UE004') {
-      return new NotFoundError(`tenant ${plan.tenantId} not found`, {
-        details: { tenantId: plan.tenantId },
+      return new NotFoundError(`tenant ${shownId(plan.tenantId)} not found`, {
+        details: { tenantId: shownId(plan.tenantId) },
         cause,
       })
     }
@@ -519,11 +520,14 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
           return candidates.length === 1 ? candidates[0] : undefined
         })()
       const kind = target && target.op !== 'delete' ? String(target.payload.kind) : 'identifier'
-      const which = target ? `identifier ${target.id} (${kind})` : 'an identifier'
+      const which = target ? `identifier ${shownId(target.id)} (${kind})` : 'an identifier'
       return new ConflictError(
         ErrorCode.DUPLICATE_IDENTIFIER,
-        `${which}: the value is already taken in tenant ${plan.tenantId}`,
-        { details: target ? { kind, recordType: 'identifier', recordId: target.id } : { kind }, cause },
+        `${which}: the value is already taken in tenant ${shownId(plan.tenantId)}`,
+        {
+          details: target ? { kind, recordType: 'identifier', recordId: shownId(target.id) } : { kind },
+          cause,
+        },
       )
     }
     if (isConnectionError(error)) {

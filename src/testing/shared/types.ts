@@ -3,13 +3,16 @@ import type { StoreCapabilities, UserEngineStore } from '../../store/store.js'
 /** What the harness asks of a store factory. */
 export interface StoreFactoryContext {
   /**
-   * True: return a store over a brand-new, never-migrated database (readiness, migration and outbox cases).
+   * True: return a store over a database of its own, brand-new and never migrated (the readiness, migration
+   * and outbox cases; the harness migrates it where a case needs that).
    * False: the store may share a database with other cases; the harness calls the idempotent `migrate()`.
    */
+  readonly ownDatabase: boolean
+  /** @deprecated The 0.1 name of `ownDatabase`, always equal to it; read `ownDatabase`. */
   readonly empty: boolean
 }
 
-export interface StoreConformanceOptions {
+export interface ConformanceOptions {
   /** Creates one store. The harness closes (or destroys) every store it creates. */
   createStore(ctx: StoreFactoryContext): Promise<UserEngineStore>
   /** Replaces `close()` for the stores the harness created (drop a database, stop a container). */
@@ -81,7 +84,7 @@ export type TestRegistrar = ((name: string, fn: (context?: unknown) => Promise<v
   skip?: unknown
 }
 
-export interface RunStoreConformanceOptions extends StoreConformanceOptions {
+export interface RegisterConformanceTestsOptions extends ConformanceOptions {
   test: TestRegistrar
   /**
    * Registers a skipped test with its reason, e.g. for node:test
@@ -90,7 +93,7 @@ export interface RunStoreConformanceOptions extends StoreConformanceOptions {
   skipTest?: (name: string, reason: string) => unknown
 }
 
-export interface RunConformanceOptions extends StoreConformanceOptions {
+export interface RunConformanceOptions extends ConformanceOptions {
   /** Called after each case with its result (the CLI prints progress with it). */
   onProgress?: (result: ConformanceResult) => void
 }

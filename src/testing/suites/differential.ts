@@ -488,7 +488,7 @@ export const differentialSuite = suite(
           fc.array(opArbitrary, { minLength: 1, maxLength: options.maxOperations ?? 24, size: 'max' }),
           async (ops) => {
             // Fresh tenants every run: the store under test may keep a shared database across runs.
-            const tenants = Array.from({ length: TENANTS }, () => ctx.tenantId())
+            const tenants = Array.from({ length: TENANTS }, () => ctx.unknownTenantId())
             const reference = new InMemoryUserEngineStore({ migrated: true })
             try {
               for (const [i, op] of [...SETUP, ...ops, ...finalReads()].entries()) {

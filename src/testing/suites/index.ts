@@ -1,5 +1,6 @@
 import type { SuiteDefinition } from '../shared/context.js'
 import { auditSuite } from './audit.js'
+import { closedStoreSuite } from './closed-store.js'
 import { concurrencySuite } from './concurrency.js'
 import { differentialSuite } from './differential.js'
 import { identifiersSuite } from './identifiers.js'
@@ -36,6 +37,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   throttleSuite,
   concurrencySuite,
   redactionSuite,
+  closedStoreSuite,
   differentialSuite,
   migratorRaceSuite,
 ]

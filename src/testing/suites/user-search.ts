@@ -288,7 +288,7 @@ export const userSearchSuite = suite(
           2,
         )
         assert.equal(await store.countUsers(await ctx.newTenant(store)), 0, 'an empty tenant')
-        assert.equal(await store.countUsers(ctx.tenantId()), 0, 'a tenant that does not exist')
+        assert.equal(await store.countUsers(ctx.unknownTenantId()), 0, 'a tenant that does not exist')
       },
     },
     {

@@ -185,6 +185,8 @@ function failedTarget(error: unknown, target: ConnectionTarget): ConnectionTarge
   }
 }
 
+const CONNECT_TIMEOUT_MS = 10_000
+
 /** `pg` is an optional peer: without it, DEPENDENCY_MISSING naming `npm i pg`. */
 async function loadPg() {
   return (await importOptional(() => import('pg'), 'pg', 'the node-postgres store')).default
@@ -230,9 +232,13 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   let target: ConnectionTarget
   if (pool === undefined) {
     const pg = await loadPg()
-    const created = new pg.Pool(
-      valid.connectionString === undefined ? {} : { connectionString: valid.connectionString },
-    )
+    const created = new pg.Pool({
+      ...(valid.connectionString === undefined ? {} : { connectionString: valid.connectionString }),
+      // A server that accepts TCP but never answers (a hung host, a black-holed route) must fail the call,
+      // not hold it forever; keep-alive finds connections a dead peer left open.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    })
     // An idle connection dropped by the server emits 'error' on the pool; unhandled, it would crash the
     // process. The next query reports the outage as STORE_UNAVAILABLE instead.
     created.on('error', () => {})
