@@ -16,6 +16,15 @@ function calls(store: UserEngineStore, tenantId: string): [string, () => Promise
     ['findUserByIdentifier()', () => store.findUserByIdentifier(tenantId, 'email', 'a@example.com')],
     ['getIdentifier()', () => store.getIdentifier(tenantId, 'email', 'a@example.com')],
     ['listUsers()', () => store.listUsers(tenantId)],
+    [
+      'listUsers() by prefix, with identifiers',
+      () =>
+        store.listUsers(tenantId, {
+          identifierPrefix: { kind: 'email', prefix: 'a' },
+          includeIdentifiers: true,
+        }),
+    ],
+    ['countUsers()', () => store.countUsers(tenantId)],
     ['listAudit()', () => store.listAudit(tenantId)],
     ['diagnostics()', () => store.diagnostics()],
     ['outbox.claim()', () => store.outbox.claim({ owner: 'closed-check', limit: 1, leaseMs: 1000 })],
