@@ -1,8 +1,9 @@
 /**
  * `user-engine/testing`: the store conformance harness. Providers run it against their store factory to
- * check every MUST rule of the store contract; it is composed of named suites with typed skips.
+ * check the rules of the store contract; it is composed of named suites with typed skips.
  */
 
+export { RULE_CASES } from './rules.js'
 export { CONFORMANCE_SUITES, conformanceCases, registerConformanceTests, runConformance } from './run.js'
 export { type Canaries, type CanaryKind, leakedCanaries, makeCanaries } from './shared/canaries.js'
 export {
@@ -14,6 +15,7 @@ export {
   ConformanceSkip,
   type ConformanceStatus,
   type DifferentialOptions,
+  type PlantedSchemaVersion,
   type RegisterConformanceTestsOptions,
   type RunConformanceOptions,
   type StoreFactoryContext,

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { ValidationError } from '../domain/errors.js'
 import { CaseContext, type CaseDefinition, type SuiteDefinition } from './shared/context.js'
 import {
   type ConformanceCase,
@@ -23,8 +24,9 @@ function selectSuites(names: readonly string[] | undefined): readonly SuiteDefin
   const unknown = names.filter((n) => !SUITES.some((s) => s.name === n))
   // A typo must not turn into "0 cases, all passed".
   if (unknown.length > 0) {
-    throw new Error(
+    throw new ValidationError(
       `unknown conformance suite(s): ${unknown.join(', ')}; known: ${SUITES.map((s) => s.name).join(', ')}`,
+      { details: { field: 'suites' } },
     )
   }
   return SUITES.filter((s) => names.includes(s.name))
@@ -97,7 +99,7 @@ function skipAtRunTime(context: unknown, reason: string): void {
     return
   }
   // Never report a case that did not run as passed.
-  throw new Error(
+  throw new ValidationError(
     `conformance case skipped: ${reason}. This runner cannot skip a running test; pass \`capabilities\` so skips are decided up front`,
   )
 }

@@ -12,6 +12,7 @@ import type {
   UnitOfWork,
   UserEngineStore,
 } from '../../src/store/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { type ConformanceReport, runConformance } from '../../src/testing/index.js'
 import { DelegatingStore } from './delegating-store.js'
 
@@ -322,5 +323,19 @@ test('a store comparing identifiers under an accent- and case-insensitive collat
 test('a store that throws a raw TypeError after close() fails the closed-store suite', async () => {
   assertFails(await run(() => new ClosedTypeErrorStore(), ['closed-store']), [
     'closed-store: after close(), every method rejects with STORE_CLOSED, and close() again is a no-op',
+  ])
+})
+
+test('a store that opens over a database newer than the code, or a drifted one, fails the schema-history suite', async () => {
+  const report = await runConformance({
+    createStore: async () => new DelegatingStore(),
+    suites: ['schema-history'],
+    // The planted row is ignored on reopen: the store reports ready as if the history were its own.
+    plantSchemaVersion: async () => undefined,
+    reopenStore: async () => new DelegatingStore(new InMemoryUserEngineStore({ migrated: true })),
+  })
+  assertFails(report, [
+    'schema-history: a database migrated by a newer release is refused with SCHEMA_NEWER_THAN_CODE',
+    'schema-history: a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
   ])
 })

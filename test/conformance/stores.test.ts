@@ -4,6 +4,7 @@ import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/shar
 import type { UserEngineStore } from '../../src/store/store.js'
 import {
   CONFORMANCE_SUITES,
+  type PlantedSchemaVersion,
   registerConformanceTests,
   type StoreFactoryContext,
 } from '../../src/testing/index.js'
@@ -47,6 +48,13 @@ for (const adapter of ADAPTERS) {
               ready().createSharedStores!(count, ctx),
           }
         : {}),
+      ...(adapter.name === 'memory'
+        ? {}
+        : {
+            plantSchemaVersion: (store: UserEngineStore, row: PlantedSchemaVersion) =>
+              ready().plantSchemaVersion!(store, row),
+            reopenStore: (store: UserEngineStore) => ready().reopenStore!(store),
+          }),
       test: (name, fn) => {
         registered.push(name)
         return test(name, fn)

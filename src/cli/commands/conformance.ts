@@ -14,7 +14,10 @@ import { parseStoreLocation, resolveDatabaseUrl } from '../shared/open-store.js'
 import type { Output } from '../shared/output.js'
 import { UsageError } from '../shared/usage-error.js'
 
-type Factories = Pick<ConformanceOptions, 'createStore' | 'destroyStore' | 'createSharedStores'>
+type Factories = Pick<
+  ConformanceOptions,
+  'createStore' | 'destroyStore' | 'createSharedStores' | 'plantSchemaVersion' | 'reopenStore'
+>
 
 /** `--store MODULE`: its default export is a store factory, or an object holding `createStore` and friends. */
 async function loadStoreModule(path: string): Promise<Factories> {

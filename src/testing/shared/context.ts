@@ -1,5 +1,6 @@
 import { newId } from '../../domain/ids.js'
 import type { UserEngineStore } from '../../store/store.js'
+import { assert } from './expect.js'
 import {
   type Capability,
   type ConformanceOptions,
@@ -67,7 +68,7 @@ export class CaseContext {
 
   /** A store over a database of its own, brand-new and never migrated. */
   async emptyStore(): Promise<UserEngineStore> {
-    return this.#track(await this.options.createStore(factoryContext(true)))
+    return this.track(await this.options.createStore(factoryContext(true)))
   }
 
   /**
@@ -82,9 +83,8 @@ export class CaseContext {
       )
     }
     const stores = await create(count, factoryContext(ownDatabase))
-    for (const s of stores) this.#track(s)
-    if (stores.length !== count)
-      throw new Error(`createSharedStores(${count}) returned ${stores.length} stores`)
+    for (const s of stores) this.track(s)
+    if (stores.length !== count) assert.fail(`createSharedStores(${count}) returned ${stores.length} stores`)
     return stores
   }
 
@@ -138,12 +138,13 @@ export class CaseContext {
   }
 
   async #migrated(ownDatabase: boolean): Promise<UserEngineStore> {
-    const store = this.#track(await this.options.createStore(factoryContext(ownDatabase)))
+    const store = this.track(await this.options.createStore(factoryContext(ownDatabase)))
     await store.migrate()
     return store
   }
 
-  #track(store: UserEngineStore): UserEngineStore {
+  /** Hands `store` to the case's clean-up: it is closed (or destroyed) when the case ends. */
+  track(store: UserEngineStore): UserEngineStore {
     this.#created.push(store)
     return store
   }

@@ -22,6 +22,14 @@ export interface ConformanceOptions {
    * Needed by the cases that require `multiProcess`; without it they are skipped with the reason.
    */
   createSharedStores?(count: number, ctx: StoreFactoryContext): Promise<UserEngineStore[]>
+  /**
+   * Writes one row of the store's schema history (insert, or replace the row of that version), as a newer
+   * release or a hand edit would. With `reopenStore`, the schema-history cases check that a store refuses a
+   * database newer than the code or a drifted history; without both they are skipped with the reason.
+   */
+  plantSchemaVersion?(store: UserEngineStore, row: PlantedSchemaVersion): Promise<void>
+  /** Opens a new store over the same database as `store` (as a restarted process would). */
+  reopenStore?(store: UserEngineStore): Promise<UserEngineStore>
   /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. */
   suites?: readonly string[]
   /**
@@ -35,6 +43,13 @@ export interface ConformanceOptions {
   leaseMs?: number
   /** A case that runs longer fails with a timeout. Default 60 000 ms. */
   caseTimeoutMs?: number
+}
+
+/** A schema history row the harness plants: a version, its name and the checksum recorded for it. */
+export interface PlantedSchemaVersion {
+  readonly version: number
+  readonly name: string
+  readonly checksum: string
 }
 
 export interface DifferentialOptions {

@@ -13,6 +13,7 @@ import { readinessSuite } from './readiness.js'
 import { recordsSuite } from './records.js'
 import { redactionSuite } from './redaction.js'
 import { rollbackSuite } from './rollback.js'
+import { schemaHistorySuite } from './schema-history.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
 import { tenantsSuite } from './tenants.js'
 import { throttleSuite } from './throttle.js'
@@ -23,6 +24,7 @@ import { versionsSuite } from './versions.js'
 export const SUITES: readonly SuiteDefinition[] = [
   readinessSuite,
   migrationSuite,
+  schemaHistorySuite,
   recordsSuite,
   tenantIsolationSuite,
   readYourWritesSuite,
