@@ -5,6 +5,7 @@ import { IDENTIFIER_KINDS, type IdentifierKind, type UserStatus } from './record
 import {
   assertOptionalBoolean,
   assertOptionalCursor,
+  foldIdentifier,
   isStorableText,
   optionsObject,
   USER_STATUSES,
@@ -145,7 +146,7 @@ export function normalizeIdentifierPrefix(kind: IdentifierKind, raw: unknown): s
   if (raw.length > MAX_VALUE_LENGTH || !isStorableText(raw)) {
     throw new ValidationError(`${field} is not valid`, { details: { field } })
   }
-  const value = raw.normalize('NFKC').trim().toLowerCase()
+  const value = foldIdentifier(raw)
   if (hasInvisibleCharacter(raw) || hasInvisibleCharacter(value)) {
     throw new ValidationError(`${field} has invisible or format characters`, { details: { field } })
   }

@@ -92,6 +92,11 @@ export function assertPositiveInt(
   }
 }
 
+/** The folding identifiers and identifier search prefixes share: NFKC, trimmed, lower-cased. */
+export function foldIdentifier(raw: string): string {
+  return raw.normalize('NFKC').trim().toLowerCase()
+}
+
 /**
  * Normalizes an identifier for storage and lookup: NFKC, trimmed, lower-cased, so that `Ann@Example.COM`
  * and `ann@example.com` are one identifier. Invisible/format characters and mixed-script parts are refused
@@ -107,7 +112,7 @@ export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string 
     throw new ValidationError(`${kind} is too long`, { details: { field: kind } })
   if (!isStorableText(raw))
     throw new ValidationError(`${kind} has characters that are not allowed`, { details: { field: kind } })
-  const value = raw.normalize('NFKC').trim().toLowerCase()
+  const value = foldIdentifier(raw)
   if (hasInvisibleCharacter(raw) || hasInvisibleCharacter(value)) {
     throw new ValidationError(`${kind} has invisible or format characters`, { details: { field: kind } })
   }

@@ -58,7 +58,9 @@ test('declared capabilities decide skips up front, with the reason', async () =>
   for (const c of skipped) assert.match(c.skip!, /lacks the (multiProcess|rowLocking) capability/)
   // A factory without plantSchemaVersion and reopenStore: the schema-history cases, skipped up front too.
   const planting = cases.filter((c) => c.suite === 'schema-history')
-  assert.ok(planting.length > 0 && planting.every((c) => /plantSchemaVersion, reopenStore/.test(c.skip ?? '')))
+  assert.ok(
+    planting.length > 0 && planting.every((c) => /plantSchemaVersion, reopenStore/.test(c.skip ?? '')),
+  )
   await assert.rejects(skipped[0]!.run(), (e) => e instanceof ConformanceSkip)
 })
 
