@@ -1,5 +1,8 @@
-// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay|sessions] [--sessions N,N]
+// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay|reads|sessions]
+//   [--reads-users N] [--sessions N,N]
 // Prints throughput ratios against baselines measured in the same run. Not a test: nothing here passes or fails.
+// `reads` seeds a tenant of 1 000 000 users (--reads-users) on the server first, and `sessions` fills the table to
+// 1 000 000 sessions (--sessions), so they run only when asked for.
 import { parseArgs } from 'node:util'
 import { natsSkip, postgresSkip } from '../test/support/services.js'
 import { type BenchResult, formatResults } from './measure.js'
@@ -13,6 +16,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     // Session table sizes for the sessions bench (the server); PGlite measures the first only.
     sessions: { type: 'string', default: '10000,1000000' },
+    'reads-users': { type: 'string', default: '1000000' },
   },
 })
 const durationMs = Number(values.duration)
@@ -34,7 +38,7 @@ if (wants('store')) {
 if (wants('pglite')) {
   results.push(...(await runStoreBench({ target: 'pglite', durationMs, rounds, concurrencies: [1, 8], log })))
 }
-if (wants('sessions')) {
+if (values.only === 'sessions') {
   const { runSessionBench } = await import('./sessions.js')
   const sizes = String(values.sessions)
     .split(',')
@@ -71,6 +75,23 @@ if (wants('relay')) {
   else {
     const { runRelayBench } = await import('./relay.js')
     results.push(...(await runRelayBench({ log })))
+  }
+}
+
+if (values.only === 'reads') {
+  const reason = await postgresSkip()
+  if (reason) skipped.push(reason)
+  else {
+    const { runReadsBench } = await import('./reads-bench.js')
+    results.push(
+      ...(await runReadsBench({
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        largeUsers: Number(values['reads-users']),
+        log,
+      })),
+    )
   }
 }
 

@@ -3,7 +3,7 @@
  * checked-in report api/public-api.md lists them, and a test fails when it and this surface disagree.
  */
 
-export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.js'
+export { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from './domain/cursor.js'
 // Errors and values every caller meets.
 export {
   ConflictError,
@@ -21,6 +21,8 @@ export {
 export { LIMITS } from './domain/limits.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
+// Prefix search as every store must order it (code points), for providers writing a store.
+export { compareCodePoints, prefixUpperBound } from './domain/user-queries.js'
 export {
   assertId,
   isIsoInstant,
@@ -56,16 +58,20 @@ export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
   type AccountIdentifier,
   type CompletedSignIn,
+  type CountUsersOptions,
   type FactorSummary,
+  type IdentifierSummary,
   type IssuedToken,
   type KeyUsage,
   type KeyUse,
+  type ListUsersOptions,
   type NewSession,
   type PasswordSubject,
   type PurgeOptions,
   type PurgeResult,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type RequestContext,
   type ResealFailure,
   type ResealOptions,
   type ResealProgress,
@@ -80,8 +86,10 @@ export {
   type TokenPolicy,
   type TotpEnrollment,
   type UpdateProfileOptions,
+  type UserDetails,
   UserEngine,
   type UserEngineOptions,
+  type UserListItem,
 } from './engine/user-engine.js'
 // The outbox relay (the JetStream publisher is `user-engine/nats`).
 export {

@@ -116,16 +116,25 @@ export interface TokenRecord extends RecordMeta {
 }
 
 export type AuditData = Readonly<Record<string, string | number | boolean | null>>
-/** An append-only audit record. `data` holds ids and codes only, never personal values. */
+/**
+ * An append-only audit record. `data` holds ids and codes only, never personal values. A tenant's records list
+ * in commit order; the order has no number: no counter shared with other tenants is exposed (the listing's
+ * cursor is opaque and names the last record listed).
+ */
 export interface AuditRecord {
   readonly id: string
   readonly tenantId: string
-  /** Store-assigned, increasing within a tenant; the keyset order of audit listings. */
-  readonly seq: number
   readonly occurredAt: string
   readonly action: string
   readonly userId: string | null
+  /** Who made the change (an administrator, a service): the `actorId` of the use case's request context. */
   readonly actorId: string | null
+  /** The caller's request id (an id), for correlating with its logs. */
+  readonly requestId: string | null
+  /** The client's IP address; recorded only when the engine opts in (`recordClientInfo`). Personal data. */
+  readonly ip: string | null
+  /** The client's user agent, at most 512 characters; recorded only on opt-in, like `ip`. Personal data. */
+  readonly userAgent: string | null
   readonly data: AuditData
 }
 

@@ -1,5 +1,5 @@
 import { ValidationError } from '../domain/errors.js'
-import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
+import { assertIntegerInRange, assertOptionalBoolean, optionsObject } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'
 import { createKeyring, type Keyring } from './keyring.js'
@@ -20,6 +20,7 @@ const ENGINE_OPTION_KEYS = [
   'callerThrottle',
   'sessions',
   'tokens',
+  'recordClientInfo',
 ] as const
 
 const MINUTE_MS = 60_000
@@ -158,6 +159,8 @@ export interface ValidEngineOptions {
   readonly callerThrottle: ThrottlePolicy
   readonly sessions: SessionPolicy
   readonly tokens: TokenPolicy
+  /** Audit records keep a request context's `ip` and `userAgent` (personal data): opt in. Default false. */
+  readonly recordClientInfo: boolean
 }
 
 /**
@@ -217,6 +220,7 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   assertIntegerInRange(recoveryCodeCount, 'options.recoveryCodeCount', 1, 50)
   const maxAttempts = o.maxAttempts === undefined ? 8 : o.maxAttempts
   assertIntegerInRange(maxAttempts, 'options.maxAttempts', 1, 100)
+  assertOptionalBoolean(o.recordClientInfo, 'options.recordClientInfo')
   const clock = o.clock === undefined ? Date.now : o.clock
   if (typeof clock !== 'function') {
     throw new ValidationError('options.clock must be a function returning the time in ms', {
@@ -241,5 +245,6 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
     callerThrottle: throttlePolicy(o.callerThrottle, 'callerThrottle', DEFAULT_CALLER_THROTTLE),
     sessions: sessionPolicy(o.sessions),
     tokens: tokenPolicy(o.tokens),
+    recordClientInfo: o.recordClientInfo === true,
   }
 }

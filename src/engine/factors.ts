@@ -29,7 +29,7 @@ export async function listFactors(
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
     await requireUser(tx, userId, 'listFactors')
-    return (await tx.listFactors(userId)).map(summarize)
+    return (await tx.listFactors(userId)).map(summarizeFactor)
   })
 }
 
@@ -58,7 +58,8 @@ export async function removeFactor(
   })
 }
 
-function summarize(f: FactorRecord): FactorSummary {
+/** A factor without its secret: what listFactors and getUserDetails return. */
+export function summarizeFactor(f: FactorRecord): FactorSummary {
   const base = { id: f.id, kind: f.kind, version: f.version, createdAt: f.createdAt, updatedAt: f.updatedAt }
   if (f.kind === 'totp') return { ...base, confirmed: f.state.confirmed === true }
   if (f.kind === 'recovery_codes') {

@@ -54,6 +54,8 @@ const SIGN_OUT: StatusRule = { disabledUser: 'no-op', deletedUser: 'no-op', susp
 export const STATUS_RULES = {
   registerUser: { disabledUser: 'n/a', deletedUser: 'n/a', suspendedTenant: TENANT_SUSPENDED },
   getUser: { disabledUser: 'allowed', deletedUser: 'allowed', suspendedTenant: 'allowed' },
+  // Like getUser: a deleted user's details are its tombstone (its identifiers, profile and factors are erased).
+  getUserDetails: { disabledUser: 'allowed', deletedUser: 'allowed', suspendedTenant: 'allowed' },
   getProfile: USER_READ,
   listFactors: USER_READ,
   updateProfile: SELF_SERVICE,

@@ -1,9 +1,7 @@
-import { ValidationError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
-import type { ProfileValue, UserRecord, UserStatus } from '../domain/records.js'
-import { assertId, normalizeIdentifier, validatePageSize, validateProfile } from '../domain/validation.js'
+import type { ProfileValue, UserRecord } from '../domain/records.js'
+import { assertId, normalizeIdentifier, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import type { ListUsersQuery, Page } from '../store/store.js'
 import {
   asObject,
   type EngineContext,
@@ -22,8 +20,6 @@ export interface RegisterUserInput {
   readonly password?: string
   readonly profile?: Readonly<Record<string, ProfileValue>>
 }
-
-const USER_STATUSES: readonly UserStatus[] = ['active', 'disabled', 'deleted']
 
 export async function registerUser(
   ctx: EngineContext,
@@ -85,26 +81,6 @@ export async function findUserByEmail(
   if (user) return user
   if (!(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
   return null
-}
-
-export async function listUsers(
-  ctx: EngineContext,
-  tenantId: string,
-  query: ListUsersQuery,
-): Promise<Page<UserRecord>> {
-  assertId(tenantId, 'tenantId')
-  const q = asObject(query, 'query')
-  validatePageSize(q.limit)
-  if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
-    throw new ValidationError('status must be active, disabled or deleted', {
-      details: { field: 'status' },
-    })
-  }
-  if (q.cursor !== undefined && typeof q.cursor !== 'string') {
-    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
-  }
-  if (!(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
-  return ctx.store.listUsers(tenantId, query)
 }
 
 /** disableUser and enableUser: the same status again is a no-op. */

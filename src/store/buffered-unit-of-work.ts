@@ -17,6 +17,7 @@ import {
   assertId,
   assertIdentifierLookup,
   assertInstant,
+  assertIpAddress,
   assertString,
   isStorableJson,
 } from '../domain/validation.js'
@@ -241,6 +242,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
     assertString(entry.action, 'action', LIMITS.auditActionLength)
     if (entry.userId != null) assertId(entry.userId, 'userId')
     if (entry.actorId != null) assertId(entry.actorId, 'actorId')
+    if (entry.requestId != null) assertId(entry.requestId, 'requestId')
+    if (entry.ip != null) assertIpAddress(entry.ip, 'ip')
+    if (entry.userAgent != null) assertString(entry.userAgent, 'userAgent', LIMITS.userAgentLength)
     if (!isStorableJson(entry.data ?? {})) {
       throw new ValidationError('audit data has characters that cannot be stored', {
         details: { field: 'data' },
@@ -251,6 +255,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
       action: entry.action,
       userId: entry.userId ?? null,
       actorId: entry.actorId ?? null,
+      requestId: entry.requestId ?? null,
+      ip: entry.ip ?? null,
+      userAgent: entry.userAgent ?? null,
       data: { ...(entry.data ?? {}) },
     })
   }

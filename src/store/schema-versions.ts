@@ -68,6 +68,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
   },
   {
     version: 8,
+    name: 'identifier_prefix_and_audit_context',
+    recordTypes: ['identifier'],
+    purpose:
+      'Identifier prefix search within a tenant (an index in code-point order); audit records keep the request context (request id, client IP and user agent) and are listed from a cursor naming the last record instead of a sequence shared by all tenants.',
+  },
+  {
+    version: 9,
     name: 'sessions_tokens_and_key_ids',
     recordTypes: ['session', 'token', 'factor'],
     purpose:

@@ -11,6 +11,7 @@ import type {
   UserRecord,
   UserStatus,
 } from '../domain/records.js'
+import type { IdentifierPrefix } from '../domain/user-queries.js'
 import type { ThrottleAccess } from './throttle.js'
 import type { UnitOfWork } from './unit-of-work.js'
 
@@ -20,10 +21,42 @@ export interface Page<T> {
   readonly nextCursor: string | null
 }
 
+export type { IdentifierPrefix } from '../domain/user-queries.js'
+
 export interface ListUsersQuery {
+  /** 1 to 500; default 50. */
   readonly limit?: number
+  /** The previous page's `nextCursor`. A cursor from a listing of another shape is a VALIDATION error. */
   readonly cursor?: string
   readonly status?: UserStatus
+  /**
+   * Only users holding an identifier of this kind whose value starts with the prefix (normalized, as stored).
+   * Such a page is ordered by that value in code-point order, not by user id; each user appears once, at the
+   * least of its matching values. The cursor then encodes that value: treat it like the identifier itself.
+   */
+  readonly identifierPrefix?: IdentifierPrefix
+  /**
+   * Each user carries its identifiers (`identifiers`, in id order: id, kind, value, verified), read with the
+   * page in one query.
+   */
+  readonly includeIdentifiers?: boolean
+}
+
+export interface CountUsersQuery {
+  readonly status?: UserStatus
+  readonly identifierPrefix?: IdentifierPrefix
+}
+
+/**
+ * An identifier as a listing shows it: what a list of accounts displays. The whole record (version,
+ * timestamps) is a `getIdentifier` or `tx.listIdentifiers` away; leaving them out keeps a page with its
+ * identifiers close to the cost of a plain page (docs/performance.md).
+ */
+export type ListedIdentifier = Pick<IdentifierRecord, 'id' | 'kind' | 'value' | 'verified'>
+
+/** A user as `listUsers` returns it: `identifiers` is present exactly when the query asked for it. */
+export interface ListedUser extends UserRecord {
+  readonly identifiers?: readonly ListedIdentifier[]
 }
 
 export interface ListTenantsQuery {
@@ -171,8 +204,16 @@ export interface OutboxAccess {
  *    A callback that throws writes nothing, and its error is rethrown unchanged.
  * 4. Queries are scoped to the given tenant; a record of another tenant is invisible.
  * 5. `listUsers` is keyset-paginated in ascending user id order: users inserted between pages never cause a
- *    user present at the first page to be skipped or repeated.
- * 6. `listAudit` returns audit records in commit order (ascending `seq`), keyset-paginated.
+ *    user present at the first page to be skipped or repeated. With `identifierPrefix` it lists only users
+ *    holding an identifier of that kind whose value starts with the prefix, ordered by the least such value in
+ *    code-point order, each user once; a user whose matching identifiers do not change between pages is never
+ *    skipped or repeated. A store MUST serve a prefix page without reading every identifier of the tenant
+ *    (an index range in code-point order). With `includeIdentifiers` every listed user carries all of its
+ *    identifiers, read in the same query as the page (one round trip per page, never one per user); without
+ *    it, a listed user has no `identifiers` key. `countUsers` counts the users the same filters list.
+ * 6. `listAudit` returns a tenant's audit records in commit order, keyset-paginated by an opaque cursor that
+ *    names the last record listed. Neither a record nor a cursor exposes a number shared across tenants (a
+ *    global sequence, a row count), so one tenant's listing reveals nothing about another's activity.
  * 7. Every error raised on purpose is a UserEngineError; no error message, diagnostics object or returned
  *    object's JSON or inspect output holds a profile value, identifier value or secret unless the caller
  *    asked for that value.
@@ -205,7 +246,9 @@ export interface UserEngineStore {
   getUser(tenantId: string, userId: string): Promise<UserRecord | null>
   findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<UserRecord | null>
   getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>
-  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>>
+  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>>
+  /** How many users `listUsers` would list with these filters, across all pages. */
+  countUsers(tenantId: string, query?: CountUsersQuery): Promise<number>
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
   /** Rule 10: the session and its tenant's status in one read; null when there is no such session in the tenant. */
   findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null>

@@ -34,7 +34,14 @@ export interface RecordRef {
 export interface AuditDraft {
   readonly action: string
   readonly userId?: string | null
+  /** Who acted: an id (assertId). */
   readonly actorId?: string | null
+  /** The caller's request id: an id (assertId). */
+  readonly requestId?: string | null
+  /** The client's IP address (IPv4 or IPv6 text). */
+  readonly ip?: string | null
+  /** The client's user agent: storable text of at most `LIMITS.userAgentLength` characters. */
+  readonly userAgent?: string | null
   readonly data?: AuditData
 }
 

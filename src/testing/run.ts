@@ -1,6 +1,11 @@
 import { performance } from 'node:perf_hooks'
 import { ValidationError } from '../domain/errors.js'
-import { CaseContext, type CaseDefinition, type SuiteDefinition } from './shared/context.js'
+import {
+  CaseContext,
+  type CaseDefinition,
+  SCHEMA_PLANTING_SKIP,
+  type SuiteDefinition,
+} from './shared/context.js'
 import {
   type ConformanceCase,
   type ConformanceOptions,
@@ -42,6 +47,8 @@ function staticSkip(def: CaseDefinition, options: ConformanceOptions): string | 
   if (def.needsSharedStores && !options.createSharedStores) {
     return 'the store factory cannot open several stores over one database (createSharedStores)'
   }
+  if (def.needsSchemaPlanting && !(options.plantSchemaVersion && options.reopenStore))
+    return SCHEMA_PLANTING_SKIP
   return undefined
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { decodeSeqCursor, encodeCursor } from '../../src/domain/cursor.js'
+import { decodeIdCursor, encodeCursor } from '../../src/domain/cursor.js'
 import { ConflictError, ErrorCode, isUserEngineError } from '../../src/domain/errors.js'
 import type { IdentifierKind, OutboxEntry, UserRecord } from '../../src/domain/records.js'
 import { validatePageSize } from '../../src/domain/validation.js'
@@ -112,10 +112,10 @@ class ErrorLeakStore extends DelegatingStore {
 class OffsetPaginationStore extends DelegatingStore {
   override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
     const limit = validatePageSize(query.limit)
-    const offset = query.cursor === undefined ? 0 : decodeSeqCursor(query.cursor)
+    const offset = query.cursor === undefined ? 0 : Number(decodeIdCursor(query.cursor).slice(1))
     const all = (await this.inner.listUsers(tenantId, { limit: 500, status: query.status })).items
     const items = all.slice(offset, offset + limit)
-    return { items, nextCursor: offset + limit < all.length ? encodeCursor(offset + limit) : null }
+    return { items, nextCursor: offset + limit < all.length ? encodeCursor(`o${offset + limit}`) : null }
   }
 }
 

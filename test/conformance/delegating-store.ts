@@ -7,8 +7,10 @@ import type {
   UserRecord,
 } from '../../src/domain/records.js'
 import type {
+  CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedUser,
   ListSealedFactorsQuery,
   ListTenantsQuery,
   ListUsersQuery,
@@ -63,8 +65,11 @@ export class DelegatingStore implements UserEngineStore {
   getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null> {
     return this.inner.getIdentifier(tenantId, kind, value)
   }
-  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
+  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>> {
     return this.inner.listUsers(tenantId, query)
+  }
+  countUsers(tenantId: string, query?: CountUsersQuery): Promise<number> {
+    return this.inner.countUsers(tenantId, query)
   }
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     return this.inner.listAudit(tenantId, query)

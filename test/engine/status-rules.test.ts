@@ -25,6 +25,7 @@ const PASSWORD = 'correct horse'
 const CALLS: Record<UserUseCase, (e: UserEngine, s: Subject) => Promise<unknown>> = {
   registerUser: (e, s) => e.registerUser(s.t, { email: 'new.user@example.com' }),
   getUser: (e, s) => e.getUser(s.t, s.u),
+  getUserDetails: (e, s) => e.getUserDetails(s.t, s.u),
   getProfile: (e, s) => e.getProfile(s.t, s.u),
   listFactors: (e, s) => e.listFactors(s.t, s.u),
   updateProfile: (e, s) => e.updateProfile(s.t, s.u, { plan: 'pro' }),

@@ -37,8 +37,15 @@ for (const adapter of SQL_ADAPTERS) {
         const { uri } = await oldEngine.enrollTotp(tenant.id, ann.id)
         const { codes } = await oldEngine.generateRecoveryCodes(tenant.id, ann.id)
         const bob = await oldEngine.registerUser(tenant.id, { email: 'bob@example.com' })
-        await oldEngine.disableUser(tenant.id, bob.id)
-        // As code before 0008 wrote factors: the key id only inside the sealed secret.
+        await oldEngine.disableUser(tenant.id, bob.id, { actorId: 'adm_1', requestId: 'req-old' })
+        // This code on the older schema: audit without request context columns, searches without indexes.
+        const oldAudit = (await old.listAudit(tenant.id)).items
+        assert.ok(oldAudit.every((a) => a.userAgent === null && a.ip === null))
+        assert.deepEqual(
+          (await oldEngine.listUsers(tenant.id, { emailPrefix: 'an' })).items.map((u) => u.id),
+          [ann.id],
+        )
+        // As code before 0009 wrote factors: the key id only inside the sealed secret.
         await old.driver.query(
           `UPDATE user_engine_records SET payload = payload - 'keyId' WHERE record_type = 'factor'`,
           [],
@@ -78,8 +85,34 @@ for (const adapter of SQL_ADAPTERS) {
           )
           const audit = await store.listAudit(tenant.id, { userId: ann.id, limit: 500 })
           assert.ok(audit.items.length >= 5)
+          // Reads and the audit trail over rows written before 0008 (its indexes were built over them).
+          const found = await engine.listUsers(tenant.id, { emailPrefix: 'A', include: ['identifiers'] })
+          assert.deepEqual(
+            found.items.map((u) => [u.id, u.identifiers?.map((i) => i.value)]),
+            [[ann.id, ['ann@example.com']]],
+          )
+          assert.equal(await engine.countUsers(tenant.id, { emailPrefix: 'bob' }), 1)
+          assert.equal(
+            (await engine.getUserDetails(tenant.id, ann.id)).identifiers[0]?.value,
+            'ann@example.com',
+          )
+          const whole = (await store.listAudit(tenant.id, { limit: 500 })).items
+          const paged: string[] = []
+          for (let cursor: string | undefined, i = 0; i < 100; i++) {
+            const page = await store.listAudit(tenant.id, { limit: 2, cursor })
+            paged.push(...page.items.map((a) => a.id))
+            if (page.nextCursor === null) break
+            cursor = page.nextCursor
+          }
+          assert.deepEqual(
+            paged,
+            whole.map((a) => a.id),
+          )
+          await engine.enableUser(tenant.id, bob.id, { actorId: 'adm_1', requestId: 'req-new' })
+          const enabled = (await store.listAudit(tenant.id, { userId: bob.id, limit: 500 })).items.at(-1)
+          assert.deepEqual([enabled?.actorId, enabled?.requestId], ['adm_1', 'req-new'])
 
-          // 0008 set every sealed factor's keyId from its secret; hashed ones name no key.
+          // 0009 set every sealed factor's keyId from its secret; hashed ones name no key.
           assert.deepEqual((await store.diagnostics()).sealedByKeyId, { k1: 1 })
           // Sessions and tokens work on the upgraded database, and the old seed rotates to a new key.
           const carol = await engine.registerUser(tenant.id, {

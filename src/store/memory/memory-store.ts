@@ -1,5 +1,12 @@
-import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
-import { ConflictError, ErrorCode, NotFoundError, SchemaError, UserEngineError } from '../../domain/errors.js'
+import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
+import {
+  ConflictError,
+  ErrorCode,
+  NotFoundError,
+  SchemaError,
+  UserEngineError,
+  ValidationError,
+} from '../../domain/errors.js'
 import { shownId } from '../../domain/ids.js'
 import type {
   AuditRecord,
@@ -10,7 +17,14 @@ import type {
   RecordType,
   TenantRecord,
   UserRecord,
+  UserStatus,
 } from '../../domain/records.js'
+import {
+  compareCodePoints,
+  type IdentifierPrefix,
+  validateCountUsersQuery,
+  validateListUsersQuery,
+} from '../../domain/user-queries.js'
 import {
   assertFunction,
   assertId,
@@ -20,7 +34,6 @@ import {
   validateListAuditQuery,
   validateListSealedFactorsQuery,
   validateListTenantsQuery,
-  validateListUsersQuery,
   validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
@@ -30,8 +43,11 @@ import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../schema-versions.js'
 import { countSealedByKeyId } from '../sealed-keys.js'
 import type {
+  CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedIdentifier,
+  ListedUser,
   ListSealedFactorsQuery,
   ListTenantsQuery,
   ListUsersQuery,
@@ -54,6 +70,8 @@ interface TenantState {
   /** kind + normalized value -> identifier id: the unique index. */
   readonly identifiers: Map<string, string>
   readonly audit: AuditRecord[]
+  /** Audit id -> its index in `audit`: where a listing's cursor resumes. */
+  readonly auditIndex: Map<string, number>
 }
 
 export interface InMemoryStoreOptions {
@@ -80,7 +98,6 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly #tenants = new Map<string, TenantState>()
   readonly #outboxRows: OutboxRow[] = []
   #schemaVersion: number
-  #auditSeq = 0
   #closed = false
 
   constructor(options: InMemoryStoreOptions = {}) {
@@ -193,34 +210,65 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return identifier ? this.getUser(tenantId, identifier.userId) : null
   }
 
-  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>> {
     assertId(tenantId, 'tenantId')
-    const { limit, cursor, status } = validateListUsersQuery(query)
+    const { limit, cursor, status, identifierPrefix, includeIdentifiers } = validateListUsersQuery(query)
+    const withIdentifiers = (state: TenantState | undefined, user: UserRecord): ListedUser =>
+      includeIdentifiers ? { ...user, identifiers: this.#identifiersOf(state, user.id) } : user
+    if (identifierPrefix) {
+      const after = cursor === undefined ? null : decodeValueCursor(cursor)
+      this.#assertUsable()
+      const state = this.#tenant(tenantId)
+      const matches = this.#prefixMatches(state, tenantId, identifierPrefix, status).filter(
+        (m) => after === null || compareCodePoints(m.value, after) > 0,
+      )
+      const items = matches.slice(0, limit)
+      const last = items[items.length - 1]
+      return {
+        items: items.map((m) => withIdentifiers(state, m.user)),
+        nextCursor: matches.length > limit && last ? encodeValueCursor(last.value) : null,
+      }
+    }
     const after = cursor === undefined ? null : decodeIdCursor(cursor)
     this.#assertUsable()
     const state = this.#tenant(tenantId)
-    const users = state
-      ? [...state.rows.values()]
-          .filter((r) => r.type === 'user' && (after === null || r.id > after))
-          .filter((r) => status === undefined || r.payload.status === status)
-          .sort(byId)
-      : []
+    const users = this.#users(state, status).filter((r) => after === null || r.id > after)
     const items = users.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, copy(r)))
     const last = items[items.length - 1]
-    return { items, nextCursor: users.length > limit && last ? encodeCursor(last.id) : null }
+    return {
+      items: items.map((u) => withIdentifiers(state, u)),
+      nextCursor: users.length > limit && last ? encodeCursor(last.id) : null,
+    }
+  }
+
+  async countUsers(tenantId: string, query?: CountUsersQuery): Promise<number> {
+    assertId(tenantId, 'tenantId')
+    const { status, identifierPrefix } = validateCountUsersQuery(query)
+    this.#assertUsable()
+    const state = this.#tenant(tenantId)
+    return identifierPrefix
+      ? this.#prefixMatches(state, tenantId, identifierPrefix, status).length
+      : this.#users(state, status).length
   }
 
   async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
     const { limit, cursor, userId } = validateListAuditQuery(query)
-    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
+    const after = cursor === undefined ? null : decodeIdCursor(cursor)
     this.#assertUsable()
-    const all = (this.#tenant(tenantId)?.audit ?? []).filter(
-      (a) => a.seq > after && (userId === undefined || a.userId === userId),
-    )
+    const state = this.#tenant(tenantId)
+    let start = 0
+    if (after !== null) {
+      // The cursor names a record of this tenant; any other id (another tenant's included) is not a cursor.
+      const index = state?.auditIndex.get(after)
+      if (index === undefined)
+        throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
+      start = index + 1
+    }
+    const all = (state?.audit ?? []).slice(start).filter((a) => userId === undefined || a.userId === userId)
     const items = all.slice(0, limit).map(copy)
     const last = items[items.length - 1]
-    return { items, nextCursor: all.length > limit && last ? encodeCursor(last.seq) : null }
+    return { items, nextCursor: all.length > limit && last ? encodeCursor(last.id) : null }
   }
 
   async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
@@ -335,6 +383,51 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     }
   }
 
+  /** The tenant's user rows in id order, optionally of one status. */
+  #users(state: TenantState | undefined, status: UserStatus | undefined): StoredRow[] {
+    if (!state) return []
+    return [...state.rows.values()]
+      .filter((r) => r.type === 'user' && (status === undefined || r.payload.status === status))
+      .sort(byId)
+  }
+
+  /** Users with an identifier of the kind starting with the prefix, each at its least matching value, in order. */
+  #prefixMatches(
+    state: TenantState | undefined,
+    tenantId: string,
+    { kind, prefix }: IdentifierPrefix,
+    status: UserStatus | undefined,
+  ): Array<{ value: string; user: UserRecord }> {
+    if (!state) return []
+    const least = new Map<string, string>()
+    for (const r of state.rows.values()) {
+      if (r.type !== 'identifier' || r.payload.kind !== kind || r.userId === null) continue
+      const value = String(r.payload.value)
+      if (!value.startsWith(prefix)) continue
+      const seen = least.get(r.userId)
+      if (seen === undefined || compareCodePoints(value, seen) < 0) least.set(r.userId, value)
+    }
+    const out: Array<{ value: string; user: UserRecord }> = []
+    for (const [userId, value] of least) {
+      const row = state.rows.get(rowKey('user', userId))
+      if (!row || (status !== undefined && row.payload.status !== status)) continue
+      out.push({ value, user: recordCodec.user.fromRow(tenantId, copy(row)) })
+    }
+    return out.sort((a, b) => compareCodePoints(a.value, b.value))
+  }
+
+  #identifiersOf(state: TenantState | undefined, userId: string): ListedIdentifier[] {
+    return [...(state?.rows.values() ?? [])]
+      .filter((r) => r.type === 'identifier' && r.userId === userId)
+      .sort(byId)
+      .map((r) => ({
+        id: r.id,
+        kind: r.payload.kind as IdentifierKind,
+        value: String(r.payload.value),
+        verified: r.payload.verified === true,
+      }))
+  }
+
   #identifierRow(tenantId: string, kind: IdentifierKind, value: string): StoredRow | undefined {
     const state = this.#tenant(tenantId)
     const id = state?.identifiers.get(identifierKey(kind, value))
@@ -351,6 +444,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       rows: new Map(),
       identifiers: new Map(),
       audit: [],
+      auditIndex: new Map(),
     }
     const rows = new Map<string, StoredRow | null>()
     const identifiers = new Map<string, string | null>()
@@ -433,7 +527,8 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       else state.identifiers.delete(k)
     }
     for (const a of plan.audit) {
-      state.audit.push({ ...copy(a), tenantId: plan.tenantId, seq: ++this.#auditSeq, occurredAt: plan.now })
+      state.auditIndex.set(a.id, state.audit.length)
+      state.audit.push({ ...copy(a), tenantId: plan.tenantId, occurredAt: plan.now })
     }
     for (const e of plan.events) {
       const entry: OutboxEntry = {

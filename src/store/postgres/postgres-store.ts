@@ -1,4 +1,4 @@
-import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
+import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
 import {
   ConflictError,
   ErrorCode,
@@ -22,6 +22,12 @@ import type {
   UserRecord,
 } from '../../domain/records.js'
 import {
+  type IdentifierPrefix,
+  prefixUpperBound,
+  validateCountUsersQuery,
+  validateListUsersQuery,
+} from '../../domain/user-queries.js'
+import {
   assertFunction,
   assertId,
   assertIdentifierLookup,
@@ -31,7 +37,6 @@ import {
   validateListAuditQuery,
   validateListSealedFactorsQuery,
   validateListTenantsQuery,
-  validateListUsersQuery,
   validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
@@ -41,8 +46,11 @@ import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
 import { countSealedByKeyId } from '../sealed-keys.js'
 import type {
+  CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedIdentifier,
+  ListedUser,
   ListSealedFactorsQuery,
   ListTenantsQuery,
   ListUsersQuery,
@@ -68,7 +76,7 @@ import {
   type MigrationStatus,
   readSchemaHistory,
 } from './schema/runner.js'
-import { SQL } from './sql.js'
+import { countPrefixStatement, listAuditStatement, listUsersStatement, type PrefixRange, SQL } from './sql.js'
 
 export interface PostgresStoreOptions {
   /** How long `migrate()` waits for another process's migration lock. Default 60 000 ms. */
@@ -131,15 +139,35 @@ interface RecordDbRow {
   updated_at: Date | string
 }
 
+interface ListedUserDbRow extends RecordDbRow {
+  /** Present when the page asked for identifiers: `[id, payload]` per identifier, or null for none. */
+  identifiers?: Array<[string, { [key: string]: JsonValue }]> | null
+  /** Present on a prefix search: the user's least matching value, the page's order and cursor. */
+  match_value?: string
+}
+
+/** An audit row; `found` is false-y only in the row of nulls a cursor with no later records yields. */
 interface AuditDbRow {
-  seq: number | string
-  id: string
+  found: boolean
+  id: string | null
   occurred_at: Date | string
   action: string
   user_id: string | null
   actor_id: string | null
+  request_id: string | null
+  client_ip: string | null
+  user_agent: string | null
   data: AuditData
 }
+
+/** The schema version that added the request context columns and the audit id index. */
+const REQUEST_CONTEXT_SCHEMA = 8
+
+const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
+  kind,
+  lower: prefix,
+  upper: prefixUpperBound(prefix),
+})
 
 const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
 
@@ -320,45 +348,77 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return row ? recordCodec.user.fromRow(tenantId, row) : null
   }
 
-  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>> {
     assertId(tenantId, 'tenantId')
-    const { limit, cursor, status } = validateListUsersQuery(query)
-    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
-    const params: unknown[] = [tenantId, after, limit + 1]
-    if (status !== undefined) params.push(status)
-    const rows = await this.#rows<RecordDbRow>(
-      'listUsers',
-      status === undefined ? SQL.listUsers : SQL.listUsersByStatus,
-      params,
-    )
-    const items = rows.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, toStoredRow(r)))
-    const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+    const { limit, cursor, status, identifierPrefix, includeIdentifiers } = validateListUsersQuery(query)
+    const prefix = identifierPrefix && toRange(identifierPrefix)
+    const after = cursor === undefined ? null : prefix ? decodeValueCursor(cursor) : decodeIdCursor(cursor)
+    const statement = listUsersStatement({ tenantId, limit, after, status, prefix, includeIdentifiers })
+    const rows = await this.#rows<ListedUserDbRow>('listUsers', statement.text, statement.values)
+    const items = rows.slice(0, limit).map((r): ListedUser => {
+      const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
+      if (!includeIdentifiers) return user
+      const identifiers = (r.identifiers ?? [])
+        .map(
+          ([id, payload]): ListedIdentifier => ({
+            id,
+            kind: payload.kind as IdentifierKind,
+            value: String(payload.value),
+            verified: payload.verified === true,
+          }),
+        )
+        // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      return { ...user, identifiers }
+    })
+    const more = rows.length > limit && items.length > 0
+    const last = rows[items.length - 1]
+    const nextCursor =
+      !more || !last ? null : prefix ? encodeValueCursor(last.match_value!) : encodeCursor(last.record_id)
+    return { items, nextCursor }
+  }
+
+  async countUsers(tenantId: string, query?: CountUsersQuery): Promise<number> {
+    assertId(tenantId, 'tenantId')
+    const { status, identifierPrefix } = validateCountUsersQuery(query)
+    const statement = identifierPrefix
+      ? countPrefixStatement(tenantId, toRange(identifierPrefix), status)
+      : status === undefined
+        ? { text: SQL.countUsers, values: [tenantId] }
+        : { text: SQL.countUsersByStatus, values: [tenantId, status] }
+    const rows = await this.#rows<{ n: number | string }>('countUsers', statement.text, statement.values)
+    return Number(rows[0]?.n ?? 0)
   }
 
   async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
     const { limit, cursor, userId } = validateListAuditQuery(query)
-    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
-    const params: unknown[] = [tenantId, after, limit + 1]
-    if (userId !== undefined) params.push(userId)
-    const rows = await this.#rows<AuditDbRow>(
-      'listAudit',
-      userId === undefined ? SQL.listAudit : SQL.listAuditForUser,
-      params,
-    )
-    const items: AuditRecord[] = rows.slice(0, limit).map((r) => ({
-      id: r.id,
-      tenantId,
-      seq: Number(r.seq),
-      occurredAt: isoOf(r.occurred_at),
-      action: r.action,
-      userId: r.user_id,
-      actorId: r.actor_id,
-      data: r.data,
-    }))
+    const afterId = cursor === undefined ? null : decodeIdCursor(cursor)
+    await this.#assertUsable()
+    const requestContext = this.#schemaVersion >= REQUEST_CONTEXT_SCHEMA
+    const statement = listAuditStatement({ tenantId, limit, afterId, userId, requestContext })
+    const rows = await this.#rows<AuditDbRow>('listAudit', statement.text, statement.values)
+    // The cursor names no audit record of this tenant (another tenant's included): not a cursor here.
+    if (afterId !== null && rows.length === 0) {
+      throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
+    }
+    const items: AuditRecord[] = rows
+      .filter((r) => r.id !== null)
+      .slice(0, limit)
+      .map((r) => ({
+        id: r.id!,
+        tenantId,
+        occurredAt: isoOf(r.occurred_at),
+        action: r.action,
+        userId: r.user_id,
+        actorId: r.actor_id,
+        requestId: r.request_id,
+        ip: r.client_ip,
+        userAgent: r.user_agent,
+        data: r.data,
+      }))
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
   }
 
   async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {

@@ -15,8 +15,13 @@ export interface CaseDefinition {
   readonly requires?: readonly Capability[]
   /** The case needs `createSharedStores` (several stores over one database). */
   readonly needsSharedStores?: boolean
+  /** The case needs `plantSchemaVersion` and `reopenStore` (a schema history row planted, then reopened). */
+  readonly needsSchemaPlanting?: boolean
   run(ctx: CaseContext): Promise<void>
 }
+
+export const SCHEMA_PLANTING_SKIP =
+  'the store factory cannot plant a schema history row and reopen the database (plantSchemaVersion, reopenStore)'
 
 export interface SuiteDefinition {
   readonly name: string
@@ -120,6 +125,9 @@ export class CaseContext {
       throw new ConformanceSkip(
         'the store factory cannot open several stores over one database (createSharedStores)',
       )
+    }
+    if (def.needsSchemaPlanting && !(this.options.plantSchemaVersion && this.options.reopenStore)) {
+      throw new ConformanceSkip(SCHEMA_PLANTING_SKIP)
     }
   }
 

@@ -16,6 +16,15 @@ function calls(store: UserEngineStore, tenantId: string): [string, () => Promise
     ['findUserByIdentifier()', () => store.findUserByIdentifier(tenantId, 'email', 'a@example.com')],
     ['getIdentifier()', () => store.getIdentifier(tenantId, 'email', 'a@example.com')],
     ['listUsers()', () => store.listUsers(tenantId)],
+    [
+      'listUsers() by prefix, with identifiers',
+      () =>
+        store.listUsers(tenantId, {
+          identifierPrefix: { kind: 'email', prefix: 'a' },
+          includeIdentifiers: true,
+        }),
+    ],
+    ['countUsers()', () => store.countUsers(tenantId)],
     ['listAudit()', () => store.listAudit(tenantId)],
     ['findSession()', () => store.findSession(tenantId, freshId('ses'))],
     ['purgeExpired()', () => store.purgeExpired(tenantId, { before: new Date().toISOString(), limit: 10 })],

@@ -13,7 +13,7 @@ import type {
 import { Secret } from '../../domain/secret.js'
 import { commitUserChange, recordUserChange } from '../../store/change-user.js'
 import { InMemoryUserEngineStore } from '../../store/memory/index.js'
-import type { UserEngineStore } from '../../store/store.js'
+import type { ListedUser, UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { suite } from '../shared/context.js'
 import { assert, errorCode } from '../shared/expect.js'
@@ -32,6 +32,8 @@ const VALUES: Record<IdentifierKind, readonly string[]> = {
   username: ['ann', 'bob', 'cy'],
 }
 const STATUSES = ['active', 'disabled', 'deleted'] as const
+// Prefixes of the values above (and of none): search ranges, shared prefixes and the empty result.
+const PREFIXES = ['a', 'an', 'ann', 'b', 'c', 'cy@', 'z'] as const
 
 type Op =
   | { kind: 'createUser'; t: number; u: number; status: UserStatus; email: number | null; profile: boolean }
@@ -54,7 +56,16 @@ type Op =
   | { kind: 'tenant'; t: number; name: string }
   | { kind: 'read'; t: number; u: number }
   | { kind: 'lookup'; t: number; ik: IdentifierKind; v: number }
-  | { kind: 'listUsers'; t: number; limit: number; status: UserStatus | null }
+  | { kind: 'listUsers'; t: number; limit: number; status: UserStatus | null; include: boolean }
+  | {
+      kind: 'searchUsers'
+      t: number
+      ik: IdentifierKind
+      prefix: number
+      limit: number
+      status: UserStatus | null
+      include: boolean
+    }
   | { kind: 'listAudit'; t: number; limit: number; u: number | null }
   | { kind: 'putSession'; t: number; u: number; id: number; exp: number; refresh: boolean }
   | { kind: 'deleteSession'; t: number; u: number; id: number }
@@ -142,8 +153,21 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
       t,
       limit: fc.integer({ min: 1, max: 3 }),
       status: fc.option(status),
+      include: fc.boolean(),
     }),
     weight: 1,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('searchUsers'),
+      t,
+      ik,
+      prefix: fc.nat({ max: PREFIXES.length - 1 }),
+      limit: fc.integer({ min: 1, max: 3 }),
+      status: fc.option(status),
+      include: fc.boolean(),
+    }),
+    weight: 2,
   },
   {
     arbitrary: fc.record({
@@ -209,6 +233,10 @@ function withoutTimes<T extends object>(record: T | null): unknown {
   return rest
 }
 
+const listedView = (u: ListedUser) =>
+  u.identifiers === undefined
+    ? withoutTimes(u)
+    : { ...(withoutTimes(u) as object), identifiers: u.identifiers.map(withoutTimes) }
 const factorView = (f: FactorRecord) => ({ ...(withoutTimes(f) as object), secret: f.secret.reveal() })
 const hashedView = (r: SessionRecord | TokenRecord | null) =>
   r === null ? null : { ...(withoutTimes(r) as object), tokenHash: r.tokenHash.reveal() }
@@ -433,8 +461,30 @@ async function perform(store: UserEngineStore, tenants: readonly string[], op: O
     }
     case 'listUsers': {
       const status = op.status ?? undefined
-      const listed = await pages((cursor) => store.listUsers(tenantId, { limit: op.limit, cursor, status }))
-      return listed.map((p) => p.map(withoutTimes))
+      const listed = await pages((cursor) =>
+        store.listUsers(tenantId, { limit: op.limit, cursor, status, includeIdentifiers: op.include }),
+      )
+      return {
+        pages: listed.map((p) => p.map(listedView)),
+        count: await store.countUsers(tenantId, { status }),
+      }
+    }
+    case 'searchUsers': {
+      const status = op.status ?? undefined
+      const identifierPrefix = { kind: op.ik, prefix: PREFIXES[op.prefix]! }
+      const listed = await pages((cursor) =>
+        store.listUsers(tenantId, {
+          limit: op.limit,
+          cursor,
+          status,
+          identifierPrefix,
+          includeIdentifiers: op.include,
+        }),
+      )
+      return {
+        pages: listed.map((p) => p.map(listedView)),
+        count: await store.countUsers(tenantId, { status, identifierPrefix }),
+      }
     }
     case 'putSession': {
       const uid = userId(op.u)
@@ -538,7 +588,9 @@ function finalReads(): Op[] {
       for (let vn = 0; vn < 3; vn++) ops.push({ kind: 'lookup', t: tn, ik: kind, v: vn })
     }
     ops.push(
-      { kind: 'listUsers', t: tn, limit: 2, status: null },
+      { kind: 'listUsers', t: tn, limit: 2, status: null, include: true },
+      { kind: 'searchUsers', t: tn, ik: 'email', prefix: 0, limit: 2, status: null, include: true },
+      { kind: 'searchUsers', t: tn, ik: 'username', prefix: 1, limit: 1, status: null, include: false },
       { kind: 'listAudit', t: tn, limit: 3, u: null },
     )
   }

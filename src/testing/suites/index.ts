@@ -18,6 +18,7 @@ import { sessionsSuite } from './sessions.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
 import { tenantsSuite } from './tenants.js'
 import { throttleSuite } from './throttle.js'
+import { userSearchSuite } from './user-search.js'
 import { versionsSuite } from './versions.js'
 
 /** Every suite, in the order they run: foundations first, so the first failure is the most basic one. */
@@ -32,6 +33,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   versionsSuite,
   rollbackSuite,
   paginationSuite,
+  userSearchSuite,
   tenantsSuite,
   auditSuite,
   outboxSuite,

@@ -145,6 +145,19 @@ export const redactionSuite = suite('redaction', 'no profile value, identifier v
         'findUserByIdentifier',
       )
       assertNoLeak(await store.listUsers(tenantId), canaries, 'listUsers')
+      assertNoLeak(await store.countUsers(tenantId), canaries, 'countUsers')
+      assertNoLeak(
+        await store.listUsers(tenantId, { includeIdentifiers: true }),
+        canaries,
+        'listUsers with identifiers',
+        ['email', 'username'],
+      )
+      const search = { kind: 'username' as const, prefix: canaries.username.slice(0, 20) }
+      assertNoLeak(
+        await store.listUsers(tenantId, { identifierPrefix: search }),
+        canaries,
+        'listUsers by username prefix',
+      )
       assertNoLeak(await store.listAudit(tenantId), canaries, 'listAudit')
       assertNoLeak(await store.listAudit(tenantId, { userId }), canaries, 'listAudit by user')
       const events = await store.outbox.listForAggregate(tenantId, userId)

@@ -1,7 +1,7 @@
 import { ErrorCode, isUserEngineError } from '../../domain/errors.js'
 import { LATEST_SCHEMA_VERSION } from '../../store/schema-versions.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { type CaseContext, suite } from '../shared/context.js'
+import { type CaseContext, SCHEMA_PLANTING_SKIP, suite } from '../shared/context.js'
 import { assert, errorCode } from '../shared/expect.js'
 import { ConformanceSkip, type PlantedSchemaVersion } from '../shared/types.js'
 
@@ -12,11 +12,7 @@ import { ConformanceSkip, type PlantedSchemaVersion } from '../shared/types.js'
  */
 async function expectRefusedAfterPlant(ctx: CaseContext, row: PlantedSchemaVersion, code: ErrorCode) {
   const { plantSchemaVersion, reopenStore } = ctx.options
-  if (!plantSchemaVersion || !reopenStore) {
-    throw new ConformanceSkip(
-      'the store factory cannot plant a schema history row and reopen the database (plantSchemaVersion, reopenStore)',
-    )
-  }
+  if (!plantSchemaVersion || !reopenStore) throw new ConformanceSkip(SCHEMA_PLANTING_SKIP)
   const store = await ctx.emptyStore()
   await store.migrate()
   await plantSchemaVersion(store, row)
@@ -50,6 +46,7 @@ export const schemaHistorySuite = suite(
   [
     {
       name: 'a database migrated by a newer release is refused with SCHEMA_NEWER_THAN_CODE',
+      needsSchemaPlanting: true,
       async run(ctx) {
         await expectRefusedAfterPlant(
           ctx,
@@ -60,6 +57,7 @@ export const schemaHistorySuite = suite(
     },
     {
       name: 'a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
+      needsSchemaPlanting: true,
       async run(ctx) {
         await expectRefusedAfterPlant(
           ctx,

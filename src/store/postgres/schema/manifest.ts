@@ -64,8 +64,16 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   },
   {
     ...schemaVersion(8),
-    file: '0008_sessions_tokens_and_key_ids.sql',
-    checksum: '11c25df19a29e964f6a8d7c3dfcc68a22edac804bb4b47cdb8d8b1a4a788427b',
+    file: '0008_identifier_prefix_and_audit_context.sql',
+    checksum: 'f478ba2bc3b2e9a560f146dcfac5560dd0669dff3a31642d8f03ec61244d6769',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every identifier and audit row.',
+  },
+  {
+    ...schemaVersion(9),
+    file: '0009_sessions_tokens_and_key_ids.sql',
+    checksum: '3a25ea019383989f958ac311518a25f23d2860aa6316cc5b64cf55b028c6f4da',
     transactional: false,
     nonTransactionalReason:
       'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every record.',

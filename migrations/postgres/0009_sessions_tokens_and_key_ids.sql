@@ -1,4 +1,4 @@
--- user-engine 0008: sessions and single-use tokens as records, and the key id of every sealed factor secret.
+-- user-engine 0009: sessions and single-use tokens as records, and the key id of every sealed factor secret.
 -- Non-transactional: the expiry index is built with CREATE INDEX CONCURRENTLY (a plain build would block every
 -- commit while it reads every record). Every statement is re-runnable after a crash; the runner refuses to
 -- record the version over an index left INVALID (see docs/operations.md).
