@@ -75,6 +75,14 @@ describe('keys status and keys reseal (in process, PGlite)', () => {
     const url = `pglite:${dir}`
     const { t, users } = await seed(url, 5)
 
+    const diagnostics = await runCli(['diagnostics', '--database-url', url])
+    assert.match(diagnostics.stdout, /sealed under k1: 5/)
+    assert.deepEqual(
+      JSON.parse((await runCli(['diagnostics', '--database-url', url, '--json'])).stdout).sealedByKeyId,
+      {
+        k1: 5,
+      },
+    )
     const status = await runCli(['keys', 'status', '--database-url', url, '--json'], ROTATED)
     assert.equal(status.code, 0, status.stderr)
     assert.deepEqual(
