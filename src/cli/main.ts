@@ -35,7 +35,8 @@ const USAGE = `usage: user-engine <command> [options]
                                                delete expired sessions and tokens (once, or every interval)
 
 URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
-     default: $DATABASE_URL, else pglite:./.user-engine/data
+     default: $DATABASE_URL, else pglite:./.user-engine/data; migrate, status, plan and conformance
+     prefer $USER_ENGINE_MIGRATION_URL (a direct connection: not through a transaction-mode pooler)
 exit: 0 ok, 1 failure, 2 usage, 3 pending migrations, 4 schema drift or database newer than code`
 
 type StoreCommand = (ctx: CommandContext) => Promise<ExitCode>
@@ -56,12 +57,17 @@ const COMMON = {
 } as const
 
 /** Opens the store the flags name, runs the command on it, and closes it whatever happens. */
-function withStore(run: StoreCommand, options: OptionSpec = {}, positionals = false): CommandSpec {
+function withStore(
+  run: StoreCommand,
+  options: OptionSpec = {},
+  positionals = false,
+  purpose: 'service' | 'schema' = 'service',
+): CommandSpec {
   return {
     options,
     positionals,
     async run({ flags, positionals: args, out, io }) {
-      const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env)
+      const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, purpose)
       const store = await openStore(parseStoreLocation(databaseUrl))
       try {
         return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
@@ -73,17 +79,17 @@ function withStore(run: StoreCommand, options: OptionSpec = {}, positionals = fa
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  migrate: withStore(migrateCommand),
+  migrate: withStore(migrateCommand, {}, false, 'schema'),
   // Reads the schema history without opening a store, so it can report drift instead of refusing it.
   status: {
     options: {},
     run: ({ flags, out, io }) =>
       statusCommand(
-        parseStoreLocation(resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env)),
+        parseStoreLocation(resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, 'schema')),
         out,
       ),
   },
-  plan: withStore(planCommand),
+  plan: withStore(planCommand, {}, false, 'schema'),
   diagnostics: withStore(diagnosticsCommand),
   // Creates its own stores (a schema or database per case), never the one the URL names.
   conformance: {

@@ -20,6 +20,7 @@ export const ErrorCode = {
   SCHEMA_NEWER_THAN_CODE: 'SCHEMA_NEWER_THAN_CODE',
   MIGRATION_LOCK_TIMEOUT: 'MIGRATION_LOCK_TIMEOUT',
   MIGRATION_FAILED: 'MIGRATION_FAILED',
+  POOLED_CONNECTION: 'POOLED_CONNECTION',
   KEY_NOT_FOUND: 'KEY_NOT_FOUND',
   DATA_CORRUPTED: 'DATA_CORRUPTED',
   STORE_CLOSED: 'STORE_CLOSED',
@@ -65,6 +66,8 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   MIGRATION_LOCK_TIMEOUT: 'Another migrator held the migration lock longer than the wait allowed.',
   MIGRATION_FAILED:
     'A migration failed and was rolled back (or left an invalid index); the version is not recorded.',
+  POOLED_CONNECTION:
+    'Schema work (migrate) moved between server connections, as a transaction-mode pooler does; it stopped before its next step. Run it over a direct or session-mode connection.',
   KEY_NOT_FOUND:
     'A stored secret names an encryption key that is not in the keyring, or no keyring is configured.',
   DATA_CORRUPTED:

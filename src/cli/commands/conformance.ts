@@ -55,7 +55,7 @@ export async function conformanceCommand(options: {
     target = `store module ${options.storeModule}`
   } else {
     stores = await conformanceStoresFor(
-      parseStoreLocation(resolveDatabaseUrl(options.databaseUrl, options.env)),
+      parseStoreLocation(resolveDatabaseUrl(options.databaseUrl, options.env, 'schema')),
     )
     factories = stores
     target = stores.description
