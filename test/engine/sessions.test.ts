@@ -316,3 +316,28 @@ test('session options are checked up front', () => {
   }
   assert.throws(() => setup({ tokens: { passwordResetTtlMs: 1 } }), { code: 'VALIDATION' })
 })
+
+test('createExpiryPurger runs a pass at once and one per interval until stopped', async () => {
+  const { createExpiryPurger } = await import('../../src/engine/maintenance.js')
+  const h = setup({ sessions: { idleTtlMs: HOUR, refreshIntervalMs: 60_000 } })
+  const { t, user } = await signedIn(h)
+  // The session expired an hour after the test clock's T0 (2024); the purger judges by the real time.
+  const passes: { sessions: number }[] = []
+  const errors: unknown[] = []
+  const purger = createExpiryPurger({
+    store: h.store,
+    intervalMs: 10,
+    onPass: (result, error) => (result ? passes.push(result) : errors.push(error)),
+  })
+  purger.start()
+  while (passes.length < 3) await new Promise((resolve) => setTimeout(resolve, 5))
+  await purger.stop()
+  const after = passes.length
+  await new Promise((resolve) => setTimeout(resolve, 40))
+  assert.equal(passes.length, after, 'no pass after stop()')
+  assert.deepEqual(errors, [])
+  assert.equal(passes[0]?.sessions, 1)
+  assert.ok(passes.slice(1).every((p) => p.sessions === 0))
+  assert.deepEqual(await h.engine.listSessions(t, user.id), [])
+  assert.throws(() => createExpiryPurger({ store: h.store, intervalMs: 1 }), { code: 'VALIDATION' })
+})
