@@ -33,7 +33,13 @@ if (wants('store')) {
     results.push(
       ...(await runStoreBench({ target: 'postgres', durationMs, rounds, concurrencies: [1, 8], log })),
       ...(await runStoreBench({ target: 'postgres-async', durationMs, rounds, concurrencies: [1, 8], log })),
-      ...(await runStoreBench({ target: 'postgres-unprepared', durationMs, rounds, concurrencies: [1, 8], log })),
+      ...(await runStoreBench({
+        target: 'postgres-unprepared',
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        log,
+      })),
     )
 }
 if (wants('pglite')) {
