@@ -157,6 +157,35 @@ export async function forEachStore(
   }
 }
 
+/**
+ * Registers `body` once per shipped store; `fresh()` gives a migrated store over a database of its own
+ * (PGlite from an image, the server from a template), released when the block ends. For tests that count
+ * what is stored (diagnostics), where a shared database would hold other tests' records.
+ */
+export async function forEachFreshStore(
+  title: string,
+  body: (fresh: () => Promise<UserEngineStore>) => void,
+): Promise<void> {
+  for (const adapter of ADAPTERS) {
+    const skip = await adapter.skip()
+    if (skip) {
+      test(`${title} on ${adapter.name}`, { skip }, () => {})
+      continue
+    }
+    describe(`${title} on ${adapter.name}`, () => {
+      const releases: (() => Promise<void>)[] = []
+      after(async () => {
+        await Promise.all(releases.splice(0).map((release) => release()))
+      })
+      body(async () => {
+        const { store, release } = await adapter.migratedStore()
+        releases.push(release)
+        return store
+      })
+    })
+  }
+}
+
 export { generateKey }
 
 /**
