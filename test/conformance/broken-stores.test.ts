@@ -268,6 +268,11 @@ test('a store that commits when the callback throws fails the rollback and diffe
     'the failure names the seed',
   )
   assert.match(String((differential?.error as Error | undefined)?.message), /Counterexample/)
+  // The first diverging step and both stores' results, not only the seed.
+  assert.match(
+    String((differential?.error as Error | undefined)?.message),
+    /differs from the reference store\s+this store returned: .+\s+the reference store: .+/,
+  )
 })
 
 test('a store whose reads ignore the tenant fails the tenant-isolation and differential suites', async () => {

@@ -597,6 +597,12 @@ function finalReads(): Op[] {
   return ops
 }
 
+/** A result for a failure message, bounded. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 1500 ? `${text.slice(0, 1500)}... (${text.length} characters)` : text
+}
+
 /** Store rules 3-6 as a whole: the store behaves like the reference model on any operation sequence. */
 export const differentialSuite = suite(
   'differential',
@@ -620,10 +626,12 @@ export const differentialSuite = suite(
                 const n = i - SETUP.length
                 const step =
                   n < 0 ? `setup ${i}` : n < ops.length ? `operation ${n}` : `final read ${n - ops.length}`
+                // The message names the step and both results: a provider can act without re-running.
                 assert.deepStrictEqual(
                   actual,
                   expected,
-                  `${step} ${JSON.stringify(op)} differs from the reference store`,
+                  `${step} ${JSON.stringify(op)} differs from the reference store\n` +
+                    `  this store returned: ${shown(actual)}\n  the reference store: ${shown(expected)}`,
                 )
               }
             } finally {
@@ -638,7 +646,7 @@ export const differentialSuite = suite(
         })
         if (details.failed) {
           const report = fc.defaultReportMessage(details) ?? 'the property failed'
-          throw new Error(
+          assert.fail(
             `differential run failed; reproduce with differential: { seed: ${details.seed}, path: '${details.counterexamplePath}' }\n${report}`,
           )
         }
