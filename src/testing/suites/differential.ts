@@ -646,8 +646,9 @@ export const differentialSuite = suite(
         })
         if (details.failed) {
           const report = fc.defaultReportMessage(details) ?? 'the property failed'
+          const cause = details.errorInstance instanceof Error ? details.errorInstance.message : ''
           assert.fail(
-            `differential run failed; reproduce with differential: { seed: ${details.seed}, path: '${details.counterexamplePath}' }\n${report}`,
+            `differential run failed; reproduce with differential: { seed: ${details.seed}, path: '${details.counterexamplePath}' }\n${cause}\n${report}`,
           )
         }
       },
