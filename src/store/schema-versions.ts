@@ -59,6 +59,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       'user_engine_commit decides existence by primary key (ON CONFLICT) and checks identifier values after the write.',
   },
+  {
+    version: 7,
+    name: 'outbox_prefix_claims_and_notify',
+    recordTypes: [],
+    purpose:
+      "An index of pending and dead outbox events by aggregate, for prefix claims that never read published events (replaces 0002's); a notification on every commit that writes outbox events, so relays wake at once.",
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

@@ -338,6 +338,8 @@ describe('OutboxRelay on the memory store', () => {
       lag: () => o.lag(),
       get: (id) => o.get(id),
       listForAggregate: (t, a) => o.listForAggregate(t, a),
+      settle: (options) => o.settle(options),
+      list: (query) => o.list(query),
     }
     const errors: string[] = []
     const progress: RelayProgress[] = []

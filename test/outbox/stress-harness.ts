@@ -234,5 +234,7 @@ function bind(o: OutboxAccess): OutboxAccess {
     lag: () => o.lag(),
     get: (id) => o.get(id),
     listForAggregate: (t, a) => o.listForAggregate(t, a),
+    settle: (options) => o.settle(options),
+    list: (query) => o.list(query),
   }
 }

@@ -398,6 +398,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     } catch (error) {
       throw this.#commitError(plan, error)
     }
+    if (plan.events.length > 0) this.outbox.committed()
   }
 
   #commitError(plan: CommitPlan, error: unknown): unknown {

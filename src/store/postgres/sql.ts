@@ -48,29 +48,128 @@ export const SQL = {
 
   outbox: {
     /**
-     * Claim by state in one statement. Candidates: pending, due, unleased or lease-expired, and the head of
-     * their aggregate (no earlier pending or dead event). SKIP LOCKED lets concurrent relays pass each
-     * other's candidates instead of waiting; the lease is set in the same statement.
-     * The row comparison is an index condition on user_engine_outbox_aggregate_idx, so a head check reads
-     * only earlier events of the aggregate, not all of its pending ones.
+     * Claim by state in one statement ($1 owner, $2 limit, $3 leaseMs, $4 perAggregate, $5 newAggregates,
+     * $6/$7 continuation cursors as tenant and event id arrays).
+     *
+     * Heads: pending, due, unleased or lease-expired events with no earlier pending or dead event of their
+     * aggregate, in due order (user_engine_outbox_claim_order_idx, 0005, so LIMIT stops early), locked with
+     * SKIP LOCKED so concurrent relays pass each other's candidates. The head check reads
+     * user_engine_outbox_pending_aggregate_idx (0007): pending and dead events only, never published ones.
+     *
+     * Continuations: for each cursor, the aggregate's first pending or dead event is locked the same way, by
+     * id (SKIP LOCKED under ORDER BY ... LIMIT 1 would return the next event instead), and must be this
+     * owner's with a live lease (or be past the cursor: then the run starts at it, a head claim). Its lease is
+     * renewed, so a relay starting the aggregate from its head, which must lock and re-check that same event,
+     * sees it held.
+     *
+     * Each start yields a run: the events after it in order, up to perAggregate, kept while every one so far
+     * is claimable (a running bool_and), so a run never skips an event. Runs are taken oldest first, whole,
+     * until the limit. Only the lock holder of an aggregate's first event claims in it, so no other writer
+     * changes a run's events between the snapshot and the UPDATE.
      */
-    claim: `WITH candidates AS (
-        SELECT o.tenant_id, o.id FROM user_engine_outbox o
+    claim: `WITH cursors AS MATERIALIZED (
+        SELECT c.tenant_id, c.aggregate_type, c.aggregate_id, c.sequence, c.position
+        FROM unnest($6::text[], $7::text[]) AS k(tenant_id, id)
+        JOIN user_engine_outbox c ON c.tenant_id = k.tenant_id AND c.id = k.id),
+      cursor_heads AS MATERIALIZED (
+        SELECT k.tenant_id, k.aggregate_type, k.aggregate_id, k.sequence, k.position, h.id AS head_id,
+          (h.sequence, h.position) <= (k.sequence, k.position) AS held
+        FROM cursors k
+        CROSS JOIN LATERAL (
+          SELECT h.id, h.sequence, h.position FROM user_engine_outbox h
+          WHERE h.tenant_id = k.tenant_id AND h.aggregate_type = k.aggregate_type
+            AND h.aggregate_id = k.aggregate_id AND h.status IN ('pending', 'dead')
+          ORDER BY h.sequence, h.position LIMIT 1) h),
+      locked_heads AS MATERIALIZED (
+        SELECT l.tenant_id, l.id, l.status, l.lease_owner, l.lease_until FROM user_engine_outbox l
+        WHERE (l.tenant_id, l.id) IN (SELECT tenant_id, head_id FROM cursor_heads)
+          AND l.status IN ('pending', 'dead')
+        FOR UPDATE SKIP LOCKED),
+      continuations AS MATERIALIZED (
+        SELECT ch.tenant_id, ch.aggregate_type, ch.aggregate_id, ch.sequence, ch.position, ch.head_id, ch.held
+        FROM cursor_heads ch JOIN locked_heads l ON l.tenant_id = ch.tenant_id AND l.id = ch.head_id
+        WHERE NOT ch.held OR (l.status = 'pending' AND l.lease_owner = $1 AND l.lease_until > now())),
+      heads AS MATERIALIZED (
+        SELECT o.tenant_id, o.aggregate_type, o.aggregate_id, o.sequence, o.position FROM user_engine_outbox o
         WHERE o.status = 'pending' AND o.available_at <= now()
           AND (o.lease_until IS NULL OR o.lease_until <= now())
           AND NOT EXISTS (
             SELECT 1 FROM user_engine_outbox p
-            WHERE p.tenant_id = o.tenant_id AND p.aggregate_id = o.aggregate_id
-              AND p.aggregate_type = o.aggregate_type AND p.status IN ('pending', 'dead')
+            WHERE p.tenant_id = o.tenant_id AND p.aggregate_type = o.aggregate_type
+              AND p.aggregate_id = o.aggregate_id AND p.status IN ('pending', 'dead')
               AND (p.sequence, p.position) < (o.sequence, o.position))
+          AND NOT EXISTS (
+            SELECT 1 FROM cursors k WHERE k.tenant_id = o.tenant_id
+              AND k.aggregate_type = o.aggregate_type AND k.aggregate_id = o.aggregate_id)
         ORDER BY o.available_at, o.tenant_id, o.aggregate_id, o.sequence, o.position
-        LIMIT $2
-        FOR UPDATE OF o SKIP LOCKED)
+        LIMIT $5
+        FOR UPDATE OF o SKIP LOCKED),
+      starts AS (
+        SELECT tenant_id, aggregate_type, aggregate_id, sequence, position - 1 AS position FROM heads
+        UNION ALL
+        SELECT tenant_id, aggregate_type, aggregate_id, sequence, position FROM continuations),
+      runs AS (
+        SELECT r.tenant_id, r.id, s.aggregate_type, s.aggregate_id, r.sequence, r.position,
+          bool_and(r.ready) OVER w AS ready, first_value(r.available_at) OVER w AS run_at
+        FROM starts s
+        CROSS JOIN LATERAL (
+          SELECT p.tenant_id, p.id, p.sequence, p.position, p.available_at,
+            (p.status = 'pending' AND p.available_at <= now()
+              AND (p.lease_until IS NULL OR p.lease_until <= now())) AS ready
+          FROM user_engine_outbox p
+          WHERE p.tenant_id = s.tenant_id AND p.aggregate_type = s.aggregate_type
+            AND p.aggregate_id = s.aggregate_id AND p.status IN ('pending', 'dead')
+            AND (p.sequence, p.position) > (s.sequence, s.position)
+          ORDER BY p.sequence, p.position
+          LIMIT $4) r
+        WINDOW w AS (PARTITION BY s.tenant_id, s.aggregate_type, s.aggregate_id ORDER BY r.sequence, r.position)),
+      picked AS (
+        SELECT tenant_id, id FROM runs WHERE ready
+        ORDER BY run_at, tenant_id, aggregate_type, aggregate_id, sequence, position
+        LIMIT $2),
+      renewed AS (
+        UPDATE user_engine_outbox u
+        SET lease_until = greatest(u.lease_until, now() + $3::integer ${MS})
+        FROM continuations c
+        WHERE c.held AND u.tenant_id = c.tenant_id AND u.id = c.head_id
+        RETURNING u.id)
       UPDATE user_engine_outbox u SET lease_owner = $1, lease_until = now() + $3::integer ${MS}
-      FROM candidates c WHERE u.tenant_id = c.tenant_id AND u.id = c.id
+      FROM picked c
+      WHERE u.tenant_id = c.tenant_id AND u.id = c.id
+        AND u.status = 'pending' AND (u.lease_until IS NULL OR u.lease_until <= now())
       RETURNING u.tenant_id, u.id, u.aggregate_type, u.aggregate_id, u.sequence, u.position, u.type, u.payload,
         u.occurred_at, u.status, u.attempts, u.available_at, u.lease_owner, u.lease_until, u.published_at,
         u.last_error`,
+    /**
+     * Acknowledgements, failures and releases of one batch in one statement ($1 owner, $2..$6 arrays of
+     * tenant, id, outcome, error, backoff ms; $7 maxAttempts). Rows are found by primary key.
+     */
+    settle: `WITH input AS (
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::integer[])
+          AS i(tenant_id, id, outcome, error, backoff_ms))
+      UPDATE user_engine_outbox u SET
+        lease_owner = NULL, lease_until = NULL,
+        status = CASE i.outcome
+          WHEN 'published' THEN 'published'
+          WHEN 'failed' THEN CASE WHEN u.attempts + 1 >= $7::integer THEN 'dead' ELSE 'pending' END
+          ELSE u.status END,
+        published_at = CASE WHEN i.outcome = 'published' THEN now() ELSE u.published_at END,
+        attempts = CASE WHEN i.outcome = 'failed' THEN u.attempts + 1 ELSE u.attempts END,
+        last_error = CASE WHEN i.outcome = 'failed' THEN i.error ELSE u.last_error END,
+        available_at = CASE WHEN i.outcome = 'failed' AND u.attempts + 1 < $7::integer
+          THEN now() + i.backoff_ms ${MS} ELSE u.available_at END
+      FROM input i
+      WHERE u.tenant_id = i.tenant_id AND u.id = i.id AND u.status = 'pending'
+        AND u.lease_owner = $1 AND u.lease_until > now()
+      RETURNING u.id, u.status, i.outcome`,
+    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0007's index. */
+    list: `SELECT ${OUTBOX} FROM user_engine_outbox
+      WHERE status IN ('pending', 'dead') AND status = $1
+        AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR aggregate_id = $3)
+        AND ($4::text IS NULL
+          OR (tenant_id, aggregate_type, aggregate_id, sequence, position) > ($4, $5, $6, $7::integer, $8::integer))
+      ORDER BY tenant_id, aggregate_type, aggregate_id, sequence, position
+      LIMIT $9`,
     acknowledge: `UPDATE user_engine_outbox
       SET status = 'published', published_at = now(), lease_owner = NULL, lease_until = NULL
       WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}

@@ -56,4 +56,12 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     checksum: 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6',
     transactional: true,
   },
+  {
+    ...schemaVersion(7),
+    file: '0007_outbox_prefix_claims_and_notify.sql',
+    checksum: '932aa476fd80a5efe31d7f865d8bfb7d7c34d83ddb6c7b70254bf2a1de4c34c9',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
+  },
 ])
