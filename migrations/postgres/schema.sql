@@ -421,9 +421,9 @@ BEGIN
 END
 $$;
 
--- ==== 0007_outbox_prefix_claims_and_notify.sql (non-transactional: CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.)
+-- ==== 0007_outbox_pending_aggregate_index.sql (non-transactional: CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.)
 
--- user-engine 0007: prefix claims that never read published events, and a wake-up on every commit with events.
+-- user-engine 0007: relay claims that never read published events.
 -- Non-transactional: CREATE/DROP INDEX CONCURRENTLY cannot run in a transaction, and a plain build would block
 -- every commit that emits an event. Every statement is safe to re-run after a crash.
 
@@ -439,25 +439,6 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS user_engine_outbox_pending_aggregate_idx
 
 DROP INDEX CONCURRENTLY IF EXISTS user_engine_outbox_aggregate_idx;
 
--- Relays LISTEN on user_engine_outbox and claim at once instead of waiting for their next poll. One
--- notification per statement that inserted events (the commit function inserts them in one statement), with
--- an empty payload: Postgres folds identical notifications of one transaction into one, and a payload would
--- tell a listener nothing it may use (it claims by state). Delivered only when the transaction commits.
-CREATE OR REPLACE FUNCTION user_engine_outbox_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM inserted) THEN
-    PERFORM pg_notify('user_engine_outbox', '');
-  END IF;
-  RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE TRIGGER user_engine_outbox_notify
-  AFTER INSERT ON user_engine_outbox
-  REFERENCING NEW TABLE AS inserted
-  FOR EACH STATEMENT EXECUTE FUNCTION user_engine_outbox_notify();
-
 -- ==== schema history
 
 INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) VALUES
@@ -467,4 +448,4 @@ INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) 
   (4, 'outbox_id_index_and_db_clock', 'c5277ce12f7a71f177e4559fca4d8e26b4e148606b4f531efcd010c6172daef8', 0),
   (5, 'outbox_due_order_index', 'bc27ea456d81cfc8f5f094ef23031cc7ef0889b7df54ee504bcca50d96f64761', 0),
   (6, 'commit_checks_by_primary_key', 'baae25b5b50a09ef9d121c92044ffdfaef7a1625649db89dfc5b97ee3ee8d7e6', 0),
-  (7, 'outbox_prefix_claims_and_notify', '932aa476fd80a5efe31d7f865d8bfb7d7c34d83ddb6c7b70254bf2a1de4c34c9', 0);
+  (7, 'outbox_pending_aggregate_index', '1da1b185083fedd18a803d5eef6730a30126b6fc20bea657d3e7710de0c5d655', 0);

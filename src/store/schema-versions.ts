@@ -61,10 +61,10 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
   },
   {
     version: 7,
-    name: 'outbox_prefix_claims_and_notify',
+    name: 'outbox_pending_aggregate_index',
     recordTypes: [],
     purpose:
-      "An index of pending and dead outbox events by aggregate, for prefix claims that never read published events (replaces 0002's); a notification on every commit that writes outbox events, so relays wake at once.",
+      "An index of pending and dead outbox events by aggregate (replacing 0002's), so the relay's head check and prefix claims never read published events.",
   },
 ])
 

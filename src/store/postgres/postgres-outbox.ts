@@ -68,7 +68,7 @@ function toEntry(r: OutboxDbRow): OutboxEntry {
 }
 
 const MAX_INT4 = 2_147_483_647
-/** The channel 0007's trigger notifies after every statement that inserted outbox events. */
+/** The channel stores NOTIFY after commits that wrote outbox events, and relays LISTEN on. */
 export const NOTIFY_CHANNEL = 'user_engine_outbox'
 // Code-point order, as SQL's COLLATE "C" and ISO timestamps need.
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
@@ -80,6 +80,10 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 export class PostgresOutbox implements OutboxAccess {
   readonly #listeners = new Set<() => void>()
   #wakeQueued = false
+  #notifying = false
+  #notifyAgain = false
+  /** Send a NOTIFY after each commit with events (server stores). The store turns it off on request. */
+  notifyOnCommit = true
 
   constructor(
     private readonly driver: SqlDriver,
@@ -256,7 +260,7 @@ export class PostgresOutbox implements OutboxAccess {
   /**
    * Wakes `onCommit` after commits with events: commits through this store object signal in process; on a
    * server, a LISTEN connection (held for the subscription's life, rebuilt with backoff when it drops) hears
-   * every other process's commits too (0007's trigger). Polling stays the relay's fallback meanwhile.
+   * the NOTIFY other processes' stores send after their commits. Polling stays the relay's fallback.
    */
   async subscribe(onCommit: () => void): Promise<OutboxSubscription> {
     await this.assertUsable()
@@ -295,20 +299,48 @@ export class PostgresOutbox implements OutboxAccess {
     }
   }
 
-  /** Called by the store after a commit that wrote events: wakes this process's subscribers. */
+  /**
+   * Called by the store after a commit that wrote events: wakes this process's subscribers and, on a server,
+   * tells relays in other processes with a NOTIFY sent after the commit, outside it. (A NOTIFY inside the
+   * commit, from a trigger, serializes every committing transaction on the database until its WAL flush:
+   * commits at 500/s went from 2.5 ms to 17 ms at the median, measured 2026-11-30.) At most one NOTIFY is in
+   * flight per store; commits meanwhile fold into the next one.
+   */
   committed(): void {
-    if (this.#listeners.size === 0 || this.#wakeQueued) return
-    this.#wakeQueued = true
-    setImmediate(() => {
-      this.#wakeQueued = false
-      for (const listener of this.#listeners) {
-        try {
-          listener()
-        } catch {
-          // A listener's failure is its own; the commit already succeeded.
+    if (this.#listeners.size > 0 && !this.#wakeQueued) {
+      this.#wakeQueued = true
+      setImmediate(() => {
+        this.#wakeQueued = false
+        for (const listener of this.#listeners) {
+          try {
+            listener()
+          } catch {
+            // A listener's failure is its own; the commit already succeeded.
+          }
         }
-      }
-    })
+      })
+    }
+    if (this.driver.kind === 'postgres' && this.notifyOnCommit) this.#notify()
+  }
+
+  #notify(): void {
+    if (this.#notifying) {
+      this.#notifyAgain = true
+      return
+    }
+    this.#notifying = true
+    this.driver
+      .query(SQL.outbox.notify, [NOTIFY_CHANNEL])
+      .catch(() => {
+        // Only a wake-up: relays still poll. A closed store or a lost connection loses nothing.
+      })
+      .finally(() => {
+        this.#notifying = false
+        if (this.#notifyAgain) {
+          this.#notifyAgain = false
+          this.#notify()
+        }
+      })
   }
 
   async #query<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {

@@ -162,6 +162,8 @@ export const SQL = {
       WHERE u.tenant_id = i.tenant_id AND u.id = i.id AND u.status = 'pending'
         AND u.lease_owner = $1 AND u.lease_until > now()
       RETURNING u.id, u.status, i.outcome`,
+    /** A wake-up for LISTENing relays, sent after a commit (never inside it: see PostgresOutbox.committed). */
+    notify: `SELECT pg_notify($1, '')`,
     /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0007's index. */
     list: `SELECT ${OUTBOX} FROM user_engine_outbox
       WHERE status IN ('pending', 'dead') AND status = $1

@@ -58,8 +58,8 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   },
   {
     ...schemaVersion(7),
-    file: '0007_outbox_prefix_claims_and_notify.sql',
-    checksum: '932aa476fd80a5efe31d7f865d8bfb7d7c34d83ddb6c7b70254bf2a1de4c34c9',
+    file: '0007_outbox_pending_aggregate_index.sql',
+    checksum: '1da1b185083fedd18a803d5eef6730a30126b6fc20bea657d3e7710de0c5d655',
     transactional: false,
     nonTransactionalReason:
       'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
