@@ -216,6 +216,13 @@ export class OutboxRelay {
   /** Events claimed and not yet settled. */
   #held = 0
   readonly #toSettle: SettleItem[] = []
+  /** The settle statement in flight; items settled meanwhile go in the next one. */
+  #flushing: Promise<void> | null = null
+  #flushRetry: ReturnType<typeof setTimeout> | undefined
+  /** A settle that failed, for the pump to report (run) or throw (drain). */
+  #settleError: { error: unknown } | null = null
+  /** Settle statements started so far, to tell a continuation skipped behind our own settle from an empty one. */
+  #settleRounds = 0
   /** Worth starting new aggregates from their heads: woken, polled, a slot freed, or the last claim filled. */
   #wantHeads = true
   #kick: (() => void) | null = null
@@ -441,23 +448,34 @@ export class OutboxRelay {
     this.#wantHeads = true
     let lastClaimed = 0
     let progressAtClaim = -1
+    const settled = () => this.#flushing === null && this.#toSettle.length === 0
     try {
       while (!this.#stopping) {
+        const failed = this.#settleError
+        if (failed) {
+          this.#settleError = null
+          if (mode === 'drain') throw failed.error
+          this.#reportError(failed.error, 'settling failed; retrying')
+          clearTimeout(this.#flushRetry)
+          this.#flushRetry = setTimeout(() => this.#startFlush(), this.#pollIntervalMs)
+        }
+        if (this.#outage && !this.#outage.paused) {
+          // Publishes stopped; wait for the workers to give their events back, then pause or end.
+          if (this.#workers > 0 || !settled()) {
+            await this.#waitSignal(this.#pollIntervalMs)
+            continue
+          }
+          if (mode === 'drain') return
+          await this.#pause()
+          continue
+        }
         let claimed = -1
         try {
-          await this.#flushSettle()
-          if (this.#outage && !this.#outage.paused) {
-            // Publishes stopped; wait for the workers to give their events back, then pause or end.
-            if (this.#workers > 0) {
+          if (mode === 'drain' && this.#aggregates.size === 0) {
+            if (!settled()) {
               await this.#waitSignal(this.#pollIntervalMs)
               continue
             }
-            await this.#flushSettle()
-            if (mode === 'drain') return
-            await this.#pause()
-            continue
-          }
-          if (mode === 'drain' && this.#aggregates.size === 0) {
             // Nothing moved since the last claim (every event released or lost): stop rather than spin.
             const progress = this.#totals.published + this.#totals.retried + this.#totals.dead
             if (lastClaimed > 0 && progress === progressAtClaim) return
@@ -473,9 +491,7 @@ export class OutboxRelay {
           continue
         }
         if (claimed > 0) continue
-        if (mode === 'drain' && claimed === 0 && this.#aggregates.size === 0 && this.#toSettle.length === 0) {
-          return
-        }
+        if (mode === 'drain' && claimed === 0 && this.#aggregates.size === 0 && settled()) return
         if (!(await this.#waitSignal(this.#pollIntervalMs))) this.#wantHeads = true
       }
     } finally {
@@ -486,12 +502,14 @@ export class OutboxRelay {
       for (const a of [...this.#aggregates.values()]) this.#releaseRest(a)
       this.#aggregates.clear()
       this.#line.length = 0
+      clearTimeout(this.#flushRetry)
+      await this.#flushing
       try {
         await this.#flushSettle()
       } catch (error) {
         if (mode === 'run') this.#reportError(error, 'settling on stop failed; the leases will lapse')
-        else if (this.#toSettle.length > 0) this.#toSettle.length = 0
       }
+      this.#settleError = null
       this.#toSettle.length = 0
       this.#held = 0
       if (mode === 'drain') this.#stopping = false
@@ -513,6 +531,7 @@ export class OutboxRelay {
     const newAggregates = probing ? (this.#aggregates.size === 0 ? 1 : 0) : this.#wantHeads ? room : 0
     if (cursors.length === 0 && newAggregates === 0) return -1
     const claimedAt = Date.now()
+    const roundsBefore = this.#settleRounds + (this.#flushing ? 1 : 0)
     const events = await this.#outbox.claim({
       owner: this.owner,
       limit: probing ? Math.min(room, this.#perAggregate) : room,
@@ -551,10 +570,13 @@ export class OutboxRelay {
       counts.set(a, (counts.get(a) ?? 0) + 1)
     }
     const cut = events.length >= (probing ? Math.min(room, this.#perAggregate) : room)
+    // A settle of ours ran beside the claim: it may have held the row a continuation had to lock, so an
+    // empty continuation then says nothing about what is ready.
+    const raced = this.#settleRounds !== roundsBefore || this.#flushing !== null
     for (const a of this.#aggregates.values()) {
       const n = counts.get(a)
       if (n !== undefined) a.more = n >= this.#perAggregate || cut
-      else if (continued.has(a.last.id)) a.more = false
+      else if (continued.has(a.last.id) && !raced) a.more = false
       if (a.queue.length > 0) this.#enqueue(a)
       else if (!a.working && !a.queued && !a.more) this.#aggregates.delete(a.key)
     }
@@ -645,13 +667,28 @@ export class OutboxRelay {
 
   #settle(item: SettleItem): void {
     this.#toSettle.push(item)
-    this.#signal()
+    this.#startFlush()
+  }
+
+  /** Starts a settle statement unless one is in flight (then the items wait for the next), beside claims. */
+  #startFlush(): void {
+    if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
+    this.#flushing = this.#flushSettle()
+      .catch((error: unknown) => {
+        this.#settleError = { error }
+      })
+      .finally(() => {
+        this.#flushing = null
+        this.#startFlush()
+        this.#signal()
+      })
   }
 
   /** Sends what workers settled, in one statement per round (bounded). */
   async #flushSettle(): Promise<void> {
     while (this.#toSettle.length > 0) {
       const items = this.#toSettle.splice(0, 5000)
+      this.#settleRounds += 1
       let result: ReadonlyMap<string, string>
       try {
         result = await this.#outbox.settle({ owner: this.owner, items, maxAttempts: this.#maxAttempts })
