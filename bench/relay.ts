@@ -53,8 +53,15 @@ async function seed(store: UserEngineStore, tenantId: string, users: number, per
       const before = locks.get(userId) ?? Promise.resolve()
       const mine = before.then(() =>
         store.transaction(tenantId, async (tx) => {
-          tx.putUser({ id: userId, status: 'active' }, v === 0 ? { mustNotExist: true } : { expectedVersion: v })
-          tx.enqueue({ type: 'bench.event', userId, payload: { n: v, note: 'a small payload like most events' } })
+          tx.putUser(
+            { id: userId, status: 'active' },
+            v === 0 ? { mustNotExist: true } : { expectedVersion: v },
+          )
+          tx.enqueue({
+            type: 'bench.event',
+            userId,
+            payload: { n: v, note: 'a small payload like most events' },
+          })
         }),
       )
       locks.set(userId, mine)
@@ -205,7 +212,10 @@ async function measureLatency(
     const p: Promise<void> = previous
       .then(() =>
         store.transaction(tenantId, async (tx) => {
-          tx.putUser({ id: userId, status: 'active' }, v === 0 ? { mustNotExist: true } : { expectedVersion: v })
+          tx.putUser(
+            { id: userId, status: 'active' },
+            v === 0 ? { mustNotExist: true } : { expectedVersion: v },
+          )
           tx.enqueue({ type: 'bench.latency', userId, payload: { i } })
         }),
       )
