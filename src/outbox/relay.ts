@@ -549,7 +549,7 @@ export class OutboxRelay {
     for (const event of events) {
       const key = aggregateKey(event)
       let a = this.#aggregates.get(key)
-      if (a && a.aborted && !a.working) {
+      if (a?.aborted && !a.working) {
         this.#aggregates.delete(key)
         a = undefined
       }
