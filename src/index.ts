@@ -24,6 +24,7 @@ export { type LogFields, type Logger, type LogLevel, lineLogger, silentLogger } 
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
 export { assertId, normalizeIdentifier, validatePageSize } from './domain/validation.js'
+export { DEFAULT_CALLER_THROTTLE, DEFAULT_SIGN_IN_THROTTLE } from './engine/engine-options.js'
 // The engine: the use cases service teams call.
 export {
   AUDIT_ACTIONS,
@@ -34,13 +35,16 @@ export {
 } from './engine/events.js'
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
-export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-codes.js'
-export { DEFAULT_TOTP, type TotpOptions } from './engine/totp.js'
+export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
+export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
   type FactorSummary,
   type PasswordSubject,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type SecondFactorKind,
+  type SignInCredentials,
+  type SignInResult,
   type TotpEnrollment,
   type UpdateProfileOptions,
   UserEngine,
@@ -65,8 +69,10 @@ export {
   type RelayProgress,
 } from './outbox/relay.js'
 // The store contract, and the kit a provider's store may reuse.
-export { BufferedUnitOfWork, type RowSource, runUnitOfWork } from './store/buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource } from './store/buffered-unit-of-work.js'
+export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'
 export type * from './store/commit-plan.js'
+export { runUnitOfWork, type UnitOfWorkRun } from './store/run-unit-of-work.js'
 export * from './store/schema-admin.js'
 // The logical schema versions every store implements (the Postgres SQL is in `user-engine/postgres`).
 export {
@@ -78,4 +84,5 @@ export {
 } from './store/schema-versions.js'
 export type * from './store/store.js'
 export { recordCodec, type StoredRow } from './store/stored-row.js'
+export * from './store/throttle.js'
 export type * from './store/unit-of-work.js'

@@ -9,6 +9,8 @@ export const ErrorCode = {
   ALREADY_EXISTS: 'ALREADY_EXISTS',
   DUPLICATE_IDENTIFIER: 'DUPLICATE_IDENTIFIER',
   INVALID_UNIT_OF_WORK: 'INVALID_UNIT_OF_WORK',
+  INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
+  THROTTLED: 'THROTTLED',
   USER_DISABLED: 'USER_DISABLED',
   SCHEMA_NOT_READY: 'SCHEMA_NOT_READY',
   SCHEMA_DRIFT: 'SCHEMA_DRIFT',
@@ -41,6 +43,10 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   DUPLICATE_IDENTIFIER: 'The identifier (email, username) is taken in this tenant. Nothing was written.',
   INVALID_UNIT_OF_WORK:
     'A unit of work was used wrongly: after it ended, or with writes the store contract forbids. A programming error.',
+  INVALID_CREDENTIALS:
+    'A sign-in failed. One code for every reason (unknown identifier, wrong password, disabled user, suspended tenant); the reason is in the audit trail only.',
+  THROTTLED:
+    'Too many failed attempts for this identifier, user or caller key; `details.retryAfterMs` says when to try again. Nothing was checked.',
   USER_DISABLED: 'The use case is not allowed on a disabled user.',
   SCHEMA_NOT_READY: 'The database schema is older than this code needs; run `migrate`.',
   SCHEMA_DRIFT:

@@ -1,10 +1,11 @@
 import { ValidationError } from '../domain/errors.js'
 import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
+import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'
 import { createKeyring, type Keyring } from './keyring.js'
 import { DEFAULT_PASSWORD_HASHING, PasswordHasher } from './password-hasher.js'
-import { DEFAULT_RECOVERY_CODE_COUNT } from './recovery-codes.js'
-import { TotpCodec } from './totp.js'
+import { DEFAULT_RECOVERY_CODE_COUNT } from './recovery-code-hashes.js'
+import { TotpAlgorithm } from './totp-algorithm.js'
 
 /** What `new UserEngine(options)` accepts; see UserEngineOptions for each. */
 const ENGINE_OPTION_KEYS = [
@@ -15,20 +16,53 @@ const ENGINE_OPTION_KEYS = [
   'recoveryCodeCount',
   'clock',
   'maxAttempts',
+  'throttle',
+  'callerThrottle',
 ] as const
+
+/**
+ * Sign-in lockout per identifier and per user. OWASP's Authentication Cheat Sheet ("Account Lockout") asks for
+ * a failure threshold, an observation window and a lockout that grows; NIST SP 800-63B 5.2.2 caps a
+ * verifier at 100 consecutive failures. Five failures lock for 30 s, each further one doubles it up to
+ * 15 min, and an hour without failures starts the count again: about 10 guesses an hour, far under 100.
+ */
+export const DEFAULT_SIGN_IN_THROTTLE: ThrottlePolicy = Object.freeze({
+  lockAfter: 5,
+  baseLockMs: 30_000,
+  maxLockMs: 900_000,
+  windowMs: 3_600_000,
+})
+
+/** Per caller key (an IP or a device): many users can share one, so the threshold is higher. */
+export const DEFAULT_CALLER_THROTTLE: ThrottlePolicy = Object.freeze({
+  ...DEFAULT_SIGN_IN_THROTTLE,
+  lockAfter: 50,
+})
 
 /** The store methods the engine calls: an object without them is not a store. */
 const STORE_FUNCTIONS = ['transaction', 'getTenant', 'getUser', 'findUserByIdentifier', 'listUsers'] as const
+
+function throttlePolicy(value: unknown, field: string, defaults: ThrottlePolicy): ThrottlePolicy {
+  const given = optionsObject(value, `options.${field}`, ['lockAfter', 'baseLockMs', 'maxLockMs', 'windowMs'])
+  const policy = {
+    ...defaults,
+    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+  }
+  assertThrottlePolicy(policy)
+  return Object.freeze(policy)
+}
 
 /** The engine's options, checked and with defaults applied. */
 export interface ValidEngineOptions {
   readonly store: UserEngineStore
   readonly keyring: Keyring
   readonly hasher: PasswordHasher
-  readonly totp: TotpCodec
+  readonly totp: TotpAlgorithm
   readonly recoveryCodeCount: number
   readonly clock: () => number
   readonly maxAttempts: number
+  readonly throttle: ThrottlePolicy
+  readonly callerThrottle: ThrottlePolicy
 }
 
 /**
@@ -50,10 +84,11 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   const missing =
     typeof store !== 'object' || store === null
       ? undefined
-      : STORE_FUNCTIONS.find((f) => typeof store[f] !== 'function')
+      : (STORE_FUNCTIONS.find((f) => typeof store[f] !== 'function') ??
+        (typeof store.throttle === 'object' && store.throttle !== null ? undefined : 'throttle'))
   if (typeof store !== 'object' || store === null || missing !== undefined) {
     throw new ValidationError(
-      `options.store must be a UserEngineStore${missing === undefined ? '' : ` (it has no ${missing} function)`}: e.g. InMemoryUserEngineStore, createNodePostgresStore or createPgliteStore`,
+      `options.store must be a UserEngineStore${missing === undefined ? '' : ` (it has no ${missing === 'throttle' ? 'throttle' : `${missing} function`})`}: e.g. InMemoryUserEngineStore, createNodePostgresStore or createPgliteStore`,
       { details: { field: 'store' } },
     )
   }
@@ -103,9 +138,11 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
         ? DEFAULT_PASSWORD_HASHING
         : (hashing as unknown as ConstructorParameters<typeof PasswordHasher>[0]),
     ),
-    totp: new TotpCodec(totp),
+    totp: new TotpAlgorithm(totp),
     recoveryCodeCount,
     clock: clock as () => number,
     maxAttempts,
+    throttle: throttlePolicy(o.throttle, 'throttle', DEFAULT_SIGN_IN_THROTTLE),
+    callerThrottle: throttlePolicy(o.callerThrottle, 'callerThrottle', DEFAULT_CALLER_THROTTLE),
   }
 }

@@ -7,9 +7,9 @@ export {
   newRecoveryCodes,
   normalizeRecoveryCode,
   type RecoveryCodeHashes,
-} from './recovery-codes.js'
+} from './recovery-code-hashes.js'
 export { openSeed, type SealedSeed, sealSeed } from './seed-cipher.js'
-export { DEFAULT_TOTP, TotpCodec, type TotpOptions } from './totp.js'
+export { DEFAULT_TOTP, TotpAlgorithm, type TotpOptions } from './totp-algorithm.js'
 export {
   type FactorSummary,
   type PasswordSubject,

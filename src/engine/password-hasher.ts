@@ -52,6 +52,13 @@ export class PasswordHasher {
     }
   }
 
+  /** True when `phc` was not made with Argon2id at this hasher's costs (so a successful check rehashes). */
+  needsRehash(phc: string): boolean {
+    const { memoryCost: m, timeCost: t, parallelism: p } = this.#options
+    const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(phc)
+    return !match || Number(match[1]) !== m || Number(match[2]) !== t || Number(match[3]) !== p
+  }
+
   /**
    * Spends the same time as a real verification and returns false: run for unknown users, so response time
    * does not tell an attacker which emails are registered.

@@ -1,68 +1,83 @@
-import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto'
-import type { JsonValue } from '../domain/records.js'
+import { newId } from '../domain/ids.js'
+import type { FactorRecord, JsonValue } from '../domain/records.js'
+import { Secret } from '../domain/secret.js'
+import { assertId } from '../domain/validation.js'
+import { recordUserChange } from '../store/change-user.js'
+import { checkFactor, type EngineContext, reject, requireUser } from './context.js'
+import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { matchRecoveryCode, newRecoveryCodes } from './recovery-code-hashes.js'
 
-// Crockford base32, lowercase: no i, l, o, u, so codes read aloud and typed by hand survive.
-const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'
-const CODE_CHARS = 10 // 50 bits each: far beyond guessing, so a fast keyed hash is enough.
-export const DEFAULT_RECOVERY_CODE_COUNT = 10
-
-/** What a recovery-codes factor's `secret` holds: a per-factor salt and one HMAC per code. */
-export interface RecoveryCodeHashes {
-  readonly [key: string]: JsonValue
-  readonly v: 1
-  readonly alg: 'HMAC-SHA256'
-  readonly salt: string
-  readonly hashes: string[]
+export interface RecoveryCodeSet {
+  readonly factorId: string
+  /** Shown to the user once; only their hashes are stored. */
+  readonly codes: readonly string[]
 }
 
-function digest(salt: Buffer, normalized: string): Buffer {
-  return createHmac('sha256', salt).update(normalized, 'utf8').digest()
+/** The slots of a recovery-codes factor already used. */
+export function usedSlots(state: FactorRecord['state']): number[] {
+  return Array.isArray(state.used) ? state.used.filter((n): n is number => typeof n === 'number') : []
 }
 
-/** Lowercase, drop separators, map look-alikes the way Crockford base32 does; null when not a code's shape. */
-export function normalizeRecoveryCode(input: string): string | null {
-  const s = input
-    .normalize('NFKC')
-    .toLowerCase()
-    .replace(/[\s-]+/g, '')
-    .replace(/[il]/g, '1')
-    .replace(/o/g, '0')
-  if (s.length !== CODE_CHARS) return null
-  for (const c of s) if (!ALPHABET.includes(c)) return null
-  return s
-}
-
-/** Fresh codes (shown to the user once, as `xxxxx-xxxxx`) and their hashes (stored). */
-export function newRecoveryCodes(count: number): { codes: string[]; hashes: RecoveryCodeHashes } {
-  const salt = randomBytes(16)
-  const codes: string[] = []
-  const hashes: string[] = []
-  for (let i = 0; i < count; i++) {
-    let raw = ''
-    for (let j = 0; j < CODE_CHARS; j++) raw += ALPHABET[randomInt(ALPHABET.length)]
-    codes.push(`${raw.slice(0, 5)}-${raw.slice(5)}`)
-    hashes.push(digest(salt, raw).toString('base64'))
-  }
-  return { codes, hashes: { v: 1, alg: 'HMAC-SHA256', salt: salt.toString('base64'), hashes } }
-}
-
-/**
- * The index of the code among the stored hashes, or -1. Compares against every hash in constant time without
- * stopping early, so timing does not tell which slot matched.
- */
-export function matchRecoveryCode(stored: { readonly [key: string]: JsonValue }, input: string): number {
-  const normalized = normalizeRecoveryCode(input)
-  const salt = typeof stored.salt === 'string' ? Buffer.from(stored.salt, 'base64') : null
-  if (!salt || !Array.isArray(stored.hashes)) return -1
-  // Hash even a malformed input, so it costs the same as a well-formed one.
-  const candidate = digest(salt, normalized ?? '')
-  let found = -1
-  stored.hashes.forEach((h, i) => {
-    if (typeof h !== 'string') return
-    const expected = Buffer.from(h, 'base64')
-    if (expected.length === candidate.length && timingSafeEqual(expected, candidate) && normalized !== null) {
-      found = i
-    }
+export async function generateRecoveryCodes(
+  ctx: EngineContext,
+  tenantId: string,
+  userId: string,
+): Promise<RecoveryCodeSet> {
+  assertId(tenantId, 'tenantId')
+  assertId(userId, 'userId')
+  return ctx.unit(tenantId, async (tx) => {
+    const user = await requireUser(tx, userId, { active: true })
+    const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'recovery_codes')
+    const factorId = existing?.id ?? newId('fac')
+    const { codes, hashes } = newRecoveryCodes(ctx.recoveryCodeCount)
+    tx.putFactor(
+      { id: factorId, userId, kind: 'recovery_codes', secret: new Secret(hashes), state: { used: [] } },
+      existing ? { expectedVersion: existing.version } : { mustNotExist: true },
+    )
+    await recordUserChange(tx, userId, user, {
+      audit: { action: AUDIT_ACTIONS.recoveryCodesGenerated, data: { factorId, count: codes.length } },
+      events: [{ type: EVENT_TYPES.recoveryCodesGenerated, payload: { userId, factorId } }],
+    })
+    return { factorId, codes }
   })
-  return found
+}
+
+export async function consumeRecoveryCode(
+  ctx: EngineContext,
+  tenantId: string,
+  userId: string,
+  code: string,
+): Promise<boolean> {
+  const how = {
+    kind: 'recovery_codes',
+    rejected: AUDIT_ACTIONS.recoveryCodeRejected,
+    maxCodeLength: 64,
+  } as const
+  return checkFactor(ctx, tenantId, userId, code, how, async (tx, user, factor) => {
+    const slot = matchRecoveryCode(factor.secret.reveal(), code)
+    const used = usedSlots(factor.state)
+    if (slot < 0 || used.includes(slot)) {
+      return reject(tx, how.rejected, userId, slot < 0 ? 'wrong_secret' : 'already_used', factor.id)
+    }
+    const nowUsed = [...used, slot].sort((a, b) => a - b)
+    const total = Array.isArray(factor.secret.reveal().hashes)
+      ? (factor.secret.reveal().hashes as JsonValue[]).length
+      : 0
+    const remaining = Math.max(0, total - nowUsed.length)
+    tx.putFactor(
+      {
+        id: factor.id,
+        userId,
+        kind: 'recovery_codes',
+        secret: factor.secret,
+        state: { ...factor.state, used: nowUsed },
+      },
+      { expectedVersion: factor.version },
+    )
+    await recordUserChange(tx, userId, user, {
+      audit: { action: AUDIT_ACTIONS.recoveryCodeUsed, data: { factorId: factor.id, remaining } },
+      events: [{ type: EVENT_TYPES.recoveryCodeUsed, payload: { userId, factorId: factor.id, remaining } }],
+    })
+    return true
+  })
 }

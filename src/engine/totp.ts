@@ -1,80 +1,110 @@
-import { randomBytes } from 'node:crypto'
-import { Secret as OtpSecret, TOTP } from 'otpauth'
-import { ValidationError } from '../domain/errors.js'
-import { assertPositiveInt, assertString } from '../domain/validation.js'
+import { ConflictError, ErrorCode } from '../domain/errors.js'
+import { newId } from '../domain/ids.js'
+import { Secret } from '../domain/secret.js'
+import { assertId, assertString } from '../domain/validation.js'
+import { recordUserChange } from '../store/change-user.js'
+import { asObject, checkFactor, type EngineContext, reject, requireUser } from './context.js'
+import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { openSeed, sealSeed } from './seed-cipher.js'
 
-export interface TotpOptions {
-  /** Shown by authenticator apps next to the account. */
-  readonly issuer: string
-  /** Seconds per step. */
-  readonly period: number
-  readonly digits: number
-  /** Steps accepted either side of now, for clock skew. */
-  readonly window: number
+export interface TotpEnrollment {
+  readonly factorId: string
+  /** otpauth:// URI with the seed: show it (as a QR code) once, never store or log it. */
+  readonly uri: string
 }
 
-export const DEFAULT_TOTP: TotpOptions = Object.freeze({
-  issuer: 'user-engine',
-  period: 30,
-  digits: 6,
-  window: 1,
-})
+/** Bound the AES-GCM associated data to the record the seed belongs to. */
+const seedContext = (tenantId: string, userId: string, factorId: string) =>
+  `user-engine/totp/v1/${tenantId}/${userId}/${factorId}`
 
-/** RFC 4226 recommends 160-bit seeds for SHA-1. */
-const SEED_BYTES = 20
-
-/** TOTP (RFC 6238, SHA-1: what every authenticator app supports) over raw seed bytes. */
-export class TotpCodec {
-  readonly options: TotpOptions
-
-  constructor(options: Partial<TotpOptions> = {}) {
-    const o = { ...DEFAULT_TOTP, ...options }
-    assertString(o.issuer, 'totp.issuer', 100)
-    assertPositiveInt(o.period, 'totp.period', 300)
-    if (!Number.isInteger(o.digits) || o.digits < 6 || o.digits > 10) {
-      throw new ValidationError('totp.digits must be an integer from 6 to 10', {
-        details: { field: 'totp.digits' },
-      })
+export async function enrollTotp(
+  ctx: EngineContext,
+  tenantId: string,
+  userId: string,
+  options: { label?: string },
+): Promise<TotpEnrollment> {
+  assertId(tenantId, 'tenantId')
+  assertId(userId, 'userId')
+  const label = asObject(options, 'options').label
+  if (label !== undefined) assertString(label, 'label', 200)
+  return ctx.unit(tenantId, async (tx) => {
+    const user = await requireUser(tx, userId, { active: true })
+    const [factors, identifiers] = await Promise.all([tx.listFactors(userId), tx.listIdentifiers(userId)])
+    const existing = factors.find((f) => f.kind === 'totp')
+    if (existing?.state.confirmed === true) {
+      throw new ConflictError(
+        ErrorCode.ALREADY_EXISTS,
+        `user ${userId} already has a confirmed TOTP factor`,
+        {
+          details: { userId, factorId: existing.id },
+        },
+      )
     }
-    if (!Number.isInteger(o.window) || o.window < 0 || o.window > 10) {
-      throw new ValidationError('totp.window must be an integer from 0 to 10', {
-        details: { field: 'totp.window' },
+    const factorId = existing?.id ?? newId('fac')
+    const seed = ctx.totp.newSeed()
+    try {
+      const sealed = sealSeed(ctx.keyring, seed, seedContext(tenantId, userId, factorId))
+      tx.putFactor(
+        {
+          id: factorId,
+          userId,
+          kind: 'totp',
+          secret: new Secret(sealed),
+          state: { confirmed: false, lastUsedStep: null },
+        },
+        existing ? { expectedVersion: existing.version } : { mustNotExist: true },
+      )
+      await recordUserChange(tx, userId, user, {
+        audit: { action: AUDIT_ACTIONS.totpEnrolled, data: { factorId, keyId: sealed.keyId } },
+        events: [{ type: EVENT_TYPES.totpEnrolled, payload: { userId, factorId } }],
       })
+      const accountName = label ?? identifiers.find((i) => i.kind === 'email')?.value ?? userId
+      return { factorId, uri: ctx.totp.uri(seed, accountName) }
+    } finally {
+      seed.fill(0)
     }
-    this.options = Object.freeze(o)
-  }
+  })
+}
 
-  newSeed(): Buffer {
-    return randomBytes(SEED_BYTES)
-  }
-
-  /** The otpauth:// URI an authenticator app scans. It holds the seed: return it once, never log it. */
-  uri(seed: Uint8Array, label: string): string {
-    return this.#totp(seed, label).toString()
-  }
-
-  /** The code for a time (ms); used by tests and the walkthrough. */
-  generate(seed: Uint8Array, timestampMs: number): string {
-    return this.#totp(seed).generate({ timestamp: timestampMs })
-  }
-
-  /** The step (counter) the code belongs to within the window, or null when it matches none. */
-  matchStep(seed: Uint8Array, code: string, timestampMs: number): number | null {
-    const token = code.replace(/\s+/g, '')
-    if (!new RegExp(`^\\d{${this.options.digits}}$`).test(token)) return null
-    const totp = this.#totp(seed)
-    const delta = totp.validate({ token, timestamp: timestampMs, window: this.options.window })
-    return delta === null ? null : totp.counter({ timestamp: timestampMs }) + delta
-  }
-
-  #totp(seed: Uint8Array, label = 'account'): TOTP {
-    return new TOTP({
-      issuer: this.options.issuer,
-      label,
-      algorithm: 'SHA1',
-      digits: this.options.digits,
-      period: this.options.period,
-      secret: new OtpSecret({ buffer: Uint8Array.from(seed).buffer }),
-    })
-  }
+export async function verifyTotp(
+  ctx: EngineContext,
+  tenantId: string,
+  userId: string,
+  code: string,
+): Promise<boolean> {
+  const how = { kind: 'totp', rejected: AUDIT_ACTIONS.totpRejected, maxCodeLength: 32 } as const
+  return checkFactor(ctx, tenantId, userId, code, how, async (tx, user, factor) => {
+    const context = seedContext(tenantId, userId, factor.id)
+    const sealed = factor.secret.reveal()
+    const seed = openSeed(ctx.keyring, sealed, context)
+    try {
+      const step = ctx.totp.matchStep(seed, code, ctx.clock())
+      const last = typeof factor.state.lastUsedStep === 'number' ? factor.state.lastUsedStep : -1
+      if (step === null || step <= last) {
+        const reason = step === null ? 'wrong_secret' : 'replayed'
+        return reject(tx, how.rejected, userId, reason, factor.id)
+      }
+      const secret =
+        sealed.keyId === ctx.keyring.currentKeyId
+          ? factor.secret
+          : new Secret(sealSeed(ctx.keyring, seed, context))
+      tx.putFactor(
+        {
+          id: factor.id,
+          userId,
+          kind: 'totp',
+          secret,
+          state: { ...factor.state, confirmed: true, lastUsedStep: step },
+        },
+        { expectedVersion: factor.version },
+      )
+      await recordUserChange(tx, userId, user, {
+        audit: { action: AUDIT_ACTIONS.totpVerified, data: { factorId: factor.id } },
+        events: [{ type: EVENT_TYPES.totpVerified, payload: { userId, factorId: factor.id } }],
+      })
+      return true
+    } finally {
+      seed.fill(0)
+    }
+  })
 }

@@ -12,7 +12,7 @@ import type {
 } from '../domain/records.js'
 import { assertId, assertIdentifierLookup, assertString, isStorableJson } from '../domain/validation.js'
 import type { AuditRow, CommitPlan, EventRow, WriteOp } from './commit-plan.js'
-import { type PayloadOf, recordCodec, type StoredRow } from './stored-row.js'
+import { recordCodec, type StoredRow } from './stored-row.js'
 import type { AuditDraft, Draft, EventDraft, Precondition, RecordRef, UnitOfWork } from './unit-of-work.js'
 
 /** The reads a store provides to a unit of work: committed state of one tenant. */
@@ -22,8 +22,9 @@ export interface RowSource {
   readUserRows(userId: string, type: 'identifier' | 'factor'): Promise<StoredRow[]>
 }
 
+/** A buffered write and the row it leaves, keyed by record. */
 interface Pending {
-  readonly op: WriteOp
+  readonly write: WriteOp
   /** The row as reads inside this unit see it; null for a delete. */
   readonly row: StoredRow | null
 }
@@ -61,7 +62,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
   async findIdentifier(kind: IdentifierKind, value: string): Promise<IdentifierRecord | null> {
     assertIdentifierLookup(kind, value)
     for (const p of this.#pending.values()) {
-      if (p.op.type !== 'identifier') continue
+      if (p.write.type !== 'identifier') continue
       if (p.row && p.row.payload.kind === kind && p.row.payload.value === value) {
         return recordCodec.identifier.fromRow(this.tenantId, p.row)
       }
@@ -191,17 +192,17 @@ export class BufferedUnitOfWork implements UnitOfWork {
   toCommitPlan(): CommitPlan {
     this.#assertOpen()
     this.#sealed = true
-    const writes = [...this.#pending.values()].map((p) => p.op)
+    const writes = [...this.#pending.values()].map((p) => p.write)
     const newVersion = (type: 'user' | 'tenant', id: string): number => {
-      const op = this.#pending.get(key(type, id))?.op
-      if (!op || op.op === 'delete') {
+      const write = this.#pending.get(key(type, id))?.write
+      if (!write || write.op === 'delete') {
         throw new UserEngineError(
           ErrorCode.INVALID_UNIT_OF_WORK,
           `a commit that changes ${type} ${id} must also write that ${type} with a precondition`,
           { details: { [type === 'user' ? 'userId' : 'tenantId']: id } },
         )
       }
-      return op.op === 'insert' ? 1 : op.expectedVersion + 1
+      return write.op === 'insert' ? 1 : write.expectedVersion + 1
     }
     for (const w of writes) if (w.userId !== null && w.type !== 'user') newVersion('user', w.userId)
     const positions = new Map<string, number>()
@@ -235,10 +236,10 @@ export class BufferedUnitOfWork implements UnitOfWork {
     const out = new Map<string, StoredRow>()
     for (const r of base) out.set(r.id, r)
     for (const p of this.#pending.values()) {
-      if (p.op.type !== type) continue
-      if (p.row === null) out.delete(p.op.id)
+      if (p.write.type !== type) continue
+      if (p.row === null) out.delete(p.write.id)
       else if (p.row.userId === userId) out.set(p.row.id, p.row)
-      else out.delete(p.op.id)
+      else out.delete(p.write.id)
     }
     return [...out.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
@@ -247,7 +248,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
     type: RecordType,
     id: string,
     userId: string | null,
-    payload: PayloadOf,
+    payload: StoredRow['payload'],
     precondition: Precondition,
   ): void {
     this.#assertOpen()
@@ -277,22 +278,22 @@ export class BufferedUnitOfWork implements UnitOfWork {
           },
         })
       }
-      const op: WriteOp = { ...prior.op, userId, payload: json } as WriteOp
-      this.#pending.set(k, { op, row: { ...prior.row, userId, payload: json } })
+      const write = { ...prior.write, userId, payload: json } as WriteOp
+      this.#pending.set(k, { write, row: { ...prior.row, userId, payload: json } })
       return
     }
     if ('mustNotExist' in precondition) {
       if (precondition.mustNotExist !== true)
         throw new ValidationError('precondition is not valid', { details: { field: 'precondition' } })
       this.#pending.set(k, {
-        op: { op: 'insert', type, id, userId, payload: json },
+        write: { op: 'insert', type, id, userId, payload: json },
         row: { type, id, userId, version: 1, payload: json, createdAt: this.#now, updatedAt: this.#now },
       })
       return
     }
     const expectedVersion = this.#expected(precondition)
     this.#pending.set(k, {
-      op: { op: 'update', type, id, userId, expectedVersion, payload: json },
+      write: { op: 'update', type, id, userId, expectedVersion, payload: json },
       // createdAt is unknown without a read; reads inside the unit only rely on version and payload.
       row: {
         type,
@@ -327,18 +328,18 @@ export class BufferedUnitOfWork implements UnitOfWork {
           },
         })
       }
-      if (prior.op.op === 'insert') {
+      if (prior.write.op === 'insert') {
         this.#pending.delete(k)
         return
       }
-      const op = prior.op as Extract<WriteOp, { op: 'update' }>
+      const update = prior.write as Extract<WriteOp, { op: 'update' }>
       this.#pending.set(k, {
-        op: { op: 'delete', type, id, userId, expectedVersion: op.expectedVersion },
+        write: { op: 'delete', type, id, userId, expectedVersion: update.expectedVersion },
         row: null,
       })
       return
     }
-    this.#pending.set(k, { op: { op: 'delete', type, id, userId, expectedVersion }, row: null })
+    this.#pending.set(k, { write: { op: 'delete', type, id, userId, expectedVersion }, row: null })
   }
 
   #expected(precondition: { readonly expectedVersion?: unknown }): number {
@@ -359,28 +360,4 @@ export class BufferedUnitOfWork implements UnitOfWork {
       )
     }
   }
-}
-
-/**
- * One transaction the way both shipped stores run it: `fn` on a fresh unit, then `commit` with its plan,
- * unless `fn` threw (nothing is written, the error is rethrown unchanged) or buffered nothing (no round trip,
- * and rule 7 is not checked).
- */
-export async function runUnitOfWork<T>(
-  tenantId: string,
-  source: RowSource,
-  fn: (tx: UnitOfWork) => Promise<T>,
-  commit: (plan: CommitPlan) => void | Promise<void>,
-): Promise<T> {
-  const uow = new BufferedUnitOfWork(tenantId, source)
-  let result: T
-  try {
-    result = await fn(uow)
-  } catch (error) {
-    uow.abandon()
-    throw error
-  }
-  const plan = uow.toCommitPlan()
-  if (!uow.isEmpty) await commit(plan)
-  return result
 }

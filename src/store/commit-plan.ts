@@ -1,14 +1,17 @@
 import type { AggregateType, AuditData, JsonValue, RecordType } from '../domain/records.js'
-import type { PayloadOf } from './stored-row.js'
+import type { StoredRow } from './stored-row.js'
 
-/** One buffered write, in the order the unit of work made it. */
+/**
+ * One buffered write, in the order the unit of work made it. `op` names the kind of write; the field names are
+ * the JSON the Postgres commit function reads (`w->>'op'`), so they stay as they are.
+ */
 export type WriteOp =
   | {
       readonly op: 'insert'
       readonly type: RecordType
       readonly id: string
       readonly userId: string | null
-      readonly payload: PayloadOf
+      readonly payload: StoredRow['payload']
     }
   | {
       readonly op: 'update'
@@ -16,7 +19,7 @@ export type WriteOp =
       readonly id: string
       readonly userId: string | null
       readonly expectedVersion: number
-      readonly payload: PayloadOf
+      readonly payload: StoredRow['payload']
     }
   | {
       readonly op: 'delete'

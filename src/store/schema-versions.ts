@@ -61,6 +61,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
   },
   {
     version: 7,
+    name: 'throttle',
+    recordTypes: [],
+    purpose:
+      'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work.',
+  },
+  {
+    version: 8,
     name: 'outbox_pending_aggregate_index',
     recordTypes: [],
     purpose:

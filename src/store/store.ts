@@ -8,6 +8,7 @@ import type {
   UserRecord,
   UserStatus,
 } from '../domain/records.js'
+import type { ThrottleAccess } from './throttle.js'
 import type { UnitOfWork } from './unit-of-work.js'
 
 export interface Page<T> {
@@ -68,7 +69,7 @@ export interface ClaimOptions {
   readonly leaseMs: number
   /**
    * Most events of one aggregate in this claim: its ready prefix, in order (rule 1). Default 1: only heads,
-   * the behaviour before schema version 7.
+   * the behaviour before schema version 8.
    */
   readonly perAggregate?: number
   /** Most aggregates started from their head in this claim. Default: bounded by `limit` only; 0: none. */
@@ -215,6 +216,8 @@ export interface OutboxAccess {
  * 7. Every error raised on purpose is a UserEngineError; no error message, diagnostics object or returned
  *    object's JSON or inspect output holds a profile value, identifier value or secret unless the caller
  *    asked for that value.
+ * 8. An error raised by the commit, after `fn` resolved, carries the commit-phase mark (`markCommitPhase`); an
+ *    error `fn` throws does not. The engine retries only a marked VERSION_CONFLICT. `runUnitOfWork` does both.
  */
 export interface UserEngineStore {
   /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */
@@ -234,6 +237,8 @@ export interface UserEngineStore {
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
 
   readonly outbox: OutboxAccess
+  /** Failed sign-in counts and lockouts (throttle.ts has its MUST rules). */
+  readonly throttle: ThrottleAccess
 
   diagnostics(): Promise<Diagnostics>
   close(): Promise<void>

@@ -23,11 +23,12 @@ export interface StoredRow {
   readonly updatedAt: string
 }
 
-export type PayloadOf = StoredRow['payload']
-
 export const recordCodec = {
   tenant: {
-    toPayload: (t: { name: string; status: string }): PayloadOf => ({ name: t.name, status: t.status }),
+    toPayload: (t: { name: string; status: string }): StoredRow['payload'] => ({
+      name: t.name,
+      status: t.status,
+    }),
     fromRow: (tenantId: string, r: StoredRow): TenantRecord => ({
       id: r.id,
       tenantId,
@@ -39,7 +40,7 @@ export const recordCodec = {
     }),
   },
   user: {
-    toPayload: (u: { status: string }): PayloadOf => ({ status: u.status }),
+    toPayload: (u: { status: string }): StoredRow['payload'] => ({ status: u.status }),
     fromRow: (tenantId: string, r: StoredRow): UserRecord => ({
       id: r.id,
       tenantId,
@@ -50,7 +51,7 @@ export const recordCodec = {
     }),
   },
   identifier: {
-    toPayload: (i: { kind: string; value: string; verified: boolean }): PayloadOf => ({
+    toPayload: (i: { kind: string; value: string; verified: boolean }): StoredRow['payload'] => ({
       kind: i.kind,
       value: i.value,
       verified: i.verified,
@@ -68,7 +69,7 @@ export const recordCodec = {
     }),
   },
   profile: {
-    toPayload: (p: { attributes: ProfileRecord['attributes'] }): PayloadOf => ({
+    toPayload: (p: { attributes: ProfileRecord['attributes'] }): StoredRow['payload'] => ({
       attributes: { ...p.attributes },
     }),
     fromRow: (tenantId: string, r: StoredRow): ProfileRecord => ({
@@ -81,7 +82,7 @@ export const recordCodec = {
     }),
   },
   factor: {
-    toPayload: (f: Pick<FactorRecord, 'kind' | 'secret' | 'state'>): PayloadOf => ({
+    toPayload: (f: Pick<FactorRecord, 'kind' | 'secret' | 'state'>): StoredRow['payload'] => ({
       kind: f.kind,
       secret: f.secret.reveal(),
       state: f.state,

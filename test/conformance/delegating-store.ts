@@ -14,6 +14,7 @@ import type {
   Page,
   Readiness,
   StoreCapabilities,
+  ThrottleAccess,
   UnitOfWork,
   UserEngineStore,
 } from '../../src/store/index.js'
@@ -28,6 +29,9 @@ export class DelegatingStore implements UserEngineStore {
   }
   get outbox(): OutboxAccess {
     return this.inner.outbox
+  }
+  get throttle(): ThrottleAccess {
+    return this.inner.throttle
   }
   readiness(): Promise<Readiness> {
     return this.inner.readiness()

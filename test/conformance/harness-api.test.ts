@@ -12,7 +12,7 @@ import {
 import { DelegatingStore } from './delegating-store.js'
 
 const memory = async () => new InMemoryUserEngineStore()
-const MULTI_PROCESS_CASES = 3
+const MULTI_PROCESS_CASES = 4
 
 /** Several stores over one in-memory "database", claiming the capabilities a server database has. */
 class SharedMemoryStore extends DelegatingStore {
@@ -155,7 +155,7 @@ test('the multiProcess cases pass against stores sharing one database', async ()
       return Array.from({ length: count }, () => new SharedMemoryStore(database))
     },
     capabilities: { multiProcess: true, rowLocking: true },
-    suites: ['migrator-race', 'concurrency', 'outbox'],
+    suites: ['migrator-race', 'concurrency', 'outbox', 'throttle'],
   })
   const notPassed = report.results.filter((r) => r.status !== 'passed')
   assert.deepEqual(
@@ -164,6 +164,8 @@ test('the multiProcess cases pass against stores sharing one database', async ()
     ),
     [],
   )
-  const multi = report.results.filter((r) => /separate store instances|four stores/.test(r.name))
+  const multi = report.results.filter((r) =>
+    /separate store instances|four stores|4 store instances/.test(r.name),
+  )
   assert.equal(multi.length, MULTI_PROCESS_CASES)
 })

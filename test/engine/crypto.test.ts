@@ -14,7 +14,7 @@ import {
   openSeed,
   PasswordHasher,
   sealSeed,
-  TotpCodec,
+  TotpAlgorithm,
   UserEngine,
 } from '../../src/engine/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
@@ -129,21 +129,21 @@ test('PasswordHasher: Argon2id with the configured costs; OWASP defaults; bad pa
   )
 })
 
-test('TotpCodec: options validated; steps computed from the clock', () => {
+test('TotpAlgorithm: options validated; steps computed from the clock', () => {
   assert.deepEqual(DEFAULT_TOTP, { issuer: 'user-engine', period: 30, digits: 6, window: 1 })
   assert.throws(
-    () => new TotpCodec({ digits: 4 }),
+    () => new TotpAlgorithm({ digits: 4 }),
     (e) => codeOf(e) === 'VALIDATION',
   )
   assert.throws(
-    () => new TotpCodec({ window: -1 }),
+    () => new TotpAlgorithm({ window: -1 }),
     (e) => codeOf(e) === 'VALIDATION',
   )
   assert.throws(
-    () => new TotpCodec({ period: 0 }),
+    () => new TotpAlgorithm({ period: 0 }),
     (e) => codeOf(e) === 'VALIDATION',
   )
-  const codec = new TotpCodec({ digits: 8, period: 60, window: 0 })
+  const codec = new TotpAlgorithm({ digits: 8, period: 60, window: 0 })
   const seed = codec.newSeed()
   assert.equal(seed.length, 20)
   const code = codec.generate(seed, T0)

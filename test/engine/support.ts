@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
 import { TOTP, URI } from 'otpauth'
+import { openStore, type StoreLocation } from '../../src/cli/shared/open-store.js'
 import {
   createKeyring,
   generateKey,
@@ -9,6 +11,7 @@ import {
 } from '../../src/engine/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { UserEngineStore } from '../../src/store/store.js'
+import { ADAPTERS } from '../support/adapters.js'
 
 /** Argon2 at its cheapest: these tests check behaviour, not hashing cost. */
 export const FAST_HASHING = { memoryCost: 64, timeCost: 1, parallelism: 1 } as const
@@ -41,7 +44,7 @@ export function conflictCounting(store: UserEngineStore): {
 }
 
 export interface Harness {
-  readonly store: InMemoryUserEngineStore
+  readonly store: UserEngineStore
   readonly engine: UserEngine
   readonly keyring: Keyring
   /** The engine's clock, in ms; tests move it to change TOTP steps. */
@@ -49,7 +52,7 @@ export interface Harness {
 }
 
 export function setup(overrides: Partial<UserEngineOptions> = {}): Harness {
-  const store = new InMemoryUserEngineStore({ migrated: true })
+  const store = overrides.store ?? new InMemoryUserEngineStore({ migrated: true })
   const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })
   const h = { store, keyring, now: T0 } as Harness & { engine: UserEngine }
   h.engine = new UserEngine({
@@ -103,6 +106,55 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
   })
   assert.equal((caught as { code?: string }).code, code, `expected ${code}, got ${String(caught)}`)
   return caught as Error
+}
+
+/**
+ * Registers `body` once per shipped store (ADAPTERS: memory, PGlite, the server), each with a migrated store
+ * of its own that the describe block closes. `open` gives a further store over the same database (the
+ * server: a second pool, as a second process would hold; elsewhere the same store).
+ */
+export async function forEachStore(
+  title: string,
+  body: (stores: { store: () => UserEngineStore; open: () => Promise<UserEngineStore> }) => void,
+): Promise<void> {
+  for (const adapter of ADAPTERS) {
+    const skip = await adapter.skip()
+    if (skip) {
+      test(`${title} on ${adapter.name}`, { skip }, () => {})
+      continue
+    }
+    describe(`${title} on ${adapter.name}`, () => {
+      let store: UserEngineStore | undefined
+      let release: (() => Promise<void>) | undefined
+      const extra: UserEngineStore[] = []
+      let location: StoreLocation | undefined
+      before(async () => {
+        const opened = await adapter.open()
+        release = opened.release
+        location = opened.location
+        store = await openStore(location)
+        await store.migrate()
+      })
+      after(async () => {
+        for (const s of extra) await s.close()
+        await store?.close()
+        await release?.()
+      })
+      body({
+        store: () => {
+          assert.ok(store, 'store opened')
+          return store
+        },
+        open: async () => {
+          assert.ok(store && location, 'store opened')
+          if (location.kind !== 'postgres') return store
+          const second = await openStore(location)
+          extra.push(second)
+          return second
+        },
+      })
+    })
+  }
 }
 
 export { generateKey }

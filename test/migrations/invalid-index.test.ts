@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { isUserEngineError } from '../../src/domain/errors.js'
 import { createMigrator } from '../../src/store/postgres/schema/runner.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { backends, type TestDb } from '../postgres/backends.js'
 
 // A CREATE INDEX CONCURRENTLY interrupted by a crash leaves an INVALID index, and IF NOT EXISTS then skips
@@ -35,7 +36,7 @@ for (const backend of await backends()) {
       const result = await createMigrator(driver).migrate()
       assert.deepEqual(
         result.applied.map((a) => a.version),
-        [5, 6],
+        Array.from({ length: LATEST_SCHEMA_VERSION - 4 }, (_, i) => 5 + i),
       )
       await driver.close()
     })

@@ -74,7 +74,13 @@ test('the SQL files apply in order to an embedded PGlite database: valid Postgre
     )
     assert.deepEqual(
       tables.rows.map((r) => r.table_name),
-      ['user_engine_audit', 'user_engine_outbox', 'user_engine_records', 'user_engine_schema_versions'],
+      [
+        'user_engine_audit',
+        'user_engine_outbox',
+        'user_engine_records',
+        'user_engine_schema_versions',
+        'user_engine_throttle',
+      ],
     )
     // Every key and index leads with tenant_id (the schema history table has no tenant), except the relay's
     // claim index: claims span tenants in due order (0005 says why).

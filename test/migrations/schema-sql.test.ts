@@ -67,6 +67,7 @@ for (const backend of await backends()) {
         'user_engine_outbox',
         'user_engine_records',
         'user_engine_schema_versions',
+        'user_engine_throttle',
       ])
       assert.ok(ca.indexes.length >= 9)
       assert.ok(!ca.indexes.some((i) => i.endsWith(' INVALID')))

@@ -1,4 +1,5 @@
 import type { JsonValue } from '../../src/domain/records.js'
+import { recordUserChange } from '../../src/store/change-user.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -23,14 +24,10 @@ export async function commitEvents(
   payload: { readonly [key: string]: JsonValue } = {},
 ): Promise<number> {
   await ensureTenant(store, tenantId)
+  const events = Array.from({ length: count }, () => ({ type: 'x', payload }))
   return store.transaction(tenantId, async (tx) => {
     const user = await tx.getUser(userId)
-    tx.putUser(
-      { id: userId, status: 'active' },
-      user ? { expectedVersion: user.version } : { mustNotExist: true },
-    )
-    for (let i = 0; i < count; i++) tx.enqueue({ type: 'x', userId, payload })
-    return (user?.version ?? 0) + 1
+    return (await recordUserChange(tx, userId, user, { status: 'active', events })).version
   })
 }
 

@@ -18,8 +18,9 @@ import {
   validateListAuditQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
-import { type RowSource, runUnitOfWork } from '../buffered-unit-of-work.js'
+import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
+import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../schema-versions.js'
 import type {
@@ -35,6 +36,7 @@ import type {
 import { recordCodec, type StoredRow } from '../stored-row.js'
 import type { UnitOfWork } from '../unit-of-work.js'
 import { InMemoryOutbox, type OutboxRow } from './memory-outbox.js'
+import { InMemoryThrottle } from './memory-throttle.js'
 
 interface TenantState {
   readonly rows: Map<string, StoredRow>
@@ -62,6 +64,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly kind = 'memory'
   readonly capabilities: StoreCapabilities = { multiProcess: false, rowLocking: false }
   readonly outbox: InMemoryOutbox
+  readonly throttle: InMemoryThrottle
 
   readonly #tenants = new Map<string, TenantState>()
   readonly #outboxRows: OutboxRow[] = []
@@ -74,6 +77,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     assertOptionalBoolean(o.migrated, 'InMemoryUserEngineStore options.migrated')
     this.#schemaVersion = o.migrated ? LATEST_SCHEMA_VERSION : 0
     this.outbox = new InMemoryOutbox(this.#outboxRows, () => this.#assertUsable())
+    this.throttle = new InMemoryThrottle(() => this.#assertUsable())
   }
 
   async readiness(): Promise<Readiness> {
@@ -115,9 +119,14 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     assertFunction(fn, 'fn')
     this.#assertUsable()
-    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
-      this.#assertUsable()
-      this.#apply(plan)
+    return runUnitOfWork({
+      tenantId,
+      reads: this.#rowSource(tenantId),
+      work: fn,
+      commit: (plan) => {
+        this.#assertUsable()
+        this.#apply(plan)
+      },
     })
   }
 

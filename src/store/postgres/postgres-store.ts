@@ -28,8 +28,9 @@ import {
   validateListAuditQuery,
   validateListUsersQuery,
 } from '../../domain/validation.js'
-import { type RowSource, runUnitOfWork } from '../buffered-unit-of-work.js'
+import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
+import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
 import type {
@@ -47,6 +48,7 @@ import type { UnitOfWork } from '../unit-of-work.js'
 import type { SqlDriver } from './driver/driver.js'
 import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './driver/errors.js'
 import { isoOf, PostgresOutbox } from './postgres-outbox.js'
+import { PostgresThrottle } from './postgres-throttle.js'
 import {
   assertValidHistory,
   compareHistory,
@@ -150,6 +152,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly kind: 'postgres' | 'pglite'
   readonly capabilities: StoreCapabilities
   readonly outbox: PostgresOutbox
+  readonly throttle: PostgresThrottle
   /** The driver, for the CLI and tests (counting round trips, holding locks). */
   readonly driver: SqlDriver
 
@@ -170,6 +173,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#requiredVersion = options.requireLatestSchema === false ? 1 : LATEST_SCHEMA_VERSION
     this.#schemaVersion = schemaVersion
     this.outbox = new PostgresOutbox(driver, () => this.#assertUsable())
+    this.throttle = new PostgresThrottle(driver, () => this.#assertUsable())
   }
 
   /**
@@ -245,9 +249,14 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     assertFunction(fn, 'fn')
     await this.#assertUsable()
-    return runUnitOfWork(tenantId, this.#rowSource(tenantId), fn, (plan) => {
-      this.#assertOpen()
-      return this.#commit(plan)
+    return runUnitOfWork({
+      tenantId,
+      reads: this.#rowSource(tenantId),
+      work: fn,
+      commit: (plan) => {
+        this.#assertOpen()
+        return this.#commit(plan)
+      },
     })
   }
 

@@ -14,6 +14,22 @@ const HELD = `status = 'pending' AND lease_owner = $1 AND lease_until > now()`
 const MS = `* interval '1 millisecond'`
 
 export const SQL = {
+  throttle: {
+    read: `SELECT key, failures, locked_until FROM user_engine_throttle WHERE tenant_id = $1 AND key = ANY($2::text[])`,
+    // Keys in sorted order, so two callers locking the same keys cannot deadlock. The count restarts when
+    // the last failure is windowMs ($4) or more before now ($3); policy $5..$7 = lockAfter, baseMs, maxMs.
+    recordFailure: `INSERT INTO user_engine_throttle AS t (tenant_id, key, failures, last_failure_at, locked_until)
+      SELECT $1, k, 1, $3::timestamptz, user_engine_lock_until(1, $5, $6, $7, $3::timestamptz)
+      FROM unnest($2::text[]) AS k ORDER BY k
+      ON CONFLICT (tenant_id, key) DO UPDATE SET
+        failures = CASE WHEN t.last_failure_at <= $3::timestamptz - $4::bigint ${MS} THEN 1 ELSE t.failures + 1 END,
+        last_failure_at = $3::timestamptz,
+        locked_until = user_engine_lock_until(
+          CASE WHEN t.last_failure_at <= $3::timestamptz - $4::bigint ${MS} THEN 1 ELSE t.failures + 1 END,
+          $5, $6, $7, $3::timestamptz)
+      RETURNING key, failures, locked_until`,
+    clear: 'DELETE FROM user_engine_throttle WHERE tenant_id = $1 AND key = ANY($2::text[])',
+  },
   /** The whole unit of work in one statement: one round trip, atomic, preconditions checked inside. */
   commit: 'SELECT user_engine_commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::timestamptz)',
 
@@ -54,7 +70,7 @@ export const SQL = {
      * Heads: pending, due, unleased or lease-expired events with no earlier pending or dead event of their
      * aggregate, in due order (user_engine_outbox_claim_order_idx, 0005, so LIMIT stops early), locked with
      * SKIP LOCKED so concurrent relays pass each other's candidates. The head check reads
-     * user_engine_outbox_pending_aggregate_idx (0007): pending and dead events only, never published ones.
+     * user_engine_outbox_pending_aggregate_idx (0008): pending and dead events only, never published ones.
      *
      * Continuations: for each cursor, the aggregate's first pending or dead event is locked the same way, by
      * id (SKIP LOCKED under ORDER BY ... LIMIT 1 would return the next event instead), and must be this
@@ -164,7 +180,7 @@ export const SQL = {
       RETURNING u.id, u.status, i.outcome`,
     /** A wake-up for LISTENing relays, sent after a commit (never inside it: see PostgresOutbox.committed). */
     notify: `SELECT pg_notify($1, '')`,
-    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0007's index. */
+    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0008's index. */
     list: `SELECT ${OUTBOX} FROM user_engine_outbox
       WHERE status IN ('pending', 'dead') AND status = $1
         AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR aggregate_id = $3)

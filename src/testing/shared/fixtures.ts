@@ -8,6 +8,7 @@ import type {
 } from '../../domain/records.js'
 import { Secret } from '../../domain/secret.js'
 import { normalizeIdentifier } from '../../domain/validation.js'
+import { commitUserChange } from '../../store/change-user.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { freshId } from './context.js'
@@ -88,8 +89,8 @@ export function putIdentifier(
 }
 
 /**
- * One commit that bumps an existing user (rule 5) after `fn` buffered its writes. Reads the user inside the
- * unit, so the precondition is the version this unit saw.
+ * One commit that bumps an existing user (rule 5) after `fn` buffered its writes: the store kit's
+ * commitUserChange, which reads the user inside the unit, so the precondition is the version this unit saw.
  */
 export async function changeUser(
   store: UserEngineStore,
@@ -98,11 +99,10 @@ export async function changeUser(
   fn: (tx: UnitOfWork, user: UserRecord) => void | Promise<void> = () => {},
   status?: UserStatus,
 ): Promise<void> {
-  await store.transaction(tenantId, async (tx) => {
-    const user = await tx.getUser(userId)
-    if (!user) throw new Error(`conformance fixture: user ${userId} not found in tenant ${tenantId}`)
-    await fn(tx, user)
-    tx.putUser({ id: userId, status: status ?? user.status }, { expectedVersion: user.version })
+  await commitUserChange(store, tenantId, userId, {
+    write: fn,
+    status,
+    notFound: () => new Error(`conformance fixture: user ${userId} not found in tenant ${tenantId}`),
   })
 }
 

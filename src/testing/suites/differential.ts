@@ -8,6 +8,7 @@ import type {
   UserStatus,
 } from '../../domain/records.js'
 import { Secret } from '../../domain/secret.js'
+import { commitUserChange, recordUserChange } from '../../store/change-user.js'
 import { InMemoryUserEngineStore } from '../../store/memory/index.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
@@ -202,13 +203,11 @@ async function userCommit(
   op: Op,
   fn: (tx: UnitOfWork) => Promise<void>,
 ) {
-  await store.transaction(tenantId, async (tx) => {
-    const user = await tx.getUser(uid)
-    if (!user) throw new Refused('NO_USER')
-    await fn(tx)
-    tx.putUser({ id: uid, status: user.status }, { expectedVersion: user.version })
-    tx.appendAudit({ action: `op.${op.kind}`, userId: uid })
-    tx.enqueue({ type: `user.${op.kind}`, userId: uid, payload: { op: op.kind } })
+  await commitUserChange(store, tenantId, uid, {
+    write: fn,
+    notFound: () => new Refused('NO_USER'),
+    audit: { action: `op.${op.kind}` },
+    events: [{ type: `user.${op.kind}`, payload: { op: op.kind } }],
   })
 }
 
@@ -234,7 +233,11 @@ async function perform(store: UserEngineStore, tenants: readonly string[], op: O
       await store.transaction(tenantId, async (tx) => {
         // Refused by a read: a commit would meet two failing preconditions (user and email) at once.
         if (await tx.getUser(uid)) throw new Refused('USER_EXISTS')
-        tx.putUser({ id: uid, status: op.status }, { mustNotExist: true })
+        await recordUserChange(tx, uid, null, {
+          status: op.status,
+          audit: { action: 'user.created', data: { status: op.status } },
+          events: [{ type: 'user.created', payload: { status: op.status } }],
+        })
         if (op.email !== null) {
           tx.putIdentifier(
             {
@@ -248,8 +251,6 @@ async function perform(store: UserEngineStore, tenants: readonly string[], op: O
           )
         }
         if (op.profile) tx.putProfile({ userId: uid, attributes: { name: uid } }, { mustNotExist: true })
-        tx.appendAudit({ action: 'user.created', userId: uid, data: { status: op.status } })
-        tx.enqueue({ type: 'user.created', userId: uid, payload: { status: op.status } })
       })
       return null
     }

@@ -13,6 +13,7 @@ import { recordsSuite } from './records.js'
 import { redactionSuite } from './redaction.js'
 import { rollbackSuite } from './rollback.js'
 import { tenantIsolationSuite } from './tenant-isolation.js'
+import { throttleSuite } from './throttle.js'
 import { versionsSuite } from './versions.js'
 
 /** Every suite, in the order they run: foundations first, so the first failure is the most basic one. */
@@ -28,6 +29,7 @@ export const SUITES: readonly SuiteDefinition[] = [
   paginationSuite,
   auditSuite,
   outboxSuite,
+  throttleSuite,
   concurrencySuite,
   redactionSuite,
   differentialSuite,

@@ -1,5 +1,6 @@
-import { ErrorCode } from '../../domain/errors.js'
+import { ConflictError, ErrorCode } from '../../domain/errors.js'
 import { Secret } from '../../domain/secret.js'
+import { failedAtCommit } from '../../store/commit-phase.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { freshId, suite } from '../shared/context.js'
@@ -268,6 +269,37 @@ export const versionsSuite = suite('versions', 'write preconditions are enforced
         const p = await tx.getProfile(userId)
         assert.deepEqual([p?.attributes.n, p?.version], [2, 2])
       })
+    },
+  },
+  {
+    name: 'a conflict raised by the commit is marked as such (markCommitPhase); one the callback throws is not',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      const { userId } = await seedUser(store, tenantId)
+      await changeUser(store, tenantId, userId)
+      // The engine retries a use case on fresh reads only for a VERSION_CONFLICT its commit raised.
+      const atCommit = await expectCode(
+        store.transaction(tenantId, async (tx) => {
+          tx.putUser({ id: userId, status: 'active' }, { expectedVersion: 1 })
+        }),
+        ErrorCode.VERSION_CONFLICT,
+        'a stale user write',
+      )
+      assert.ok(
+        failedAtCommit(atCommit),
+        'a conflict raised by the commit is not marked with markCommitPhase',
+      )
+      const thrown = new ConflictError(ErrorCode.VERSION_CONFLICT, 'raised by the callback')
+      const rethrown = await expectCode(
+        store.transaction(tenantId, async () => {
+          throw thrown
+        }),
+        ErrorCode.VERSION_CONFLICT,
+        'a conflict the callback throws',
+      )
+      assert.equal(rethrown, thrown, "the callback's error was not rethrown unchanged")
+      assert.ok(!failedAtCommit(rethrown), "the callback's error is marked as raised by the commit")
     },
   },
 ])

@@ -58,8 +58,14 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   },
   {
     ...schemaVersion(7),
-    file: '0007_outbox_pending_aggregate_index.sql',
-    checksum: '1da1b185083fedd18a803d5eef6730a30126b6fc20bea657d3e7710de0c5d655',
+    file: '0007_throttle.sql',
+    checksum: 'ec0d20e09b0e6bcd872f7d96771531161152ff8741ad64adcd51e3151078633c',
+    transactional: true,
+  },
+  {
+    ...schemaVersion(8),
+    file: '0008_outbox_pending_aggregate_index.sql',
+    checksum: '6f782f90e600bff7f33923c8ba9a2aa201a8ac908cfc3299a5d62655eb960a73',
     transactional: false,
     nonTransactionalReason:
       'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',

@@ -1,4 +1,4 @@
--- user-engine 0007: relay claims that never read published events.
+-- user-engine 0008: relay claims that never read published events.
 -- Non-transactional: CREATE/DROP INDEX CONCURRENTLY cannot run in a transaction, and a plain build would block
 -- every commit that emits an event. Every statement is safe to re-run after a crash.
 

@@ -1,0 +1,152 @@
+import { randomInt } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  ErrorCode,
+  isUserEngineError,
+  NotFoundError,
+  UserEngineError,
+  ValidationError,
+} from '../domain/errors.js'
+import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
+import { assertId, assertString } from '../domain/validation.js'
+import { failedAtCommit } from '../store/commit-phase.js'
+import type { UnitOfWork } from '../store/unit-of-work.js'
+import type { ValidEngineOptions } from './engine-options.js'
+import type { RejectReason } from './events.js'
+
+/**
+ * What every use case works with: the store, the clock, the keyring and the other checked options, and the
+ * unit of work with its retry. Each feature module takes it as its first argument; UserEngine holds one.
+ */
+export interface EngineContext extends ValidEngineOptions {
+  /**
+   * Runs one unit of work. A VERSION_CONFLICT raised by the commit (another writer moved a record this unit
+   * read; the store kit marks such errors, see markCommitPhase) re-runs the whole unit on fresh reads, a
+   * bounded number of times. A conflict the callback itself raises (the caller's expectedVersion) is the
+   * caller's to handle and is not retried.
+   */
+  unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T>
+}
+
+export function createEngineContext(options: ValidEngineOptions): EngineContext {
+  const { store, maxAttempts } = options
+  return Object.freeze({
+    ...options,
+    async unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await store.transaction(tenantId, fn)
+        } catch (error) {
+          if (
+            !failedAtCommit(error) ||
+            attempt >= maxAttempts ||
+            !isUserEngineError(error, ErrorCode.VERSION_CONFLICT)
+          ) {
+            throw error
+          }
+          // Jitter spreads racing retries so they do not collide again in lockstep.
+          await sleep(randomInt(0, 2 * attempt + 1))
+        }
+      }
+    },
+  })
+}
+
+export async function requireTenant(tx: UnitOfWork): Promise<TenantRecord> {
+  const tenant = await tx.getTenant()
+  if (!tenant) throw tenantNotFound(tx.tenantId)
+  return tenant
+}
+
+/** The user, for a change: unknown and deleted users are NOT_FOUND; `active` also refuses disabled ones. */
+export async function requireUser(
+  tx: UnitOfWork,
+  userId: string,
+  options: { active?: boolean } = {},
+): Promise<UserRecord> {
+  const [, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
+  if (!user || user.status === 'deleted') throw userNotFound(userId)
+  if (options.active && user.status !== 'active') {
+    throw new UserEngineError(ErrorCode.USER_DISABLED, `user ${userId} is disabled`, {
+      details: { userId },
+    })
+  }
+  return user
+}
+
+/** How a factor check reads: which factor, its refusal audit action, and the longest code it accepts. */
+export interface FactorCheck {
+  readonly kind: FactorKind
+  readonly rejected: string
+  readonly maxCodeLength: number
+}
+
+/**
+ * The frame of verifyTotp and consumeRecoveryCode: validates the ids and the code, then in one unit of work
+ * finds the user's factor of that kind. When there is none to check (unknown, deleted or disabled user,
+ * inactive tenant, no factor) the refusal is audited and the answer is false; an unknown tenant still throws
+ * NOT_FOUND. Otherwise `check` decides, and writes what a success changes.
+ */
+export async function checkFactor(
+  ctx: EngineContext,
+  tenantId: string,
+  userId: string,
+  code: string,
+  how: FactorCheck,
+  check: (tx: UnitOfWork, user: UserRecord, factor: FactorRecord) => Promise<boolean>,
+): Promise<boolean> {
+  assertId(tenantId, 'tenantId')
+  assertId(userId, 'userId')
+  assertString(code, 'code', how.maxCodeLength)
+  return ctx.unit(tenantId, async (tx) => {
+    const found = await factorForCheck(tx, userId, how.kind)
+    if (typeof found === 'string') return reject(tx, how.rejected, userId, found)
+    return check(tx, found.user, found.factor)
+  })
+}
+
+/** The factor to verify against, or why there is none. Unknown tenant still throws NOT_FOUND. */
+async function factorForCheck(
+  tx: UnitOfWork,
+  userId: string,
+  kind: FactorKind,
+): Promise<{ user: UserRecord; factor: FactorRecord } | RejectReason> {
+  const [tenant, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
+  if (!user || user.status === 'deleted') return 'unknown_user'
+  if (tenant.status !== 'active') return 'tenant_inactive'
+  if (user.status !== 'active') return 'user_inactive'
+  const factor = (await tx.listFactors(userId)).find((f) => f.kind === kind)
+  return factor ? { user, factor } : 'no_factor'
+}
+
+/** Records a refused check in the audit trail (no write, so no user bump) and answers false. */
+export function reject(
+  tx: UnitOfWork,
+  action: string,
+  userId: string,
+  reason: RejectReason,
+  factorId?: string,
+): false {
+  // An unknown user id is not recorded as the audit's user: it may not name anything.
+  tx.appendAudit({
+    action,
+    userId: reason === 'unknown_user' ? null : userId,
+    data: factorId === undefined ? { reason } : { reason, factorId },
+  })
+  return false
+}
+
+export function asObject(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError(`${field} must be an object`, { details: { field } })
+  }
+  return value as Record<string, unknown>
+}
+
+export function tenantNotFound(tenantId: string): NotFoundError {
+  return new NotFoundError(`tenant ${tenantId} not found`, { details: { tenantId } })
+}
+
+export function userNotFound(userId: string): NotFoundError {
+  return new NotFoundError(`user ${userId} not found`, { details: { userId } })
+}

@@ -1,0 +1,73 @@
+import { newId } from '../domain/ids.js'
+import { LIMITS } from '../domain/limits.js'
+import type { JsonValue, UserRecord } from '../domain/records.js'
+import { Secret } from '../domain/secret.js'
+import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
+import { recordUserChange } from '../store/change-user.js'
+import { asObject, type EngineContext, requireUser, tenantNotFound } from './context.js'
+import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { type CheckSubject, checkPassword } from './sign-in.js'
+
+/** Whom a password check is for: a login form has an email, a re-authentication has the user id. */
+export type PasswordSubject = { readonly email: string } | { readonly userId: string }
+
+export function checkNewPassword(password: unknown): string {
+  assertString(password, 'password', LIMITS.passwordMaxLength, LIMITS.passwordMinLength)
+  return password
+}
+
+/** What a password factor's `secret` holds. */
+export function passwordSecret(phc: string): Secret<{ [key: string]: JsonValue }> {
+  return new Secret({ v: 1, alg: 'argon2id', phc })
+}
+
+export async function setPassword(
+  ctx: EngineContext,
+  tenantId: string,
+  userId: string,
+  password: string,
+): Promise<UserRecord> {
+  assertId(tenantId, 'tenantId')
+  assertId(userId, 'userId')
+  const phc = await ctx.hasher.hash(checkNewPassword(password))
+  return ctx.unit(tenantId, async (tx) => {
+    const user = await requireUser(tx, userId)
+    const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'password')
+    const factorId = existing?.id ?? newId('fac')
+    tx.putFactor(
+      { id: factorId, userId, kind: 'password', secret: passwordSecret(phc), state: {} },
+      existing ? { expectedVersion: existing.version } : { mustNotExist: true },
+    )
+    return recordUserChange(tx, userId, user, {
+      audit: { action: AUDIT_ACTIONS.passwordSet, data: { factorId } },
+      events: [{ type: EVENT_TYPES.passwordSet, payload: { userId, factorId } }],
+    })
+  })
+}
+
+/**
+ * Re-authentication: the same check as `authenticate` (throttled, equal cost, rehash on success, reason in
+ * the audit trail), answered as a boolean. A locked subject is THROTTLED.
+ */
+export async function verifyPassword(
+  ctx: EngineContext,
+  tenantId: string,
+  subject: PasswordSubject,
+  password: string,
+): Promise<boolean> {
+  assertId(tenantId, 'tenantId')
+  const s = asObject(subject, 'subject')
+  const checked: CheckSubject =
+    'email' in s
+      ? { kind: 'email', value: normalizeIdentifier('email', s.email) }
+      : { userId: s.userId as string }
+  if ('userId' in checked) assertId(checked.userId, 'userId')
+  assertString(password, 'password', LIMITS.passwordMaxLength, 0)
+  const outcome = await checkPassword(ctx, tenantId, checked, password, undefined, {
+    succeeded: AUDIT_ACTIONS.passwordVerified,
+    failed: AUDIT_ACTIONS.passwordRejected,
+  })
+  // Re-authentication names a tenant the service already works in: an unknown one is a caller error.
+  if (!outcome.ok && outcome.reason === 'unknown_tenant') throw tenantNotFound(tenantId)
+  return outcome.ok
+}

@@ -1,0 +1,203 @@
+import { createHash } from 'node:crypto'
+import { ErrorCode, UserEngineError } from '../domain/errors.js'
+import { LIMITS } from '../domain/limits.js'
+import type { FactorKind, IdentifierKind, UserRecord } from '../domain/records.js'
+import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
+import { recordUserChange } from '../store/change-user.js'
+import type { ThrottleState } from '../store/throttle.js'
+import type { UnitOfWork } from '../store/unit-of-work.js'
+import { asObject, type EngineContext } from './context.js'
+import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
+import { passwordSecret } from './password.js'
+
+/** A sign-in form: one identifier (email or username) and the password; optionally a caller key (IP, device). */
+export type SignInCredentials = ({ readonly email: string } | { readonly username: string }) & {
+  readonly password: string
+  /** Throttled like the identifier: failures from one caller lock that caller out across identifiers. */
+  readonly throttleKey?: string
+}
+
+/** The second factors that can complete a sign-in. */
+export type SecondFactorKind = Extract<FactorKind, 'totp' | 'recovery_codes'>
+
+export type SignInResult =
+  | { readonly status: 'signed_in'; readonly user: UserRecord }
+  | {
+      readonly status: 'second_factor_required'
+      readonly user: UserRecord
+      /** The second factors the user has; verify one (verifyTotp, consumeRecoveryCode) to finish. */
+      readonly factors: readonly SecondFactorKind[]
+    }
+
+/** Whose password is checked: a sign-in form names an identifier, a re-authentication the user id. */
+export type CheckSubject =
+  | { readonly kind: IdentifierKind; readonly value: string }
+  | { readonly userId: string }
+
+type CheckOutcome =
+  | {
+      readonly ok: true
+      readonly user: UserRecord
+      readonly factors: readonly SecondFactorKind[]
+      /** Keys with failures to forget (the caller key keeps its count: it spans users). */
+      readonly clear: readonly string[]
+    }
+  | { readonly ok: false; readonly reason: RejectReason | 'unknown_tenant'; readonly keys: readonly string[] }
+
+const SECOND_FACTORS: readonly SecondFactorKind[] = ['totp', 'recovery_codes']
+
+/** Throttle keys are digests: the store never holds the email, username or IP they stand for. */
+function throttleKey(kind: 'identifier' | 'user' | 'caller', value: string): string {
+  return `${kind}:${createHash('sha256').update(value).digest('hex')}`
+}
+
+export function parseCredentials(credentials: unknown): {
+  subject: CheckSubject
+  password: string
+  callerKey: string | undefined
+} {
+  const c = asObject(credentials, 'credentials')
+  const hasEmail = c.email !== undefined
+  if (hasEmail === (c.username !== undefined)) {
+    throw new UserEngineError(ErrorCode.VALIDATION, 'credentials need exactly one of email and username', {
+      details: { field: 'credentials' },
+    })
+  }
+  const kind: IdentifierKind = hasEmail ? 'email' : 'username'
+  const value = normalizeIdentifier(kind, hasEmail ? c.email : c.username)
+  assertString(c.password, 'password', LIMITS.passwordMaxLength, 0)
+  if (c.throttleKey !== undefined) assertString(c.throttleKey, 'throttleKey', 256)
+  return { subject: { kind, value }, password: c.password, callerKey: c.throttleKey as string | undefined }
+}
+
+/**
+ * The password check behind `authenticate` and `verifyPassword`. Every refusal costs the same: the throttle
+ * is read before any hashing (a locked key costs no Argon2 work and answers THROTTLED), and a check that
+ * has nothing to verify against runs a dummy verification. Failures are counted on the identifier, the user
+ * and the caller key; a success clears the identifier and user counts and rehashes an outdated hash in the
+ * same unit of work as its audit record.
+ */
+export async function checkPassword(
+  ctx: EngineContext,
+  tenantId: string,
+  subject: CheckSubject,
+  password: string,
+  callerKey: string | undefined,
+  audit: { readonly succeeded: string; readonly failed: string },
+): Promise<CheckOutcome> {
+  assertId(tenantId, 'tenantId')
+  const { store } = ctx
+  const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome> => {
+    const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
+    const keys = [
+      'kind' in subject ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`) : undefined,
+      user ? throttleKey('user', user.id) : undefined,
+      callerKey === undefined ? undefined : throttleKey('caller', callerKey),
+    ].filter((k): k is string => k !== undefined)
+    const [factors, states] = await Promise.all([
+      user ? tx.listFactors(user.id) : Promise.resolve([]),
+      tenant ? store.throttle.read(tenantId, keys) : Promise.resolve([]),
+    ])
+    const retryAfterMs = lockedFor(states, ctx.clock())
+    if (retryAfterMs > 0) {
+      throw new UserEngineError(ErrorCode.THROTTLED, 'too many failed attempts; retry later', {
+        details: { retryAfterMs },
+      })
+    }
+    const password_ = factors.find((f) => f.kind === 'password')
+    let reason: RejectReason | 'unknown_tenant' | null = null
+    if (!tenant) reason = 'unknown_tenant'
+    else if (!user || user.status === 'deleted') reason = 'unknown_user'
+    else if (tenant.status !== 'active') reason = 'tenant_inactive'
+    else if (user.status !== 'active') reason = 'user_inactive'
+    else if (!password_) reason = 'no_factor'
+    const phc = password_?.secret.reveal().phc
+    const ok =
+      reason === null && typeof phc === 'string'
+        ? await ctx.hasher.verify(phc, password)
+        : await ctx.hasher.verifyDummy(password)
+    if (!ok || !user || !password_ || reason !== null) {
+      const why = reason ?? 'wrong_secret'
+      // An unknown tenant has nowhere to hold an audit record or a count.
+      if (why !== 'unknown_tenant') {
+        tx.appendAudit({ action: audit.failed, userId: user?.id ?? null, data: { reason: why } })
+      }
+      return { ok: false, reason: why, keys: why === 'unknown_tenant' ? [] : keys }
+    }
+    const rehashed = typeof phc === 'string' && ctx.hasher.needsRehash(phc)
+    let signedIn = user
+    if (rehashed) {
+      const fresh = await ctx.hasher.hash(password)
+      tx.putFactor({ ...password_, secret: passwordSecret(fresh) }, { expectedVersion: password_.version })
+      signedIn = await recordUserChange(tx, user.id, user, {
+        events: [
+          { type: EVENT_TYPES.passwordRehashed, payload: { userId: user.id, factorId: password_.id } },
+        ],
+      })
+    }
+    // An unconfirmed TOTP enrollment is not a factor yet: it could lock its user out.
+    const second = SECOND_FACTORS.filter((kind) =>
+      factors.some((f) => f.kind === kind && (kind !== 'totp' || f.state.confirmed === true)),
+    )
+    tx.appendAudit({
+      action: audit.succeeded,
+      userId: user.id,
+      data: { secondFactorRequired: second.length > 0, rehashed },
+    })
+    const clear = states.map((st) => st.key).filter((k) => !isCallerKey(k))
+    return { ok: true, user: signedIn, factors: second, clear }
+  })
+  // Throttle writes follow the audit commit, outside the retried unit: a retry cannot count a failure twice.
+  if (!outcome.ok && outcome.keys.length > 0) {
+    const now = new Date(ctx.clock())
+    const caller = outcome.keys.filter(isCallerKey)
+    const own = outcome.keys.filter((k) => !isCallerKey(k))
+    await Promise.all([
+      own.length > 0 ? store.throttle.recordFailure(tenantId, own, ctx.throttle, now) : undefined,
+      caller.length > 0 ? store.throttle.recordFailure(tenantId, caller, ctx.callerThrottle, now) : undefined,
+    ])
+  }
+  if (outcome.ok && outcome.clear.length > 0) await store.throttle.clear(tenantId, outcome.clear)
+  return outcome
+}
+
+async function findSubject(tx: UnitOfWork, subject: CheckSubject): Promise<UserRecord | null> {
+  if ('userId' in subject) return tx.getUser(subject.userId)
+  const identifier = await tx.findIdentifier(subject.kind, subject.value)
+  return identifier ? tx.getUser(identifier.userId) : null
+}
+
+const isCallerKey = (key: string) => key.startsWith('caller:')
+
+function lockedFor(states: readonly ThrottleState[], now: number): number {
+  let ms = 0
+  for (const s of states) {
+    if (s.lockedUntil !== null) ms = Math.max(ms, Date.parse(s.lockedUntil) - now)
+  }
+  return ms
+}
+
+/**
+ * Signs a user in with an identifier and a password. Unknown identifier, wrong password, no password,
+ * disabled or deleted user, suspended or unknown tenant: all INVALID_CREDENTIALS, at the cost of one Argon2
+ * verification; the true reason is only in the audit trail. A locked identifier, user or caller key is
+ * THROTTLED (`details.retryAfterMs`) before any hashing.
+ */
+export async function authenticate(
+  ctx: EngineContext,
+  tenantId: string,
+  credentials: SignInCredentials,
+): Promise<SignInResult> {
+  assertId(tenantId, 'tenantId')
+  const { subject, password, callerKey } = parseCredentials(credentials)
+  const outcome = await checkPassword(ctx, tenantId, subject, password, callerKey, {
+    succeeded: AUDIT_ACTIONS.signInSucceeded,
+    failed: AUDIT_ACTIONS.signInFailed,
+  })
+  if (!outcome.ok) {
+    throw new UserEngineError(ErrorCode.INVALID_CREDENTIALS, 'the identifier or password is not valid')
+  }
+  return outcome.factors.length > 0
+    ? { status: 'second_factor_required', user: outcome.user, factors: outcome.factors }
+    : { status: 'signed_in', user: outcome.user }
+}
