@@ -88,7 +88,8 @@ export function startCommitting(
     const started = Date.now()
     while (!stopped) {
       const userId = users[i % users.length]!
-      const v = versions.get(userId) ?? 0
+      if (!versions.has(userId)) versions.set(userId, (await store.getUser(tenantId, userId))?.version ?? 0)
+      const v = versions.get(userId)!
       try {
         await store.transaction(tenantId, async (tx) => {
           tx.putUser(
