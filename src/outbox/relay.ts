@@ -159,6 +159,8 @@ interface Aggregate {
   more: boolean
   /** Publishing stopped (a failure, a release): nothing more of it is published in this hold. */
   aborted: boolean
+  /** Continuations that came back empty while a settle of ours ran beside them (at most one is retried). */
+  emptyRaces: number
 }
 
 const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\u0000${e.aggregateId}`
@@ -560,7 +562,16 @@ export class OutboxRelay {
         continue
       }
       if (!a) {
-        a = { key, queue: [], last: event, working: false, queued: false, more: false, aborted: false }
+        a = {
+          key,
+          queue: [],
+          last: event,
+          working: false,
+          queued: false,
+          more: false,
+          aborted: false,
+          emptyRaces: 0,
+        }
         this.#aggregates.set(key, a)
         started += 1
       }
@@ -575,8 +586,13 @@ export class OutboxRelay {
     const raced = this.#settleRounds !== roundsBefore || this.#flushing !== null
     for (const a of this.#aggregates.values()) {
       const n = counts.get(a)
-      if (n !== undefined) a.more = n >= this.#perAggregate || cut
-      else if (continued.has(a.last.id) && !raced) a.more = false
+      if (n !== undefined) {
+        a.more = n >= this.#perAggregate || cut
+        a.emptyRaces = 0
+      } else if (continued.has(a.last.id)) {
+        if (raced && a.emptyRaces === 0) a.emptyRaces = 1
+        else a.more = false
+      }
       if (a.queue.length > 0) this.#enqueue(a)
       else if (!a.working && !a.queued && !a.more) this.#aggregates.delete(a.key)
     }
