@@ -227,6 +227,10 @@ export class OutboxRelay {
   #settleRounds = 0
   /** Worth starting new aggregates from their heads: woken, polled, a slot freed, or the last claim filled. */
   #wantHeads = true
+  /** Times something asked for a claim from the heads (a wake, a poll, a finished aggregate). */
+  #wakes = 0
+  /** The last claim asked for new aggregates (so an empty answer means nothing is claimable). */
+  #askedHeads = false
   #kick: (() => void) | null = null
   #kicked = false
 
@@ -394,7 +398,7 @@ export class OutboxRelay {
     if (this.#wakeOnCommit && this.#outbox.subscribe) {
       try {
         subscription = await this.#outbox.subscribe(() => {
-          this.#wantHeads = true
+          this.#headsWanted()
           this.#signal()
         })
       } catch (error) {
@@ -447,7 +451,7 @@ export class OutboxRelay {
    * ends when nothing is claimable and nothing is held; `run` ends at `stop()`.
    */
   async #pump(mode: 'drain' | 'run'): Promise<void> {
-    this.#wantHeads = true
+    this.#headsWanted()
     let lastClaimed = 0
     let progressAtClaim = -1
     const settled = () => this.#flushing === null && this.#toSettle.length === 0
@@ -482,7 +486,7 @@ export class OutboxRelay {
             const progress = this.#totals.published + this.#totals.retried + this.#totals.dead
             if (lastClaimed > 0 && progress === progressAtClaim) return
             progressAtClaim = progress
-            this.#wantHeads = true
+            this.#headsWanted()
           }
           claimed = await this.#claim()
           if (claimed > 0) lastClaimed = claimed
@@ -493,8 +497,9 @@ export class OutboxRelay {
           continue
         }
         if (claimed > 0) continue
-        if (mode === 'drain' && claimed === 0 && this.#aggregates.size === 0 && settled()) return
-        if (!(await this.#waitSignal(this.#pollIntervalMs))) this.#wantHeads = true
+        if (mode === 'drain' && claimed === 0 && this.#askedHeads && this.#aggregates.size === 0 && settled())
+          return
+        if (!(await this.#waitSignal(this.#pollIntervalMs))) this.#headsWanted()
       }
     } finally {
       // Stopping (or a store error while draining): workers give back what they have not started.
@@ -533,7 +538,9 @@ export class OutboxRelay {
     const newAggregates = probing ? (this.#aggregates.size === 0 ? 1 : 0) : this.#wantHeads ? room : 0
     if (cursors.length === 0 && newAggregates === 0) return -1
     const claimedAt = Date.now()
-    const roundsBefore = this.#settleRounds + (this.#flushing ? 1 : 0)
+    const roundsBefore = this.#settleRounds
+    const wakesBefore = this.#wakes
+    const flushingBefore = this.#flushing !== null
     const events = await this.#outbox.claim({
       owner: this.owner,
       limit: probing ? Math.min(room, this.#perAggregate) : room,
@@ -583,7 +590,11 @@ export class OutboxRelay {
     const cut = events.length >= (probing ? Math.min(room, this.#perAggregate) : room)
     // A settle of ours ran beside the claim: it may have held the row a continuation had to lock, so an
     // empty continuation then says nothing about what is ready.
-    const raced = this.#settleRounds !== roundsBefore || this.#flushing !== null
+    const raced = flushingBefore || this.#settleRounds !== roundsBefore || this.#flushing !== null
+    // Heads were asked for: worth asking again at once only if the claim filled what it asked (more may
+    // wait), or something woke the relay meanwhile.
+    if (newAggregates > 0 && started < newAggregates && !cut && this.#wakes === wakesBefore)
+      this.#wantHeads = false
     for (const a of this.#aggregates.values()) {
       const n = counts.get(a)
       if (n !== undefined) {
@@ -591,13 +602,17 @@ export class OutboxRelay {
         a.emptyRaces = 0
       } else if (continued.has(a.last.id)) {
         if (raced && a.emptyRaces === 0) a.emptyRaces = 1
-        else a.more = false
+        else {
+          // Nothing follows it now; if something does later, a claim from the head finds it.
+          a.more = false
+          this.#headsWanted()
+        }
       }
       if (a.queue.length > 0) this.#enqueue(a)
       else if (!a.working && !a.queued && !a.more) this.#aggregates.delete(a.key)
     }
     // New heads were asked for and more may be waiting only if the claim filled what it asked.
-    this.#wantHeads = newAggregates > 0 && (started >= newAggregates || cut)
+    this.#askedHeads = newAggregates > 0
     return events.length
   }
 
@@ -668,7 +683,7 @@ export class OutboxRelay {
       if (a.queue.length > 0) this.#enqueue(a)
       else if (a.aborted || !a.more) {
         if (this.#aggregates.get(a.key) === a) this.#aggregates.delete(a.key)
-        this.#wantHeads = true
+        this.#headsWanted()
       }
     }
   }
@@ -757,7 +772,7 @@ export class OutboxRelay {
     const outage = this.#outage
     if (outage === null) return
     this.#outage = null
-    this.#wantHeads = true
+    this.#headsWanted()
     this.#logger.log('info', 'broker reachable again: publishing resumed', {
       owner: this.owner,
       downMs: Date.now() - outage.since,
@@ -799,6 +814,11 @@ export class OutboxRelay {
     } catch {
       // onError is the last resort; its own failure has nowhere to go.
     }
+  }
+
+  #headsWanted(): void {
+    this.#wantHeads = true
+    this.#wakes += 1
   }
 
   #signal(): void {
