@@ -163,6 +163,9 @@ interface Aggregate {
   emptyRaces: number
 }
 
+/** How long a few settled events wait for more before their statement goes out. */
+const SETTLE_GATHER_MS = 5
+
 const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\u0000${e.aggregateId}`
 
 /**
@@ -221,6 +224,7 @@ export class OutboxRelay {
   /** The settle statement in flight; items settled meanwhile go in the next one. */
   #flushing: Promise<void> | null = null
   #flushRetry: ReturnType<typeof setTimeout> | undefined
+  #gatherTimer: ReturnType<typeof setTimeout> | undefined
   /** A settle that failed, for the pump to report (run) or throw (drain). */
   #settleError: { error: unknown } | null = null
   /** Settle statements started so far, to tell a continuation skipped behind our own settle from an empty one. */
@@ -463,7 +467,7 @@ export class OutboxRelay {
           if (mode === 'drain') throw failed.error
           this.#reportError(failed.error, 'settling failed; retrying')
           clearTimeout(this.#flushRetry)
-          this.#flushRetry = setTimeout(() => this.#startFlush(), this.#pollIntervalMs)
+          this.#flushRetry = setTimeout(() => this.#flushNow(), this.#pollIntervalMs)
         }
         if (this.#outage && !this.#outage.paused) {
           // Publishes stopped; wait for the workers to give their events back, then pause or end.
@@ -479,6 +483,7 @@ export class OutboxRelay {
         try {
           if (mode === 'drain' && this.#aggregates.size === 0) {
             if (!settled()) {
+              this.#flushNow()
               await this.#waitSignal(this.#pollIntervalMs)
               continue
             }
@@ -510,6 +515,8 @@ export class OutboxRelay {
       this.#aggregates.clear()
       this.#line.length = 0
       clearTimeout(this.#flushRetry)
+      clearTimeout(this.#gatherTimer)
+      this.#gatherTimer = undefined
       await this.#flushing
       try {
         await this.#flushSettle()
@@ -701,8 +708,26 @@ export class OutboxRelay {
     this.#startFlush()
   }
 
-  /** Starts a settle statement unless one is in flight (then the items wait for the next), beside claims. */
+  /**
+   * Starts a settle statement unless one is in flight (then the items wait for the next), beside claims. A
+   * few items wait up to SETTLE_GATHER_MS for company: one statement per round, not one per publish.
+   */
   #startFlush(): void {
+    if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
+    const enough = this.#toSettle.length >= Math.min(100, Math.ceil(this.#batchSize / 4))
+    if (!enough && !this.#stopping && this.#outage === null) {
+      this.#gatherTimer ??= setTimeout(() => {
+        this.#gatherTimer = undefined
+        this.#flushNow()
+      }, SETTLE_GATHER_MS)
+      return
+    }
+    this.#flushNow()
+  }
+
+  #flushNow(): void {
+    clearTimeout(this.#gatherTimer)
+    this.#gatherTimer = undefined
     if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
     this.#flushing = this.#flushSettle()
       .catch((error: unknown) => {
