@@ -74,8 +74,11 @@ export const SQL = {
      * $6/$7 continuation cursors as tenant and event id arrays).
      *
      * Heads: pending, due, unleased or lease-expired events with no earlier pending or dead event of their
-     * aggregate, in due order (user_engine_outbox_claim_order_idx, 0005, so LIMIT stops early), locked with
-     * SKIP LOCKED so concurrent relays pass each other's candidates. The head check reads
+     * aggregate, in due order (user_engine_outbox_claim_order_idx, 0005), locked with SKIP LOCKED so
+     * concurrent relays pass each other's candidates. Candidates are the oldest max(4 x newAggregates, 1000)
+     * due events, read in index order: a claim's work is bounded whatever the backlog (with statistics of a
+     * large outbox the planner otherwise scanned and sorted every pending event, the backlog's tails
+     * included), and heads further back are found as the ones before them drain. The head check reads
      * user_engine_outbox_pending_aggregate_idx (0008): pending and dead events only, never published ones.
      * It asks for the aggregate's first pending or dead event (ORDER BY the index's order, LIMIT 1: one
      * index probe per candidate) and compares ids, on purpose: with fresh statistics the planner turned a
@@ -92,7 +95,9 @@ export const SQL = {
      * Each start yields a run: the events after it in order, up to perAggregate, kept while every one so far
      * is claimable (a running bool_and), so a run never skips an event. Runs are taken oldest first, whole,
      * until the limit. Only the lock holder of an aggregate's first event claims in it, so no other writer
-     * changes a run's events between the snapshot and the UPDATE.
+     * changes a run's events between the snapshot and the UPDATE. Rows are named by ctid from the scans to the
+     * locks and the UPDATE (TID scans): without statistics the planner looked them up by tenant through the
+     * pending index instead, reading all of it per row (268k buffers for a claim of 500).
      */
     claim: `WITH relaxed AS MATERIALIZED (${RELAXED_COMMIT}),
       cursors AS MATERIALIZED (
@@ -101,24 +106,31 @@ export const SQL = {
         JOIN user_engine_outbox c ON c.tenant_id = k.tenant_id AND c.id = k.id),
       cursor_heads AS MATERIALIZED (
         SELECT k.tenant_id, k.aggregate_type, k.aggregate_id, k.sequence, k.position, h.id AS head_id,
-          (h.sequence, h.position) <= (k.sequence, k.position) AS held
+          h.ctid AS head_ctid, (h.sequence, h.position) <= (k.sequence, k.position) AS held
         FROM cursors k
         CROSS JOIN LATERAL (
-          SELECT h.id, h.sequence, h.position FROM user_engine_outbox h
+          SELECT h.id, h.ctid, h.sequence, h.position FROM user_engine_outbox h
           WHERE h.tenant_id = k.tenant_id AND h.aggregate_type = k.aggregate_type
             AND h.aggregate_id = k.aggregate_id AND h.status IN ('pending', 'dead')
           ORDER BY h.sequence, h.position LIMIT 1) h),
       locked_heads AS MATERIALIZED (
         SELECT l.tenant_id, l.id, l.status, l.lease_owner, l.lease_until FROM user_engine_outbox l
-        WHERE (l.tenant_id, l.id) IN (SELECT tenant_id, head_id FROM cursor_heads)
-          AND l.status IN ('pending', 'dead')
+        WHERE l.ctid = ANY (ARRAY(SELECT head_ctid FROM cursor_heads)) AND l.status IN ('pending', 'dead')
         FOR UPDATE SKIP LOCKED),
       continuations AS MATERIALIZED (
         SELECT ch.tenant_id, ch.aggregate_type, ch.aggregate_id, ch.sequence, ch.position, ch.head_id, ch.held
         FROM cursor_heads ch JOIN locked_heads l ON l.tenant_id = ch.tenant_id AND l.id = ch.head_id
         WHERE NOT ch.held OR (l.status = 'pending' AND l.lease_owner = $1 AND l.lease_until > now())),
+      candidates AS NOT MATERIALIZED (
+        SELECT c.ctid AS cid, c.available_at, c.tenant_id, c.aggregate_id, c.sequence, c.position
+        FROM user_engine_outbox c
+        WHERE c.status = 'pending' AND c.available_at <= now()
+          AND (c.lease_until IS NULL OR c.lease_until <= now())
+        ORDER BY c.available_at, c.tenant_id, c.aggregate_id, c.sequence, c.position
+        LIMIT CASE WHEN $5::integer = 0 THEN 0 ELSE greatest(4 * $5::integer, 1000) END),
       heads AS MATERIALIZED (
-        SELECT o.tenant_id, o.aggregate_type, o.aggregate_id, o.sequence, o.position FROM user_engine_outbox o
+        SELECT o.tenant_id, o.aggregate_type, o.aggregate_id, o.sequence, o.position
+        FROM candidates k JOIN user_engine_outbox o ON o.ctid = k.cid
         WHERE o.status = 'pending' AND o.available_at <= now()
           AND (o.lease_until IS NULL OR o.lease_until <= now())
           AND o.id = (SELECT p.id FROM user_engine_outbox p
@@ -128,7 +140,7 @@ export const SQL = {
           AND NOT EXISTS (
             SELECT 1 FROM cursors k WHERE k.tenant_id = o.tenant_id
               AND k.aggregate_type = o.aggregate_type AND k.aggregate_id = o.aggregate_id)
-        ORDER BY o.available_at, o.tenant_id, o.aggregate_id, o.sequence, o.position
+        ORDER BY k.available_at, k.tenant_id, k.aggregate_id, k.sequence, k.position
         LIMIT $5
         FOR UPDATE OF o SKIP LOCKED),
       starts AS (
@@ -136,11 +148,11 @@ export const SQL = {
         UNION ALL
         SELECT tenant_id, aggregate_type, aggregate_id, sequence, position FROM continuations),
       runs AS (
-        SELECT r.tenant_id, r.id, s.aggregate_type, s.aggregate_id, r.sequence, r.position,
+        SELECT r.tenant_id, r.id, r.ctid, s.aggregate_type, s.aggregate_id, r.sequence, r.position,
           bool_and(r.ready) OVER w AS ready, first_value(r.available_at) OVER w AS run_at
         FROM starts s
         CROSS JOIN LATERAL (
-          SELECT p.tenant_id, p.id, p.sequence, p.position, p.available_at,
+          SELECT p.tenant_id, p.id, p.ctid, p.sequence, p.position, p.available_at,
             (p.status = 'pending' AND p.available_at <= now()
               AND (p.lease_until IS NULL OR p.lease_until <= now())) AS ready
           FROM user_engine_outbox p
@@ -151,7 +163,7 @@ export const SQL = {
           LIMIT $4) r
         WINDOW w AS (PARTITION BY s.tenant_id, s.aggregate_type, s.aggregate_id ORDER BY r.sequence, r.position)),
       picked AS (
-        SELECT tenant_id, id FROM runs WHERE ready
+        SELECT ctid FROM runs WHERE ready
         ORDER BY run_at, tenant_id, aggregate_type, aggregate_id, sequence, position
         LIMIT $2),
       renewed AS (
@@ -161,8 +173,8 @@ export const SQL = {
         WHERE c.held AND u.tenant_id = c.tenant_id AND u.id = c.head_id
         RETURNING u.id)
       UPDATE user_engine_outbox u SET lease_owner = $1, lease_until = now() + $3::integer ${MS}
-      FROM picked c, relaxed
-      WHERE u.tenant_id = c.tenant_id AND u.id = c.id
+      FROM relaxed
+      WHERE u.ctid = ANY (ARRAY(SELECT ctid FROM picked))
         AND u.status = 'pending' AND (u.lease_until IS NULL OR u.lease_until <= now())
       RETURNING u.tenant_id, u.id, u.aggregate_type, u.aggregate_id, u.sequence, u.position, u.type, u.payload,
         u.occurred_at, u.status, u.attempts, u.available_at, u.lease_owner, u.lease_until, u.published_at,
