@@ -164,7 +164,7 @@ interface Aggregate {
 }
 
 /** How long a few settled events wait for more before their statement goes out. */
-const SETTLE_GATHER_MS = 5
+const SETTLE_GATHER_MS = 20
 
 const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\u0000${e.aggregateId}`
 
@@ -729,7 +729,7 @@ export class OutboxRelay {
     clearTimeout(this.#gatherTimer)
     this.#gatherTimer = undefined
     if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
-    this.#flushing = this.#flushSettle()
+    this.#flushing = this.#flushSettle(false)
       .catch((error: unknown) => {
         this.#settleError = { error }
       })
@@ -740,9 +740,9 @@ export class OutboxRelay {
       })
   }
 
-  /** Sends what workers settled, in one statement per round (bounded). */
-  async #flushSettle(): Promise<void> {
-    while (this.#toSettle.length > 0) {
+  /** Sends what workers settled: one statement (bounded), or until nothing is left when `all`. */
+  async #flushSettle(all = true): Promise<void> {
+    for (let first = true; this.#toSettle.length > 0 && (all || first); first = false) {
       const items = this.#toSettle.splice(0, 5000)
       this.#settleRounds += 1
       let result: ReadonlyMap<string, string>
