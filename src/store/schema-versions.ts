@@ -71,7 +71,7 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     name: 'outbox_pending_aggregate_index',
     recordTypes: [],
     purpose:
-      "An index of pending and dead outbox events by aggregate (replacing 0002's), so the relay's head check and prefix claims never read published events.",
+      "An index of pending and dead outbox events by aggregate (replacing 0002's), so the relay's head check and prefix claims never read published events; a dead-events index replacing 0004's leased-or-dead one and room on each page, so claims are HOT updates.",
   },
 ])
 

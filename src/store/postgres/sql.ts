@@ -7,9 +7,9 @@ const ROW = 'record_type, record_id, user_id, version, payload, created_at, upda
 const OUTBOX = `tenant_id, id, aggregate_type, aggregate_id, sequence, position, type, payload, occurred_at,
   status, attempts, available_at, lease_owner, lease_until, published_at, last_error`
 const AUDIT = 'seq, id, occurred_at, action, user_id, actor_id, data'
-// Delivery state may only change while the caller's lease holds, judged by the database clock.
-// `lease_owner = $1` also lets these id-only statements use the partial index of leased events
-// (user_engine_outbox_leased_or_dead_idx, 0004) instead of reading the whole outbox.
+// Delivery state may only change while the caller's lease holds, judged by the database clock. The id-only
+// statements below (acknowledge, fail, release) read the pending events to find theirs (status = 'pending'
+// implies the pending indexes' predicates); relays settle by tenant and id instead, through the primary key.
 const HELD = `status = 'pending' AND lease_owner = $1 AND lease_until > now()`
 const MS = `* interval '1 millisecond'`
 // The relay's claim and settle statements commit without waiting for their WAL flush (set_config(..., true)
@@ -226,7 +226,7 @@ export const SQL = {
     release: `UPDATE user_engine_outbox SET lease_owner = NULL, lease_until = NULL
       WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}
       RETURNING id`,
-    // status = 'dead' implies the predicate of user_engine_outbox_leased_or_dead_idx (0004): no full read.
+    // status = 'dead' implies the predicate of user_engine_outbox_dead_idx (0008): no full read.
     retryDead: `UPDATE user_engine_outbox SET status = 'pending', attempts = 0, available_at = now()
       WHERE id = $1 AND status = 'dead' RETURNING id`,
     discardDead: `UPDATE user_engine_outbox SET status = 'discarded' WHERE id = $1 AND status = 'dead' RETURNING id`,

@@ -65,7 +65,7 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   {
     ...schemaVersion(8),
     file: '0008_outbox_pending_aggregate_index.sql',
-    checksum: '6f782f90e600bff7f33923c8ba9a2aa201a8ac908cfc3299a5d62655eb960a73',
+    checksum: 'c217b6119e7cadc01d07632c7365b39cbbc5e5bac7f40bc383c66c7ca3ec02b3',
     transactional: false,
     nonTransactionalReason:
       'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
