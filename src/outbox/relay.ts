@@ -539,9 +539,12 @@ export class OutboxRelay {
     // Top up only once half the hand is free, so claims are few and large.
     if (room <= 0 || (this.#held > 0 && room < this.#batchSize / 2)) return -1
     const probing = this.#outage?.paused === true
-    const cursors = [...this.#aggregates.values()]
-      .filter((a) => a.more && !a.aborted && a.queue.length < Math.max(1, this.#perAggregate / 2))
-      .map((a) => ({ tenantId: a.last.tenantId, eventId: a.last.id }))
+    const continuing = [...this.#aggregates.values()].filter(
+      (a) => a.more && !a.aborted && a.queue.length < Math.max(1, this.#perAggregate / 2),
+    )
+    const cursors = continuing.map((a) => ({ tenantId: a.last.tenantId, eventId: a.last.id }))
+    // The aggregates this claim continues, as they are when it is sent.
+    const sentFor = new Map(continuing.map((a) => [a.key, a]))
     const newAggregates = probing ? (this.#aggregates.size === 0 ? 1 : 0) : this.#wantHeads ? room : 0
     if (cursors.length === 0 && newAggregates === 0) return -1
     const claimedAt = Date.now()
@@ -559,23 +562,18 @@ export class OutboxRelay {
     // Do not start a publish the lease may not cover: another relay could take the event over meanwhile and
     // it would go out twice for nothing. Measured from before the claim, so on the safe side.
     const deadline = claimedAt + this.#leaseMs - Math.min(1000, this.#leaseMs / 10)
-    const continued = new Set(cursors.map((c) => c.eventId))
     const counts = new Map<Aggregate, number>()
     let started = 0
     for (const event of events) {
       const key = aggregateKey(event)
-      let a = this.#aggregates.get(key)
-      if (a?.aborted && !a.working) {
-        this.#aggregates.delete(key)
-        a = undefined
-      }
-      if (a?.aborted) {
-        // Given back by this relay a moment ago and still finishing: never publish around it.
-        this.#held += 1
-        this.#settle({ tenantId: event.tenantId, eventId: event.id, outcome: 'released' })
-        continue
-      }
-      if (!a) {
+      const current = this.#aggregates.get(key)
+      const sent = sentFor.get(key)
+      // Events follow what this relay holds only where the claim continued that very hold, still going: a
+      // hold that stopped meanwhile (a failure, a release) must not be published around, and events from a
+      // head claim for an aggregate still in hand mean an old hold lapsed. Either way they go back.
+      let a: Aggregate | undefined
+      if (sent !== undefined) a = sent === current && !sent.aborted ? sent : undefined
+      else if (current === undefined) {
         a = {
           key,
           queue: [],
@@ -588,6 +586,11 @@ export class OutboxRelay {
         }
         this.#aggregates.set(key, a)
         started += 1
+      }
+      if (a === undefined) {
+        this.#held += 1
+        this.#settle({ tenantId: event.tenantId, eventId: event.id, outcome: 'released' })
+        continue
       }
       a.queue.push({ event, deadline })
       a.last = event
@@ -607,7 +610,7 @@ export class OutboxRelay {
       if (n !== undefined) {
         a.more = n >= this.#perAggregate || cut
         a.emptyRaces = 0
-      } else if (continued.has(a.last.id)) {
+      } else if (sentFor.get(a.key) === a) {
         if (raced && a.emptyRaces === 0) a.emptyRaces = 1
         else {
           // Nothing follows it now; if something does later, a claim from the head finds it.
