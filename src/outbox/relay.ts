@@ -225,6 +225,8 @@ export class OutboxRelay {
   #flushing: Promise<void> | null = null
   #flushRetry: ReturnType<typeof setTimeout> | undefined
   #gatherTimer: ReturnType<typeof setTimeout> | undefined
+  /** The start loop's progress and purge intervals. */
+  readonly #timers: ReturnType<typeof setInterval>[] = []
   /** A settle that failed, for the pump to report (run) or throw (drain). */
   #settleError: { error: unknown } | null = null
   /** Settle statements started so far, to tell a continuation skipped behind our own settle from an empty one. */
@@ -344,6 +346,8 @@ export class OutboxRelay {
    */
   async stop(): Promise<void> {
     this.#stopping = true
+    // Nothing of this relay keeps the process alive from here on, even behind a publish that never returns.
+    for (const t of this.#timers.splice(0)) clearInterval(t)
     this.#signal()
     await this.#loop
     this.#loop = null
@@ -409,7 +413,7 @@ export class OutboxRelay {
         this.#reportError(error, 'waking on commit is off; polling')
       }
     }
-    const timers: ReturnType<typeof setInterval>[] = []
+    const timers = this.#timers
     let reporting = false
     const report = async () => {
       if (reporting) return
@@ -443,7 +447,7 @@ export class OutboxRelay {
     try {
       await this.#pump('run')
     } finally {
-      for (const t of timers) clearInterval(t)
+      for (const t of timers.splice(0)) clearInterval(t)
       await subscription?.close().catch(() => {})
       if (this.#onProgress) await report()
       this.#logger.log('info', 'relay stopped', { owner: this.owner, ...this.#totals })

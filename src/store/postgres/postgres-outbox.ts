@@ -79,6 +79,7 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
  */
 export class PostgresOutbox implements OutboxAccess {
   readonly #listeners = new Set<() => void>()
+  readonly #subscriptions = new Set<OutboxSubscription>()
   #wakeQueued = false
   #notifying = false
   #notifyAgain = false
@@ -289,14 +290,22 @@ export class PostgresOutbox implements OutboxAccess {
       }
     }
     if (this.driver.kind === 'postgres') await listen()
-    return {
+    const subscription: OutboxSubscription = {
       close: async () => {
         closed = true
         clearTimeout(retry)
         this.#listeners.delete(onCommit)
+        this.#subscriptions.delete(subscription)
         await (listener as SqlListener | null)?.close().catch(() => {})
       },
     }
+    this.#subscriptions.add(subscription)
+    return subscription
+  }
+
+  /** Ends every subscription (their LISTEN connections): the store calls it before closing its driver. */
+  async closeSubscriptions(): Promise<void> {
+    await Promise.all([...this.#subscriptions].map((s) => s.close()))
   }
 
   /**

@@ -363,6 +363,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // A relay's LISTEN connection is checked out of the pool: a pool ends only once it is back.
+    await this.outbox.closeSubscriptions()
     await this.driver.close()
   }
 
