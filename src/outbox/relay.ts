@@ -567,6 +567,8 @@ export class OutboxRelay {
     // it would go out twice for nothing. Measured from before the claim, so on the safe side.
     const deadline = claimedAt + this.#leaseMs - Math.min(1000, this.#leaseMs / 10)
     const counts = new Map<Aggregate, number>()
+    /** Aggregates this claim started from their head: the rest of their events in it follow. */
+    const startedNow = new Set<Aggregate>()
     let started = 0
     for (const event of events) {
       const key = aggregateKey(event)
@@ -577,6 +579,7 @@ export class OutboxRelay {
       // head claim for an aggregate still in hand mean an old hold lapsed. Either way they go back.
       let a: Aggregate | undefined
       if (sent !== undefined) a = sent === current && !sent.aborted ? sent : undefined
+      else if (current !== undefined && startedNow.has(current)) a = current
       else if (current === undefined) {
         a = {
           key,
@@ -589,6 +592,7 @@ export class OutboxRelay {
           emptyRaces: 0,
         }
         this.#aggregates.set(key, a)
+        startedNow.add(a)
         started += 1
       }
       if (a === undefined) {
@@ -773,6 +777,9 @@ export class OutboxRelay {
         else if (item.outcome !== 'released') add('lostLeases')
       }
       if (this.#held < 0) this.#held = 0
+      // Events committed behind these ones became heads only now: a claim from the heads is worth it (a
+      // wake that came while they were unsettled found nothing).
+      this.#headsWanted()
     }
   }
 
