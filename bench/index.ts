@@ -25,6 +25,7 @@ const log = (line: string) => process.stderr.write(`${line}\n`)
 const wants = (part: string) => values.only === undefined || values.only === part
 const results: BenchResult[] = []
 const skipped: string[] = []
+const latencies: unknown[] = []
 
 if (wants('store')) {
   const reason = await postgresSkip()
@@ -81,7 +82,9 @@ if (wants('relay')) {
   if (reason) skipped.push(reason)
   else {
     const { runRelayBench } = await import('./relay.js')
-    results.push(...(await runRelayBench({ log })))
+    const relay = await runRelayBench({ log })
+    results.push(...relay.results)
+    if (relay.latency) latencies.push(relay.latency)
   }
 }
 
@@ -102,8 +105,9 @@ if (values.only === 'reads') {
   }
 }
 
-if (values.json) process.stdout.write(`${JSON.stringify({ results, skipped }, null, 2)}\n`)
+if (values.json) process.stdout.write(`${JSON.stringify({ results, latencies, skipped }, null, 2)}\n`)
 else {
   process.stdout.write(`${formatResults(results)}\n`)
+  for (const l of latencies) process.stdout.write(`${JSON.stringify(l)}\n`)
   for (const s of skipped) process.stdout.write(`skipped: ${s}\n`)
 }

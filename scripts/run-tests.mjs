@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts under node:test (Node 20's --test takes no globs).
 // Usage: node scripts/run-tests.mjs [substring...]  — only files whose path contains a substring.
+// test/faults/ (minutes of broker outages and cluster kills) runs only when a filter names it:
+// `npm run test:faults` is `node scripts/run-tests.mjs test/faults/`.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,6 +13,7 @@ const files = readdirSync('test', { recursive: true })
   .map((f) => join('test', String(f)))
   .filter((f) => f.endsWith('.test.ts'))
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .filter((f) => !f.startsWith(join('test', 'faults')) || filters.some((s) => s.includes('faults')))
   .sort()
 if (files.length === 0) {
   console.error('no test files matched')

@@ -19,6 +19,8 @@ export {
   ValidationError,
 } from './domain/errors.js'
 export { LIMITS } from './domain/limits.js'
+// The logger hook the relay and the CLI write through.
+export { type LogFields, type Logger, type LogLevel, lineLogger, silentLogger } from './domain/logger.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
 // Prefix search as every store must order it (code points), for providers writing a store.
@@ -92,8 +94,12 @@ export {
   type UserListItem,
 } from './engine/user-engine.js'
 // The outbox relay (the JetStream publisher is `user-engine/nats`).
+export { type MeterLike, RELAY_METRICS } from './outbox/metrics.js'
 export {
+  type BrokerUnreachableReason,
+  brokerUnreachable,
   InProcessPublisher,
+  isBrokerUnreachable,
   type PublishedEvent,
   type Publisher,
   toPublishedEvent,

@@ -4,10 +4,10 @@ import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
 import { keysCommand } from './commands/keys.js'
 import { migrateCommand } from './commands/migrate.js'
-import { outboxCommand } from './commands/outbox.js'
+import { OUTBOX_OPTIONS, outboxCommand } from './commands/outbox.js'
 import { planCommand } from './commands/plan.js'
 import { purgeCommand } from './commands/purge.js'
-import { relayCommand } from './commands/relay.js'
+import { RELAY_OPTIONS, relayCommand } from './commands/relay.js'
 import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
@@ -25,7 +25,16 @@ const USAGE = `usage: user-engine <command> [options]
                                                run the store conformance harness
   demo         [--database-url URL]            a walkthrough: tenant, users, factors, audit, outbox
   relay        [--database-url URL] --nats URL [--stream NAME] [--subject-prefix P] [--once] [--json]
-                                               publish outbox events to NATS JetStream
+               [--log-format text|json] [--batch-size N] [--per-aggregate N] [--publish-concurrency N]
+               [--lease D] [--max-attempts N] [--backoff-base D] [--backoff-max D] [--poll-interval D]
+               [--wake notify|poll] [--retention D] [--purge-batch-size N] [--purge-interval D]
+               [--progress-interval D] [--idle-progress-interval D] [--broker-retry-base D]
+               [--broker-retry-max D] [--replicas N] [--duplicate-window D] [--publish-timeout D] [--owner ID]
+                                               publish outbox events to NATS JetStream; every flag is also
+                                               USER_ENGINE_RELAY_<FLAG> (e.g. USER_ENGINE_RELAY_BATCH_SIZE);
+                                               D: milliseconds, or 500ms, 30s, 5m, 2h, 7d
+  outbox       list --dead|--pending [--tenant ID] [--user ID] [--limit N] [--cursor C] [--json]
+                                               find pending or dead outbox events (never their payloads)
   outbox       retry|discard --event ID [--database-url URL] [--json]
                                                act on a dead outbox event
   keys         status|reseal [--database-url URL] [--batch-size N] [--max-batches N] [--json]
@@ -117,13 +126,8 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   demo: withStore(demoCommand),
-  relay: withStore(relayCommand, {
-    nats: { type: 'string' },
-    stream: { type: 'string' },
-    'subject-prefix': { type: 'string' },
-    once: { type: 'boolean' },
-  }),
-  outbox: withStore(outboxCommand, { event: { type: 'string' } }, true),
+  relay: withStore(relayCommand, RELAY_OPTIONS),
+  outbox: withStore(outboxCommand, OUTBOX_OPTIONS, true),
   keys: withStore(keysCommand, { 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } }, true),
   purge: withStore(purgeCommand, { 'batch-size': { type: 'string' }, interval: { type: 'string' } }),
 }

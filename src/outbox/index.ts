@@ -1,4 +1,13 @@
-export { InProcessPublisher, type PublishedEvent, type Publisher, toPublishedEvent } from './publisher.js'
+export { type MeterLike, RELAY_METRICS } from './metrics.js'
+export {
+  type BrokerUnreachableReason,
+  brokerUnreachable,
+  InProcessPublisher,
+  isBrokerUnreachable,
+  type PublishedEvent,
+  type Publisher,
+  toPublishedEvent,
+} from './publisher.js'
 export {
   type BackoffOptions,
   backoffDelay,

@@ -1,3 +1,4 @@
+import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import type { OutboxEntry } from '../domain/records.js'
 
 /**
@@ -7,9 +8,44 @@ import type { OutboxEntry } from '../domain/records.js'
  * (JetStream's `Nats-Msg-Id`) should.
  */
 export interface Publisher {
+  /**
+   * Resolves once the broker durably accepted the event. Rejects with `brokerUnreachable(...)` (or any error
+   * `isBrokerUnreachable` recognizes) when the broker could not be reached at all: the relay then pauses and
+   * gives the event back without counting an attempt. Any other rejection is the event's failed attempt.
+   */
   publish(event: OutboxEntry): Promise<void>
   /** Releases connections; the relay never calls it unless it owns the publisher. */
   close?(): Promise<void>
+  /**
+   * Optional: resolves when the broker looks reachable again (a reconnect), so a paused relay retries at
+   * once instead of at its next probe. Settles (either way) when `signal` aborts.
+   */
+  whenReachable?(signal: AbortSignal): Promise<void>
+}
+
+/** Why a publish could not reach the broker, in `details.reason` of a PUBLISH_FAILED error. */
+export type BrokerUnreachableReason = 'unreachable'
+
+/**
+ * The error a publisher raises when the broker cannot be reached (disconnected, reconnecting, closed, no
+ * server answering for the stream): PUBLISH_FAILED with `details.reason` 'unreachable'. Not the event's
+ * fault, so the relay pauses instead of counting an attempt. The message must not quote broker text (it can
+ * hold URLs with credentials).
+ */
+export function brokerUnreachable(message: string, cause?: unknown): UserEngineError {
+  return new UserEngineError(ErrorCode.PUBLISH_FAILED, message, {
+    details: { reason: 'unreachable' },
+    ...(cause === undefined ? {} : { cause }),
+  })
+}
+
+/** True for an error that says the broker could not be reached (see `brokerUnreachable`). */
+export function isBrokerUnreachable(error: unknown): boolean {
+  return (
+    error instanceof UserEngineError &&
+    error.code === ErrorCode.PUBLISH_FAILED &&
+    error.details.reason === 'unreachable'
+  )
 }
 
 /** The event as consumers see it: the domain event without the outbox's delivery bookkeeping. */

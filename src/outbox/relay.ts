@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
+import { type Logger, silentLogger } from '../domain/logger.js'
 import type { OutboxEntry } from '../domain/records.js'
 import { assertId, assertPositiveInt } from '../domain/validation.js'
-import type { OutboxAccess } from '../store/store.js'
-import type { Publisher } from './publisher.js'
+import type { OutboxAccess, OutboxLag, OutboxSubscription, SettleItem } from '../store/store.js'
+import { loadMeter, type MeterLike, type RelayInstruments, relayInstruments } from './metrics.js'
+import { isBrokerUnreachable, type Publisher } from './publisher.js'
 
 export interface BackoffOptions {
   /** Delay after the first failure; doubles with every further attempt. Default 500. */
@@ -17,16 +19,21 @@ export interface RelayOptions {
   readonly publisher: Publisher
   /** Lease owner id; unique per relay instance. Default `relay_<random>`. */
   readonly owner?: string
-  /** Events claimed per round trip. Default 100. */
+  /** Most events the relay holds at once (claimed, not yet settled); a claim tops it up. Default 500. */
   readonly batchSize?: number
-  /** How long a claim is held. MUST exceed the time to publish one batch. Default 30000. */
+  /** Most events of one aggregate taken in one claim (its ready prefix). Default 100. */
+  readonly perAggregate?: number
+  /** How long a claim is held. MUST exceed the time to publish what one claim takes. Default 30000. */
   readonly leaseMs?: number
   /** Failed attempts after which an event is dead and blocks its aggregate. Default 10. */
   readonly maxAttempts?: number
   readonly backoff?: BackoffOptions
-  /** Sleep between claims when nothing was claimable (start loop only). Default 1000. */
+  /**
+   * Sleep between claims when nothing was claimable (start loop only). With a store that wakes the relay on
+   * commit (`outbox.subscribe`), this is only the fallback. Default 1000.
+   */
   readonly pollIntervalMs?: number
-  /** Publishes in flight at once inside one batch (events of a batch belong to different aggregates). Default 32. */
+  /** Publishes in flight at once, each for a different aggregate (one aggregate publishes in order). Default 32. */
   readonly publishConcurrency?: number
   /** Published events older than this are deleted by the start loop; undefined keeps them forever. */
   readonly retentionMs?: number
@@ -35,15 +42,27 @@ export interface RelayOptions {
   /** How often the start loop purges. Default 60000. */
   readonly purgeIntervalMs?: number
   readonly onProgress?: (progress: RelayProgress) => void
-  /** How often the start loop reports progress. Default 10000. */
+  /** How often the start loop reports progress (and refreshes the lag metrics). Default 10000. */
   readonly progressIntervalMs?: number
   /**
-   * Errors of the start loop (store unreachable, a throwing onProgress). The loop keeps running. Default: one
-   * line on stderr with the error's name, code and message; never an event payload.
+   * Errors of the start loop (store unreachable, broker unreachable, a throwing onProgress). The loop keeps
+   * running. Default: one line on stderr with the error's name, code and message; never an event payload.
+   * A broker outage is reported once when it starts (and logged when it ends), not once per probe.
    */
   readonly onError?: (error: unknown) => void
   /** Source of jitter in [0, 1); injectable for tests. Default Math.random. */
   readonly random?: () => number
+  /** Claim at once when the store signals a commit with events (`outbox.subscribe`), besides polling. Default true. */
+  readonly wakeOnCommit?: boolean
+  /** While the broker is unreachable: the pause before each probe, doubling from baseMs to maxMs. Default 250 / 5000. */
+  readonly brokerRetry?: BackoffOptions
+  /** Where the relay logs (start, stop, broker outages, store errors). Default: nothing. */
+  readonly logger?: Logger
+  /**
+   * OpenTelemetry metrics (docs/outbox.md lists them): a Meter; 'auto' (default) for `@opentelemetry/api`'s
+   * global meter when that optional peer is installed; false for none.
+   */
+  readonly metrics?: MeterLike | 'auto' | false
 }
 
 /** Counts since the relay was created, plus the outbox's current lag. */
@@ -57,7 +76,7 @@ export interface RelayProgress {
   readonly dead: number
   /** Events this relay published or failed after its lease had lapsed: someone else owns them now. */
   readonly lostLeases: number
-  /** Claimed events given back unpublished (stop, or the lease about to lapse before their turn). */
+  /** Claimed events given back unpublished (stop, the lease about to lapse, the broker unreachable). */
   readonly released: number
   /** Published events purged under `retentionMs`. */
   readonly purged: number
@@ -66,6 +85,12 @@ export interface RelayProgress {
   /** Dead events in the whole outbox, waiting for an operator. */
   readonly deadInOutbox: number
   readonly oldestPendingAgeMs: number
+  /** `down` while publishes pause because the broker cannot be reached. */
+  readonly broker: 'up' | 'down'
+  /** How long the current broker outage has lasted; 0 while the broker is up. */
+  readonly brokerDownMs: number
+  /** Events this relay holds right now (claimed, not yet settled). */
+  readonly held: number
 }
 
 export interface DrainResult {
@@ -114,19 +139,60 @@ function defaultOnError(error: unknown): void {
   process.stderr.write(`user-engine relay: ${describeError(error)}\n`)
 }
 
+/** One claimed event in a relay's hands, with the time after which it must not be published. */
+interface Held {
+  readonly event: OutboxEntry
+  readonly deadline: number
+}
+
+/** An aggregate whose events this relay holds: published one after another, in order. */
+interface Aggregate {
+  readonly key: string
+  readonly queue: Held[]
+  /** The last event claimed: where a continuation claim goes on. */
+  last: OutboxEntry
+  /** A worker is publishing its events. */
+  working: boolean
+  /** Waiting in line for a worker. */
+  queued: boolean
+  /** Its last claim took all it asked for: more may be ready behind `last`. */
+  more: boolean
+  /** Publishing stopped (a failure, a release): nothing more of it is published in this hold. */
+  aborted: boolean
+  /** Continuations that came back empty while a settle of ours ran beside them (at most one is retried). */
+  emptyRaces: number
+}
+
+/** How long a few settled events wait for more before their statement goes out. */
+const SETTLE_GATHER_MS = 20
+
+const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\u0000${e.aggregateId}`
+
 /**
  * Moves committed outbox events to a publisher: claim by state (never a cursor), publish, acknowledge only
- * what was published while the lease held. Delivery is at least once; per aggregate it is in order, because
- * the store only lets a relay claim the head of an aggregate's sequence.
+ * what was published while the lease held. Delivery is at least once, and in order per aggregate.
+ *
+ * How it keeps up with the broker: a claim takes each aggregate's ready prefix (up to `perAggregate`), a
+ * worker per aggregate publishes its events one after another while up to `publishConcurrency` aggregates
+ * publish at once, the next claim (continuing the aggregates in hand, and starting new ones) runs while
+ * publishes are in flight, and acknowledgements, failures and releases are settled in one statement per
+ * round. A commit wakes it (`outbox.subscribe`); polling is the fallback.
+ *
+ * Broker outages: a publish rejected as unreachable (`isBrokerUnreachable`) pauses the relay. Its events are
+ * given back without counting an attempt, the outage is reported once to `onError` and shows in progress
+ * (`broker: 'down'`), and the relay probes with one aggregate at growing intervals (or when the publisher
+ * says it reconnected) until a publish goes through.
  */
 export class OutboxRelay {
   readonly owner: string
   readonly #outbox: OutboxAccess
   readonly #publisher: Publisher
   readonly #batchSize: number
+  readonly #perAggregate: number
   readonly #leaseMs: number
   readonly #maxAttempts: number
   readonly #backoff: { baseMs: number; maxMs: number }
+  readonly #brokerRetry: { baseMs: number; maxMs: number }
   readonly #pollIntervalMs: number
   readonly #concurrency: number
   readonly #retentionMs: number | undefined
@@ -136,23 +202,64 @@ export class OutboxRelay {
   readonly #onProgress: ((progress: RelayProgress) => void) | undefined
   readonly #onError: (error: unknown) => void
   readonly #random: () => number
+  readonly #wakeOnCommit: boolean
+  readonly #logger: Logger
+  readonly #metricsOption: MeterLike | 'auto' | false
 
   readonly #totals = zero()
   #purged = 0
   #stopping = false
   #loop: Promise<void> | null = null
-  readonly #active = new Set<Promise<unknown>>()
-  #wake: (() => void) | null = null
+  /** One drain or start loop at a time: they share the relay's hands. */
+  #busy = false
+
+  readonly #aggregates = new Map<string, Aggregate>()
+  /** Aggregates waiting for a worker, in arrival order. */
+  readonly #line: Aggregate[] = []
+  #workers = 0
+  readonly #workerDone = new Set<Promise<void>>()
+  /** Events claimed and not yet settled. */
+  #held = 0
+  readonly #toSettle: SettleItem[] = []
+  /** The settle statement in flight; items settled meanwhile go in the next one. */
+  #flushing: Promise<void> | null = null
+  #flushRetry: ReturnType<typeof setTimeout> | undefined
+  #gatherTimer: ReturnType<typeof setTimeout> | undefined
+  /** The start loop's progress and purge intervals. */
+  readonly #timers: ReturnType<typeof setInterval>[] = []
+  /** A settle that failed, for the pump to report (run) or throw (drain). */
+  #settleError: { error: unknown } | null = null
+  /** Settle statements started so far, to tell a continuation skipped behind our own settle from an empty one. */
+  #settleRounds = 0
+  /** Worth starting new aggregates from their heads: woken, polled, a slot freed, or the last claim filled. */
+  #wantHeads = true
+  /** Times something asked for a claim from the heads (a wake, a poll, a finished aggregate). */
+  #wakes = 0
+  /** The last claim asked for new aggregates (so an empty answer means nothing is claimable). */
+  #askedHeads = false
+  #kick: (() => void) | null = null
+  #kicked = false
+
+  /** Set while publishes pause: since when, the error that started it, the next pause length. */
+  #outage: { since: number; error: unknown; pauseMs: number; paused: boolean } | null = null
+  #lastLag: OutboxLag | null = null
+  #instruments: RelayInstruments | null = null
+  #metered = false
 
   constructor(options: RelayOptions) {
     this.#outbox = options.outbox
     this.#publisher = options.publisher
     this.owner = options.owner ?? `relay_${randomBytes(8).toString('hex')}`
     assertId(this.owner, 'owner')
-    this.#batchSize = options.batchSize ?? 100
+    this.#batchSize = options.batchSize ?? 500
+    this.#perAggregate = options.perAggregate ?? 100
     this.#leaseMs = options.leaseMs ?? 30_000
     this.#maxAttempts = options.maxAttempts ?? 10
     this.#backoff = { baseMs: options.backoff?.baseMs ?? 500, maxMs: options.backoff?.maxMs ?? 60_000 }
+    this.#brokerRetry = {
+      baseMs: options.brokerRetry?.baseMs ?? 250,
+      maxMs: options.brokerRetry?.maxMs ?? 5000,
+    }
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000
     this.#concurrency = options.publishConcurrency ?? 32
     this.#retentionMs = options.retentionMs
@@ -162,13 +269,25 @@ export class OutboxRelay {
     this.#onProgress = options.onProgress
     this.#onError = options.onError ?? defaultOnError
     this.#random = options.random ?? Math.random
+    this.#wakeOnCommit = options.wakeOnCommit ?? true
+    this.#logger = options.logger ?? silentLogger
+    this.#metricsOption = options.metrics ?? 'auto'
     assertPositiveInt(this.#batchSize, 'batchSize', 10_000)
-    assertPositiveInt(this.#leaseMs, 'leaseMs')
-    assertPositiveInt(this.#maxAttempts, 'maxAttempts')
-    assertPositiveInt(this.#concurrency, 'publishConcurrency')
+    assertPositiveInt(this.#perAggregate, 'perAggregate', 10_000)
+    assertPositiveInt(this.#leaseMs, 'leaseMs', 2_147_483_647)
+    assertPositiveInt(this.#maxAttempts, 'maxAttempts', 2_147_483_647)
+    assertPositiveInt(this.#concurrency, 'publishConcurrency', 10_000)
     assertPositiveInt(this.#purgeBatchSize, 'purgeBatchSize', 100_000)
-    if (this.#backoff.baseMs < 0 || this.#backoff.maxMs < this.#backoff.baseMs) {
-      throw new ValidationError('backoff needs 0 <= baseMs <= maxMs', { details: { field: 'backoff' } })
+    assertPositiveInt(this.#pollIntervalMs, 'pollIntervalMs', 86_400_000)
+    assertPositiveInt(this.#progressIntervalMs, 'progressIntervalMs', 86_400_000)
+    assertPositiveInt(this.#purgeIntervalMs, 'purgeIntervalMs', 86_400_000)
+    for (const [field, b] of [
+      ['backoff', this.#backoff],
+      ['brokerRetry', this.#brokerRetry],
+    ] as const) {
+      if (!(b.baseMs >= 0) || !(b.maxMs >= b.baseMs) || !Number.isFinite(b.maxMs)) {
+        throw new ValidationError(`${field} needs 0 <= baseMs <= maxMs`, { details: { field } })
+      }
     }
     if (this.#retentionMs !== undefined && !(this.#retentionMs >= 0)) {
       throw new ValidationError('retentionMs must be >= 0', { details: { field: 'retentionMs' } })
@@ -182,17 +301,43 @@ export class OutboxRelay {
 
   /**
    * Claims and publishes until nothing is claimable right now (events backing off or leased elsewhere are
-   * left for later). Store errors are thrown; publish errors are recorded on the event.
+   * left for later), settles everything, and resolves. Store errors are thrown; publish errors are recorded
+   * on the event. When the broker turns out unreachable, the events in hand are given back (no attempt
+   * counted) and the broker's error is thrown.
    */
   async drainOnce(): Promise<DrainResult> {
-    return this.#track(this.#drain())
+    if (this.#busy) throw new ValidationError('the relay is already draining or running', { details: {} })
+    this.#busy = true
+    const before = { ...this.#totals }
+    try {
+      await this.#ensureInstruments()
+      await this.#pump('drain')
+      const outage = this.#outage
+      if (outage) {
+        this.#outage = null
+        throw outage.error
+      }
+      return {
+        published: this.#totals.published - before.published,
+        retried: this.#totals.retried - before.retried,
+        dead: this.#totals.dead - before.dead,
+        lostLeases: this.#totals.lostLeases - before.lostLeases,
+        released: this.#totals.released - before.released,
+      }
+    } finally {
+      this.#busy = false
+    }
   }
 
-  /** Runs the relay until `stop()`: drain, sleep `pollIntervalMs` when idle, purge and report on their intervals. */
+  /** Runs the relay until `stop()`: claim and publish, wake on commit or poll, purge and report on their intervals. */
   start(): void {
     if (this.#loop) return
+    if (this.#busy) throw new ValidationError('the relay is already draining', { details: {} })
+    this.#busy = true
     this.#stopping = false
-    this.#loop = this.#run()
+    this.#loop = this.#run().finally(() => {
+      this.#busy = false
+    })
   }
 
   /**
@@ -201,9 +346,10 @@ export class OutboxRelay {
    */
   async stop(): Promise<void> {
     this.#stopping = true
-    this.#wake?.()
+    // Nothing of this relay keeps the process alive from here on, even behind a publish that never returns.
+    for (const t of this.#timers.splice(0)) clearInterval(t)
+    this.#signal()
     await this.#loop
-    await Promise.allSettled([...this.#active])
     this.#loop = null
     this.#stopping = false
   }
@@ -211,6 +357,7 @@ export class OutboxRelay {
   /** `stop()`, then closes the publisher. For relays that own their publisher (createJetStreamRelay). */
   async close(): Promise<void> {
     await this.stop()
+    this.#instruments?.close()
     await this.#publisher.close?.()
   }
 
@@ -230,6 +377,7 @@ export class OutboxRelay {
   /** Counts so far plus the outbox's lag (one store query). */
   async progress(): Promise<RelayProgress> {
     const lag = await this.#outbox.lag()
+    this.#lastLag = lag
     return {
       owner: this.owner,
       ...this.#totals,
@@ -237,133 +385,506 @@ export class OutboxRelay {
       pending: lag.pending,
       deadInOutbox: lag.dead,
       oldestPendingAgeMs: lag.oldestPendingAgeMs,
+      broker: this.#outage ? 'down' : 'up',
+      brokerDownMs: this.#outage ? Date.now() - this.#outage.since : 0,
+      held: this.#held,
     }
   }
 
-  async #track<T>(work: Promise<T>): Promise<T> {
-    this.#active.add(work)
-    try {
-      return await work
-    } finally {
-      this.#active.delete(work)
-    }
-  }
+  // ---- the loops ------------------------------------------------------------------------------------------
 
-  async #drain(): Promise<DrainResult> {
-    const result = zero()
-    while (!this.#stopping) {
-      const before = result.published + result.retried + result.dead
-      const claimed = await this.#batch(result)
-      // A batch that settled nothing (every lease lapsed or was released) would be claimed again at once:
-      // stop rather than spin; start() keeps retrying on its poll interval.
-      if (claimed === 0 || result.published + result.retried + result.dead === before) break
-    }
-    return result
-  }
-
-  /** One claim, publish and settle. Returns how many events were claimed. */
-  async #batch(into: Counters): Promise<number> {
-    const claimedAt = Date.now()
-    const events = await this.#outbox.claim({
+  async #run(): Promise<void> {
+    await this.#ensureInstruments()
+    this.#logger.log('info', 'relay started', {
       owner: this.owner,
-      limit: this.#batchSize,
+      batchSize: this.#batchSize,
+      perAggregate: this.#perAggregate,
+      publishConcurrency: this.#concurrency,
       leaseMs: this.#leaseMs,
     })
-    if (events.length === 0) return 0
-    // Do not start a publish the lease may not cover: another relay could take the event over meanwhile and
-    // we would publish it twice for nothing. Measured from before the claim, so on the safe side.
-    const deadline = claimedAt + this.#leaseMs - Math.min(1000, this.#leaseMs / 10)
-    const published: string[] = []
-    const failed: { event: OutboxEntry; error: unknown }[] = []
-    const unstarted: string[] = []
-
-    let next = 0
-    const worker = async () => {
-      while (next < events.length) {
-        const event = events[next++]!
-        if (this.#stopping || Date.now() >= deadline) {
-          unstarted.push(event.id)
-          continue
-        }
-        try {
-          await this.#publisher.publish(event)
-          published.push(event.id)
-        } catch (error) {
-          failed.push({ event, error })
-        }
+    let subscription: OutboxSubscription | null = null
+    if (this.#wakeOnCommit && this.#outbox.subscribe) {
+      try {
+        subscription = await this.#outbox.subscribe(() => {
+          this.#headsWanted()
+          this.#signal()
+        })
+      } catch (error) {
+        this.#reportError(error, 'waking on commit is off; polling')
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, events.length) }, worker))
+    const timers = this.#timers
+    let reporting = false
+    const report = async () => {
+      if (reporting) return
+      reporting = true
+      try {
+        const p = await this.progress()
+        this.#onProgress?.(p)
+      } catch (error) {
+        this.#reportError(error, 'progress failed')
+      } finally {
+        reporting = false
+      }
+    }
+    if (this.#onProgress || this.#metered) timers.push(setInterval(report, this.#progressIntervalMs))
+    let purging = false
+    if (this.#retentionMs !== undefined) {
+      const purge = async () => {
+        if (purging) return
+        purging = true
+        try {
+          await this.purgeOnce()
+        } catch (error) {
+          this.#reportError(error, 'purge failed')
+        } finally {
+          purging = false
+        }
+      }
+      void purge()
+      timers.push(setInterval(purge, this.#purgeIntervalMs))
+    }
+    try {
+      await this.#pump('run')
+    } finally {
+      for (const t of timers.splice(0)) clearInterval(t)
+      await subscription?.close().catch(() => {})
+      if (this.#onProgress) await report()
+      this.#logger.log('info', 'relay stopped', { owner: this.owner, ...this.#totals })
+    }
+  }
 
-    const add = (key: keyof Counters, n: number) => {
-      into[key] += n
-      this.#totals[key] += n
+  /**
+   * The one loop that talks to the store for the relay (settle, then claim), while workers publish. `drain`
+   * ends when nothing is claimable and nothing is held; `run` ends at `stop()`.
+   */
+  async #pump(mode: 'drain' | 'run'): Promise<void> {
+    this.#headsWanted()
+    let lastClaimed = 0
+    let progressAtClaim = -1
+    const settled = () => this.#flushing === null && this.#toSettle.length === 0
+    try {
+      while (!this.#stopping) {
+        const failed = this.#settleError
+        if (failed) {
+          this.#settleError = null
+          if (mode === 'drain') throw failed.error
+          this.#reportError(failed.error, 'settling failed; retrying')
+          clearTimeout(this.#flushRetry)
+          this.#flushRetry = setTimeout(() => this.#flushNow(), this.#pollIntervalMs)
+        }
+        if (this.#outage && !this.#outage.paused) {
+          // Publishes stopped; wait for the workers to give their events back, then pause or end.
+          if (this.#workers > 0 || !settled()) {
+            await this.#waitSignal(this.#pollIntervalMs)
+            continue
+          }
+          if (mode === 'drain') return
+          await this.#pause()
+          continue
+        }
+        let claimed = -1
+        try {
+          if (mode === 'drain' && this.#aggregates.size === 0) {
+            if (!settled()) {
+              this.#flushNow()
+              await this.#waitSignal(this.#pollIntervalMs)
+              continue
+            }
+            // Nothing moved since the last claim (every event released or lost): stop rather than spin.
+            const progress = this.#totals.published + this.#totals.retried + this.#totals.dead
+            if (lastClaimed > 0 && progress === progressAtClaim) return
+            progressAtClaim = progress
+            this.#headsWanted()
+          }
+          claimed = await this.#claim()
+          if (claimed > 0) lastClaimed = claimed
+        } catch (error) {
+          if (mode === 'drain') throw error
+          this.#reportError(error, 'store error; retrying')
+          await this.#waitSignal(this.#pollIntervalMs)
+          continue
+        }
+        if (claimed > 0) continue
+        if (mode === 'drain' && claimed === 0 && this.#askedHeads && this.#aggregates.size === 0 && settled())
+          return
+        if (!(await this.#waitSignal(this.#pollIntervalMs))) this.#headsWanted()
+      }
+    } finally {
+      // Stopping (or a store error while draining): workers give back what they have not started.
+      this.#stopping = true
+      this.#signal()
+      while (this.#workerDone.size > 0) await Promise.allSettled([...this.#workerDone])
+      for (const a of [...this.#aggregates.values()]) this.#releaseRest(a)
+      this.#aggregates.clear()
+      this.#line.length = 0
+      clearTimeout(this.#flushRetry)
+      clearTimeout(this.#gatherTimer)
+      this.#gatherTimer = undefined
+      await this.#flushing
+      try {
+        await this.#flushSettle()
+      } catch (error) {
+        if (mode === 'run') this.#reportError(error, 'settling on stop failed; the leases will lapse')
+      }
+      this.#settleError = null
+      this.#toSettle.length = 0
+      this.#held = 0
+      if (mode === 'drain') this.#stopping = false
     }
-    if (published.length > 0) {
-      const acked = await this.#outbox.acknowledge(this.owner, published)
-      add('published', acked.length)
-      add('lostLeases', published.length - acked.length)
+  }
+
+  /**
+   * One claim: continuations for the aggregates in hand whose queue runs low, plus new aggregates from their
+   * heads when worthwhile. Returns the events claimed, or -1 when no claim was worth making.
+   */
+  async #claim(): Promise<number> {
+    const room = this.#batchSize - this.#held
+    // Top up only once half the hand is free, so claims are few and large.
+    if (room <= 0 || (this.#held > 0 && room < this.#batchSize / 2)) return -1
+    const probing = this.#outage?.paused === true
+    const continuing = [...this.#aggregates.values()].filter(
+      (a) => a.more && !a.aborted && a.queue.length < Math.max(1, this.#perAggregate / 2),
+    )
+    const cursors = continuing.map((a) => ({ tenantId: a.last.tenantId, eventId: a.last.id }))
+    // The aggregates this claim continues, as they are when it is sent.
+    const sentFor = new Map(continuing.map((a) => [a.key, a]))
+    const newAggregates = probing ? (this.#aggregates.size === 0 ? 1 : 0) : this.#wantHeads ? room : 0
+    if (cursors.length === 0 && newAggregates === 0) return -1
+    const claimedAt = Date.now()
+    const roundsBefore = this.#settleRounds
+    const wakesBefore = this.#wakes
+    const flushingBefore = this.#flushing !== null
+    const events = await this.#outbox.claim({
+      owner: this.owner,
+      limit: probing ? Math.min(room, this.#perAggregate) : room,
+      leaseMs: this.#leaseMs,
+      perAggregate: this.#perAggregate,
+      newAggregates,
+      ...(cursors.length > 0 ? { continueAfter: cursors } : {}),
+    })
+    // Do not start a publish the lease may not cover: another relay could take the event over meanwhile and
+    // it would go out twice for nothing. Measured from before the claim, so on the safe side.
+    const deadline = claimedAt + this.#leaseMs - Math.min(1000, this.#leaseMs / 10)
+    const counts = new Map<Aggregate, number>()
+    /** Aggregates this claim started from their head: the rest of their events in it follow. */
+    const startedNow = new Set<Aggregate>()
+    let started = 0
+    for (const event of events) {
+      const key = aggregateKey(event)
+      const current = this.#aggregates.get(key)
+      const sent = sentFor.get(key)
+      // Events follow what this relay holds only where the claim continued that very hold, still going: a
+      // hold that stopped meanwhile (a failure, a release) must not be published around, and events from a
+      // head claim for an aggregate still in hand mean an old hold lapsed. Either way they go back.
+      let a: Aggregate | undefined
+      if (sent !== undefined) a = sent === current && !sent.aborted ? sent : undefined
+      else if (current !== undefined && startedNow.has(current)) a = current
+      else if (current === undefined) {
+        a = {
+          key,
+          queue: [],
+          last: event,
+          working: false,
+          queued: false,
+          more: false,
+          aborted: false,
+          emptyRaces: 0,
+        }
+        this.#aggregates.set(key, a)
+        startedNow.add(a)
+        started += 1
+      }
+      if (a === undefined) {
+        this.#held += 1
+        this.#settle({ tenantId: event.tenantId, eventId: event.id, outcome: 'released' })
+        continue
+      }
+      a.queue.push({ event, deadline })
+      a.last = event
+      this.#held += 1
+      counts.set(a, (counts.get(a) ?? 0) + 1)
     }
-    for (const { event, error } of failed) {
-      const status = await this.#outbox.fail({
-        owner: this.owner,
-        eventId: event.id,
-        error: describeError(error),
-        maxAttempts: this.#maxAttempts,
-        backoffMs: backoffDelay(event.attempts + 1, this.#backoff, this.#random),
-      })
-      add(status === null ? 'lostLeases' : status === 'dead' ? 'dead' : 'retried', 1)
+    const cut = events.length >= (probing ? Math.min(room, this.#perAggregate) : room)
+    // A settle of ours ran beside the claim: it may have held the row a continuation had to lock, so an
+    // empty continuation then says nothing about what is ready.
+    const raced = flushingBefore || this.#settleRounds !== roundsBefore || this.#flushing !== null
+    // Heads were asked for: worth asking again at once only if the claim filled what it asked (more may
+    // wait), or something woke the relay meanwhile.
+    if (newAggregates > 0 && started < newAggregates && !cut && this.#wakes === wakesBefore)
+      this.#wantHeads = false
+    for (const a of this.#aggregates.values()) {
+      const n = counts.get(a)
+      if (n !== undefined) {
+        a.more = n >= this.#perAggregate || cut
+        a.emptyRaces = 0
+      } else if (sentFor.get(a.key) === a) {
+        if (raced && a.emptyRaces === 0) a.emptyRaces = 1
+        else {
+          // Nothing follows it now; if something does later, a claim from the head finds it.
+          a.more = false
+          this.#headsWanted()
+        }
+      }
+      if (a.queue.length > 0) this.#enqueue(a)
+      else if (!a.working && !a.queued && !a.more) this.#aggregates.delete(a.key)
     }
-    if (unstarted.length > 0) add('released', await this.#outbox.release(this.owner, unstarted))
+    // New heads were asked for and more may be waiting only if the claim filled what it asked.
+    this.#askedHeads = newAggregates > 0
     return events.length
   }
 
-  async #run(): Promise<void> {
-    let lastProgress = Date.now()
-    let lastPurge = 0
-    while (!this.#stopping) {
-      let idle = true
-      try {
-        const settled = zero()
-        const claimed = await this.#track(this.#batch(settled))
-        idle = claimed === 0 || settled.published + settled.retried + settled.dead === 0
-      } catch (error) {
-        this.#onError(error)
-      }
-      const now = Date.now()
-      if (this.#retentionMs !== undefined && now - lastPurge >= this.#purgeIntervalMs) {
-        lastPurge = now
-        await this.purgeOnce().catch((error: unknown) => this.#onError(error))
-      }
-      if (this.#onProgress && now - lastProgress >= this.#progressIntervalMs) {
-        lastProgress = now
-        await this.#report()
-      }
-      if (idle) await this.#sleep(this.#pollIntervalMs)
-    }
-    if (this.#onProgress) await this.#report()
+  // ---- workers --------------------------------------------------------------------------------------------
+
+  #enqueue(a: Aggregate): void {
+    if (a.working || a.queued) return
+    a.queued = true
+    this.#line.push(a)
+    this.#startWorkers()
   }
 
-  async #report(): Promise<void> {
+  #startWorkers(): void {
+    while (this.#workers < this.#concurrency && this.#line.length > 0) {
+      const a = this.#line.shift()!
+      a.queued = false
+      this.#workers += 1
+      const done: Promise<void> = this.#work(a).finally(() => {
+        this.#workers -= 1
+        this.#workerDone.delete(done)
+        this.#startWorkers()
+        this.#signal()
+      })
+      this.#workerDone.add(done)
+    }
+  }
+
+  /** Publishes one aggregate's events in order, at most perAggregate before yielding its slot. */
+  async #work(a: Aggregate): Promise<void> {
+    a.working = true
     try {
-      this.#onProgress?.(await this.progress())
-    } catch (error) {
-      this.#onError(error)
+      for (let n = 0; n < this.#perAggregate && a.queue.length > 0; n++) {
+        const held = a.queue[0]!
+        if (this.#stopping || (this.#outage && !this.#outage.paused) || Date.now() >= held.deadline) {
+          a.aborted = true
+          break
+        }
+        const started = performance.now()
+        try {
+          await this.#publisher.publish(held.event)
+        } catch (error) {
+          a.queue.shift()
+          a.aborted = true
+          if (isBrokerUnreachable(error)) {
+            this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'released' })
+            this.#brokerDown(error)
+          } else {
+            this.#settle({
+              tenantId: held.event.tenantId,
+              eventId: held.event.id,
+              outcome: 'failed',
+              error: describeError(error),
+              backoffMs: backoffDelay(held.event.attempts + 1, this.#backoff, this.#random),
+            })
+          }
+          break
+        }
+        a.queue.shift()
+        this.#instruments?.publishDuration(performance.now() - started)
+        this.#instruments?.deliveryLatency(Date.now() - Date.parse(held.event.occurredAt))
+        this.#brokerUp()
+        this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'published' })
+        if (a.more && a.queue.length < this.#perAggregate / 2) this.#signal()
+      }
+    } finally {
+      a.working = false
+      if (a.aborted) this.#releaseRest(a)
+      if (a.queue.length > 0) this.#enqueue(a)
+      else if (a.aborted || !a.more) {
+        if (this.#aggregates.get(a.key) === a) this.#aggregates.delete(a.key)
+        this.#headsWanted()
+      }
     }
   }
 
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve()
+  /** Gives back every event of `a` not yet published, keeping the aggregate's order intact. */
+  #releaseRest(a: Aggregate): void {
+    a.aborted = true
+    for (const held of a.queue.splice(0)) {
+      this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'released' })
+    }
+  }
+
+  #settle(item: SettleItem): void {
+    this.#toSettle.push(item)
+    this.#startFlush()
+  }
+
+  /**
+   * Starts a settle statement unless one is in flight (then the items wait for the next), beside claims. A
+   * few items wait up to SETTLE_GATHER_MS for company: one statement per round, not one per publish.
+   */
+  #startFlush(): void {
+    if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
+    const enough = this.#toSettle.length >= Math.min(100, Math.ceil(this.#batchSize / 4))
+    if (!enough && !this.#stopping && this.#outage === null) {
+      this.#gatherTimer ??= setTimeout(() => {
+        this.#gatherTimer = undefined
+        this.#flushNow()
+      }, SETTLE_GATHER_MS)
+      return
+    }
+    this.#flushNow()
+  }
+
+  #flushNow(): void {
+    clearTimeout(this.#gatherTimer)
+    this.#gatherTimer = undefined
+    if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
+    this.#flushing = this.#flushSettle(false)
+      .catch((error: unknown) => {
+        this.#settleError = { error }
+      })
+      .finally(() => {
+        this.#flushing = null
+        this.#startFlush()
+        this.#signal()
+      })
+  }
+
+  /** Sends what workers settled: one statement (bounded), or until nothing is left when `all`. */
+  async #flushSettle(all = true): Promise<void> {
+    for (let first = true; this.#toSettle.length > 0 && (all || first); first = false) {
+      const items = this.#toSettle.splice(0, 5000)
+      this.#settleRounds += 1
+      let result: ReadonlyMap<string, string>
+      try {
+        result = await this.#outbox.settle({ owner: this.owner, items, maxAttempts: this.#maxAttempts })
+      } catch (error) {
+        this.#toSettle.unshift(...items)
+        throw error
+      }
+      const add = (key: keyof Counters, n = 1) => {
+        this.#totals[key] += n
+        this.#instruments?.count(key, n)
+      }
+      for (const item of items) {
+        this.#held -= 1
+        const status = result.get(item.eventId)
+        if (status === 'published') add('published')
+        else if (status === 'pending') add('retried')
+        else if (status === 'dead') add('dead')
+        else if (status === 'released') add('released')
+        else if (item.outcome !== 'released') add('lostLeases')
+      }
+      if (this.#held < 0) this.#held = 0
+      // Events committed behind these ones became heads only now: a claim from the heads is worth it (a
+      // wake that came while they were unsettled found nothing).
+      this.#headsWanted()
+    }
+  }
+
+  // ---- broker outages -------------------------------------------------------------------------------------
+
+  #brokerDown(error: unknown): void {
+    const outage = this.#outage
+    if (outage === null) {
+      this.#outage = { since: Date.now(), error, pauseMs: this.#brokerRetry.baseMs, paused: false }
+      this.#logger.log(
+        'warn',
+        'broker unreachable: publishing paused, events given back without an attempt',
+        {
+          owner: this.owner,
+          error: describeError(error),
+        },
+      )
+      this.#reportError(error, null)
+    } else if (outage.paused) {
+      // A probe failed: pause again, longer.
+      outage.paused = false
+      outage.error = error
+      outage.pauseMs = Math.min(this.#brokerRetry.maxMs, Math.max(1, outage.pauseMs * 2))
+    }
+    this.#signal()
+  }
+
+  #brokerUp(): void {
+    const outage = this.#outage
+    if (outage === null) return
+    this.#outage = null
+    this.#headsWanted()
+    this.#logger.log('info', 'broker reachable again: publishing resumed', {
+      owner: this.owner,
+      downMs: Date.now() - outage.since,
+    })
+    this.#signal()
+  }
+
+  /** Waits out one pause (or until the publisher says it reconnected), then lets one probe through. */
+  async #pause(): Promise<void> {
+    const outage = this.#outage
+    if (!outage) return
+    const abort = new AbortController()
+    const reachable = this.#publisher.whenReachable?.(abort.signal).then(
+      () => true,
+      () => false,
+    )
+    const waited = this.#waitSignal(outage.pauseMs, reachable)
+    await waited
+    abort.abort()
+    if (this.#outage === outage) outage.paused = true
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------------------
+
+  async #ensureInstruments(): Promise<void> {
+    if (this.#instruments) return
+    const meter = await loadMeter(this.#metricsOption)
+    this.#metered = meter !== null
+    this.#instruments = relayInstruments(meter, this.owner, {
+      brokerUp: () => this.#outage === null,
+      lag: () => this.#lastLag,
+    })
+  }
+
+  #reportError(error: unknown, what: string | null): void {
+    if (what !== null) this.#logger.log('error', what, { owner: this.owner, error: describeError(error) })
+    try {
+      this.#onError(error)
+    } catch {
+      // onError is the last resort; its own failure has nowhere to go.
+    }
+  }
+
+  #headsWanted(): void {
+    this.#wantHeads = true
+    this.#wakes += 1
+  }
+
+  #signal(): void {
+    this.#kicked = true
+    this.#kick?.()
+  }
+
+  /** Resolves true when signalled (work to do, a wake, stop, `also`), false after `ms`. */
+  #waitSignal(ms: number, also?: Promise<unknown>): Promise<boolean> {
+    if (this.#kicked || this.#stopping) {
+      this.#kicked = false
+      return Promise.resolve(true)
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done() {
+      let settled = false
+      const kick = () => finish(true)
+      const finish = (signalled: boolean) => {
+        if (settled) return
+        settled = true
         clearTimeout(timer)
-        resolve()
+        if (this.#kick === kick) this.#kick = null
+        this.#kicked = false
+        resolve(signalled)
       }
-      this.#wake = () => {
-        this.#wake = null
-        done()
-      }
+      const timer = setTimeout(() => finish(false), ms)
+      this.#kick = kick
+      also?.then(kick, kick)
     })
   }
 }

@@ -80,6 +80,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       "Session and single-use token records (store rules 10 and 11: one-read lookup, bounded purge of expired ones by a tenant-led expiry index); every factor's keyId set from its sealed secret, so seeds can be counted and re-sealed per key.",
   },
+  {
+    version: 10,
+    name: 'outbox_pending_aggregate_index',
+    recordTypes: [],
+    purpose:
+      "An index of pending and dead outbox events by aggregate (replacing 0002's), so the relay's head check and prefix claims never read published events; a dead-events index replacing 0004's leased-or-dead one and room on each page, so claims are HOT updates.",
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

@@ -138,8 +138,27 @@ export interface ListSealedFactorsQuery {
 export interface ClaimOptions {
   /** Who holds the lease; only this owner may acknowledge or fail the claimed events. */
   readonly owner: string
+  /** Most events returned, over all aggregates. */
   readonly limit: number
   readonly leaseMs: number
+  /**
+   * Most events of one aggregate in this claim: its ready prefix, in order (rule 1). Default 1: only heads,
+   * the behaviour before schema version 8.
+   */
+  readonly perAggregate?: number
+  /** Most aggregates started from their head in this claim. Default: bounded by `limit` only; 0: none. */
+  readonly newAggregates?: number
+  /**
+   * Aggregates whose events this owner holds, each named by the last event it claimed of it: claim the ready
+   * events that follow it (rule 5). Aggregates named here are not also started from their head.
+   */
+  readonly continueAfter?: readonly ClaimCursor[]
+}
+
+/** The last event an owner claimed of one aggregate, for a continuation claim. */
+export interface ClaimCursor {
+  readonly tenantId: string
+  readonly eventId: string
 }
 
 export interface FailOptions {
@@ -152,6 +171,30 @@ export interface FailOptions {
   readonly backoffMs: number
 }
 
+/** What a relay reports for one event it held, settled with the others of a batch in one call. */
+export type SettleItem =
+  | { readonly tenantId: string; readonly eventId: string; readonly outcome: 'published' }
+  /** Gives the lease back without counting an attempt (shutdown, an unreachable broker). */
+  | { readonly tenantId: string; readonly eventId: string; readonly outcome: 'released' }
+  | {
+      readonly tenantId: string
+      readonly eventId: string
+      readonly outcome: 'failed'
+      readonly error: string
+      /** Delay before the next attempt. */
+      readonly backoffMs: number
+    }
+
+export interface SettleOptions {
+  readonly owner: string
+  readonly items: readonly SettleItem[]
+  /** Attempts after which a failed event is dead. */
+  readonly maxAttempts: number
+}
+
+/** Per event settled: its status now, or `lost` when the owner no longer held its lease (nothing changed). */
+export type SettleResult = ReadonlyMap<string, 'published' | 'pending' | 'dead' | 'released' | 'lost'>
+
 export interface OutboxLag {
   readonly pending: number
   readonly dead: number
@@ -159,18 +202,41 @@ export interface OutboxLag {
   readonly oldestPendingAgeMs: number
 }
 
+export interface ListOutboxQuery {
+  readonly status: 'pending' | 'dead'
+  /** Only this tenant's events. */
+  readonly tenantId?: string
+  /** Only this aggregate's events (a user id, or a tenant id for tenant events). */
+  readonly aggregateId?: string
+  /** Default 100, at most 1000. */
+  readonly limit?: number
+  readonly cursor?: string
+}
+
+/** Stops a wake subscription. */
+export interface OutboxSubscription {
+  close(): Promise<void>
+}
+
 /**
  * The relay's view of the outbox. It works across tenants: a relay drains every tenant of one database.
  *
  * MUST rules:
- * 1. `claim` takes only events that are pending, due (`availableAt` reached) and unleased or lease-expired,
- *    and only the head of their aggregate's sequence: no earlier event of the same aggregate is pending or dead.
- *    Two concurrent claims MUST NOT return the same event while its lease holds.
+ * 1. `claim` takes only events that are pending, due (`availableAt` reached) and unleased or lease-expired.
+ *    Started from an aggregate's head (no earlier event of the aggregate is pending or dead), it takes the
+ *    aggregate's ready prefix: the head and the events right after it, in (sequence, position) order, up to
+ *    `perAggregate`, stopping before the first one that is not claimable (leased, not due, dead). Two
+ *    concurrent claims MUST NOT return the same event while its lease holds, nor events of one aggregate to
+ *    two owners at once. Events are returned ordered by aggregate, and in sequence order within each.
  * 2. An event of a commit that rolled back MUST never be claimed; an event whose commit lands late MUST be
  *    claimed once it has committed (claim by state, never by a cursor).
- * 3. `acknowledge` and `fail` change only events whose lease the owner still holds; a late call after the
- *    lease expired (or was taken over) changes nothing and reports so.
+ * 3. `acknowledge`, `fail`, `release` and `settle` change only events whose lease the owner still holds; a
+ *    late call after the lease expired (or was taken over) changes nothing and reports so.
  * 4. A dead event blocks its aggregate's later events until `retryDead` or `discardDead`.
+ * 5. A continuation (`continueAfter`) claims the ready events that directly follow the named event, as in
+ *    rule 1, only while every earlier pending event of that aggregate is leased to this owner; it renews the
+ *    lease of the aggregate's first pending event, so no other owner can start the aggregate meanwhile. When
+ *    the named event and everything before it are published, it is a claim from the head.
  */
 export interface OutboxAccess {
   claim(options: ClaimOptions): Promise<OutboxEntry[]>
@@ -180,6 +246,11 @@ export interface OutboxAccess {
   fail(options: FailOptions): Promise<'pending' | 'dead' | null>
   /** Gives back leases without counting an attempt (shutdown). Returns how many were released. */
   release(owner: string, eventIds: readonly string[]): Promise<number>
+  /**
+   * Publishes, fails and releases a batch of held events at once (one statement on SQL stores), with the
+   * rules of `acknowledge`, `fail` and `release`. Returns each event id with its outcome.
+   */
+  settle(options: SettleOptions): Promise<SettleResult>
   /** Makes a dead event pending again with zero attempts. Returns false when no dead event has that id. */
   retryDead(eventId: string): Promise<boolean>
   /** Marks a dead event discarded, unblocking its aggregate. Returns false when no dead event has that id. */
@@ -191,6 +262,16 @@ export interface OutboxAccess {
   get(eventId: string): Promise<OutboxEntry | null>
   /** Events of one aggregate in sequence order (tests, operators). */
   listForAggregate(tenantId: string, aggregateId: string): Promise<OutboxEntry[]>
+  /**
+   * Pending or dead events across tenants, oldest first (dead: by tenant and id), keyset-paginated: what an
+   * operator needs to find the id `retryDead` or `discardDead` takes.
+   */
+  list(query: ListOutboxQuery): Promise<Page<OutboxEntry>>
+  /**
+   * Optional: calls `onCommit` soon after a commit that wrote outbox events (LISTEN/NOTIFY on a server, an
+   * in-process signal otherwise), so a relay need not wait for its poll. A hint only: a relay still polls.
+   */
+  subscribe?(onCommit: () => void): Promise<OutboxSubscription>
 }
 
 /**

@@ -143,6 +143,8 @@ class CursorRelayStore extends DelegatingStore {
     lag: () => this.inner.outbox.lag(),
     get: (id) => this.inner.outbox.get(id),
     listForAggregate: (tenantId, aggregateId) => this.inner.outbox.listForAggregate(tenantId, aggregateId),
+    settle: (options) => this.inner.outbox.settle(options),
+    list: (query) => this.inner.outbox.list(query),
   }
   override get outbox(): OutboxAccess {
     return this.#outbox

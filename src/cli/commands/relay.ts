@@ -1,41 +1,272 @@
-import type { RelayProgress } from '../../outbox/relay.js'
+import { type Logger, lineLogger } from '../../domain/logger.js'
+import type { RelayOptions, RelayProgress } from '../../outbox/relay.js'
 import type { CommandContext } from '../shared/command.js'
 import { ExitCode } from '../shared/exit-codes.js'
 import { redactUrl } from '../shared/open-store.js'
 import { UsageError } from '../shared/usage-error.js'
 
-const progressLine = (p: RelayProgress) =>
-  `relay: published ${p.published}, retried ${p.retried}, dead ${p.dead}, lost leases ${p.lostLeases}, ` +
-  `pending ${p.pending}, oldest pending ${p.oldestPendingAgeMs} ms`
+type Kind = 'string' | 'count' | 'duration' | 'boolean' | 'choice'
+
+interface RelayFlag {
+  readonly kind: Kind
+  /** What it sets, for --help and docs/outbox.md. */
+  readonly help: string
+  readonly choices?: readonly string[]
+  /** Bounds of a count or duration (ms). */
+  readonly min?: number
+  readonly max?: number
+}
+
+const DAY_MS = 86_400_000
 
 /**
- * Publishes committed outbox events to NATS JetStream until SIGINT/SIGTERM (then finishes the batch in flight
- * and releases what it has not published), or drains once with --once.
+ * Every relay setting, as a flag and as an environment variable (`USER_ENGINE_RELAY_` + the flag in upper
+ * snake case: `--batch-size` is `USER_ENGINE_RELAY_BATCH_SIZE`). A flag wins over its variable. Durations
+ * take milliseconds or a unit: `500ms`, `30s`, `5m`, `2h`, `7d`.
  */
-export async function relayCommand({ store, flags, out }: CommandContext): Promise<ExitCode> {
-  const nats = flags.nats
-  if (typeof nats !== 'string') throw new UsageError('relay needs --nats URL')
+export const RELAY_FLAGS: Readonly<Record<string, RelayFlag>> = {
+  nats: { kind: 'string', help: 'NATS server URL(s), comma-separated (required)' },
+  stream: { kind: 'string', help: 'JetStream stream (default USER_ENGINE)' },
+  'subject-prefix': { kind: 'string', help: 'first subject token(s) (default user-engine)' },
+  replicas: {
+    kind: 'count',
+    min: 1,
+    max: 5,
+    help: 'stream replicas, on create or update (default 1 on create)',
+  },
+  'duplicate-window': {
+    kind: 'duration',
+    min: 100,
+    max: 7 * DAY_MS,
+    help: "stream's duplicate window, on create or update (default 2m on create)",
+  },
+  'publish-timeout': { kind: 'duration', min: 1, max: 600_000, help: 'wait for one broker ack (default 5s)' },
+  owner: { kind: 'string', help: 'lease owner id, unique per relay (default random)' },
+  'batch-size': { kind: 'count', min: 1, max: 10_000, help: 'events held at once (default 500)' },
+  'per-aggregate': {
+    kind: 'count',
+    min: 1,
+    max: 10_000,
+    help: "one aggregate's events per claim (default 100)",
+  },
+  'publish-concurrency': { kind: 'count', min: 1, max: 10_000, help: 'publishes in flight (default 32)' },
+  lease: { kind: 'duration', min: 1, max: 2_147_483_647, help: 'claim lease (default 30s)' },
+  'max-attempts': { kind: 'count', min: 1, max: 1_000_000, help: 'failed attempts before dead (default 10)' },
+  'backoff-base': {
+    kind: 'duration',
+    min: 0,
+    max: DAY_MS,
+    help: 'delay after the first failure (default 500ms)',
+  },
+  'backoff-max': { kind: 'duration', min: 0, max: DAY_MS, help: 'cap on the failure delay (default 60s)' },
+  'broker-retry-base': {
+    kind: 'duration',
+    min: 0,
+    max: DAY_MS,
+    help: 'first pause while the broker is unreachable (default 250ms)',
+  },
+  'broker-retry-max': {
+    kind: 'duration',
+    min: 0,
+    max: DAY_MS,
+    help: 'longest pause while the broker is unreachable (default 5s)',
+  },
+  'poll-interval': { kind: 'duration', min: 1, max: DAY_MS, help: 'poll when idle (default 1s)' },
+  wake: {
+    kind: 'choice',
+    choices: ['notify', 'poll'],
+    help: 'notify: LISTEN for commits, poll as fallback; poll: poll only (default notify)',
+  },
+  retention: {
+    kind: 'duration',
+    min: 0,
+    max: 3650 * DAY_MS,
+    help: 'purge published events older (default keep)',
+  },
+  'purge-batch-size': {
+    kind: 'count',
+    min: 1,
+    max: 100_000,
+    help: 'rows per purge statement (default 1000)',
+  },
+  'purge-interval': { kind: 'duration', min: 1, max: DAY_MS, help: 'how often to purge (default 1m)' },
+  'progress-interval': { kind: 'duration', min: 1, max: DAY_MS, help: 'progress line period (default 10s)' },
+  'idle-progress-interval': {
+    kind: 'duration',
+    min: 1,
+    max: DAY_MS,
+    help: 'while nothing changes, one progress line per (default 5m)',
+  },
+  'log-format': {
+    kind: 'choice',
+    choices: ['text', 'json'],
+    help: 'stderr lines (default text; json with --json)',
+  },
+  once: { kind: 'boolean', help: 'drain what is claimable now, then exit' },
+}
+
+/** The parseArgs option spec of the relay command. */
+export const RELAY_OPTIONS: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries(
+  Object.entries(RELAY_FLAGS).map(([name, f]) => [
+    name,
+    { type: f.kind === 'boolean' ? 'boolean' : 'string' },
+  ]),
+)
+
+export const relayEnvName = (flag: string) => `USER_ENGINE_RELAY_${flag.toUpperCase().replace(/-/g, '_')}`
+
+const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS }
+
+/** Resolves the relay settings from flags, then the environment; a malformed value is a usage error. */
+export function relaySettings(
+  flags: CommandContext['flags'],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Readonly<Record<string, string | number | boolean>> {
+  const out: Record<string, string | number | boolean> = {}
+  for (const [name, f] of Object.entries(RELAY_FLAGS)) {
+    const flag = flags[name]
+    const fromEnv = env[relayEnvName(name)]
+    const source = flag !== undefined ? `--${name}` : relayEnvName(name)
+    const raw = flag !== undefined ? flag : fromEnv === '' ? undefined : fromEnv
+    if (raw === undefined || raw === false) continue
+    if (f.kind === 'boolean') {
+      if (raw === true || raw === 'true' || raw === '1') out[name] = true
+      else if (raw !== 'false' && raw !== '0') throw new UsageError(`${source} must be true or false`)
+      continue
+    }
+    if (typeof raw !== 'string') throw new UsageError(`${source} takes a value`)
+    if (f.kind === 'string') {
+      if (raw.trim() === '') throw new UsageError(`${source} is empty`)
+      out[name] = raw
+    } else if (f.kind === 'choice') {
+      if (!f.choices?.includes(raw)) throw new UsageError(`${source} must be one of ${f.choices?.join(', ')}`)
+      out[name] = raw
+    } else {
+      const m = f.kind === 'duration' ? /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim()) : /^(\d+)$/.exec(raw.trim())
+      const value = m ? Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1) : Number.NaN
+      if (
+        !Number.isSafeInteger(value) ||
+        value < (f.min ?? 0) ||
+        value > (f.max ?? Number.MAX_SAFE_INTEGER)
+      ) {
+        const unit = f.kind === 'duration' ? ' ms (or 500ms, 30s, 5m, 2h, 7d)' : ''
+        throw new UsageError(`${source} must be an integer from ${f.min ?? 0} to ${f.max}${unit}`)
+      }
+      out[name] = value
+    }
+  }
+  return out
+}
+
+const progressText = (p: RelayProgress) =>
+  `relay: published ${p.published}, retried ${p.retried}, dead ${p.dead}, lost leases ${p.lostLeases}, ` +
+  `pending ${p.pending}, oldest pending ${p.oldestPendingAgeMs} ms` +
+  (p.broker === 'down' ? `, broker unreachable for ${Math.round(p.brokerDownMs / 1000)} s` : '')
+
+const progressFields = (p: RelayProgress) => ({
+  published: p.published,
+  retried: p.retried,
+  dead: p.dead,
+  lostLeases: p.lostLeases,
+  released: p.released,
+  purged: p.purged,
+  pending: p.pending,
+  deadInOutbox: p.deadInOutbox,
+  oldestPendingAgeMs: p.oldestPendingAgeMs,
+  broker: p.broker,
+  brokerDownMs: p.brokerDownMs,
+  held: p.held,
+})
+
+/** What makes a progress line news: any counter, the backlog, the dead count or the broker's state. */
+const fingerprint = (p: RelayProgress) =>
+  [
+    p.published,
+    p.retried,
+    p.dead,
+    p.lostLeases,
+    p.released,
+    p.purged,
+    p.pending,
+    p.deadInOutbox,
+    p.broker,
+  ].join()
+
+/**
+ * Publishes committed outbox events to NATS JetStream until SIGINT/SIGTERM (then finishes the publishes in
+ * flight and releases what it has not published), or drains once with --once. Progress, outages and errors
+ * go to stderr as text or JSON lines with a timestamp and level; the final summary to stdout.
+ */
+export async function relayCommand({ store, flags, out, env }: CommandContext): Promise<ExitCode> {
+  const s = relaySettings(flags, env)
+  const nats = s.nats
+  if (typeof nats !== 'string') throw new UsageError(`relay needs --nats URL (or ${relayEnvName('nats')})`)
+  const format = (s['log-format'] as 'text' | 'json' | undefined) ?? (out.json ? 'json' : 'text')
+  const logger: Logger = lineLogger(format, (line) => out.progress(line.replace(/\n$/, '')))
   if (!(await store.readiness()).ready) {
     out.error('the schema is not migrated; run: user-engine migrate')
     return ExitCode.FAILURE
   }
-  const stream = typeof flags.stream === 'string' ? flags.stream : undefined
-  const subjectPrefix = typeof flags['subject-prefix'] === 'string' ? flags['subject-prefix'] : undefined
-  out.progress(`relay: ${store.kind} store -> ${redactUrl(nats)} stream ${stream ?? 'USER_ENGINE'}`)
+  const num = (name: string) => (typeof s[name] === 'number' ? (s[name] as number) : undefined)
+  const str = (name: string) => (typeof s[name] === 'string' ? (s[name] as string) : undefined)
+  const servers = nats.split(',').map((u) => u.trim())
+  const stream = str('stream')
+  logger.log('info', `relay: ${store.kind} store -> ${redactUrl(nats)} stream ${stream ?? 'USER_ENGINE'}`, {
+    store: store.kind,
+    nats: redactUrl(nats),
+    stream: stream ?? 'USER_ENGINE',
+  })
+  const defined = <T extends object>(o: T): T =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
+  const backoff = defined({ baseMs: num('backoff-base'), maxMs: num('backoff-max') })
+  const brokerRetry = defined({ baseMs: num('broker-retry-base'), maxMs: num('broker-retry-max') })
+  const idleEvery = num('idle-progress-interval') ?? 300_000
+  let lastLine = ''
+  let lastAt = 0
+  const relayOptions: Omit<RelayOptions, 'outbox' | 'publisher'> = defined({
+    owner: str('owner'),
+    batchSize: num('batch-size'),
+    perAggregate: num('per-aggregate'),
+    publishConcurrency: num('publish-concurrency'),
+    leaseMs: num('lease'),
+    maxAttempts: num('max-attempts'),
+    pollIntervalMs: num('poll-interval'),
+    retentionMs: num('retention'),
+    purgeBatchSize: num('purge-batch-size'),
+    purgeIntervalMs: num('purge-interval'),
+    progressIntervalMs: num('progress-interval') ?? 10_000,
+    wakeOnCommit: s.wake !== 'poll',
+    ...(Object.keys(backoff).length > 0 ? { backoff } : {}),
+    ...(Object.keys(brokerRetry).length > 0 ? { brokerRetry } : {}),
+    logger,
+    // Errors are logged by the relay itself, with their context.
+    onError: () => {},
+    onProgress: (p: RelayProgress) => {
+      // Idle progress is news only now and then: nothing changed since the last line.
+      const now = Date.now()
+      const f = fingerprint(p)
+      if (f === lastLine && now - lastAt < idleEvery) return
+      lastLine = f
+      lastAt = now
+      logger.log(p.broker === 'down' ? 'warn' : 'info', progressText(p), progressFields(p))
+    },
+  })
   // Loaded here, so only the relay command needs the NATS client installed.
   const { createJetStreamRelay } = await import('../../outbox/nats/index.js')
   const relay = await createJetStreamRelay({
     outbox: store.outbox,
-    jetstream: {
-      servers: nats,
-      ...(stream === undefined ? {} : { stream }),
-      ...(subjectPrefix === undefined ? {} : { subjectPrefix }),
-    },
-    progressIntervalMs: 5_000,
-    onProgress: (p) => out.progress(progressLine(p)),
+    jetstream: defined({
+      servers,
+      stream,
+      subjectPrefix: str('subject-prefix'),
+      replicas: num('replicas'),
+      duplicateWindowMs: num('duplicate-window'),
+      timeoutMs: num('publish-timeout'),
+    }),
+    ...relayOptions,
   })
   try {
-    if (flags.once) {
+    if (s.once) {
       const result = await relay.drainOnce()
       const lag = await store.outbox.lag()
       out.result(
@@ -53,7 +284,7 @@ export async function relayCommand({ store, flags, out }: CommandContext): Promi
     relay.start()
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
-        out.progress(`relay: ${signal}: finishing the batch in flight`)
+        logger.log('info', `relay: ${signal}: finishing the batch in flight`, { signal })
         process.off('SIGINT', onInt)
         process.off('SIGTERM', onTerm)
         resolve()
@@ -65,7 +296,8 @@ export async function relayCommand({ store, flags, out }: CommandContext): Promi
     })
     await relay.stop()
     const p = await relay.progress()
-    out.result(p, progressLine(p))
+    logger.log('info', progressText(p), progressFields(p))
+    out.result(p, progressText(p))
     return ExitCode.OK
   } finally {
     await relay.close()

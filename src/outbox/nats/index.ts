@@ -6,7 +6,12 @@ import type { OutboxAccess } from '../../store/store.js'
 import { OutboxRelay, type RelayOptions } from '../relay.js'
 import { JetStreamPublisher, type JetStreamPublisherOptions } from './jetstream-publisher.js'
 
-export { EVENT_HEADERS, JetStreamPublisher, type JetStreamPublisherOptions } from './jetstream-publisher.js'
+export {
+  EVENT_HEADERS,
+  isNatsUnreachable,
+  JetStreamPublisher,
+  type JetStreamPublisherOptions,
+} from './jetstream-publisher.js'
 
 export type JetStreamRelayOptions = Omit<RelayOptions, 'outbox' | 'publisher'> & {
   readonly outbox: OutboxAccess

@@ -3,7 +3,8 @@ import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-n
 import { ErrorCode, UserEngineError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import type { OutboxEntry } from '../../domain/records.js'
-import { type Publisher, toPublishedEvent } from '../publisher.js'
+import { assertIntegerInRange } from '../../domain/validation.js'
+import { brokerUnreachable, type Publisher, toPublishedEvent } from '../publisher.js'
 
 // The NATS client is an optional peer: loaded on first connect, so importing this module never needs it.
 const loadNats = async () => {
@@ -36,8 +37,18 @@ export interface JetStreamPublisherOptions {
    * Size it above the relay's leaseMs plus the longest backoff you expect to re-publish within (docs/outbox.md).
    */
   readonly duplicateWindowMs?: number
+  /**
+   * The stream's replicas (1-5; 3 on a 3-node cluster). Applied when the stream is created, and updated on an
+   * existing stream when given. Default (new stream) 1.
+   */
+  readonly replicas?: number
   /** Time to wait for the broker's acknowledgement of one publish. Default 5000. */
   readonly timeoutMs?: number
+  /**
+   * After the NATS client gives a connection up (closed), how long to wait before building a new one,
+   * doubling up to `maxMs`. It never stops trying while the publisher is open. Default 500 / 30000.
+   */
+  readonly rebuild?: { readonly baseMs?: number; readonly maxMs?: number }
   /** Extra connection options (name, credentials, TLS); `servers` above wins. */
   readonly connection?: Omit<NodeConnectionOptions, 'servers'>
 }
@@ -55,15 +66,48 @@ export const EVENT_HEADERS = {
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000
 const NANOS_PER_MS = 1_000_000
 
+/** NATS client errors that mean the broker (or the stream's leader) could not be reached, not the event's fault. */
+const UNREACHABLE_ERRORS: ReadonlySet<string> = new Set([
+  'ClosedConnectionError',
+  'ConnectionError',
+  'DrainingConnectionError',
+  'NoRespondersError',
+  'TimeoutError',
+  'JetStreamNotEnabled',
+])
+
 /**
- * A broker error as PUBLISH_FAILED. The message names the broker's error class and code, never its text:
- * NATS messages can carry server URLs (with credentials) and subjects.
+ * True when `error` (or a cause of it) says NATS could not be reached: no connection, no server or stream
+ * leader answering (no responders, 503), or no acknowledgement in time (a stream without a leader while a
+ * cluster elects one). A timeout is counted here on purpose: it is the broker's state, and a relay that
+ * counted it against the event would kill events during a long election.
+ */
+export function isNatsUnreachable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (UNREACHABLE_ERRORS.has(e.name) || UNREACHABLE_ERRORS.has(e.constructor.name)) return true
+    const code = (e as { code?: unknown }).code
+    if (e.name === 'RequestError' && /no responders/i.test(e.message)) return true
+    if (
+      (e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError') &&
+      (code === 503 || code === 408)
+    )
+      return true
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return true
+  }
+  return false
+}
+
+/**
+ * A broker error as PUBLISH_FAILED: with `details.reason` 'unreachable' when NATS could not be reached (the
+ * relay then pauses instead of counting an attempt). The message names the broker's error class and code,
+ * never its text: NATS messages can carry server URLs (with credentials) and subjects.
  */
 function publishFailed(what: string, cause: unknown): UserEngineError {
   if (cause instanceof UserEngineError) return cause
   const name = cause instanceof Error ? cause.name : typeof cause
   const code = (cause as { code?: unknown } | null)?.code
   const kind = typeof code === 'string' || typeof code === 'number' ? `${name} ${code}` : name
+  if (isNatsUnreachable(cause)) return brokerUnreachable(`${what}: NATS unreachable (${kind})`, cause)
   return new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what} (${kind})`, { cause })
 }
 
@@ -76,19 +120,33 @@ function subjectToken(value: string): string {
   return token.length > 0 ? token : '_'
 }
 
+type Connection = { nc: NatsConnection; js: JetStreamClient; nats: NatsModules }
+
 /**
  * Publishes outbox events to a NATS JetStream stream. Each message carries `Nats-Msg-Id` = event id, so a
  * republish (after a lost lease, crash or lost acknowledgement) inside the stream's duplicate window is
  * dropped by the broker and consumers see the event once. Connects lazily on the first publish; call
  * `connect()` to fail fast at startup.
+ *
+ * Outages of any length: the NATS client reconnects forever (`maxReconnectAttempts: -1`); should it give a
+ * connection up anyway, the publisher builds a new one, with backoff, for as long as it is open. While not
+ * connected, `publish` fails at once with `brokerUnreachable` (PUBLISH_FAILED, `details.reason` 'unreachable')
+ * and `whenReachable` resolves at the next (re)connect, so a relay pauses and resumes by itself.
  */
 export class JetStreamPublisher implements Publisher {
   readonly stream: string
   readonly subjectPrefix: string
   readonly #options: JetStreamPublisherOptions
   readonly #subject: (event: OutboxEntry) => string
-  #ready: Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> | null = null
+  #ready: Promise<Connection> | null = null
   #closed = false
+  /** Whether the current connection is up (false between a disconnect and the reconnect). */
+  #connected = false
+  /** A connection is being opened (the first, or a rebuild). */
+  #opening = false
+  readonly #waiters = new Set<() => void>()
+  #rebuildTimer: ReturnType<typeof setTimeout> | undefined
+  #rebuildDelay: number
 
   constructor(options: JetStreamPublisherOptions) {
     this.#options = options
@@ -96,6 +154,11 @@ export class JetStreamPublisher implements Publisher {
     this.subjectPrefix = options.subjectPrefix ?? 'user-engine'
     this.#subject =
       options.subject ?? ((e) => `${this.subjectPrefix}.${subjectToken(e.tenantId)}.${subjectToken(e.type)}`)
+    this.#rebuildDelay = options.rebuild?.baseMs ?? 500
+    if (options.replicas !== undefined) assertIntegerInRange(options.replicas, 'replicas', 1, 5)
+    if (options.duplicateWindowMs !== undefined)
+      assertIntegerInRange(options.duplicateWindowMs, 'duplicateWindowMs', 100, 7 * 86_400_000)
+    if (options.timeoutMs !== undefined) assertIntegerInRange(options.timeoutMs, 'timeoutMs', 1, 600_000)
   }
 
   /** Connects and ensures the stream; idempotent. A failed attempt is retried on the next call. */
@@ -103,8 +166,23 @@ export class JetStreamPublisher implements Publisher {
     await this.#connection()
   }
 
+  /** Whether a connection is up right now. */
+  get connected(): boolean {
+    return this.#connected
+  }
+
   async publish(event: OutboxEntry): Promise<void> {
-    const { js, nats } = await this.#connection()
+    if (this.#ready !== null && !this.#opening && !this.#connected && !this.#closed) {
+      // Reconnecting: the client would buffer the publish until its timeout; say so at once instead.
+      throw brokerUnreachable(`publishing event ${event.id}: NATS is not connected (reconnecting)`)
+    }
+    let conn: Connection
+    try {
+      conn = await this.#connection()
+    } catch (cause) {
+      throw publishFailed(`publishing event ${event.id}: connecting to NATS failed`, cause)
+    }
+    const { js, nats } = conn
     const h = nats.transport.headers()
     h.set(EVENT_HEADERS.tenant, event.tenantId)
     h.set(EVENT_HEADERS.aggregateType, event.aggregateType)
@@ -126,34 +204,111 @@ export class JetStreamPublisher implements Publisher {
     }
   }
 
+  async whenReachable(signal: AbortSignal): Promise<void> {
+    if (this.#closed || signal.aborted) return
+    if (this.#connected) return
+    // Not connected and no connection being built (the first one failed): try one now.
+    if (this.#ready === null) this.#connection().catch(() => {})
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.#waiters.delete(done)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      this.#waiters.add(done)
+      signal.addEventListener('abort', done)
+    })
+  }
+
   /** Waits for publishes in flight, then closes the connection. */
   async close(): Promise<void> {
     this.#closed = true
+    clearTimeout(this.#rebuildTimer)
+    for (const w of [...this.#waiters]) w()
     const ready = this.#ready
     this.#ready = null
+    this.#connected = false
     if (!ready) return
     const { nc } = await ready.catch(() => ({ nc: null }))
-    if (nc && !nc.isClosed()) await nc.drain()
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close())
   }
 
-  #connection(): Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> {
+  #connection(): Promise<Connection> {
     if (this.#closed) {
       return Promise.reject(new UserEngineError(ErrorCode.STORE_CLOSED, 'the JetStream publisher is closed'))
     }
     if (!this.#ready) {
       const ready = this.#open()
       this.#ready = ready
-      ready.catch(() => {
-        if (this.#ready === ready) this.#ready = null
-      })
+      this.#opening = true
+      ready.then(
+        (conn) => {
+          this.#opening = false
+          this.#watch(ready, conn)
+        },
+        () => {
+          this.#opening = false
+          if (this.#ready === ready) this.#ready = null
+        },
+      )
     }
     return this.#ready
   }
 
-  async #open(): Promise<{ nc: NatsConnection; js: JetStreamClient; nats: NatsModules }> {
+  /** Follows the connection's status: up and down for `publish`, and a new connection when it closes. */
+  #watch(ready: Promise<Connection>, { nc }: Connection): void {
+    this.#connected = true
+    this.#rebuildDelay = this.#options.rebuild?.baseMs ?? 500
+    this.#wake()
+    void (async () => {
+      try {
+        for await (const s of nc.status()) {
+          if (this.#ready !== ready) return
+          if (s.type === 'disconnect' || s.type === 'reconnecting' || s.type === 'staleConnection') {
+            this.#connected = false
+          } else if (s.type === 'reconnect') {
+            this.#connected = true
+            this.#wake()
+          }
+        }
+      } catch {
+        // The iterator ends with the connection; closed() below handles it.
+      }
+    })()
+    void nc.closed().then(() => {
+      if (this.#ready !== ready) return
+      this.#connected = false
+      this.#ready = null
+      if (!this.#closed) this.#scheduleRebuild()
+    })
+  }
+
+  /** The client gave the connection up (it should not, with unlimited reconnects): build a new one. */
+  #scheduleRebuild(): void {
+    clearTimeout(this.#rebuildTimer)
+    const delay = this.#rebuildDelay
+    this.#rebuildDelay = Math.min(this.#options.rebuild?.maxMs ?? 30_000, delay * 2)
+    this.#rebuildTimer = setTimeout(() => {
+      if (this.#closed || this.#ready !== null) return
+      this.#connection().catch(() => this.#scheduleRebuild())
+    }, delay)
+  }
+
+  #wake(): void {
+    for (const w of [...this.#waiters]) w()
+  }
+
+  async #open(): Promise<Connection> {
     const nats = await loadNats()
     const nc = await nats.transport
-      .connect({ name: 'user-engine-relay', ...this.#options.connection, servers: this.#options.servers })
+      .connect({
+        name: 'user-engine-relay',
+        reconnectTimeWait: 1000,
+        ...this.#options.connection,
+        // Never give a connection up: an outage of any length must end with the relay publishing again.
+        maxReconnectAttempts: -1,
+        servers: this.#options.servers,
+      })
       .catch((cause: unknown) => {
         throw publishFailed('connecting to NATS failed', cause)
       })
@@ -169,11 +324,15 @@ export class JetStreamPublisher implements Publisher {
 
   async #ensureStream(nats: NatsModules, jsm: JetStreamManager): Promise<void> {
     const windowMs = this.#options.duplicateWindowMs
+    const replicas = this.#options.replicas
     try {
       const info = await jsm.streams.info(this.stream)
+      const update: { duplicate_window?: number; num_replicas?: number } = {}
       if (windowMs !== undefined && info.config.duplicate_window !== windowMs * NANOS_PER_MS) {
-        await jsm.streams.update(this.stream, { duplicate_window: windowMs * NANOS_PER_MS })
+        update.duplicate_window = windowMs * NANOS_PER_MS
       }
+      if (replicas !== undefined && info.config.num_replicas !== replicas) update.num_replicas = replicas
+      if (Object.keys(update).length > 0) await jsm.streams.update(this.stream, update)
     } catch (error) {
       if (
         !(error instanceof nats.js.JetStreamApiError) ||
@@ -185,6 +344,7 @@ export class JetStreamPublisher implements Publisher {
           name: this.stream,
           subjects: [`${this.subjectPrefix}.>`],
           duplicate_window: (windowMs ?? DEFAULT_DUPLICATE_WINDOW_MS) * NANOS_PER_MS,
+          ...(replicas === undefined ? {} : { num_replicas: replicas }),
         })
       } catch (addError) {
         // Another relay created it between our info and add: fine, as long as it exists now.

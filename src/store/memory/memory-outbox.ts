@@ -1,6 +1,23 @@
 import type { OutboxEntry, OutboxStatus } from '../../domain/records.js'
 import { assertId, assertPositiveInt } from '../../domain/validation.js'
-import type { ClaimOptions, FailOptions, OutboxAccess, OutboxLag } from '../store.js'
+import {
+  compareListKeys,
+  encodeListCursor,
+  validateClaimOptions,
+  validateListOutboxQuery,
+  validateSettleOptions,
+} from '../outbox-checks.js'
+import type {
+  ClaimOptions,
+  FailOptions,
+  ListOutboxQuery,
+  OutboxAccess,
+  OutboxLag,
+  OutboxSubscription,
+  Page,
+  SettleOptions,
+  SettleResult,
+} from '../store.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -13,6 +30,10 @@ export type OutboxRow = Mutable<OutboxEntry> & {
 
 const BLOCKING: ReadonlySet<OutboxStatus> = new Set(['pending', 'dead'])
 const iso = (ms: number) => new Date(ms).toISOString()
+const aggregateKey = (r: OutboxRow) => `${r.tenantId}\u0000${r.aggregateType}\u0000${r.aggregateId}`
+const bySequence = (a: OutboxRow, b: OutboxRow) => a.sequence - b.sequence || a.position - b.position
+const claimable = (r: OutboxRow, now: number) =>
+  r.status === 'pending' && r.availableAtMs <= now && (r.leaseUntilMs === null || r.leaseUntilMs <= now)
 
 function toEntry(row: OutboxRow): OutboxEntry {
   const { availableAtMs: _a, leaseUntilMs: _l, publishedAtMs: _p, ...entry } = row
@@ -21,33 +42,80 @@ function toEntry(row: OutboxRow): OutboxEntry {
 
 /** The reference outbox: the same claim-by-state rules the SQL store enforces with SKIP LOCKED. */
 export class InMemoryOutbox implements OutboxAccess {
+  readonly #listeners = new Set<() => void>()
+  #wakeQueued = false
+
   constructor(
     private readonly rows: OutboxRow[],
     private readonly assertUsable: () => void,
   ) {}
 
   async claim(options: ClaimOptions): Promise<OutboxEntry[]> {
-    assertId(options.owner, 'owner')
-    assertPositiveInt(options.limit, 'limit', 10_000)
-    assertPositiveInt(options.leaseMs, 'leaseMs')
+    const o = validateClaimOptions(options)
     this.assertUsable()
     const now = Date.now()
+    // Each aggregate's pending and dead events in order: its head first.
+    const queues = new Map<string, OutboxRow[]>()
+    for (const r of this.rows) {
+      if (!BLOCKING.has(r.status)) continue
+      const k = aggregateKey(r)
+      const q = queues.get(k)
+      if (q) q.push(r)
+      else queues.set(k, [r])
+    }
+    for (const q of queues.values()) q.sort(bySequence)
+    const runs: OutboxRow[][] = []
+    /** The ready events of `queue` from index `from`, at most perAggregate, stopping at the first that is not. */
+    const runFrom = (queue: OutboxRow[], from: number) => {
+      const run: OutboxRow[] = []
+      for (let i = from; i < queue.length && run.length < o.perAggregate; i++) {
+        if (!claimable(queue[i]!, now)) break
+        run.push(queue[i]!)
+      }
+      return run
+    }
+    const continued = new Set<string>()
+    for (const cursor of o.continueAfter) {
+      const at = this.rows.find((r) => r.tenantId === cursor.tenantId && r.id === cursor.eventId)
+      if (!at) continue
+      const k = aggregateKey(at)
+      continued.add(k)
+      const queue = queues.get(k)
+      if (!queue) continue
+      const head = queue[0]!
+      const held = bySequence(head, at) <= 0
+      // Rule 5: while earlier events are pending, they must all be this owner's (the head stands for them).
+      if (held && !(head.leaseOwner === o.owner && head.leaseUntilMs !== null && head.leaseUntilMs > now))
+        continue
+      const from = queue.findIndex((r) => bySequence(r, at) > 0)
+      if (from === -1) continue
+      const run = runFrom(queue, from)
+      if (run.length === 0) continue
+      if (held) {
+        head.leaseUntilMs = Math.max(head.leaseUntilMs ?? 0, now + o.leaseMs)
+        head.leaseUntil = iso(head.leaseUntilMs)
+      }
+      runs.push(run)
+    }
+    if (o.newAggregates > 0) {
+      const heads = [...queues.entries()]
+        .filter(([k, q]) => !continued.has(k) && claimable(q[0]!, now))
+        .map(([, q]) => q)
+        .sort((a, b) => a[0]!.availableAtMs - b[0]!.availableAtMs)
+        .slice(0, o.newAggregates)
+      for (const q of heads) runs.push(runFrom(q, 0))
+    }
+    // Oldest first across aggregates, each run whole and in order; the limit cuts the last one short.
+    runs.sort((a, b) => a[0]!.availableAtMs - b[0]!.availableAtMs)
     const claimed: OutboxRow[] = []
-    const due = this.rows
-      .filter(
-        (r) =>
-          r.status === 'pending' &&
-          r.availableAtMs <= now &&
-          (r.leaseUntilMs === null || r.leaseUntilMs <= now),
-      )
-      .sort((a, b) => a.availableAtMs - b.availableAtMs)
-    for (const row of due) {
-      if (claimed.length >= options.limit) break
-      if (!this.#isHead(row)) continue
-      row.leaseOwner = options.owner
-      row.leaseUntilMs = now + options.leaseMs
-      row.leaseUntil = iso(row.leaseUntilMs)
-      claimed.push(row)
+    for (const run of runs) {
+      for (const row of run) {
+        if (claimed.length >= o.limit) break
+        row.leaseOwner = o.owner
+        row.leaseUntilMs = now + o.leaseMs
+        row.leaseUntil = iso(row.leaseUntilMs)
+        claimed.push(row)
+      }
     }
     return claimed.map(toEntry)
   }
@@ -103,6 +171,41 @@ export class InMemoryOutbox implements OutboxAccess {
       released++
     }
     return released
+  }
+
+  async settle(options: SettleOptions): Promise<SettleResult> {
+    const o = validateSettleOptions(options)
+    this.assertUsable()
+    const now = Date.now()
+    const result = new Map<string, 'published' | 'pending' | 'dead' | 'released' | 'lost'>()
+    for (const item of o.items) {
+      const row = this.#held(o.owner, item.eventId, now)
+      if (!row || row.tenantId !== item.tenantId) {
+        result.set(item.eventId, 'lost')
+        continue
+      }
+      row.leaseOwner = null
+      row.leaseUntil = null
+      row.leaseUntilMs = null
+      if (item.outcome === 'published') {
+        row.status = 'published'
+        row.publishedAtMs = now
+        row.publishedAt = iso(now)
+        result.set(item.eventId, 'published')
+      } else if (item.outcome === 'released') {
+        result.set(item.eventId, 'released')
+      } else {
+        row.attempts += 1
+        row.lastError = item.error
+        if (row.attempts >= o.maxAttempts) row.status = 'dead'
+        else {
+          row.availableAtMs = now + item.backoffMs
+          row.availableAt = iso(row.availableAtMs)
+        }
+        result.set(item.eventId, row.status === 'dead' ? 'dead' : 'pending')
+      }
+    }
+    return result
   }
 
   async retryDead(eventId: string): Promise<boolean> {
@@ -175,16 +278,50 @@ export class InMemoryOutbox implements OutboxAccess {
       .map(toEntry)
   }
 
-  #isHead(row: OutboxRow): boolean {
-    return !this.rows.some(
-      (o) =>
-        o !== row &&
-        o.tenantId === row.tenantId &&
-        o.aggregateType === row.aggregateType &&
-        o.aggregateId === row.aggregateId &&
-        BLOCKING.has(o.status) &&
-        (o.sequence < row.sequence || (o.sequence === row.sequence && o.position < row.position)),
-    )
+  async list(query: ListOutboxQuery): Promise<Page<OutboxEntry>> {
+    const q = validateListOutboxQuery(query)
+    this.assertUsable()
+    const rows = this.rows
+      .filter(
+        (r) =>
+          r.status === q.status &&
+          (q.tenantId === undefined || r.tenantId === q.tenantId) &&
+          (q.aggregateId === undefined || r.aggregateId === q.aggregateId) &&
+          (q.after === undefined || compareListKeys(r, q.after) > 0),
+      )
+      .sort(compareListKeys)
+    const items = rows.slice(0, q.limit)
+    const last = items[items.length - 1]
+    return {
+      items: items.map(toEntry),
+      nextCursor: rows.length > q.limit && last ? encodeListCursor(last) : null,
+    }
+  }
+
+  async subscribe(onCommit: () => void): Promise<OutboxSubscription> {
+    this.assertUsable()
+    this.#listeners.add(onCommit)
+    return {
+      close: async () => {
+        this.#listeners.delete(onCommit)
+      },
+    }
+  }
+
+  /** Called by the store after a commit that wrote events: wakes subscribers after the commit returns. */
+  committed(): void {
+    if (this.#listeners.size === 0 || this.#wakeQueued) return
+    this.#wakeQueued = true
+    setImmediate(() => {
+      this.#wakeQueued = false
+      for (const listener of this.#listeners) {
+        try {
+          listener()
+        } catch {
+          // A listener's failure is its own; the commit already succeeded.
+        }
+      }
+    })
   }
 
   #held(owner: string, eventId: string, now: number): OutboxRow | undefined {

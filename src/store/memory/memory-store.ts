@@ -550,6 +550,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
         publishedAtMs: null,
       })
     }
+    if (plan.events.length > 0) this.outbox.committed()
   }
 
   #assertOpen(): void {

@@ -500,6 +500,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // A relay's LISTEN connection is checked out of the pool: a pool ends only once it is back.
+    await this.outbox.closeSubscriptions()
     await this.driver.close()
   }
 
@@ -544,6 +546,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     } catch (error) {
       throw this.#commitError(plan, error)
     }
+    if (plan.events.length > 0) this.outbox.committed()
   }
 
   #commitError(plan: CommitPlan, error: unknown): unknown {

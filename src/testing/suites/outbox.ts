@@ -1,10 +1,11 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { OutboxEntry } from '../../domain/records.js'
-import type { UserEngineStore } from '../../store/store.js'
+import type { ClaimOptions, UserEngineStore } from '../../store/store.js'
 import { deferred } from '../shared/barrier.js'
 import { type CaseContext, freshId, suite } from '../shared/context.js'
 import { assert, expectCode, sleep, within } from '../shared/expect.js'
 import { changeUser, seedUser } from '../shared/fixtures.js'
+import { ConformanceSkip } from '../shared/types.js'
 
 const LONG_LEASE = 30_000
 
@@ -16,10 +17,11 @@ async function claimOwn(
   store: UserEngineStore,
   tenants: string | readonly string[],
   owner: string,
-  options: { limit?: number; leaseMs?: number } = {},
+  options: Omit<Partial<ClaimOptions>, 'owner'> = {},
 ): Promise<OutboxEntry[]> {
   const mine = new Set(typeof tenants === 'string' ? [tenants] : tenants)
   const claimed = await store.outbox.claim({
+    ...options,
     owner,
     limit: options.limit ?? 1000,
     leaseMs: options.leaseMs ?? LONG_LEASE,
@@ -92,10 +94,22 @@ async function setup(ctx: CaseContext) {
   return { store, tenantId: await ctx.newTenant(store) }
 }
 
-/** OutboxAccess rules 1-4 and UnitOfWork rule 5. */
+/** Labels of `events` grouped per aggregate, in the order claimed. */
+function perAggregate(events: readonly OutboxEntry[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const e of events) {
+    out[e.aggregateId] ??= []
+    out[e.aggregateId]!.push(label(e))
+  }
+  return out
+}
+
+const ids = (events: readonly OutboxEntry[]) => events.map((e) => e.id)
+
+/** OutboxAccess rules 1-5 and UnitOfWork rule 5. */
 export const outboxSuite = suite(
   'outbox',
-  'events are ordered per aggregate and claimed by state, head first',
+  'events are ordered per aggregate and claimed by state, a ready prefix at a time',
   [
     {
       name: "events carry the user's new version as sequence and their position within the commit",
@@ -521,6 +535,265 @@ export const outboxSuite = suite(
           b.map((e) => e.id),
         )
         assertPerUserOrder(await drain(stores, tenantId, all.length), all)
+      },
+    },
+    {
+      name: "claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const a = await userWithEvents(store, tenantId, 3, 2)
+        const b = await userWithEvents(store, tenantId, 2, 1)
+        const first = await claimOwn(store, tenantId, 'relay-a', { perAggregate: 4 })
+        assert.deepEqual(perAggregate(first), {
+          [a.userId]: a.events.slice(0, 4).map(label),
+          [b.userId]: b.events.map(label),
+        })
+        assert.ok(
+          first.every((e) => e.leaseOwner === 'relay-a'),
+          'a claimed event is not leased to its claimer',
+        )
+        assert.deepEqual(
+          await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 }),
+          [],
+          'an event behind a held prefix was claimed by another relay',
+        )
+        await store.outbox.acknowledge('relay-a', ids(first))
+        const rest = await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 })
+        assert.deepEqual(perAggregate(rest), { [a.userId]: a.events.slice(4).map(label) })
+      },
+    },
+    {
+      name: 'a prefix stops before the first event that is not claimable: leased, not due or dead',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 4)
+        const [e1, e2, e3, e4] = events as [OutboxEntry, OutboxEntry, OutboxEntry, OutboxEntry]
+        const held = await claimOwn(store, tenantId, 'relay-a', { perAggregate: 2 })
+        assert.deepEqual(ids(held), [e1.id, e2.id])
+        // e1 given back, e2 still leased: a claim from the head takes e1 and stops at e2.
+        assert.equal(await store.outbox.release('relay-a', [e1.id]), 1)
+        const again = await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 })
+        assert.deepEqual(ids(again), [e1.id], 'the prefix ran past a leased event')
+        await store.outbox.acknowledge('relay-b', [e1.id])
+        await store.outbox.acknowledge('relay-a', [e2.id])
+        // e3 fails with a long backoff: not due, so e4 behind it waits too.
+        const [h3] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(h3?.id, e3.id)
+        const status = await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: e3.id,
+          error: 'broker said no',
+          maxAttempts: 2,
+          backoffMs: LONG_LEASE,
+        })
+        assert.equal(status, 'pending')
+        assert.deepEqual(await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 }), [], 'not due')
+        assert.equal((await store.outbox.get(e4.id))?.leaseOwner, null)
+      },
+    },
+    {
+      name: 'the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const users = [] as { userId: string; events: OutboxEntry[] }[]
+        for (let i = 0; i < 3; i++) users.push(await userWithEvents(store, tenantId, 3))
+        const all = users.flatMap((u) => u.events)
+        const none = await claimOwn(store, tenantId, 'relay-a', { perAggregate: 3, newAggregates: 0 })
+        assert.deepEqual(none, [], 'newAggregates 0 started an aggregate')
+        const two = await claimOwn(store, tenantId, 'relay-a', { perAggregate: 3, newAggregates: 2 })
+        assert.equal(Object.keys(perAggregate(two)).length, 2, 'newAggregates 2')
+        await store.outbox.release('relay-a', ids(two))
+        const cut = await claimOwn(store, tenantId, 'relay-a', { perAggregate: 3, limit: 4 })
+        assert.equal(cut.length, 4)
+        for (const [userId, got] of Object.entries(perAggregate(cut))) {
+          const expected = all.filter((e) => e.aggregateId === userId).map(label)
+          assert.deepEqual(got, expected.slice(0, got.length), `the claim of ${userId} is not a prefix`)
+        }
+      },
+    },
+    {
+      name: "a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { userId, events } = await userWithEvents(store, tenantId, 6)
+        const e = events as OutboxEntry[]
+        const first = await claimOwn(store, tenantId, 'relay-a', {
+          perAggregate: 2,
+          leaseMs: ctx.leaseMs * 3,
+        })
+        assert.deepEqual(ids(first), ids(e.slice(0, 2)))
+        const cursor = (owner: string, last: OutboxEntry) =>
+          claimOwn(store, tenantId, owner, {
+            perAggregate: 2,
+            newAggregates: 0,
+            continueAfter: [{ tenantId, eventId: last.id }],
+          })
+        assert.deepEqual(await cursor('relay-b', e[1]!), [], 'a continuation for an owner holding nothing')
+        const next = await cursor('relay-a', e[1]!)
+        assert.deepEqual(ids(next), ids(e.slice(2, 4)), 'the continuation')
+        // The first claim's lease was short; the continuation renewed the first event's, so after it lapses
+        // nobody can start the aggregate from its head.
+        await sleep(ctx.leaseMs * 3 + 30)
+        assert.deepEqual(
+          await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 }),
+          [],
+          "the aggregate was started while its owner's continuation held it",
+        )
+        await store.outbox.acknowledge('relay-a', ids(next))
+        // Only the first event's lease was renewed; the second's lapsed, so its acknowledgement is refused.
+        assert.deepEqual(await store.outbox.acknowledge('relay-a', ids(first)), [e[0]!.id], 'renewed lease')
+        assert.deepEqual(await cursor('relay-a', e[3]!), [], 'a continuation behind a lapsed lease')
+        const rest = await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 })
+        assert.deepEqual(ids(rest), [e[1]!.id, e[4]!.id, e[5]!.id], 'the pending events from the head')
+        await store.outbox.acknowledge('relay-b', ids(rest))
+        assert.deepEqual(await cursor('relay-b', e[5]!), [], 'nothing follows the last event')
+        // Everything up to the cursor is published: a continuation is then a claim from the head.
+        await changeUser(store, tenantId, userId, (tx) => tx.enqueue({ type: 'user.changed', userId }))
+        const [later] = await store.outbox.listForAggregate(tenantId, userId).then((all) => all.slice(6))
+        assert.deepEqual(ids(await cursor('relay-a', e[5]!)), [later?.id])
+      },
+    },
+    {
+      name: "a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 3)
+        const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
+        assert.equal(held?.id, events[0]!.id)
+        await sleep(ctx.leaseMs * 2 + 20)
+        const late = await claimOwn(store, tenantId, 'relay-a', {
+          perAggregate: 5,
+          newAggregates: 0,
+          continueAfter: [{ tenantId, eventId: held.id }],
+        })
+        assert.deepEqual(late, [], 'a continuation behind a lapsed lease')
+        const taken = await claimOwn(store, tenantId, 'relay-b', { perAggregate: 5 })
+        assert.deepEqual(ids(taken), ids(events), 'another relay could not start the aggregate')
+      },
+    },
+    {
+      name: 'settle publishes, fails and releases a batch at once, only where the owner holds the lease',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const users = []
+        for (let i = 0; i < 5; i++) users.push(await userWithEvents(store, tenantId, 2))
+        const [pub, retry, kill, back, other] = users.map((u) => u.events) as OutboxEntry[][]
+        const held = await claimOwn(store, tenantId, 'relay-a', { newAggregates: 4 })
+        assert.equal(held.length, 4)
+        const byUser = (events: OutboxEntry[] | undefined) => held.find((h) => h.id === events?.[0]?.id)
+        const theirs = await claimOwn(store, tenantId, 'relay-b')
+        assert.equal(theirs.length, 1)
+        const mine = (events: OutboxEntry[] | undefined) => {
+          const h = byUser(events) ?? theirs[0]!
+          return { tenantId, eventId: h.id }
+        }
+        const result = await store.outbox.settle({
+          owner: 'relay-a',
+          maxAttempts: 2,
+          items: [
+            { ...mine(pub), outcome: 'published' },
+            { ...mine(retry), outcome: 'failed', error: 'timeout', backoffMs: 0 },
+            { ...mine(back), outcome: 'released' },
+            { tenantId, eventId: theirs[0]!.id, outcome: 'published' },
+          ],
+        })
+        const outcome = (events: OutboxEntry[] | undefined) => result.get(mine(events).eventId)
+        assert.equal(outcome(pub), 'published')
+        assert.equal(outcome(retry), 'pending')
+        assert.equal(outcome(back), 'released')
+        assert.equal(result.get(theirs[0]!.id), 'lost', "settling another owner's event")
+        const retried = await store.outbox.get(mine(retry).eventId)
+        assert.deepEqual([retried?.attempts, retried?.lastError, retried?.leaseOwner], [1, 'timeout', null])
+        const released = await store.outbox.get(mine(back).eventId)
+        assert.deepEqual([released?.attempts, released?.leaseOwner, released?.status], [0, null, 'pending'])
+        assert.equal((await store.outbox.get(theirs[0]!.id))?.status, 'pending')
+        const killed = await store.outbox.settle({
+          owner: 'relay-a',
+          maxAttempts: 1,
+          items: [{ ...mine(kill), outcome: 'failed', error: 'poison', backoffMs: 0 }],
+        })
+        assert.equal(killed.get(mine(kill).eventId), 'dead')
+        const again = await store.outbox.settle({
+          owner: 'relay-a',
+          maxAttempts: 2,
+          items: [{ ...mine(pub), outcome: 'published' }],
+        })
+        assert.equal(again.get(mine(pub).eventId), 'lost', 'settled twice')
+        assert.ok(other, 'five users')
+      },
+    },
+    {
+      name: 'list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const a = await userWithEvents(store, tenantId, 3)
+        const b = await userWithEvents(store, tenantId, 2)
+        const [head] = await claimOwn(store, tenantId, 'relay-a', { newAggregates: 1, perAggregate: 1 })
+        assert.ok(head)
+        await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: head.id,
+          error: 'x',
+          maxAttempts: 1,
+          backoffMs: 0,
+        })
+        const dead = await store.outbox.list({ status: 'dead', tenantId })
+        assert.deepEqual(ids(dead.items), [head.id])
+        assert.equal(dead.nextCursor, null)
+        const seen: OutboxEntry[] = []
+        let cursor: string | undefined
+        for (let page = 0; page < 10; page++) {
+          const got = await store.outbox.list({
+            status: 'pending',
+            tenantId,
+            limit: 2,
+            ...(cursor === undefined ? {} : { cursor }),
+          })
+          seen.push(...got.items)
+          if (got.nextCursor === null) break
+          cursor = got.nextCursor
+        }
+        const pending = [...a.events, ...b.events].filter((e) => e.id !== head.id)
+        assert.deepEqual(ids(seen).sort(), ids(pending).sort(), 'paging missed or repeated events')
+        assert.ok(
+          seen.every((e) => e.status === 'pending'),
+          'a listed event is not pending',
+        )
+        const ofB = await store.outbox.list({ status: 'pending', tenantId, aggregateId: b.userId })
+        assert.deepEqual(ids(ofB.items), ids(b.events), "one user's pending events, in order")
+        await expectCode(
+          store.outbox.list({ status: 'published' as 'dead' }),
+          ErrorCode.VALIDATION,
+          'a status list does not offer',
+        )
+        await expectCode(
+          store.outbox.list({ status: 'dead', cursor: 'not-a-cursor' }),
+          ErrorCode.VALIDATION,
+          'a forged cursor',
+        )
+      },
+    },
+    {
+      name: 'subscribe wakes a relay soon after a commit that wrote events (optional)',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        if (store.outbox.subscribe === undefined) {
+          throw new ConformanceSkip('the store has no outbox.subscribe; relays poll')
+        }
+        let wakes = 0
+        const woke = deferred()
+        const subscription = await store.outbox.subscribe(() => {
+          wakes++
+          woke.resolve()
+        })
+        try {
+          const before = wakes
+          await userWithEvents(store, tenantId, 1)
+          await within(woke.promise, 5000, 'no wake after a commit with events')
+          assert.ok(wakes > before)
+        } finally {
+          await subscription.close()
+        }
       },
     },
   ],

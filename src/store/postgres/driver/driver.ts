@@ -25,6 +25,16 @@ export interface SqlDriver extends SqlSession {
    * BEGIN/COMMIT need. Other work on the driver may run meanwhile on other connections (pglite: waits).
    */
   session<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>
+  /**
+   * Optional: LISTEN on `channel` on a connection of its own, calling `onNotify` for each notification, and
+   * `onLost` once if that connection drops (the listener is then gone; listen again). Server drivers only.
+   */
+  listen?(channel: string, onNotify: () => void, onLost: (error: unknown) => void): Promise<SqlListener>
   /** Releases what the driver owns (a pool it created, an embedded database). */
+  close(): Promise<void>
+}
+
+/** A held LISTEN connection; `close()` gives it up. */
+export interface SqlListener {
   close(): Promise<void>
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
 import { optionsObject } from '../../../domain/validation.js'
-import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
+import type { SqlDriver, SqlListener, SqlResult, SqlSession } from './driver.js'
 import { type ConnectionTarget, connectError, isConnectionError, noteTarget } from './errors.js'
 
 /** The part of a `pg` result the driver reads. */
@@ -17,6 +17,12 @@ export interface PgClientLike {
   /** node-postgres' query config form: a `name` prepares the statement once per connection. */
   query(config: { name: string; text: string; values: unknown[] }): Promise<PgQueryResultLike>
   release(destroy?: boolean | Error): void
+}
+
+/** The events of a pg.Client that `listen` uses (notification, error, end). */
+interface PgEmitterLike {
+  on?: (event: string, listener: (...args: never[]) => void) => unknown
+  off?: (event: string, listener: (...args: never[]) => void) => unknown
 }
 
 /**
@@ -316,10 +322,72 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     // A script must run on one connection (the pool may hand each query to a different one).
     exec: (sql) => onConnection((client) => sessionOf(client, target, prepared).exec(sql)),
     session: (fn) => onConnection((client) => fn(sessionOf(client, target, prepared))),
+    listen: (channel, onNotify, onLost) => listenOn(connect, channel, onNotify, onLost, target),
     async close() {
       if (closed) return
       closed = true
       if (owned) await p.end()
+    },
+  }
+}
+
+/**
+ * LISTEN on a pooled connection held until `close()` (it counts against the pool's size). The channel is a
+ * constant of this package, checked to be a plain name because LISTEN takes no parameter.
+ */
+async function listenOn(
+  connect: () => Promise<PgClientLike>,
+  channel: string,
+  onNotify: () => void,
+  onLost: (error: unknown) => void,
+  target: ConnectionTarget,
+): Promise<SqlListener> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) {
+    throw new ValidationError('a LISTEN channel must be a plain lower-case name', {
+      details: { field: 'channel' },
+    })
+  }
+  const client = await connect()
+  const emitter = client as PgClientLike & PgEmitterLike
+  const on = emitter.on?.bind(client)
+  const off = emitter.off?.bind(client)
+  if (on === undefined || off === undefined) {
+    client.release()
+    throw new ValidationError('listening needs a pg.Pool whose clients emit events', {
+      details: { field: 'pool' },
+    })
+  }
+  let done = false
+  const onNotification = (message: { channel?: string }) => {
+    if (message.channel === channel) onNotify()
+  }
+  const stop = (error: unknown) => {
+    if (done) return
+    done = true
+    off('notification', onNotification)
+    client.release(true)
+    onLost(noteTarget(error, target))
+  }
+  const onError = (error: unknown) => stop(error)
+  const onEnd = () => stop(new Error('the LISTEN connection ended'))
+  on('notification', onNotification)
+  on('error', onError)
+  on('end', onEnd)
+  try {
+    await client.query(`LISTEN ${channel}`)
+  } catch (error) {
+    done = true
+    off('notification', onNotification)
+    client.release(true)
+    throw noteTarget(error, target)
+  }
+  return {
+    async close() {
+      if (done) return
+      done = true
+      off('notification', onNotification)
+      // Destroyed rather than returned: the pool must not hand out a connection still listening.
+      client.release(true)
     },
   }
 }

@@ -78,4 +78,12 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     nonTransactionalReason:
       'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every record.',
   },
+  {
+    ...schemaVersion(10),
+    file: '0010_outbox_pending_aggregate_index.sql',
+    checksum: 'f541cd26a18cadcdef9fa1d89748ad8c485975e11fcdc6d6f5560ca986375ae4',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
+  },
 ])

@@ -1,0 +1,199 @@
+import { ValidationError } from '../domain/errors.js'
+import type { AggregateType } from '../domain/records.js'
+import { assertId, assertIntegerInRange, assertPositiveInt, optionsObject } from '../domain/validation.js'
+import type { ClaimCursor, ClaimOptions, ListOutboxQuery, SettleItem, SettleOptions } from './store.js'
+
+/**
+ * The checks every outbox runs on its inputs, so every store refuses the same input the same way. Values are
+ * never echoed: ids and errors come from a relay, but a malformed one may be anything.
+ */
+
+/** Most events one claim may return, and one aggregate may contribute. */
+export const MAX_CLAIM_LIMIT = 10_000
+/** Most events one settle call may name. */
+export const MAX_SETTLE_ITEMS = 10_000
+/** `lastError` is kept to this many characters. */
+export const LAST_ERROR_CHARS = 500
+const MAX_INT4 = 2_147_483_647
+
+export interface ValidClaim {
+  readonly owner: string
+  readonly limit: number
+  readonly leaseMs: number
+  readonly perAggregate: number
+  readonly newAggregates: number
+  readonly continueAfter: readonly ClaimCursor[]
+}
+
+export function validateClaimOptions(options: ClaimOptions): ValidClaim {
+  const o = optionsObject(options, 'claim options', [
+    'owner',
+    'limit',
+    'leaseMs',
+    'perAggregate',
+    'newAggregates',
+    'continueAfter',
+  ])
+  assertId(o.owner, 'owner')
+  assertPositiveInt(o.limit, 'limit', MAX_CLAIM_LIMIT)
+  assertPositiveInt(o.leaseMs, 'leaseMs', MAX_INT4)
+  const perAggregate = o.perAggregate ?? 1
+  assertPositiveInt(perAggregate, 'perAggregate', MAX_CLAIM_LIMIT)
+  const newAggregates = o.newAggregates ?? o.limit
+  assertIntegerInRange(newAggregates, 'newAggregates', 0, MAX_CLAIM_LIMIT)
+  const cursors = o.continueAfter ?? []
+  if (!Array.isArray(cursors) || cursors.length > MAX_CLAIM_LIMIT) {
+    throw new ValidationError(`continueAfter must be an array of at most ${MAX_CLAIM_LIMIT} cursors`, {
+      details: { field: 'continueAfter' },
+    })
+  }
+  const seen = new Set<string>()
+  const continueAfter: ClaimCursor[] = []
+  for (const c of cursors as unknown[]) {
+    const k = optionsObject(c, 'continueAfter cursor', ['tenantId', 'eventId'])
+    assertId(k.tenantId, 'continueAfter.tenantId')
+    assertId(k.eventId, 'continueAfter.eventId')
+    const key = `${k.tenantId}\u0000${k.eventId}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    continueAfter.push({ tenantId: k.tenantId, eventId: k.eventId })
+  }
+  return {
+    owner: o.owner,
+    limit: o.limit,
+    leaseMs: o.leaseMs,
+    perAggregate,
+    newAggregates: Math.min(newAggregates, o.limit),
+    continueAfter,
+  }
+}
+
+export interface ValidSettle {
+  readonly owner: string
+  readonly items: readonly SettleItem[]
+  readonly maxAttempts: number
+}
+
+/** Settle input: known outcomes, ids, bounded error text and backoff; an event named twice keeps its first. */
+export function validateSettleOptions(options: SettleOptions): ValidSettle {
+  const o = optionsObject(options, 'settle options', ['owner', 'items', 'maxAttempts'])
+  assertId(o.owner, 'owner')
+  assertPositiveInt(o.maxAttempts, 'maxAttempts', MAX_INT4)
+  if (!Array.isArray(o.items) || o.items.length > MAX_SETTLE_ITEMS) {
+    throw new ValidationError(`items must be an array of at most ${MAX_SETTLE_ITEMS} events`, {
+      details: { field: 'items' },
+    })
+  }
+  const seen = new Set<string>()
+  const items: SettleItem[] = []
+  for (const raw of o.items as unknown[]) {
+    const i = raw as Partial<SettleItem> & { error?: unknown; backoffMs?: unknown }
+    if (typeof i !== 'object' || i === null) {
+      throw new ValidationError('a settle item must be an object', { details: { field: 'items' } })
+    }
+    assertId(i.tenantId, 'items.tenantId')
+    assertId(i.eventId, 'items.eventId')
+    if (seen.has(i.eventId)) continue
+    seen.add(i.eventId)
+    if (i.outcome === 'published' || i.outcome === 'released') {
+      items.push({ tenantId: i.tenantId, eventId: i.eventId, outcome: i.outcome })
+    } else if (i.outcome === 'failed') {
+      const backoffMs = Math.min(MAX_INT4, Math.max(0, Math.floor(Number(i.backoffMs) || 0)))
+      items.push({
+        tenantId: i.tenantId,
+        eventId: i.eventId,
+        outcome: 'failed',
+        error: String(i.error).slice(0, LAST_ERROR_CHARS),
+        backoffMs,
+      })
+    } else {
+      throw new ValidationError('a settle item outcome must be published, released or failed', {
+        details: { field: 'items.outcome' },
+      })
+    }
+  }
+  return { owner: o.owner, items, maxAttempts: o.maxAttempts }
+}
+
+/** The keyset position of an event in `list` order: tenant, aggregate, then its place in the aggregate. */
+export interface OutboxListKey {
+  readonly tenantId: string
+  readonly aggregateType: AggregateType
+  readonly aggregateId: string
+  readonly sequence: number
+  readonly position: number
+}
+
+export interface ValidListOutbox {
+  readonly status: 'pending' | 'dead'
+  readonly tenantId: string | undefined
+  readonly aggregateId: string | undefined
+  readonly limit: number
+  readonly after: OutboxListKey | undefined
+}
+
+export function validateListOutboxQuery(query: ListOutboxQuery): ValidListOutbox {
+  const q = optionsObject(query, 'outbox list query', [
+    'status',
+    'tenantId',
+    'aggregateId',
+    'limit',
+    'cursor',
+  ])
+  if (q.status !== 'pending' && q.status !== 'dead') {
+    throw new ValidationError('status must be pending or dead', { details: { field: 'status' } })
+  }
+  if (q.tenantId !== undefined) assertId(q.tenantId, 'tenantId')
+  if (q.aggregateId !== undefined) assertId(q.aggregateId, 'aggregateId')
+  const limit = q.limit ?? 100
+  assertPositiveInt(limit, 'limit', 1000)
+  return {
+    status: q.status,
+    tenantId: q.tenantId as string | undefined,
+    aggregateId: q.aggregateId as string | undefined,
+    limit,
+    after: q.cursor === undefined ? undefined : decodeListCursor(q.cursor),
+  }
+}
+
+export function encodeListCursor(k: OutboxListKey): string {
+  return Buffer.from(
+    JSON.stringify([k.tenantId, k.aggregateType, k.aggregateId, k.sequence, k.position]),
+  ).toString('base64url')
+}
+
+function decodeListCursor(cursor: unknown): OutboxListKey {
+  const invalid = () => new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
+  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > 1000) throw invalid()
+  let parts: unknown
+  try {
+    parts = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    throw invalid()
+  }
+  if (!Array.isArray(parts) || parts.length !== 5) throw invalid()
+  const [tenantId, aggregateType, aggregateId, sequence, position] = parts as unknown[]
+  try {
+    assertId(tenantId, 'cursor')
+    assertId(aggregateId, 'cursor')
+    assertIntegerInRange(sequence, 'cursor', 0, MAX_INT4)
+    assertIntegerInRange(position, 'cursor', 0, MAX_INT4)
+  } catch {
+    throw invalid()
+  }
+  if (aggregateType !== 'tenant' && aggregateType !== 'user') throw invalid()
+  return { tenantId, aggregateType, aggregateId, sequence, position }
+}
+
+/** Code-point order, as SQL's COLLATE "C" sorts ids (the outbox's text columns use the database's collation: see list). */
+export const cmpText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+export function compareListKeys(a: OutboxListKey, b: OutboxListKey): number {
+  return (
+    cmpText(a.tenantId, b.tenantId) ||
+    cmpText(a.aggregateType, b.aggregateType) ||
+    cmpText(a.aggregateId, b.aggregateId) ||
+    a.sequence - b.sequence ||
+    a.position - b.position
+  )
+}
