@@ -1,5 +1,8 @@
-// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay]
+// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay|reads|sessions]
+//   [--reads-users N] [--sessions N,N]
 // Prints throughput ratios against baselines measured in the same run. Not a test: nothing here passes or fails.
+// `reads` seeds a tenant of 1 000 000 users (--reads-users) on the server first, and `sessions` fills the table to
+// 1 000 000 sessions (--sessions), so they run only when asked for.
 import { parseArgs } from 'node:util'
 import { natsSkip, postgresSkip } from '../test/support/services.js'
 import { type BenchResult, formatResults } from './measure.js'
@@ -11,6 +14,9 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '1500' },
     rounds: { type: 'string', default: '3' },
     only: { type: 'string' },
+    // Session table sizes for the sessions bench (the server); PGlite measures the first only.
+    sessions: { type: 'string', default: '10000,1000000' },
+    'reads-users': { type: 'string', default: '1000000' },
   },
 })
 const durationMs = Number(values.duration)
@@ -28,10 +34,48 @@ if (wants('store')) {
     results.push(
       ...(await runStoreBench({ target: 'postgres', durationMs, rounds, concurrencies: [1, 8], log })),
       ...(await runStoreBench({ target: 'postgres-async', durationMs, rounds, concurrencies: [1, 8], log })),
+      ...(await runStoreBench({
+        target: 'postgres-unprepared',
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        log,
+      })),
     )
 }
 if (wants('pglite')) {
   results.push(...(await runStoreBench({ target: 'pglite', durationMs, rounds, concurrencies: [1, 8], log })))
+}
+if (values.only === 'sessions') {
+  const { runSessionBench } = await import('./sessions.js')
+  const sizes = String(values.sessions)
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isSafeInteger(n) && n > 0)
+  const reason = await postgresSkip()
+  if (reason) skipped.push(reason)
+  else {
+    results.push(
+      ...(await runSessionBench({
+        target: 'postgres',
+        sizes,
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        log,
+      })),
+    )
+  }
+  results.push(
+    ...(await runSessionBench({
+      target: 'pglite',
+      sizes: sizes.slice(0, 1),
+      durationMs,
+      rounds,
+      concurrencies: [1],
+      log,
+    })),
+  )
 }
 if (wants('relay')) {
   const reason = (await postgresSkip()) || (await natsSkip())
@@ -41,6 +85,23 @@ if (wants('relay')) {
     const relay = await runRelayBench({ log })
     results.push(...relay.results)
     if (relay.latency) latencies.push(relay.latency)
+  }
+}
+
+if (values.only === 'reads') {
+  const reason = await postgresSkip()
+  if (reason) skipped.push(reason)
+  else {
+    const { runReadsBench } = await import('./reads-bench.js')
+    results.push(
+      ...(await runReadsBench({
+        durationMs,
+        rounds,
+        concurrencies: [1, 8],
+        largeUsers: Number(values['reads-users']),
+        log,
+      })),
+    )
   }
 }
 

@@ -83,7 +83,7 @@ export interface StoreBenchOptions {
    * postgres-async: the server with synchronous_commit=off on both sides, so a commit does not wait for
    * its WAL flush: what is left is round trips and work, the part the one-statement commit saves.
    */
-  readonly target: 'postgres' | 'postgres-async' | 'pglite'
+  readonly target: 'postgres' | 'postgres-async' | 'postgres-unprepared' | 'pglite'
   readonly durationMs: number
   readonly rounds: number
   readonly concurrencies: readonly number[]
@@ -170,9 +170,10 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<BenchRe
   const storePool = new pg.Pool({ connectionString: database.url, max: poolSize, ...settings })
   const baselinePool = new pg.Pool({ connectionString: database.url, max: poolSize, ...settings })
   try {
-    const store = await createNodePostgresStore({ pool: storePool })
+    const unprepared = options.target === 'postgres-unprepared'
+    const store = await createNodePostgresStore({ pool: storePool, preparedStatements: !unprepared })
     await store.migrate()
-    const label = async ? 'postgres synchronous_commit=off' : 'postgres'
+    const label = async ? 'postgres synchronous_commit=off' : unprepared ? 'postgres unprepared' : 'postgres'
     return await runCases(label, store, nodePostgresBaseline(baselinePool), options, async)
   } finally {
     await storePool.end()

@@ -4,7 +4,8 @@
 // test/faults/ (minutes of broker outages and cluster kills) runs only when a filter names it:
 // `npm run test:faults` is `node scripts/run-tests.mjs test/faults/`.
 import { spawnSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const filters = process.argv.slice(2)
@@ -18,7 +19,15 @@ if (files.length === 0) {
   console.error('no test files matched')
   process.exit(1)
 }
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
-  stdio: 'inherit',
-})
+// PGlite images built by the first file that needs one and loaded by the others (test/support/images.ts).
+const images = mkdtempSync(join(tmpdir(), 'user-engine-test-images-'))
+let result
+try {
+  result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, USER_ENGINE_TEST_IMAGES: images },
+  })
+} finally {
+  rmSync(images, { recursive: true, force: true })
+}
 process.exit(result.status ?? 1)

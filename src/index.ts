@@ -3,7 +3,7 @@
  * checked-in report api/public-api.md lists them, and a test fails when it and this surface disagree.
  */
 
-export { decodeIdCursor, decodeSeqCursor, encodeCursor } from './domain/cursor.js'
+export { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from './domain/cursor.js'
 // Errors and values every caller meets.
 export {
   ConflictError,
@@ -23,8 +23,21 @@ export { LIMITS } from './domain/limits.js'
 export { type LogFields, type Logger, type LogLevel, lineLogger, silentLogger } from './domain/logger.js'
 export * from './domain/records.js'
 export { Secret } from './domain/secret.js'
-export { assertId, normalizeIdentifier, validatePageSize } from './domain/validation.js'
-export { DEFAULT_CALLER_THROTTLE, DEFAULT_SIGN_IN_THROTTLE } from './engine/engine-options.js'
+// Prefix search as every store must order it (code points), for providers writing a store.
+export { compareCodePoints, prefixUpperBound } from './domain/user-queries.js'
+export {
+  assertId,
+  isIsoInstant,
+  MAX_PURGE_BATCH,
+  normalizeIdentifier,
+  validatePageSize,
+} from './domain/validation.js'
+export {
+  DEFAULT_CALLER_THROTTLE,
+  DEFAULT_SESSION_POLICY,
+  DEFAULT_SIGN_IN_THROTTLE,
+  DEFAULT_TOKEN_POLICY,
+} from './engine/engine-options.js'
 // The engine: the use cases service teams call.
 export {
   AUDIT_ACTIONS,
@@ -34,21 +47,51 @@ export {
   type RejectReason,
 } from './engine/events.js'
 export { createKeyring, generateKey, KEY_BYTES, type Keyring, keyringFromEnv } from './engine/keyring.js'
+export {
+  createExpiryPurger,
+  type ExpiryPurger,
+  type ExpiryPurgerOptions,
+  purgeExpired,
+} from './engine/maintenance.js'
 export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/password-hasher.js'
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
+export { STATUS_RULES, type StatusOutcome, type StatusRule, type UserUseCase } from './engine/status-rules.js'
 export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
 export {
+  type AccountIdentifier,
+  type CompletedSignIn,
+  type CountUsersOptions,
   type FactorSummary,
+  type IdentifierSummary,
+  type IssuedToken,
+  type KeyUsage,
+  type KeyUse,
+  type ListUsersOptions,
+  type NewSession,
   type PasswordSubject,
+  type PurgeOptions,
+  type PurgeResult,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type RequestContext,
+  type ResealFailure,
+  type ResealOptions,
+  type ResealProgress,
+  type ResealResult,
+  type RevokeReason,
   type SecondFactorKind,
+  type SecondFactorProof,
+  type SessionPolicy,
+  type SessionSummary,
   type SignInCredentials,
   type SignInResult,
+  type TokenPolicy,
   type TotpEnrollment,
   type UpdateProfileOptions,
+  type UserDetails,
   UserEngine,
   type UserEngineOptions,
+  type UserListItem,
 } from './engine/user-engine.js'
 // The outbox relay (the JetStream publisher is `user-engine/nats`).
 export { type MeterLike, RELAY_METRICS } from './outbox/metrics.js'
@@ -69,7 +112,7 @@ export {
   type RelayProgress,
 } from './outbox/relay.js'
 // The store contract, and the kit a provider's store may reuse.
-export { BufferedUnitOfWork, type RowSource } from './store/buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource, type UserRowType } from './store/buffered-unit-of-work.js'
 export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'
 export type * from './store/commit-plan.js'
 export { runUnitOfWork, type UnitOfWorkRun } from './store/run-unit-of-work.js'
@@ -82,6 +125,7 @@ export {
   SCHEMA_VERSIONS,
   type SchemaVersion,
 } from './store/schema-versions.js'
+export { countSealedByKeyId, INVALID_KEY_ID } from './store/sealed-keys.js'
 export type * from './store/store.js'
 export { recordCodec, type StoredRow } from './store/stored-row.js'
 export * from './store/throttle.js'

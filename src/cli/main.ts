@@ -2,15 +2,17 @@ import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
+import { keysCommand } from './commands/keys.js'
 import { migrateCommand } from './commands/migrate.js'
 import { OUTBOX_OPTIONS, outboxCommand } from './commands/outbox.js'
 import { planCommand } from './commands/plan.js'
+import { purgeCommand } from './commands/purge.js'
 import { RELAY_OPTIONS, relayCommand } from './commands/relay.js'
 import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
 import { openStore, parseStoreLocation, redactUrl, resolveDatabaseUrl } from './shared/open-store.js'
-import { createOutput, type Output } from './shared/output.js'
+import { type CliIo, createOutput, type Output, processIo } from './shared/output.js'
 import { UsageError } from './shared/usage-error.js'
 
 const USAGE = `usage: user-engine <command> [options]
@@ -35,9 +37,15 @@ const USAGE = `usage: user-engine <command> [options]
                                                find pending or dead outbox events (never their payloads)
   outbox       retry|discard --event ID [--database-url URL] [--json]
                                                act on a dead outbox event
+  keys         status|reseal [--database-url URL] [--batch-size N] [--max-batches N] [--json]
+                                               TOTP seeds per key id; re-seal them under the current key
+                                               (keyring from USER_ENGINE_KEYS, USER_ENGINE_CURRENT_KEY)
+  purge        [--database-url URL] [--batch-size N] [--interval DURATION] [--json]
+                                               delete expired sessions and tokens (once, or every interval)
 
 URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
-     default: $DATABASE_URL, else pglite:./.user-engine/data
+     default: $DATABASE_URL, else pglite:./.user-engine/data; migrate, status, plan and conformance
+     prefer $USER_ENGINE_MIGRATION_URL (a direct connection: not through a transaction-mode pooler)
 exit: 0 ok, 1 failure, 2 usage, 3 pending migrations, 4 schema drift or database newer than code`
 
 type StoreCommand = (ctx: CommandContext) => Promise<ExitCode>
@@ -48,7 +56,7 @@ interface CommandSpec {
   /** The command's own flags besides --database-url, --json and --help: any other flag is a usage error. */
   readonly options: OptionSpec
   readonly positionals?: boolean
-  run(args: { flags: Flags; positionals: readonly string[]; out: Output }): Promise<ExitCode>
+  run(args: { flags: Flags; positionals: readonly string[]; out: Output; io: CliIo }): Promise<ExitCode>
 }
 
 const COMMON = {
@@ -58,15 +66,20 @@ const COMMON = {
 } as const
 
 /** Opens the store the flags name, runs the command on it, and closes it whatever happens. */
-function withStore(run: StoreCommand, options: OptionSpec = {}, positionals = false): CommandSpec {
+function withStore(
+  run: StoreCommand,
+  options: OptionSpec = {},
+  positionals = false,
+  purpose: 'service' | 'schema' = 'service',
+): CommandSpec {
   return {
     options,
     positionals,
-    async run({ flags, positionals: args, out }) {
-      const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined)
+    async run({ flags, positionals: args, out, io }) {
+      const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, purpose)
       const store = await openStore(parseStoreLocation(databaseUrl))
       try {
-        return await run({ store, databaseUrl, flags, positionals: args, out })
+        return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
       } finally {
         await store.close().catch(() => undefined)
       }
@@ -75,19 +88,22 @@ function withStore(run: StoreCommand, options: OptionSpec = {}, positionals = fa
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  migrate: withStore(migrateCommand),
+  migrate: withStore(migrateCommand, {}, false, 'schema'),
   // Reads the schema history without opening a store, so it can report drift instead of refusing it.
   status: {
     options: {},
-    run: ({ flags, out }) =>
-      statusCommand(parseStoreLocation(resolveDatabaseUrl(flags['database-url'] as string | undefined)), out),
+    run: ({ flags, out, io }) =>
+      statusCommand(
+        parseStoreLocation(resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, 'schema')),
+        out,
+      ),
   },
-  plan: withStore(planCommand),
+  plan: withStore(planCommand, {}, false, 'schema'),
   diagnostics: withStore(diagnosticsCommand),
   // Creates its own stores (a schema or database per case), never the one the URL names.
   conformance: {
     options: { store: { type: 'string' }, suite: { type: 'string', multiple: true } },
-    run: async ({ flags, out }) => {
+    run: async ({ flags, out, io }) => {
       // The harness (and fast-check) load only for this command.
       const [{ CONFORMANCE_SUITES }, { conformanceCommand }] = await Promise.all([
         import('../testing/run.js'),
@@ -105,20 +121,27 @@ const COMMANDS: Record<string, CommandSpec> = {
         storeModule: flags.store as string | undefined,
         suites,
         out,
+        env: io.env,
       })
     },
   },
   demo: withStore(demoCommand),
   relay: withStore(relayCommand, RELAY_OPTIONS),
   outbox: withStore(outboxCommand, OUTBOX_OPTIONS, true),
+  keys: withStore(keysCommand, { 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } }, true),
+  purge: withStore(purgeCommand, { 'batch-size': { type: 'string' }, interval: { type: 'string' } }),
 }
 
-export async function main(argv: readonly string[]): Promise<ExitCode> {
-  const out = createOutput(argv.includes('--json'))
+/**
+ * Runs one command line (without the program name) and resolves with its exit code; never throws and never
+ * exits the process. `io` replaces the process's stdout, stderr and environment (tests run it in process).
+ */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<ExitCode> {
+  const out = createOutput(argv.includes('--json'), io)
   try {
     const [name, ...rest] = argv
     if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-      process.stdout.write(`${USAGE}\n`)
+      io.stdout.write(`${USAGE}\n`)
       return name === undefined ? ExitCode.USAGE : ExitCode.OK
     }
     const command = COMMANDS[name]
@@ -130,24 +153,22 @@ export async function main(argv: readonly string[]): Promise<ExitCode> {
       strict: true,
     })
     if (values.help) {
-      process.stdout.write(`${USAGE}\n`)
+      io.stdout.write(`${USAGE}\n`)
       return ExitCode.OK
     }
-    return await command.run({ flags: values as Flags, positionals, out })
+    return await command.run({ flags: values as Flags, positionals, out, io })
   } catch (error) {
-    return reportError(error, out)
+    return reportError(error, out, io)
   }
 }
 
-function reportError(error: unknown, out: Output): ExitCode {
+function reportError(error: unknown, out: Output, io: CliIo): ExitCode {
   const code = (error as { code?: unknown } | null)?.code
   if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
     out.error((error as Error).message)
-    process.stderr.write(`${USAGE}\n`)
+    io.stderr.write(`${USAGE}\n`)
     if (out.json)
-      process.stdout.write(
-        `${JSON.stringify({ error: { code: 'USAGE', message: (error as Error).message } })}\n`,
-      )
+      io.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message: (error as Error).message } })}\n`)
     return ExitCode.USAGE
   }
   if (
@@ -159,12 +180,12 @@ function reportError(error: unknown, out: Output): ExitCode {
     const message =
       '--database-url (or DATABASE_URL) is not a valid postgres:// URL; percent-encode special characters in the user and password'
     out.error(message)
-    if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message } })}\n`)
+    if (out.json) io.stdout.write(`${JSON.stringify({ error: { code: 'USAGE', message } })}\n`)
     return ExitCode.USAGE
   }
   if (error instanceof UserEngineError) {
     out.error(`${error.code}: ${error.message}`)
-    if (out.json) process.stdout.write(`${JSON.stringify({ error: error.toJSON() })}\n`)
+    if (out.json) io.stdout.write(`${JSON.stringify({ error: error.toJSON() })}\n`)
     return error.code === ErrorCode.SCHEMA_DRIFT || error.code === ErrorCode.SCHEMA_NEWER_THAN_CODE
       ? ExitCode.SCHEMA_MISMATCH
       : ExitCode.FAILURE
@@ -173,6 +194,6 @@ function reportError(error: unknown, out: Output): ExitCode {
   const raw = error instanceof Error ? error.message : String(error)
   const message = raw.replace(/\b(postgres(?:ql)?|nats):\/\/\S+/g, (m) => redactUrl(m))
   out.error(message)
-  if (out.json) process.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE', message } })}\n`)
+  if (out.json) io.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE', message } })}\n`)
   return ExitCode.FAILURE
 }

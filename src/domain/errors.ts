@@ -10,13 +10,17 @@ export const ErrorCode = {
   DUPLICATE_IDENTIFIER: 'DUPLICATE_IDENTIFIER',
   INVALID_UNIT_OF_WORK: 'INVALID_UNIT_OF_WORK',
   INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
+  INVALID_TOKEN: 'INVALID_TOKEN',
   THROTTLED: 'THROTTLED',
   USER_DISABLED: 'USER_DISABLED',
+  USER_DELETED: 'USER_DELETED',
+  TENANT_SUSPENDED: 'TENANT_SUSPENDED',
   SCHEMA_NOT_READY: 'SCHEMA_NOT_READY',
   SCHEMA_DRIFT: 'SCHEMA_DRIFT',
   SCHEMA_NEWER_THAN_CODE: 'SCHEMA_NEWER_THAN_CODE',
   MIGRATION_LOCK_TIMEOUT: 'MIGRATION_LOCK_TIMEOUT',
   MIGRATION_FAILED: 'MIGRATION_FAILED',
+  POOLED_CONNECTION: 'POOLED_CONNECTION',
   KEY_NOT_FOUND: 'KEY_NOT_FOUND',
   DATA_CORRUPTED: 'DATA_CORRUPTED',
   STORE_CLOSED: 'STORE_CLOSED',
@@ -45,9 +49,16 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
     'A unit of work was used wrongly: after it ended, or with writes the store contract forbids. A programming error.',
   INVALID_CREDENTIALS:
     'A sign-in failed. One code for every reason (unknown identifier, wrong password, disabled user, suspended tenant); the reason is in the audit trail only.',
+  INVALID_TOKEN:
+    'A session or single-use token was not accepted. One code for every reason (unknown, expired, revoked, already used, another purpose, malformed, inactive user or tenant), at the same cost.',
   THROTTLED:
     'Too many failed attempts for this identifier, user or caller key; `details.retryAfterMs` says when to try again. Nothing was checked.',
-  USER_DISABLED: 'The use case is not allowed on a disabled user.',
+  USER_DISABLED:
+    'The use case is not allowed on a disabled user (docs/status-rules.md). Nothing was written.',
+  USER_DELETED:
+    'The user was deleted: its data is erased and only getUser (the tombstone) and deleteUser (a no-op) work.',
+  TENANT_SUSPENDED:
+    'The tenant is suspended: reads work, changes are refused until reactivateTenant. Nothing was written.',
   SCHEMA_NOT_READY: 'The database schema is older than this code needs; run `migrate`.',
   SCHEMA_DRIFT:
     "An applied migration's recorded checksum differs from the code's, or the history names an unknown version.",
@@ -55,6 +66,8 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   MIGRATION_LOCK_TIMEOUT: 'Another migrator held the migration lock longer than the wait allowed.',
   MIGRATION_FAILED:
     'A migration failed and was rolled back (or left an invalid index); the version is not recorded.',
+  POOLED_CONNECTION:
+    'Schema work (migrate) moved between server connections, as a transaction-mode pooler does; it stopped before its next step. Run it over a direct or session-mode connection.',
   KEY_NOT_FOUND:
     'A stored secret names an encryption key that is not in the keyring, or no keyring is configured.',
   DATA_CORRUPTED:

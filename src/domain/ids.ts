@@ -56,3 +56,15 @@ export function newId(prefix: string): string {
   const versionAndCounter = (0x7000 | counter).toString(16)
   return `${prefix}_${time}${versionAndCounter}${variantAndRandom()}`
 }
+
+// The shape newId issues: a short lower-case prefix and 32 hex digits.
+const ISSUED_ID = /^[a-z]{2,8}_[0-9a-f]{32}$/
+
+/**
+ * An id as an error message or detail may show it. Ids are opaque ASCII, so a caller can pass any short
+ * string as one, including a secret pasted into the wrong field: only a value in the shape user-engine
+ * issues is shown; anything else is `(withheld)`, so errors never launder caller text into logs.
+ */
+export function shownId(id: string): string {
+  return ISSUED_ID.test(id) ? id : '(withheld)'
+}

@@ -14,4 +14,6 @@ export const LIMITS = {
   auditActionLength: 100,
   eventTypeLength: 100,
   eventPayloadBytes: 16 * 1024,
+  /** A request context's user agent is cut to this many characters (a client chooses its header). */
+  userAgentLength: 512,
 } as const

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { ValidationError } from './errors.js'
 import { hasInvisibleCharacter, isHighlyRestrictive } from './identifier-safety.js'
 import { LIMITS } from './limits.js'
@@ -74,6 +75,13 @@ export function assertString(
     throw new ValidationError(`${field} is too long`, { details: { field, maxLength } })
 }
 
+/** An IPv4 or IPv6 address in text form (an IPv6 zone id allowed), at most 64 characters. Never echoed. */
+export function assertIpAddress(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || value.length > 64 || isIP(value) === 0) {
+    throw new ValidationError(`${field} must be an IPv4 or IPv6 address`, { details: { field } })
+  }
+}
+
 export function assertPositiveInt(
   value: unknown,
   field: string,
@@ -82,6 +90,11 @@ export function assertPositiveInt(
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
     throw new ValidationError(`${field} must be an integer from 1 to ${max}`, { details: { field } })
   }
+}
+
+/** The folding identifiers and identifier search prefixes share: NFKC, trimmed, lower-cased. */
+export function foldIdentifier(raw: string): string {
+  return raw.normalize('NFKC').trim().toLowerCase()
 }
 
 /**
@@ -99,7 +112,7 @@ export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string 
     throw new ValidationError(`${kind} is too long`, { details: { field: kind } })
   if (!isStorableText(raw))
     throw new ValidationError(`${kind} has characters that are not allowed`, { details: { field: kind } })
-  const value = raw.normalize('NFKC').trim().toLowerCase()
+  const value = foldIdentifier(raw)
   if (hasInvisibleCharacter(raw) || hasInvisibleCharacter(value)) {
     throw new ValidationError(`${kind} has invisible or format characters`, { details: { field: kind } })
   }
@@ -245,36 +258,25 @@ export function assertIntegerInRange(
 
 export const USER_STATUSES: readonly UserStatus[] = Object.freeze(['active', 'disabled', 'deleted'])
 
-export interface ValidListUsersQuery {
-  readonly limit: number
-  /** Opaque; the store decodes it (`decodeIdCursor`), which refuses a malformed one. */
-  readonly cursor: string | undefined
-  readonly status: UserStatus | undefined
-}
-
 export interface ValidListAuditQuery {
   readonly limit: number
-  /** Opaque; the store decodes it (`decodeSeqCursor`), which refuses a malformed one. */
+  /** Opaque; the store decodes it (`decodeIdCursor`: the last record listed), which refuses a malformed one. */
   readonly cursor: string | undefined
   readonly userId: string | undefined
 }
 
-function assertOptionalCursor(value: unknown): asserts value is string | undefined {
+export function assertOptionalCursor(value: unknown): asserts value is string | undefined {
   if (value !== undefined && typeof value !== 'string') {
     throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   }
 }
 
-/** `listUsers`' query: an object (or undefined) with only limit, cursor and a known status. */
-export function validateListUsersQuery(query: unknown): ValidListUsersQuery {
-  const q = optionsObject(query, 'listUsers query', ['limit', 'cursor', 'status'])
+/** `listTenants`' query: an object (or undefined) with only limit and cursor. */
+export function validateListTenantsQuery(query: unknown): { limit: number; cursor: string | undefined } {
+  const q = optionsObject(query, 'listTenants query', ['limit', 'cursor'])
   const limit = validatePageSize(q.limit)
   assertOptionalCursor(q.cursor)
-  if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
-    // Not echoed: a bad status may be anything the caller was sent.
-    throw new ValidationError('status must be active, disabled or deleted', { details: { field: 'status' } })
-  }
-  return { limit, cursor: q.cursor, status: q.status as UserStatus | undefined }
+  return { limit, cursor: q.cursor as string | undefined }
 }
 
 /** `listAudit`'s query: an object (or undefined) with only limit, cursor and a valid userId. */
@@ -284,4 +286,50 @@ export function validateListAuditQuery(query: unknown): ValidListAuditQuery {
   const limit = validatePageSize(q.limit)
   assertOptionalCursor(q.cursor)
   return { limit, cursor: q.cursor, userId: q.userId as string | undefined }
+}
+
+// ---- instants and maintenance queries -------------------------------------------------------------------
+
+/**
+ * An ISO 8601 instant exactly as `toISOString()` writes it (24 characters, UTC, milliseconds), so stores can
+ * compare instants as text in code-point order.
+ */
+export function isIsoInstant(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length !== 24) return false
+  const ms = Date.parse(value)
+  return Number.isFinite(ms) && new Date(ms).toISOString() === value
+}
+
+export function assertInstant(value: unknown, field: string): asserts value is string {
+  if (!isIsoInstant(value)) {
+    throw new ValidationError(`${field} must be an ISO 8601 instant (toISOString)`, { details: { field } })
+  }
+}
+
+/** The largest batch `purgeExpired` deletes in one call. */
+export const MAX_PURGE_BATCH = 10_000
+
+/** `purgeExpired`'s query: `before` an instant, `limit` 1..MAX_PURGE_BATCH. */
+export function validatePurgeExpiredQuery(query: unknown): { before: string; limit: number } {
+  const q = optionsObject(query, 'purgeExpired query', ['before', 'limit'])
+  assertInstant(q.before, 'before')
+  assertIntegerInRange(q.limit, 'limit', 1, MAX_PURGE_BATCH)
+  return { before: q.before, limit: q.limit as number }
+}
+
+/** `listSealedFactors`'s query: a key id to exclude, an optional factor id to start after, a page size. */
+export function validateListSealedFactorsQuery(query: unknown): {
+  excludeKeyId: string
+  after: string
+  limit: number
+} {
+  const q = optionsObject(query, 'listSealedFactors query', ['excludeKeyId', 'after', 'limit'])
+  assertId(q.excludeKeyId, 'excludeKeyId')
+  if (q.after !== undefined) assertId(q.after, 'after')
+  assertIntegerInRange(q.limit, 'limit', 1, LIMITS.pageSizeMax)
+  return {
+    excludeKeyId: q.excludeKeyId,
+    after: (q.after as string | undefined) ?? '',
+    limit: q.limit as number,
+  }
 }

@@ -7,12 +7,14 @@ import {
   UserEngineError,
   ValidationError,
 } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
 import { assertId, assertString } from '../domain/validation.js'
 import { failedAtCommit } from '../store/commit-phase.js'
 import type { UnitOfWork } from '../store/unit-of-work.js'
 import type { ValidEngineOptions } from './engine-options.js'
 import type { RejectReason } from './events.js'
+import { STATUS_RULES, type StatusRule, type UserUseCase } from './status-rules.js'
 
 /**
  * What every use case works with: the store, the clock, the keyring and the other checked options, and the
@@ -58,17 +60,28 @@ export async function requireTenant(tx: UnitOfWork): Promise<TenantRecord> {
   return tenant
 }
 
-/** The user, for a change: unknown and deleted users are NOT_FOUND; `active` also refuses disabled ones. */
-export async function requireUser(
-  tx: UnitOfWork,
-  userId: string,
-  options: { active?: boolean } = {},
-): Promise<UserRecord> {
-  const [, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
-  if (!user || user.status === 'deleted') throw userNotFound(userId)
-  if (options.active && user.status !== 'active') {
-    throw new UserEngineError(ErrorCode.USER_DISABLED, `user ${userId} is disabled`, {
-      details: { userId },
+/**
+ * The user a use case works on, with the tenant and user status checked against STATUS_RULES: an unknown
+ * tenant or user is NOT_FOUND; a status the rule refuses raises its code (tenant first, then the user). A
+ * rule's `no-op` is the caller's to honour (it returns the record unchanged).
+ */
+export async function requireUser(tx: UnitOfWork, userId: string, useCase: UserUseCase): Promise<UserRecord> {
+  const [tenant, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
+  if (!user) throw userNotFound(userId)
+  const rule: StatusRule = STATUS_RULES[useCase]
+  const refusal =
+    tenant.status !== 'active'
+      ? rule.suspendedTenant
+      : user.status === 'deleted'
+        ? rule.deletedUser
+        : user.status === 'disabled'
+          ? rule.disabledUser
+          : 'allowed'
+  if (refusal === ErrorCode.TENANT_SUSPENDED) throw tenantSuspended(tenant.id)
+  if (refusal === ErrorCode.USER_DELETED || refusal === ErrorCode.USER_DISABLED) {
+    const state = refusal === ErrorCode.USER_DELETED ? 'deleted' : 'disabled'
+    throw new UserEngineError(refusal, `user ${shownId(userId)} is ${state}`, {
+      details: { userId: shownId(userId) },
     })
   }
   return user
@@ -144,9 +157,17 @@ export function asObject(value: unknown, field: string): Record<string, unknown>
 }
 
 export function tenantNotFound(tenantId: string): NotFoundError {
-  return new NotFoundError(`tenant ${tenantId} not found`, { details: { tenantId } })
+  return new NotFoundError(`tenant ${shownId(tenantId)} not found`, {
+    details: { tenantId: shownId(tenantId) },
+  })
+}
+
+export function tenantSuspended(tenantId: string): UserEngineError {
+  return new UserEngineError(ErrorCode.TENANT_SUSPENDED, `tenant ${shownId(tenantId)} is suspended`, {
+    details: { tenantId: shownId(tenantId) },
+  })
 }
 
 export function userNotFound(userId: string): NotFoundError {
-  return new NotFoundError(`user ${userId} not found`, { details: { userId } })
+  return new NotFoundError(`user ${shownId(userId)} not found`, { details: { userId: shownId(userId) } })
 }

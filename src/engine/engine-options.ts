@@ -1,5 +1,5 @@
 import { ValidationError } from '../domain/errors.js'
-import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
+import { assertIntegerInRange, assertOptionalBoolean, optionsObject } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'
 import { createKeyring, type Keyring } from './keyring.js'
@@ -18,7 +18,101 @@ const ENGINE_OPTION_KEYS = [
   'maxAttempts',
   'throttle',
   'callerThrottle',
+  'sessions',
+  'tokens',
+  'recordClientInfo',
 ] as const
+
+const MINUTE_MS = 60_000
+const HOUR_MS = 60 * MINUTE_MS
+const DAY_MS = 24 * HOUR_MS
+
+/** How long sessions live and how often validating one writes. */
+export interface SessionPolicy {
+  /** A session ends this long after it was created, however active. Default 30 days. */
+  readonly absoluteTtlMs: number
+  /** A session ends after this long without recorded activity. Default 7 days. */
+  readonly idleTtlMs: number
+  /**
+   * Validating a session writes its activity (and so moves its idle expiry) at most once per this interval;
+   * every other validation is one read and no write. Default 1 hour. The idle expiry is thus counted from
+   * the last recorded activity: up to one interval earlier than the last request.
+   */
+  readonly refreshIntervalMs: number
+  /** Sessions one user may hold; a new one ends the least recently active beyond it. Default 50. */
+  readonly maxPerUser: number
+  /** Whether changing a user's email ends every session of theirs. Default true. */
+  readonly revokeOnEmailChange: boolean
+}
+
+export const DEFAULT_SESSION_POLICY: SessionPolicy = Object.freeze({
+  absoluteTtlMs: 30 * DAY_MS,
+  idleTtlMs: 7 * DAY_MS,
+  refreshIntervalMs: HOUR_MS,
+  maxPerUser: 50,
+  revokeOnEmailChange: true,
+})
+
+/** How long each kind of single-use token lives, and how many one user may hold. */
+export interface TokenPolicy {
+  /** Default 24 hours. */
+  readonly emailVerificationTtlMs: number
+  /** Default 1 hour (OWASP's Forgot Password Cheat Sheet: short-lived). */
+  readonly passwordResetTtlMs: number
+  /** Default 24 hours. */
+  readonly emailChangeTtlMs: number
+  /** The time a user has between the password and the second factor. Default 5 minutes. */
+  readonly signInChallengeTtlMs: number
+  /** Default 15 minutes. */
+  readonly magicLinkTtlMs: number
+  /** Outstanding tokens per user; issuing one more drops the oldest. Default 10. */
+  readonly maxPerUser: number
+}
+
+export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({
+  emailVerificationTtlMs: DAY_MS,
+  passwordResetTtlMs: HOUR_MS,
+  emailChangeTtlMs: DAY_MS,
+  signInChallengeTtlMs: 5 * MINUTE_MS,
+  magicLinkTtlMs: 15 * MINUTE_MS,
+  maxPerUser: 10,
+})
+
+const YEAR_MS = 366 * DAY_MS
+
+function sessionPolicy(value: unknown): SessionPolicy {
+  const given = optionsObject(value, 'options.sessions', Object.keys(DEFAULT_SESSION_POLICY))
+  const policy = { ...DEFAULT_SESSION_POLICY, ...definedOnly(given) } as SessionPolicy
+  assertIntegerInRange(policy.absoluteTtlMs, 'options.sessions.absoluteTtlMs', MINUTE_MS, 10 * YEAR_MS)
+  assertIntegerInRange(policy.idleTtlMs, 'options.sessions.idleTtlMs', MINUTE_MS, policy.absoluteTtlMs)
+  assertIntegerInRange(
+    policy.refreshIntervalMs,
+    'options.sessions.refreshIntervalMs',
+    0,
+    policy.idleTtlMs - 1,
+  )
+  assertIntegerInRange(policy.maxPerUser, 'options.sessions.maxPerUser', 1, 1000)
+  if (typeof policy.revokeOnEmailChange !== 'boolean') {
+    throw new ValidationError('options.sessions.revokeOnEmailChange must be a boolean', {
+      details: { field: 'sessions.revokeOnEmailChange' },
+    })
+  }
+  return Object.freeze(policy)
+}
+
+function tokenPolicy(value: unknown): TokenPolicy {
+  const given = optionsObject(value, 'options.tokens', Object.keys(DEFAULT_TOKEN_POLICY))
+  const policy = { ...DEFAULT_TOKEN_POLICY, ...definedOnly(given) } as TokenPolicy
+  for (const [field, ms] of Object.entries(policy)) {
+    if (field === 'maxPerUser') assertIntegerInRange(ms, 'options.tokens.maxPerUser', 1, 100)
+    else assertIntegerInRange(ms, `options.tokens.${field}`, 1000, 30 * DAY_MS)
+  }
+  return Object.freeze(policy)
+}
+
+function definedOnly(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+}
 
 /**
  * Sign-in lockout per identifier and per user. OWASP's Authentication Cheat Sheet ("Account Lockout") asks for
@@ -63,6 +157,10 @@ export interface ValidEngineOptions {
   readonly maxAttempts: number
   readonly throttle: ThrottlePolicy
   readonly callerThrottle: ThrottlePolicy
+  readonly sessions: SessionPolicy
+  readonly tokens: TokenPolicy
+  /** Audit records keep a request context's `ip` and `userAgent` (personal data): opt in. Default false. */
+  readonly recordClientInfo: boolean
 }
 
 /**
@@ -122,6 +220,7 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   assertIntegerInRange(recoveryCodeCount, 'options.recoveryCodeCount', 1, 50)
   const maxAttempts = o.maxAttempts === undefined ? 8 : o.maxAttempts
   assertIntegerInRange(maxAttempts, 'options.maxAttempts', 1, 100)
+  assertOptionalBoolean(o.recordClientInfo, 'options.recordClientInfo')
   const clock = o.clock === undefined ? Date.now : o.clock
   if (typeof clock !== 'function') {
     throw new ValidationError('options.clock must be a function returning the time in ms', {
@@ -144,5 +243,8 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
     maxAttempts,
     throttle: throttlePolicy(o.throttle, 'throttle', DEFAULT_SIGN_IN_THROTTLE),
     callerThrottle: throttlePolicy(o.callerThrottle, 'callerThrottle', DEFAULT_CALLER_THROTTLE),
+    sessions: sessionPolicy(o.sessions),
+    tokens: tokenPolicy(o.tokens),
+    recordClientInfo: o.recordClientInfo === true,
   }
 }

@@ -4,6 +4,9 @@
  */
 export const EVENT_TYPES = {
   tenantCreated: 'tenant.created',
+  tenantRenamed: 'tenant.renamed',
+  tenantSuspended: 'tenant.suspended',
+  tenantReactivated: 'tenant.reactivated',
   userRegistered: 'user.registered',
   profileUpdated: 'user.profile_updated',
   emailChanged: 'user.email_changed',
@@ -19,12 +22,21 @@ export const EVENT_TYPES = {
   userDisabled: 'user.disabled',
   userEnabled: 'user.enabled',
   userDeleted: 'user.deleted',
+  emailVerified: 'user.email_verified',
+  totpResealed: 'user.totp_resealed',
+  sessionCreated: 'user.session_created',
+  sessionsRevoked: 'user.sessions_revoked',
+  tokenIssued: 'user.token_issued',
+  tokenConsumed: 'user.token_consumed',
 } as const
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES]
 
 /** Audit actions. `data` holds ids, counts and reason codes only. */
 export const AUDIT_ACTIONS = {
   tenantCreated: 'tenant.created',
+  tenantRenamed: 'tenant.renamed',
+  tenantSuspended: 'tenant.suspended',
+  tenantReactivated: 'tenant.reactivated',
   userRegistered: 'user.registered',
   profileUpdated: 'profile.updated',
   emailChanged: 'email.changed',
@@ -45,6 +57,13 @@ export const AUDIT_ACTIONS = {
   userDisabled: 'user.disabled',
   userEnabled: 'user.enabled',
   userDeleted: 'user.deleted',
+  emailVerified: 'email.verified',
+  passwordReset: 'password.reset',
+  totpResealed: 'totp.resealed',
+  sessionCreated: 'session.created',
+  sessionsRevoked: 'sessions.revoked',
+  tokenIssued: 'token.issued',
+  tokenConsumed: 'token.consumed',
 } as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[keyof typeof AUDIT_ACTIONS]
 

@@ -1,8 +1,9 @@
 import { NotFoundError } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, UserRecord } from '../domain/records.js'
 import { assertId } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { type EngineContext, requireTenant, requireUser, userNotFound } from './context.js'
+import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { usedSlots } from './recovery-codes.js'
 
@@ -27,9 +28,8 @@ export async function listFactors(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const [, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
-    if (!user) throw userNotFound(userId)
-    return (await tx.listFactors(userId)).map(summarize)
+    await requireUser(tx, userId, 'listFactors')
+    return (await tx.listFactors(userId)).map(summarizeFactor)
   })
 }
 
@@ -43,9 +43,13 @@ export async function removeFactor(
   assertId(userId, 'userId')
   assertId(factorId, 'factorId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'removeFactor')
     const factor = (await tx.listFactors(userId)).find((f) => f.id === factorId)
-    if (!factor) throw new NotFoundError(`factor ${factorId} not found`, { details: { userId, factorId } })
+    if (!factor) {
+      throw new NotFoundError(`factor ${shownId(factorId)} not found`, {
+        details: { userId: shownId(userId), factorId: shownId(factorId) },
+      })
+    }
     tx.deleteFactor({ id: factorId, userId }, { expectedVersion: factor.version })
     return recordUserChange(tx, userId, user, {
       audit: { action: AUDIT_ACTIONS.factorRemoved, data: { factorId, kind: factor.kind } },
@@ -54,7 +58,8 @@ export async function removeFactor(
   })
 }
 
-function summarize(f: FactorRecord): FactorSummary {
+/** A factor without its secret: what listFactors and getUserDetails return. */
+export function summarizeFactor(f: FactorRecord): FactorSummary {
   const base = { id: f.id, kind: f.kind, version: f.version, createdAt: f.createdAt, updatedAt: f.updatedAt }
   if (f.kind === 'totp') return { ...base, confirmed: f.state.confirmed === true }
   if (f.kind === 'recovery_codes') {

@@ -3,8 +3,11 @@ import { newId } from '../domain/ids.js'
 import type { IdentifierKind, UserRecord } from '../domain/records.js'
 import { assertId, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
+import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { bufferRevokeSessions } from './sessions.js'
+import { bufferDropTokens } from './tokens.js'
 
 const CHANGED = {
   email: { audit: AUDIT_ACTIONS.emailChanged, event: EVENT_TYPES.emailChanged },
@@ -27,7 +30,7 @@ export async function setIdentifier(
   assertId(userId, 'userId')
   const value = normalizeIdentifier(kind, raw)
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, kind === 'email' ? 'changeEmail' : 'setUsername')
     const [identifiers, holder] = await Promise.all([
       tx.listIdentifiers(userId),
       tx.findIdentifier(kind, value),
@@ -44,11 +47,40 @@ export async function setIdentifier(
       { id: identifierId, userId, kind, value, verified: false },
       current ? { expectedVersion: current.version } : { mustNotExist: true },
     )
+    const after = kind === 'email' ? await bufferEmailChanged(ctx, tx, userId) : { events: [], revoked: 0 }
     return recordUserChange(tx, userId, user, {
-      audit: { action: CHANGED[kind].audit, data: { identifierId } },
-      events: [{ type: CHANGED[kind].event, payload: { userId, identifierId } }],
+      audit: {
+        action: CHANGED[kind].audit,
+        data: kind === 'email' ? { identifierId, sessionsRevoked: after.revoked } : { identifierId },
+      },
+      events: [{ type: CHANGED[kind].event, payload: { userId, identifierId } }, ...after.events],
     })
   })
+}
+
+/**
+ * What changing a user's email ends besides: every token sent to the old address (verification, email change,
+ * password reset; but `keepToken`, which the caller consumes) and, unless `sessions.revokeOnEmailChange` is
+ * false, every session.
+ */
+export async function bufferEmailChanged(
+  ctx: EngineContext,
+  tx: UnitOfWork,
+  userId: string,
+  keepToken?: string,
+): Promise<{ events: Omit<EventDraft, 'userId'>[]; revoked: number }> {
+  const [ended] = await Promise.all([
+    ctx.sessions.revokeOnEmailChange
+      ? bufferRevokeSessions(ctx, tx, userId, 'email_changed')
+      : { events: [], revoked: 0 },
+    bufferDropTokens(
+      tx,
+      userId,
+      ['email_verification', 'email_change', 'password_reset', 'magic_link'],
+      keepToken,
+    ),
+  ])
+  return ended
 }
 
 /** Removes the user's username; without one, a no-op. (An email cannot be removed: it is the account's.) */
@@ -60,7 +92,7 @@ export async function removeUsername(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'removeUsername')
     const current = (await tx.listIdentifiers(userId)).find((i) => i.kind === 'username')
     if (!current) return user
     tx.deleteIdentifier({ id: current.id, userId }, { expectedVersion: current.version })

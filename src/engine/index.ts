@@ -11,12 +11,27 @@ export {
 export { openSeed, type SealedSeed, sealSeed } from './seed-cipher.js'
 export { DEFAULT_TOTP, TotpAlgorithm, type TotpOptions } from './totp-algorithm.js'
 export {
+  type AccountIdentifier,
+  type CompletedSignIn,
+  type CountUsersOptions,
   type FactorSummary,
+  type IdentifierSummary,
+  type IssuedToken,
+  type KeyUsage,
+  type ListUsersOptions,
+  type NewSession,
   type PasswordSubject,
   type RecoveryCodeSet,
   type RegisterUserInput,
+  type RequestContext,
+  type ResealResult,
+  type SecondFactorProof,
+  type SessionSummary,
+  type SignInResult,
   type TotpEnrollment,
   type UpdateProfileOptions,
+  type UserDetails,
   UserEngine,
   type UserEngineOptions,
+  type UserListItem,
 } from './user-engine.js'

@@ -4,9 +4,12 @@ import type { JsonValue, UserRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
 import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
+import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { asObject, type EngineContext, requireUser, tenantNotFound } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { bufferRevokeSessions } from './sessions.js'
 import { type CheckSubject, checkPassword } from './sign-in.js'
+import { bufferDropTokens } from './tokens.js'
 
 /** Whom a password check is for: a login form has an email, a re-authentication has the user id. */
 export type PasswordSubject = { readonly email: string } | { readonly userId: string }
@@ -31,18 +34,42 @@ export async function setPassword(
   assertId(userId, 'userId')
   const phc = await ctx.hasher.hash(checkNewPassword(password))
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
-    const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'password')
-    const factorId = existing?.id ?? newId('fac')
-    tx.putFactor(
-      { id: factorId, userId, kind: 'password', secret: passwordSecret(phc), state: {} },
-      existing ? { expectedVersion: existing.version } : { mustNotExist: true },
-    )
+    const user = await requireUser(tx, userId, 'setPassword')
+    const { factorId, events, revoked } = await bufferPasswordChange(ctx, tx, userId, phc, 'password_set')
     return recordUserChange(tx, userId, user, {
-      audit: { action: AUDIT_ACTIONS.passwordSet, data: { factorId } },
-      events: [{ type: EVENT_TYPES.passwordSet, payload: { userId, factorId } }],
+      audit: { action: AUDIT_ACTIONS.passwordSet, data: { factorId, sessionsRevoked: revoked } },
+      events,
     })
   })
+}
+
+/**
+ * Buffers a new password hash for the user, the end of every session of theirs and of their outstanding reset
+ * tokens (but `keepToken`, which the caller consumes). Returns the factor id and the events, password first.
+ */
+export async function bufferPasswordChange(
+  ctx: EngineContext,
+  tx: UnitOfWork,
+  userId: string,
+  phc: string,
+  reason: 'password_set' | 'password_reset',
+  keepToken?: string,
+): Promise<{ factorId: string; events: Omit<EventDraft, 'userId'>[]; revoked: number }> {
+  const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'password')
+  const factorId = existing?.id ?? newId('fac')
+  tx.putFactor(
+    { id: factorId, userId, kind: 'password', secret: passwordSecret(phc), state: {} },
+    existing ? { expectedVersion: existing.version } : { mustNotExist: true },
+  )
+  const [ended] = await Promise.all([
+    bufferRevokeSessions(ctx, tx, userId, reason),
+    bufferDropTokens(tx, userId, ['password_reset'], keepToken),
+  ])
+  return {
+    factorId,
+    events: [{ type: EVENT_TYPES.passwordSet, payload: { userId, factorId } }, ...ended.events],
+    revoked: ended.revoked,
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { ProfileRecord, ProfileValue } from '../domain/records.js'
 import { assertId, assertPositiveInt, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
@@ -20,9 +21,13 @@ export async function getProfile(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'getProfile')
     const profile = await tx.getProfile(user.id)
-    if (!profile) throw new NotFoundError(`profile of user ${userId} not found`, { details: { userId } })
+    if (!profile) {
+      throw new NotFoundError(`profile of user ${shownId(userId)} not found`, {
+        details: { userId: shownId(userId) },
+      })
+    }
     return profile
   })
 }
@@ -45,12 +50,12 @@ export async function updateProfile(
     throw new ValidationError('mode must be merge or replace', { details: { field: 'mode' } })
   }
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, 'updateProfile')
     const profile = await tx.getProfile(userId)
     if (expectedVersion !== undefined && profile?.version !== expectedVersion) {
       throw new ConflictError(
         ErrorCode.VERSION_CONFLICT,
-        `profile ${userId} is not at the expected version`,
+        `profile ${shownId(userId)} is not at the expected version`,
         {
           details: { recordType: 'profile', recordId: userId, expectedVersion },
         },

@@ -3,8 +3,9 @@ import type { FactorRecord, JsonValue } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
 import { assertId } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
+import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { checkFactor, type EngineContext, reject, requireUser } from './context.js'
-import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { matchRecoveryCode, newRecoveryCodes } from './recovery-code-hashes.js'
 
 export interface RecoveryCodeSet {
@@ -26,7 +27,7 @@ export async function generateRecoveryCodes(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId, { active: true })
+    const user = await requireUser(tx, userId, 'generateRecoveryCodes')
     const existing = (await tx.listFactors(userId)).find((f) => f.kind === 'recovery_codes')
     const factorId = existing?.id ?? newId('fac')
     const { codes, hashes } = newRecoveryCodes(ctx.recoveryCodeCount)
@@ -42,6 +43,45 @@ export async function generateRecoveryCodes(
   })
 }
 
+/** The longest recovery code input taken. */
+export const RECOVERY_CODE_MAX_LENGTH = 64
+
+/**
+ * Checks a recovery code inside a unit of work. A valid unused code buffers its slot as used (a versioned
+ * write: of racing uses, one commits), appends the `recovery_code.used` audit record and returns the event for
+ * the caller's one user change. A refusal writes nothing and says why.
+ */
+export function acceptRecoveryCode(
+  tx: UnitOfWork,
+  userId: string,
+  factor: FactorRecord,
+  code: string,
+): { ok: true; event: Omit<EventDraft, 'userId'> } | { ok: false; reason: RejectReason } {
+  const slot = matchRecoveryCode(factor.secret.reveal(), code)
+  const used = usedSlots(factor.state)
+  if (slot < 0 || used.includes(slot))
+    return { ok: false, reason: slot < 0 ? 'wrong_secret' : 'already_used' }
+  const nowUsed = [...used, slot].sort((a, b) => a - b)
+  const hashes = factor.secret.reveal().hashes
+  const total = Array.isArray(hashes) ? (hashes as JsonValue[]).length : 0
+  const remaining = Math.max(0, total - nowUsed.length)
+  tx.putFactor(
+    {
+      id: factor.id,
+      userId,
+      kind: 'recovery_codes',
+      secret: factor.secret,
+      state: { ...factor.state, used: nowUsed },
+    },
+    { expectedVersion: factor.version },
+  )
+  tx.appendAudit({ action: AUDIT_ACTIONS.recoveryCodeUsed, userId, data: { factorId: factor.id, remaining } })
+  return {
+    ok: true,
+    event: { type: EVENT_TYPES.recoveryCodeUsed, payload: { userId, factorId: factor.id, remaining } },
+  }
+}
+
 export async function consumeRecoveryCode(
   ctx: EngineContext,
   tenantId: string,
@@ -51,33 +91,12 @@ export async function consumeRecoveryCode(
   const how = {
     kind: 'recovery_codes',
     rejected: AUDIT_ACTIONS.recoveryCodeRejected,
-    maxCodeLength: 64,
+    maxCodeLength: RECOVERY_CODE_MAX_LENGTH,
   } as const
   return checkFactor(ctx, tenantId, userId, code, how, async (tx, user, factor) => {
-    const slot = matchRecoveryCode(factor.secret.reveal(), code)
-    const used = usedSlots(factor.state)
-    if (slot < 0 || used.includes(slot)) {
-      return reject(tx, how.rejected, userId, slot < 0 ? 'wrong_secret' : 'already_used', factor.id)
-    }
-    const nowUsed = [...used, slot].sort((a, b) => a - b)
-    const total = Array.isArray(factor.secret.reveal().hashes)
-      ? (factor.secret.reveal().hashes as JsonValue[]).length
-      : 0
-    const remaining = Math.max(0, total - nowUsed.length)
-    tx.putFactor(
-      {
-        id: factor.id,
-        userId,
-        kind: 'recovery_codes',
-        secret: factor.secret,
-        state: { ...factor.state, used: nowUsed },
-      },
-      { expectedVersion: factor.version },
-    )
-    await recordUserChange(tx, userId, user, {
-      audit: { action: AUDIT_ACTIONS.recoveryCodeUsed, data: { factorId: factor.id, remaining } },
-      events: [{ type: EVENT_TYPES.recoveryCodeUsed, payload: { userId, factorId: factor.id, remaining } }],
-    })
+    const accepted = acceptRecoveryCode(tx, userId, factor, code)
+    if (!accepted.ok) return reject(tx, how.rejected, userId, accepted.reason, factor.id)
+    await recordUserChange(tx, userId, user, { events: [accepted.event] })
     return true
   })
 }

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { LIMITS } from '../domain/limits.js'
-import type { FactorKind, IdentifierKind, UserRecord } from '../domain/records.js'
+import type { FactorKind, FactorRecord, IdentifierKind, SignInMethod, UserRecord } from '../domain/records.js'
 import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { ThrottleState } from '../store/throttle.js'
-import type { UnitOfWork } from '../store/unit-of-work.js'
+import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { asObject, type EngineContext } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { passwordSecret } from './password.js'
+import { bufferNewSession, type NewSession } from './sessions.js'
+import { bufferNewToken, type IssuedToken } from './tokens.js'
 
 /** A sign-in form: one identifier (email or username) and the password; optionally a caller key (IP, device). */
 export type SignInCredentials = ({ readonly email: string } | { readonly username: string }) & {
@@ -21,33 +23,87 @@ export type SignInCredentials = ({ readonly email: string } | { readonly usernam
 export type SecondFactorKind = Extract<FactorKind, 'totp' | 'recovery_codes'>
 
 export type SignInResult =
-  | { readonly status: 'signed_in'; readonly user: UserRecord }
+  | {
+      readonly status: 'signed_in'
+      readonly user: UserRecord
+      /** The new session; `session.token.reveal()` is what the client keeps (a cookie). */
+      readonly session: NewSession
+    }
   | {
       readonly status: 'second_factor_required'
       readonly user: UserRecord
-      /** The second factors the user has; verify one (verifyTotp, consumeRecoveryCode) to finish. */
+      /** The second factors the user has: finish with `completeSignIn(challenge, { totp } | { recoveryCode })`. */
       readonly factors: readonly SecondFactorKind[]
+      /** The sign-in challenge: a single-use token that carries the sign-in from this step to the next. */
+      readonly challenge: IssuedToken
     }
+
+/** What a sign-in step leaves in its unit of work: a session, or a challenge for the second factor. */
+export type SignInStep =
+  | { readonly session: NewSession; readonly challenge?: undefined }
+  | { readonly session?: undefined; readonly challenge: IssuedToken }
+
+/**
+ * Buffers the end of a successful first sign-in step in `tx`: a session when the user has no second factor,
+ * else a sign-in challenge token remembering how far they got. The caller writes the user once (rule 5).
+ */
+export async function bufferSignInStep(
+  ctx: EngineContext,
+  tx: UnitOfWork,
+  userId: string,
+  factors: readonly SecondFactorKind[],
+  methods: readonly SignInMethod[],
+): Promise<{ value: SignInStep; events: Omit<EventDraft, 'userId'>[] }> {
+  if (factors.length === 0) {
+    const { session, events } = await bufferNewSession(ctx, tx, userId, methods)
+    return { value: { session }, events }
+  }
+  const { issued, events } = await bufferNewToken(ctx, tx, userId, 'sign_in_challenge', {
+    methods: [...methods],
+    factors: [...factors],
+  })
+  return { value: { challenge: issued }, events }
+}
+
+/** The result a sign-in step returns for the user it signed in. */
+export function signInResult(
+  user: UserRecord,
+  factors: readonly SecondFactorKind[],
+  step: SignInStep,
+): SignInResult {
+  return step.challenge
+    ? { status: 'second_factor_required', user, factors, challenge: step.challenge }
+    : { status: 'signed_in', user, session: step.session }
+}
 
 /** Whose password is checked: a sign-in form names an identifier, a re-authentication the user id. */
 export type CheckSubject =
   | { readonly kind: IdentifierKind; readonly value: string }
   | { readonly userId: string }
 
-type CheckOutcome =
+type CheckOutcome<T = undefined> =
   | {
       readonly ok: true
       readonly user: UserRecord
       readonly factors: readonly SecondFactorKind[]
       /** Keys with failures to forget (the caller key keeps its count: it spans users). */
       readonly clear: readonly string[]
+      /** What `onSuccess` returned. */
+      readonly extra: T
     }
   | { readonly ok: false; readonly reason: RejectReason | 'unknown_tenant'; readonly keys: readonly string[] }
+
+/** Writes a successful check adds to its own unit of work (a session, a challenge), with their events. */
+export type OnCheckSuccess<T> = (
+  tx: UnitOfWork,
+  user: UserRecord,
+  factors: readonly SecondFactorKind[],
+) => Promise<{ readonly value: T; readonly events: readonly Omit<EventDraft, 'userId'>[] }>
 
 const SECOND_FACTORS: readonly SecondFactorKind[] = ['totp', 'recovery_codes']
 
 /** Throttle keys are digests: the store never holds the email, username or IP they stand for. */
-function throttleKey(kind: 'identifier' | 'user' | 'caller', value: string): string {
+export function throttleKey(kind: 'identifier' | 'user' | 'caller', value: string): string {
   return `${kind}:${createHash('sha256').update(value).digest('hex')}`
 }
 
@@ -77,17 +133,18 @@ export function parseCredentials(credentials: unknown): {
  * and the caller key; a success clears the identifier and user counts and rehashes an outdated hash in the
  * same unit of work as its audit record.
  */
-export async function checkPassword(
+export async function checkPassword<T = undefined>(
   ctx: EngineContext,
   tenantId: string,
   subject: CheckSubject,
   password: string,
   callerKey: string | undefined,
   audit: { readonly succeeded: string; readonly failed: string },
-): Promise<CheckOutcome> {
+  onSuccess?: OnCheckSuccess<T>,
+): Promise<CheckOutcome<T>> {
   assertId(tenantId, 'tenantId')
   const { store } = ctx
-  const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome> => {
+  const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome<T>> => {
     const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
     const keys = [
       'kind' in subject ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`) : undefined,
@@ -125,27 +182,27 @@ export async function checkPassword(
       return { ok: false, reason: why, keys: why === 'unknown_tenant' ? [] : keys }
     }
     const rehashed = typeof phc === 'string' && ctx.hasher.needsRehash(phc)
-    let signedIn = user
+    const events: Omit<EventDraft, 'userId'>[] = []
     if (rehashed) {
       const fresh = await ctx.hasher.hash(password)
       tx.putFactor({ ...password_, secret: passwordSecret(fresh) }, { expectedVersion: password_.version })
-      signedIn = await recordUserChange(tx, user.id, user, {
-        events: [
-          { type: EVENT_TYPES.passwordRehashed, payload: { userId: user.id, factorId: password_.id } },
-        ],
+      events.push({
+        type: EVENT_TYPES.passwordRehashed,
+        payload: { userId: user.id, factorId: password_.id },
       })
     }
-    // An unconfirmed TOTP enrollment is not a factor yet: it could lock its user out.
-    const second = SECOND_FACTORS.filter((kind) =>
-      factors.some((f) => f.kind === kind && (kind !== 'totp' || f.state.confirmed === true)),
-    )
+    const second = secondFactorsOf(factors)
     tx.appendAudit({
       action: audit.succeeded,
       userId: user.id,
       data: { secondFactorRequired: second.length > 0, rehashed },
     })
+    const added = onSuccess ? await onSuccess(tx, user, second) : undefined
+    if (added) events.push(...added.events)
+    // One user change for all of it: the rehash, and whatever onSuccess wrote (rule 5).
+    const signedIn = events.length > 0 ? await recordUserChange(tx, user.id, user, { events }) : user
     const clear = states.map((st) => st.key).filter((k) => !isCallerKey(k))
-    return { ok: true, user: signedIn, factors: second, clear }
+    return { ok: true, user: signedIn, factors: second, clear, extra: added?.value as T }
   })
   // Throttle writes follow the audit commit, outside the retried unit: a retry cannot count a failure twice.
   if (!outcome.ok && outcome.keys.length > 0) {
@@ -159,6 +216,13 @@ export async function checkPassword(
   }
   if (outcome.ok && outcome.clear.length > 0) await store.throttle.clear(tenantId, outcome.clear)
   return outcome
+}
+
+/** The second factors a user has. An unconfirmed TOTP enrollment is not one yet: it could lock its user out. */
+export function secondFactorsOf(factors: readonly FactorRecord[]): SecondFactorKind[] {
+  return SECOND_FACTORS.filter((kind) =>
+    factors.some((f) => f.kind === kind && (kind !== 'totp' || f.state.confirmed === true)),
+  )
 }
 
 async function findSubject(tx: UnitOfWork, subject: CheckSubject): Promise<UserRecord | null> {
@@ -181,7 +245,8 @@ function lockedFor(states: readonly ThrottleState[], now: number): number {
  * Signs a user in with an identifier and a password. Unknown identifier, wrong password, no password,
  * disabled or deleted user, suspended or unknown tenant: all INVALID_CREDENTIALS, at the cost of one Argon2
  * verification; the true reason is only in the audit trail. A locked identifier, user or caller key is
- * THROTTLED (`details.retryAfterMs`) before any hashing.
+ * THROTTLED (`details.retryAfterMs`) before any hashing. A success creates a session, or, for a user with a
+ * second factor, a sign-in challenge, in the same unit of work as the check.
  */
 export async function authenticate(
   ctx: EngineContext,
@@ -190,14 +255,21 @@ export async function authenticate(
 ): Promise<SignInResult> {
   assertId(tenantId, 'tenantId')
   const { subject, password, callerKey } = parseCredentials(credentials)
-  const outcome = await checkPassword(ctx, tenantId, subject, password, callerKey, {
-    succeeded: AUDIT_ACTIONS.signInSucceeded,
-    failed: AUDIT_ACTIONS.signInFailed,
-  })
-  if (!outcome.ok) {
-    throw new UserEngineError(ErrorCode.INVALID_CREDENTIALS, 'the identifier or password is not valid')
-  }
-  return outcome.factors.length > 0
-    ? { status: 'second_factor_required', user: outcome.user, factors: outcome.factors }
-    : { status: 'signed_in', user: outcome.user }
+  const outcome = await checkPassword(
+    ctx,
+    tenantId,
+    subject,
+    password,
+    callerKey,
+    { succeeded: AUDIT_ACTIONS.signInSucceeded, failed: AUDIT_ACTIONS.signInFailed },
+    // The session (or challenge) commits with the check: a password changed meanwhile conflicts, and the
+    // retry then finds the new password does not match.
+    (tx, user, factors) => bufferSignInStep(ctx, tx, user.id, factors, ['password']),
+  )
+  if (!outcome.ok) throw invalidCredentials()
+  return signInResult(outcome.user, outcome.factors, outcome.extra)
+}
+
+export function invalidCredentials(): UserEngineError {
+  return new UserEngineError(ErrorCode.INVALID_CREDENTIALS, 'the identifier or password is not valid')
 }

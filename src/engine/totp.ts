@@ -1,10 +1,12 @@
 import { ConflictError, ErrorCode } from '../domain/errors.js'
-import { newId } from '../domain/ids.js'
+import { newId, shownId } from '../domain/ids.js'
+import type { FactorRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
 import { assertId, assertString } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
+import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { asObject, checkFactor, type EngineContext, reject, requireUser } from './context.js'
-import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { openSeed, sealSeed } from './seed-cipher.js'
 
 export interface TotpEnrollment {
@@ -14,8 +16,11 @@ export interface TotpEnrollment {
 }
 
 /** Bound the AES-GCM associated data to the record the seed belongs to. */
-const seedContext = (tenantId: string, userId: string, factorId: string) =>
+export const seedContext = (tenantId: string, userId: string, factorId: string) =>
   `user-engine/totp/v1/${tenantId}/${userId}/${factorId}`
+
+/** The longest TOTP code input taken. */
+export const TOTP_MAX_CODE_LENGTH = 32
 
 export async function enrollTotp(
   ctx: EngineContext,
@@ -28,13 +33,13 @@ export async function enrollTotp(
   const label = asObject(options, 'options').label
   if (label !== undefined) assertString(label, 'label', 200)
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId, { active: true })
+    const user = await requireUser(tx, userId, 'enrollTotp')
     const [factors, identifiers] = await Promise.all([tx.listFactors(userId), tx.listIdentifiers(userId)])
     const existing = factors.find((f) => f.kind === 'totp')
     if (existing?.state.confirmed === true) {
       throw new ConflictError(
         ErrorCode.ALREADY_EXISTS,
-        `user ${userId} already has a confirmed TOTP factor`,
+        `user ${shownId(userId)} already has a confirmed TOTP factor`,
         {
           details: { userId, factorId: existing.id },
         },
@@ -50,6 +55,7 @@ export async function enrollTotp(
           userId,
           kind: 'totp',
           secret: new Secret(sealed),
+          keyId: sealed.keyId,
           state: { confirmed: false, lastUsedStep: null },
         },
         existing ? { expectedVersion: existing.version } : { mustNotExist: true },
@@ -66,45 +72,62 @@ export async function enrollTotp(
   })
 }
 
+/**
+ * Checks a TOTP code against the user's factor inside a unit of work. A match later than the last accepted
+ * step buffers the factor's new step (with a version precondition, so one code is accepted once under any
+ * race) and re-seals the seed under the current key; it appends the `totp.verified` audit record and returns
+ * the event for the caller's one user change. A refusal writes nothing and says why.
+ */
+export function acceptTotp(
+  ctx: EngineContext,
+  tx: UnitOfWork,
+  userId: string,
+  factor: FactorRecord,
+  code: string,
+): { ok: true; event: Omit<EventDraft, 'userId'> } | { ok: false; reason: RejectReason } {
+  const context = seedContext(tx.tenantId, userId, factor.id)
+  const sealed = factor.secret.reveal()
+  const seed = openSeed(ctx.keyring, sealed, context)
+  try {
+    const step = ctx.totp.matchStep(seed, code, ctx.clock())
+    const last = typeof factor.state.lastUsedStep === 'number' ? factor.state.lastUsedStep : -1
+    if (step === null || step <= last)
+      return { ok: false, reason: step === null ? 'wrong_secret' : 'replayed' }
+    const current = sealed.keyId === ctx.keyring.currentKeyId
+    const resealed = current ? null : sealSeed(ctx.keyring, seed, context)
+    tx.putFactor(
+      {
+        id: factor.id,
+        userId,
+        kind: 'totp',
+        secret: resealed ? new Secret(resealed) : factor.secret,
+        keyId: resealed ? resealed.keyId : typeof sealed.keyId === 'string' ? sealed.keyId : factor.keyId,
+        state: { ...factor.state, confirmed: true, lastUsedStep: step },
+      },
+      { expectedVersion: factor.version },
+    )
+    tx.appendAudit({ action: AUDIT_ACTIONS.totpVerified, userId, data: { factorId: factor.id } })
+    return { ok: true, event: { type: EVENT_TYPES.totpVerified, payload: { userId, factorId: factor.id } } }
+  } finally {
+    seed.fill(0)
+  }
+}
+
 export async function verifyTotp(
   ctx: EngineContext,
   tenantId: string,
   userId: string,
   code: string,
 ): Promise<boolean> {
-  const how = { kind: 'totp', rejected: AUDIT_ACTIONS.totpRejected, maxCodeLength: 32 } as const
+  const how = {
+    kind: 'totp',
+    rejected: AUDIT_ACTIONS.totpRejected,
+    maxCodeLength: TOTP_MAX_CODE_LENGTH,
+  } as const
   return checkFactor(ctx, tenantId, userId, code, how, async (tx, user, factor) => {
-    const context = seedContext(tenantId, userId, factor.id)
-    const sealed = factor.secret.reveal()
-    const seed = openSeed(ctx.keyring, sealed, context)
-    try {
-      const step = ctx.totp.matchStep(seed, code, ctx.clock())
-      const last = typeof factor.state.lastUsedStep === 'number' ? factor.state.lastUsedStep : -1
-      if (step === null || step <= last) {
-        const reason = step === null ? 'wrong_secret' : 'replayed'
-        return reject(tx, how.rejected, userId, reason, factor.id)
-      }
-      const secret =
-        sealed.keyId === ctx.keyring.currentKeyId
-          ? factor.secret
-          : new Secret(sealSeed(ctx.keyring, seed, context))
-      tx.putFactor(
-        {
-          id: factor.id,
-          userId,
-          kind: 'totp',
-          secret,
-          state: { ...factor.state, confirmed: true, lastUsedStep: step },
-        },
-        { expectedVersion: factor.version },
-      )
-      await recordUserChange(tx, userId, user, {
-        audit: { action: AUDIT_ACTIONS.totpVerified, data: { factorId: factor.id } },
-        events: [{ type: EVENT_TYPES.totpVerified, payload: { userId, factorId: factor.id } }],
-      })
-      return true
-    } finally {
-      seed.fill(0)
-    }
+    const accepted = acceptTotp(ctx, tx, userId, factor, code)
+    if (!accepted.ok) return reject(tx, how.rejected, userId, accepted.reason, factor.id)
+    await recordUserChange(tx, userId, user, { events: [accepted.event] })
+    return true
   })
 }

@@ -1,27 +1,25 @@
-import { ValidationError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
-import type { ProfileValue, UserRecord, UserStatus } from '../domain/records.js'
-import { assertId, normalizeIdentifier, validatePageSize, validateProfile } from '../domain/validation.js'
+import type { ProfileValue, UserRecord } from '../domain/records.js'
+import { assertId, normalizeIdentifier, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import type { ListUsersQuery, Page } from '../store/store.js'
 import {
   asObject,
   type EngineContext,
-  requireTenant,
   requireUser,
   tenantNotFound,
+  tenantSuspended,
   userNotFound,
 } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { checkNewPassword, passwordSecret } from './password.js'
+import { bufferRevokeSessions } from './sessions.js'
+import { bufferDropTokens } from './tokens.js'
 
 export interface RegisterUserInput {
   readonly email: string
   readonly password?: string
   readonly profile?: Readonly<Record<string, ProfileValue>>
 }
-
-const USER_STATUSES: readonly UserStatus[] = ['active', 'disabled', 'deleted']
 
 export async function registerUser(
   ctx: EngineContext,
@@ -33,10 +31,14 @@ export async function registerUser(
   const email = normalizeIdentifier('email', fields.email)
   const password = fields.password === undefined ? undefined : checkNewPassword(fields.password)
   const attributes = validateProfile(fields.profile ?? {})
-  // Hash before the unit of work: a retry must not pay for Argon2 twice, and no store work waits on it.
-  const phc = password === undefined ? undefined : await ctx.hasher.hash(password)
-  // No reads: the commit refuses an unknown tenant (NOT_FOUND) and a taken email (DUPLICATE_IDENTIFIER),
-  // so registration is one round trip on the Postgres store.
+  // Hash before the unit of work (a retry must not pay for Argon2 twice), while the tenant's status is read.
+  const [phc, tenant] = await Promise.all([
+    password === undefined ? undefined : ctx.hasher.hash(password),
+    ctx.store.getTenant(tenantId),
+  ])
+  if (tenant?.status === 'suspended') throw tenantSuspended(tenantId)
+  // No reads in the unit: the commit refuses an unknown tenant (NOT_FOUND) and a taken email
+  // (DUPLICATE_IDENTIFIER), so registration is one commit on the Postgres store.
   return ctx.unit(tenantId, async (tx) => {
     const userId = newId('usr')
     const user = await recordUserChange(tx, userId, null, {
@@ -81,26 +83,6 @@ export async function findUserByEmail(
   return null
 }
 
-export async function listUsers(
-  ctx: EngineContext,
-  tenantId: string,
-  query: ListUsersQuery,
-): Promise<Page<UserRecord>> {
-  assertId(tenantId, 'tenantId')
-  const q = asObject(query, 'query')
-  validatePageSize(q.limit)
-  if (q.status !== undefined && !USER_STATUSES.includes(q.status as UserStatus)) {
-    throw new ValidationError('status must be active, disabled or deleted', {
-      details: { field: 'status' },
-    })
-  }
-  if (q.cursor !== undefined && typeof q.cursor !== 'string') {
-    throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
-  }
-  if (!(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
-  return ctx.store.listUsers(tenantId, query)
-}
-
 /** disableUser and enableUser: the same status again is a no-op. */
 export async function setStatus(
   ctx: EngineContext,
@@ -111,13 +93,28 @@ export async function setStatus(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const user = await requireUser(tx, userId)
+    const user = await requireUser(tx, userId, status === 'disabled' ? 'disableUser' : 'enableUser')
     if (user.status === status) return user
     const disabled = status === 'disabled'
+    // A disabled account is frozen: its sessions end and its tokens stop working, in the same commit.
+    const [ended, tokens] = disabled
+      ? await Promise.all([
+          bufferRevokeSessions(ctx, tx, userId, 'user_disabled'),
+          bufferDropTokens(tx, userId),
+        ])
+      : [{ events: [], revoked: 0 }, 0]
     return recordUserChange(tx, userId, user, {
       status,
-      audit: { action: disabled ? AUDIT_ACTIONS.userDisabled : AUDIT_ACTIONS.userEnabled },
-      events: [{ type: disabled ? EVENT_TYPES.userDisabled : EVENT_TYPES.userEnabled, payload: { userId } }],
+      audit: disabled
+        ? {
+            action: AUDIT_ACTIONS.userDisabled,
+            data: { sessionsRevoked: ended.revoked, tokensDropped: tokens },
+          }
+        : { action: AUDIT_ACTIONS.userEnabled },
+      events: [
+        { type: disabled ? EVENT_TYPES.userDisabled : EVENT_TYPES.userEnabled, payload: { userId } },
+        ...ended.events,
+      ],
     })
   })
 }
@@ -126,13 +123,14 @@ export async function deleteUser(ctx: EngineContext, tenantId: string, userId: s
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   return ctx.unit(tenantId, async (tx) => {
-    const [, user] = await Promise.all([requireTenant(tx), tx.getUser(userId)])
-    if (!user) throw userNotFound(userId)
+    const user = await requireUser(tx, userId, 'deleteUser')
     if (user.status === 'deleted') return user
-    const [identifiers, factors, profile] = await Promise.all([
+    const [identifiers, factors, profile, ended, tokens] = await Promise.all([
       tx.listIdentifiers(userId),
       tx.listFactors(userId),
       tx.getProfile(userId),
+      bufferRevokeSessions(ctx, tx, userId, 'user_deleted'),
+      bufferDropTokens(tx, userId),
     ])
     for (const i of identifiers) tx.deleteIdentifier({ id: i.id, userId }, { expectedVersion: i.version })
     for (const f of factors) tx.deleteFactor({ id: f.id, userId }, { expectedVersion: f.version })
@@ -141,9 +139,15 @@ export async function deleteUser(ctx: EngineContext, tenantId: string, userId: s
       status: 'deleted',
       audit: {
         action: AUDIT_ACTIONS.userDeleted,
-        data: { identifiers: identifiers.length, factors: factors.length, profile: profile !== null },
+        data: {
+          identifiers: identifiers.length,
+          factors: factors.length,
+          profile: profile !== null,
+          sessions: ended.revoked,
+          tokens,
+        },
       },
-      events: [{ type: EVENT_TYPES.userDeleted, payload: { userId } }],
+      events: [{ type: EVENT_TYPES.userDeleted, payload: { userId } }, ...ended.events],
     })
   })
 }

@@ -7,19 +7,49 @@ import type {
   IdentifierRecord,
   ProfileRecord,
   RecordType,
+  SessionRecord,
   TenantRecord,
+  TokenRecord,
   UserRecord,
 } from '../domain/records.js'
-import { assertId, assertIdentifierLookup, assertString, isStorableJson } from '../domain/validation.js'
+import { SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
+import {
+  assertId,
+  assertIdentifierLookup,
+  assertInstant,
+  assertIpAddress,
+  assertString,
+  isStorableJson,
+} from '../domain/validation.js'
 import type { AuditRow, CommitPlan, EventRow, WriteOp } from './commit-plan.js'
 import { recordCodec, type StoredRow } from './stored-row.js'
-import type { AuditDraft, Draft, EventDraft, Precondition, RecordRef, UnitOfWork } from './unit-of-work.js'
+import type {
+  AuditDraft,
+  Draft,
+  EventDraft,
+  FactorDraft,
+  Precondition,
+  RecordRef,
+  UnitOfWork,
+} from './unit-of-work.js'
+
+/** The record types a user has several of, read together by user id. */
+export type UserRowType = 'identifier' | 'factor' | 'session' | 'token'
 
 /** The reads a store provides to a unit of work: committed state of one tenant. */
 export interface RowSource {
   readRow(type: RecordType, id: string): Promise<StoredRow | null>
   readIdentifierRow(kind: IdentifierKind, value: string): Promise<StoredRow | null>
-  readUserRows(userId: string, type: 'identifier' | 'factor'): Promise<StoredRow[]>
+  readUserRows(userId: string, type: UserRowType): Promise<StoredRow[]>
+}
+
+function assertTokenHash(value: unknown): void {
+  const hash = (value as { reveal?: () => unknown } | null)?.reveal?.()
+  if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
+    throw new ValidationError('tokenHash must be a Secret holding 64 hex digits (SHA-256)', {
+      details: { field: 'tokenHash' },
+    })
+  }
 }
 
 /** A buffered write and the row it leaves, keyed by record. */
@@ -92,6 +122,30 @@ export class BufferedUnitOfWork implements UnitOfWork {
     return rows.map((r) => recordCodec.factor.fromRow(this.tenantId, r))
   }
 
+  async getSession(sessionId: string): Promise<SessionRecord | null> {
+    assertId(sessionId, 'sessionId')
+    const row = await this.#read('session', sessionId)
+    return row ? recordCodec.session.fromRow(this.tenantId, row) : null
+  }
+
+  async listSessions(userId: string): Promise<SessionRecord[]> {
+    assertId(userId, 'userId')
+    const rows = await this.#readUserRows(userId, 'session')
+    return rows.map((r) => recordCodec.session.fromRow(this.tenantId, r))
+  }
+
+  async getToken(tokenId: string): Promise<TokenRecord | null> {
+    assertId(tokenId, 'tokenId')
+    const row = await this.#read('token', tokenId)
+    return row ? recordCodec.token.fromRow(this.tenantId, row) : null
+  }
+
+  async listTokens(userId: string): Promise<TokenRecord[]> {
+    assertId(userId, 'userId')
+    const rows = await this.#readUserRows(userId, 'token')
+    return rows.map((r) => recordCodec.token.fromRow(this.tenantId, r))
+  }
+
   putTenant(tenant: Draft<TenantRecord>, precondition: Precondition): void {
     if (tenant.id !== this.tenantId)
       throw new ValidationError('tenant id must match the unit of work', { details: { field: 'id' } })
@@ -129,9 +183,10 @@ export class BufferedUnitOfWork implements UnitOfWork {
     this.#delete('profile', userId, userId, precondition)
   }
 
-  putFactor(factor: Draft<FactorRecord>, precondition: Precondition): void {
+  putFactor(factor: FactorDraft, precondition: Precondition): void {
     assertId(factor.id, 'factorId')
     assertId(factor.userId, 'userId')
+    if (factor.keyId != null) assertId(factor.keyId, 'keyId')
     this.#put('factor', factor.id, factor.userId, recordCodec.factor.toPayload(factor), precondition)
   }
 
@@ -139,11 +194,57 @@ export class BufferedUnitOfWork implements UnitOfWork {
     this.#delete('factor', ref.id, ref.userId, precondition)
   }
 
+  putSession(session: Draft<SessionRecord>, precondition: Precondition): void {
+    assertId(session.id, 'sessionId')
+    assertId(session.userId, 'userId')
+    assertTokenHash(session.tokenHash)
+    for (const field of ['lastSeenAt', 'expiresAt', 'absoluteExpiresAt'] as const) {
+      assertInstant(session[field], field)
+    }
+    if (
+      !Array.isArray(session.methods) ||
+      session.methods.length > SIGN_IN_METHODS.length ||
+      !session.methods.every((m) => SIGN_IN_METHODS.includes(m))
+    ) {
+      throw new ValidationError(`methods must be a list of ${SIGN_IN_METHODS.join(', ')}`, {
+        details: { field: 'methods' },
+      })
+    }
+    this.#put('session', session.id, session.userId, recordCodec.session.toPayload(session), precondition)
+  }
+
+  deleteSession(ref: RecordRef, precondition: { readonly expectedVersion: number }): void {
+    this.#delete('session', ref.id, ref.userId, precondition)
+  }
+
+  putToken(token: Draft<TokenRecord>, precondition: Precondition): void {
+    assertId(token.id, 'tokenId')
+    assertId(token.userId, 'userId')
+    assertTokenHash(token.tokenHash)
+    assertInstant(token.expiresAt, 'expiresAt')
+    if (!TOKEN_PURPOSES.includes(token.purpose)) {
+      throw new ValidationError(`purpose must be one of ${TOKEN_PURPOSES.join(', ')}`, {
+        details: { field: 'purpose' },
+      })
+    }
+    if (typeof token.data !== 'object' || token.data === null || Array.isArray(token.data)) {
+      throw new ValidationError('data must be an object', { details: { field: 'data' } })
+    }
+    this.#put('token', token.id, token.userId, recordCodec.token.toPayload(token), precondition)
+  }
+
+  deleteToken(ref: RecordRef, precondition: { readonly expectedVersion: number }): void {
+    this.#delete('token', ref.id, ref.userId, precondition)
+  }
+
   appendAudit(entry: AuditDraft): void {
     this.#assertOpen()
     assertString(entry.action, 'action', LIMITS.auditActionLength)
     if (entry.userId != null) assertId(entry.userId, 'userId')
     if (entry.actorId != null) assertId(entry.actorId, 'actorId')
+    if (entry.requestId != null) assertId(entry.requestId, 'requestId')
+    if (entry.ip != null) assertIpAddress(entry.ip, 'ip')
+    if (entry.userAgent != null) assertString(entry.userAgent, 'userAgent', LIMITS.userAgentLength)
     if (!isStorableJson(entry.data ?? {})) {
       throw new ValidationError('audit data has characters that cannot be stored', {
         details: { field: 'data' },
@@ -154,6 +255,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
       action: entry.action,
       userId: entry.userId ?? null,
       actorId: entry.actorId ?? null,
+      requestId: entry.requestId ?? null,
+      ip: entry.ip ?? null,
+      userAgent: entry.userAgent ?? null,
       data: { ...(entry.data ?? {}) },
     })
   }
@@ -204,7 +308,12 @@ export class BufferedUnitOfWork implements UnitOfWork {
       }
       return write.op === 'insert' ? 1 : write.expectedVersion + 1
     }
-    for (const w of writes) if (w.userId !== null && w.type !== 'user') newVersion('user', w.userId)
+    for (const w of writes) {
+      // A session refresh is the one user-owned write that needs no user write (rule 5's exception).
+      if (w.userId !== null && w.type !== 'user' && !(w.type === 'session' && w.op === 'update')) {
+        newVersion('user', w.userId)
+      }
+    }
     const positions = new Map<string, number>()
     const events: EventRow[] = this.#events.map((e) => {
       const sequence = newVersion(e.aggregateType, e.aggregateId)
@@ -231,7 +340,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
     return this.source.readRow(type, id)
   }
 
-  async #readUserRows(userId: string, type: 'identifier' | 'factor'): Promise<StoredRow[]> {
+  async #readUserRows(userId: string, type: UserRowType): Promise<StoredRow[]> {
     const base = await this.source.readUserRows(userId, type)
     const out = new Map<string, StoredRow>()
     for (const r of base) out.set(r.id, r)

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../domain/errors.js'
+import { shownId } from '../domain/ids.js'
 import type { UserRecord, UserStatus } from '../domain/records.js'
 import type { UserEngineStore } from './store.js'
 import type { AuditDraft, EventDraft, UnitOfWork } from './unit-of-work.js'
@@ -56,7 +57,10 @@ export async function commitUserChange<T = void>(
   return store.transaction(tenantId, async (tx) => {
     const user = await tx.getUser(userId)
     if (!user) {
-      throw notFound?.(userId) ?? new NotFoundError(`user ${userId} not found`, { details: { userId } })
+      throw (
+        notFound?.(userId) ??
+        new NotFoundError(`user ${shownId(userId)} not found`, { details: { userId: shownId(userId) } })
+      )
     }
     const result = (await write?.(tx, user)) as T
     await recordUserChange(tx, userId, user, change)

@@ -34,6 +34,9 @@ export interface AuditRow {
   readonly action: string
   readonly userId: string | null
   readonly actorId: string | null
+  readonly requestId: string | null
+  readonly ip: string | null
+  readonly userAgent: string | null
   readonly data: AuditData
 }
 

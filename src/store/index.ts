@@ -1,4 +1,4 @@
-export { BufferedUnitOfWork, type RowSource } from './buffered-unit-of-work.js'
+export { BufferedUnitOfWork, type RowSource, type UserRowType } from './buffered-unit-of-work.js'
 export { failedAtCommit, markCommitPhase } from './commit-phase.js'
 export type * from './commit-plan.js'
 export { runUnitOfWork, type UnitOfWorkRun } from './run-unit-of-work.js'

@@ -61,13 +61,27 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
   },
   {
     version: 7,
-    name: 'throttle',
-    recordTypes: [],
+    name: 'sign_in_throttle_and_tenant_index',
+    recordTypes: ['tenant'],
     purpose:
-      'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work.',
+      'Failed sign-in counts and lockouts per tenant and opaque key (ThrottleAccess), updated atomically outside units of work; an index for listTenants.',
   },
   {
     version: 8,
+    name: 'identifier_prefix_and_audit_context',
+    recordTypes: ['identifier'],
+    purpose:
+      'Identifier prefix search within a tenant (an index in code-point order); audit records keep the request context (request id, client IP and user agent) and are listed from a cursor naming the last record instead of a sequence shared by all tenants.',
+  },
+  {
+    version: 9,
+    name: 'sessions_tokens_and_key_ids',
+    recordTypes: ['session', 'token', 'factor'],
+    purpose:
+      "Session and single-use token records (store rules 10 and 11: one-read lookup, bounded purge of expired ones by a tenant-led expiry index); every factor's keyId set from its sealed secret, so seeds can be counted and re-sealed per key.",
+  },
+  {
+    version: 10,
     name: 'outbox_pending_aggregate_index',
     recordTypes: [],
     purpose:
@@ -94,6 +108,8 @@ export const DIAGNOSTIC_COUNT_KEYS = [
   'identifiers',
   'profiles',
   'factors',
+  'sessions',
+  'tokens',
   'audit_records',
   'outbox_pending',
   'outbox_published',

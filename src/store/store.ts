@@ -1,13 +1,17 @@
 import type { ReadinessReason } from '../domain/errors.js'
 import type {
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   OutboxEntry,
+  SessionRecord,
   TenantRecord,
+  TenantStatus,
   UserRecord,
   UserStatus,
 } from '../domain/records.js'
+import type { IdentifierPrefix } from '../domain/user-queries.js'
 import type { ThrottleAccess } from './throttle.js'
 import type { UnitOfWork } from './unit-of-work.js'
 
@@ -17,10 +21,47 @@ export interface Page<T> {
   readonly nextCursor: string | null
 }
 
+export type { IdentifierPrefix } from '../domain/user-queries.js'
+
 export interface ListUsersQuery {
+  /** 1 to 500; default 50. */
   readonly limit?: number
+  /** The previous page's `nextCursor`. A cursor from a listing of another shape is a VALIDATION error. */
   readonly cursor?: string
   readonly status?: UserStatus
+  /**
+   * Only users holding an identifier of this kind whose value starts with the prefix (normalized, as stored).
+   * Such a page is ordered by that value in code-point order, not by user id; each user appears once, at the
+   * least of its matching values. The cursor then encodes that value: treat it like the identifier itself.
+   */
+  readonly identifierPrefix?: IdentifierPrefix
+  /**
+   * Each user carries its identifiers (`identifiers`, in id order: id, kind, value, verified), read with the
+   * page in one query.
+   */
+  readonly includeIdentifiers?: boolean
+}
+
+export interface CountUsersQuery {
+  readonly status?: UserStatus
+  readonly identifierPrefix?: IdentifierPrefix
+}
+
+/**
+ * An identifier as a listing shows it: what a list of accounts displays. The whole record (version,
+ * timestamps) is a `getIdentifier` or `tx.listIdentifiers` away; leaving them out keeps a page with its
+ * identifiers close to the cost of a plain page (docs/performance.md).
+ */
+export type ListedIdentifier = Pick<IdentifierRecord, 'id' | 'kind' | 'value' | 'verified'>
+
+/** A user as `listUsers` returns it: `identifiers` is present exactly when the query asked for it. */
+export interface ListedUser extends UserRecord {
+  readonly identifiers?: readonly ListedIdentifier[]
+}
+
+export interface ListTenantsQuery {
+  readonly limit?: number
+  readonly cursor?: string
 }
 
 export interface ListAuditQuery {
@@ -59,6 +100,39 @@ export interface Diagnostics {
   readonly schemaVersion: number
   readonly latestVersion: number
   readonly counts: Readonly<Record<string, number>>
+  /**
+   * Factor secrets sealed under each key id (`FactorRecord.keyId`), across tenants: what still needs a key.
+   * A key id absent here seals nothing and can be removed from the keyring. Key ids are the operator's names
+   * for keys, never data; a stored key id not shaped like an id is counted under `(invalid)`.
+   */
+  readonly sealedByKeyId: Readonly<Record<string, number>>
+}
+
+/** A session and its tenant's status, as `findSession` reads them together (validation needs both). */
+export interface SessionLookup {
+  readonly session: SessionRecord
+  readonly tenantStatus: TenantStatus
+}
+
+export interface PurgeExpiredQuery {
+  /** ISO 8601 instant: sessions and tokens whose `expiresAt` is before it are deleted. */
+  readonly before: string
+  /** At most this many records (sessions and tokens together) per call, 1..10 000. */
+  readonly limit: number
+}
+
+export interface PurgeExpiredResult {
+  readonly sessions: number
+  readonly tokens: number
+}
+
+export interface ListSealedFactorsQuery {
+  /** Factors sealed under any key but this one (the keyring's current key). */
+  readonly excludeKeyId: string
+  /** Keyset: only factor ids greater than this (code-point order). */
+  readonly after?: string
+  /** 1..500. */
+  readonly limit: number
 }
 
 export interface ClaimOptions {
@@ -69,7 +143,7 @@ export interface ClaimOptions {
   readonly leaseMs: number
   /**
    * Most events of one aggregate in this claim: its ready prefix, in order (rule 1). Default 1: only heads,
-   * the behaviour before schema version 8.
+   * the behaviour before schema version 10.
    */
   readonly perAggregate?: number
   /** Most aggregates started from their head in this claim. Default: bounded by `limit` only; 0: none. */
@@ -211,13 +285,32 @@ export interface OutboxAccess {
  *    A callback that throws writes nothing, and its error is rethrown unchanged.
  * 4. Queries are scoped to the given tenant; a record of another tenant is invisible.
  * 5. `listUsers` is keyset-paginated in ascending user id order: users inserted between pages never cause a
- *    user present at the first page to be skipped or repeated.
- * 6. `listAudit` returns audit records in commit order (ascending `seq`), keyset-paginated.
+ *    user present at the first page to be skipped or repeated. With `identifierPrefix` it lists only users
+ *    holding an identifier of that kind whose value starts with the prefix, ordered by the least such value in
+ *    code-point order, each user once; a user whose matching identifiers do not change between pages is never
+ *    skipped or repeated. A store MUST serve a prefix page without reading every identifier of the tenant
+ *    (an index range in code-point order). With `includeIdentifiers` every listed user carries all of its
+ *    identifiers, read in the same query as the page (one round trip per page, never one per user); without
+ *    it, a listed user has no `identifiers` key. `countUsers` counts the users the same filters list.
+ * 6. `listAudit` returns a tenant's audit records in commit order, keyset-paginated by an opaque cursor that
+ *    names the last record listed. Neither a record nor a cursor exposes a number shared across tenants (a
+ *    global sequence, a row count), so one tenant's listing reveals nothing about another's activity.
  * 7. Every error raised on purpose is a UserEngineError; no error message, diagnostics object or returned
  *    object's JSON or inspect output holds a profile value, identifier value or secret unless the caller
  *    asked for that value.
  * 8. An error raised by the commit, after `fn` resolved, carries the commit-phase mark (`markCommitPhase`); an
  *    error `fn` throws does not. The engine retries only a marked VERSION_CONFLICT. `runUnitOfWork` does both.
+ * 9. `listTenants` lists every tenant record in ascending id order (code-point order), keyset-paginated like
+ *    `listUsers`: the one read that spans tenants.
+ * 10. `findSession` is one read (the session validation hot path): the session with that id and its tenant's
+ *    status, or null. A session of another tenant is invisible.
+ * 11. `purgeExpired` deletes only sessions and tokens of the tenant whose `expiresAt` is before `before`, at
+ *    most `limit`, in (`expiresAt`, record type, id) order, and never a record that was live when it ran: one
+ *    a refresh has moved past `before` survives.
+ *    It writes no audit record or event and bumps no version: expired records are already dead.
+ * 12. `listSealedFactors` returns the tenant's factors whose `keyId` is set and differs from `excludeKeyId`,
+ *    in ascending id order after `after`, at most `limit`. `diagnostics().sealedByKeyId` counts factors by
+ *    `keyId` across tenants.
  */
 export interface UserEngineStore {
   /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */
@@ -230,11 +323,20 @@ export interface UserEngineStore {
   transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T>
 
   getTenant(tenantId: string): Promise<TenantRecord | null>
+  listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>>
   getUser(tenantId: string, userId: string): Promise<UserRecord | null>
   findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<UserRecord | null>
   getIdentifier(tenantId: string, kind: IdentifierKind, value: string): Promise<IdentifierRecord | null>
-  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>>
+  listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>>
+  /** How many users `listUsers` would list with these filters, across all pages. */
+  countUsers(tenantId: string, query?: CountUsersQuery): Promise<number>
   listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>>
+  /** Rule 10: the session and its tenant's status in one read; null when there is no such session in the tenant. */
+  findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null>
+  /** Rule 11: deletes expired sessions and tokens of one tenant, a bounded batch per call. */
+  purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult>
+  /** Rule 12: factors sealed under another key than `excludeKeyId`, keyset-paginated (key rotation). */
+  listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]>
 
   readonly outbox: OutboxAccess
   /** Failed sign-in counts and lockouts (throttle.ts has its MUST rules). */

@@ -4,7 +4,10 @@ import type {
   JsonValue,
   ProfileRecord,
   RecordType,
+  SessionRecord,
+  SignInMethod,
   TenantRecord,
+  TokenRecord,
   UserRecord,
 } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
@@ -82,10 +85,13 @@ export const recordCodec = {
     }),
   },
   factor: {
-    toPayload: (f: Pick<FactorRecord, 'kind' | 'secret' | 'state'>): StoredRow['payload'] => ({
+    toPayload: (
+      f: Pick<FactorRecord, 'kind' | 'secret' | 'state'> & { keyId?: string | null },
+    ): StoredRow['payload'] => ({
       kind: f.kind,
       secret: f.secret.reveal(),
       state: f.state,
+      keyId: f.keyId ?? null,
     }),
     fromRow: (tenantId: string, r: StoredRow): FactorRecord => ({
       id: r.id,
@@ -94,6 +100,53 @@ export const recordCodec = {
       kind: r.payload.kind as FactorRecord['kind'],
       secret: new Secret(r.payload.secret as { [key: string]: JsonValue }),
       state: r.payload.state as FactorRecord['state'],
+      keyId: typeof r.payload.keyId === 'string' ? r.payload.keyId : null,
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+  session: {
+    toPayload: (
+      s: Pick<SessionRecord, 'tokenHash' | 'methods' | 'lastSeenAt' | 'expiresAt' | 'absoluteExpiresAt'>,
+    ): StoredRow['payload'] => ({
+      tokenHash: s.tokenHash.reveal(),
+      methods: [...s.methods],
+      lastSeenAt: s.lastSeenAt,
+      expiresAt: s.expiresAt,
+      absoluteExpiresAt: s.absoluteExpiresAt,
+    }),
+    fromRow: (tenantId: string, r: StoredRow): SessionRecord => ({
+      id: r.id,
+      tenantId,
+      userId: r.userId!,
+      tokenHash: new Secret(r.payload.tokenHash as string),
+      methods: Object.freeze([...(r.payload.methods as SignInMethod[])]),
+      lastSeenAt: r.payload.lastSeenAt as string,
+      expiresAt: r.payload.expiresAt as string,
+      absoluteExpiresAt: r.payload.absoluteExpiresAt as string,
+      version: r.version,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    }),
+  },
+  token: {
+    toPayload: (
+      t: Pick<TokenRecord, 'purpose' | 'tokenHash' | 'expiresAt' | 'data'>,
+    ): StoredRow['payload'] => ({
+      purpose: t.purpose,
+      tokenHash: t.tokenHash.reveal(),
+      expiresAt: t.expiresAt,
+      data: { ...t.data },
+    }),
+    fromRow: (tenantId: string, r: StoredRow): TokenRecord => ({
+      id: r.id,
+      tenantId,
+      userId: r.userId!,
+      purpose: r.payload.purpose as TokenRecord['purpose'],
+      tokenHash: new Secret(r.payload.tokenHash as string),
+      expiresAt: r.payload.expiresAt as string,
+      data: r.payload.data as TokenRecord['data'],
       version: r.version,
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,

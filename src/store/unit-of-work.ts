@@ -5,7 +5,9 @@ import type {
   IdentifierRecord,
   JsonValue,
   ProfileRecord,
+  SessionRecord,
   TenantRecord,
+  TokenRecord,
   UserRecord,
 } from '../domain/records.js'
 
@@ -20,6 +22,9 @@ export type Precondition = { readonly mustNotExist: true } | { readonly expected
 /** What a write supplies; the store fills in tenantId, version and timestamps. */
 export type Draft<T> = Omit<T, 'tenantId' | 'version' | 'createdAt' | 'updatedAt'>
 
+/** A factor as a write supplies it: `keyId` may be left out for a secret that is not sealed (stored as null). */
+export type FactorDraft = Omit<Draft<FactorRecord>, 'keyId'> & { readonly keyId?: string | null }
+
 /** Names a user's record for deletion: the user id lets the commit check rule 5 without a read. */
 export interface RecordRef {
   readonly id: string
@@ -29,7 +34,14 @@ export interface RecordRef {
 export interface AuditDraft {
   readonly action: string
   readonly userId?: string | null
+  /** Who acted: an id (assertId). */
   readonly actorId?: string | null
+  /** The caller's request id: an id (assertId). */
+  readonly requestId?: string | null
+  /** The client's IP address (IPv4 or IPv6 text). */
+  readonly ip?: string | null
+  /** The client's user agent: storable text of at most `LIMITS.userAgentLength` characters. */
+  readonly userAgent?: string | null
   readonly data?: AuditData
 }
 
@@ -55,6 +67,8 @@ export interface EventDraft {
  *    version is the `sequence` of the events the commit emits about that user, with `position` 0, 1, ... in
  *    enqueue order. Tenant-level events take the tenant's new version the same way. So the events of one user
  *    are totally ordered: a commit holding version n + 1 cannot exist before the one holding n.
+ *    One exception: updating an existing session (a refresh) needs no user write, so validating sessions never
+ *    contends with the user's changes. Creating or deleting a session, and every token write, follow the rule.
  * 6. Writes MUST NOT be applied to shared state before commit; the callback's awaits may interleave with
  *    other units of work without seeing or breaking them.
  * 7. A commit into a tenant that has no tenant record (and does not create it) MUST fail with NOT_FOUND and
@@ -79,8 +93,20 @@ export interface UnitOfWork {
   deleteIdentifier(ref: RecordRef, precondition: { readonly expectedVersion: number }): void
   putProfile(profile: Draft<ProfileRecord>, precondition: Precondition): void
   deleteProfile(userId: string, precondition: { readonly expectedVersion: number }): void
-  putFactor(factor: Draft<FactorRecord>, precondition: Precondition): void
+  putFactor(factor: FactorDraft, precondition: Precondition): void
   deleteFactor(ref: RecordRef, precondition: { readonly expectedVersion: number }): void
+
+  getSession(sessionId: string): Promise<SessionRecord | null>
+  /** The user's sessions in id order, expired ones included (the engine decides what is live). */
+  listSessions(userId: string): Promise<SessionRecord[]>
+  /** An update of an existing session (a refresh) is the one write rule 5 lets go without the user's. */
+  putSession(session: Draft<SessionRecord>, precondition: Precondition): void
+  deleteSession(ref: RecordRef, precondition: { readonly expectedVersion: number }): void
+  getToken(tokenId: string): Promise<TokenRecord | null>
+  /** The user's single-use tokens in id order, expired ones included. */
+  listTokens(userId: string): Promise<TokenRecord[]>
+  putToken(token: Draft<TokenRecord>, precondition: Precondition): void
+  deleteToken(ref: RecordRef, precondition: { readonly expectedVersion: number }): void
 
   appendAudit(entry: AuditDraft): void
   enqueue(event: EventDraft): void

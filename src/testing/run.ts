@@ -1,13 +1,19 @@
 import { performance } from 'node:perf_hooks'
-import { CaseContext, type CaseDefinition, type SuiteDefinition } from './shared/context.js'
+import { ValidationError } from '../domain/errors.js'
+import {
+  CaseContext,
+  type CaseDefinition,
+  SCHEMA_PLANTING_SKIP,
+  type SuiteDefinition,
+} from './shared/context.js'
 import {
   type ConformanceCase,
+  type ConformanceOptions,
   type ConformanceReport,
   type ConformanceResult,
   ConformanceSkip,
+  type RegisterConformanceTestsOptions,
   type RunConformanceOptions,
-  type RunStoreConformanceOptions,
-  type StoreConformanceOptions,
 } from './shared/types.js'
 import { SUITES } from './suites/index.js'
 
@@ -23,15 +29,16 @@ function selectSuites(names: readonly string[] | undefined): readonly SuiteDefin
   const unknown = names.filter((n) => !SUITES.some((s) => s.name === n))
   // A typo must not turn into "0 cases, all passed".
   if (unknown.length > 0) {
-    throw new Error(
+    throw new ValidationError(
       `unknown conformance suite(s): ${unknown.join(', ')}; known: ${SUITES.map((s) => s.name).join(', ')}`,
+      { details: { field: 'suites' } },
     )
   }
   return SUITES.filter((s) => names.includes(s.name))
 }
 
 /** A skip known before running: only when the caller declared the store's capabilities. */
-function staticSkip(def: CaseDefinition, options: StoreConformanceOptions): string | undefined {
+function staticSkip(def: CaseDefinition, options: ConformanceOptions): string | undefined {
   const capabilities = options.capabilities
   if (!capabilities) return undefined
   for (const capability of def.requires ?? []) {
@@ -40,6 +47,8 @@ function staticSkip(def: CaseDefinition, options: StoreConformanceOptions): stri
   if (def.needsSharedStores && !options.createSharedStores) {
     return 'the store factory cannot open several stores over one database (createSharedStores)'
   }
+  if (def.needsSchemaPlanting && !(options.plantSchemaVersion && options.reopenStore))
+    return SCHEMA_PLANTING_SKIP
   return undefined
 }
 
@@ -58,11 +67,7 @@ async function withTimeout(work: Promise<void>, ms: number, name: string): Promi
   }
 }
 
-function makeCase(
-  suite: SuiteDefinition,
-  def: CaseDefinition,
-  options: StoreConformanceOptions,
-): ConformanceCase {
+function makeCase(suite: SuiteDefinition, def: CaseDefinition, options: ConformanceOptions): ConformanceCase {
   const name = `${suite.name}: ${def.name}`
   const skip = staticSkip(def, options)
   const run = async (): Promise<void> => {
@@ -88,7 +93,7 @@ function makeCase(
  * The conformance cases for a store factory, runner-independent. Each case creates its own stores and tenants
  * and closes what it created.
  */
-export function storeConformanceCases(options: StoreConformanceOptions): ConformanceCase[] {
+export function conformanceCases(options: ConformanceOptions): ConformanceCase[] {
   return selectSuites(options.suites).flatMap((s) => s.cases.map((def) => makeCase(s, def, options)))
 }
 
@@ -101,7 +106,7 @@ function skipAtRunTime(context: unknown, reason: string): void {
     return
   }
   // Never report a case that did not run as passed.
-  throw new Error(
+  throw new ValidationError(
     `conformance case skipped: ${reason}. This runner cannot skip a running test; pass \`capabilities\` so skips are decided up front`,
   )
 }
@@ -110,9 +115,9 @@ function skipAtRunTime(context: unknown, reason: string): void {
  * Registers every case with a `test(name, fn)` function (node:test, vitest, jest). Skips known up front go
  * through `skipTest`, else `test.skip`; skips found while running use the runner's test context.
  */
-export function runStoreConformance(options: RunStoreConformanceOptions): void {
+export function registerConformanceTests(options: RegisterConformanceTestsOptions): void {
   const { test, skipTest } = options
-  for (const c of storeConformanceCases(options)) {
+  for (const c of conformanceCases(options)) {
     if (c.skip !== undefined) {
       const reason = c.skip
       if (skipTest) skipTest(c.name, reason)
@@ -136,7 +141,7 @@ export function runStoreConformance(options: RunStoreConformanceOptions): void {
 /** Runs the cases one after another and reports each; never throws for a failing case. */
 export async function runConformance(options: RunConformanceOptions): Promise<ConformanceReport> {
   const results: ConformanceResult[] = []
-  for (const c of storeConformanceCases(options)) {
+  for (const c of conformanceCases(options)) {
     const started = performance.now()
     let result: ConformanceResult
     try {

@@ -5,7 +5,9 @@ import { after, before, describe, test } from 'node:test'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UserEngineStore } from '../../src/store/store.js'
+import { sleep } from '../../src/testing/shared/expect.js'
 import { commitEvents } from '../outbox/helpers.js'
 import {
   createTestDatabase,
@@ -36,9 +38,8 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
   const streams: string[] = []
 
   before(async () => {
-    db = await createTestDatabase('ue_relay_cli')
+    db = await createTestDatabase('ue_relay_cli', LATEST_SCHEMA_VERSION)
     store = await createNodePostgresStore({ connectionString: db.url })
-    await store.migrate()
     nc = await connect({ servers: NATS_URL })
   })
   after(async () => {
@@ -83,6 +84,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
     assert.deepEqual((await streamIds(stream, ids.length)).sort(), [...ids].sort())
   })
 
+  // Spawned: a signal is only real for a process of its own.
   test('runs until SIGTERM, then finishes its batch and exits 0', async () => {
     const tenant = `t_term_${run}`
     const ids = await commitUserEvents(store, tenant, 3, 3)
@@ -113,8 +115,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
     // Wait (bounded) until the relay has published everything, then stop it as an orchestrator would.
     const deadline = Date.now() + 60_000
-    while ((await store.outbox.lag()).pending > 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100))
+    while ((await store.outbox.lag()).pending > 0 && Date.now() < deadline) await sleep(100)
     assert.equal((await store.outbox.lag()).pending, 0, stderr)
     child.kill('SIGTERM')
     assert.equal(await exited, 0, stderr)

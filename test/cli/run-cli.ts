@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { main } from '../../src/cli/main.js'
 
 export interface CliRun {
   readonly code: number | null
@@ -6,8 +7,31 @@ export interface CliRun {
   readonly stderr: string
 }
 
-/** Runs the command as a user would (a child process), with a clean DATABASE_URL unless given. */
-export function runCli(
+/**
+ * Runs a command line in this process through the CLI's `main`, with its output captured and, as for a
+ * spawned one, a clean DATABASE_URL unless `env` gives one.
+ */
+export async function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+  let stdout = ''
+  let stderr = ''
+  const code = await main(args, {
+    stdout: {
+      write: (text: string) => {
+        stdout += text
+      },
+    },
+    stderr: {
+      write: (text: string) => {
+        stderr += text
+      },
+    },
+    env: { ...process.env, DATABASE_URL: '', ...env },
+  })
+  return { code, stdout, stderr }
+}
+
+/** Runs the command as a user would: the bin in a child process (the smoke tests: exit codes, signals). */
+export function spawnCli(
   args: readonly string[],
   env: Record<string, string> = {},
   timeoutMs = 120_000,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { decodeSeqCursor, encodeCursor } from '../../src/domain/cursor.js'
+import { decodeIdCursor, encodeCursor } from '../../src/domain/cursor.js'
 import { ConflictError, ErrorCode, isUserEngineError } from '../../src/domain/errors.js'
 import type { IdentifierKind, OutboxEntry, UserRecord } from '../../src/domain/records.js'
 import { validatePageSize } from '../../src/domain/validation.js'
@@ -12,6 +12,7 @@ import type {
   UnitOfWork,
   UserEngineStore,
 } from '../../src/store/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { type ConformanceReport, runConformance } from '../../src/testing/index.js'
 import { DelegatingStore } from './delegating-store.js'
 
@@ -111,10 +112,10 @@ class ErrorLeakStore extends DelegatingStore {
 class OffsetPaginationStore extends DelegatingStore {
   override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
     const limit = validatePageSize(query.limit)
-    const offset = query.cursor === undefined ? 0 : decodeSeqCursor(query.cursor)
+    const offset = query.cursor === undefined ? 0 : Number(decodeIdCursor(query.cursor).slice(1))
     const all = (await this.inner.listUsers(tenantId, { limit: 500, status: query.status })).items
     const items = all.slice(offset, offset + limit)
-    return { items, nextCursor: offset + limit < all.length ? encodeCursor(offset + limit) : null }
+    return { items, nextCursor: offset + limit < all.length ? encodeCursor(`o${offset + limit}`) : null }
   }
 }
 
@@ -150,11 +151,77 @@ class CursorRelayStore extends DelegatingStore {
   }
 }
 
+/** Keys identifier uniqueness by (tenant, value), ignoring the kind: an email and a username collide. */
+class KindlessIdentifierStore extends DelegatingStore {
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, async (tx) => {
+      const written: { kind: IdentifierKind; value: string; userId: string }[] = []
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        written.push(identifier)
+        put(identifier, precondition)
+      }
+      const result = await fn(tx)
+      for (const w of written) {
+        const other = await tx.findIdentifier(w.kind === 'email' ? 'username' : 'email', w.value)
+        if (other && other.userId !== w.userId) {
+          throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, 'identifier is taken')
+        }
+      }
+      return result
+    })
+  }
+}
+
+/** Compares identifiers under an accent- and case-insensitive collation (utf8mb4_general_ci-like). */
+class CollatingStore extends DelegatingStore {
+  static fold(value: string): string {
+    return value.normalize('NFD').replace(/\p{M}/gu, '').replace(/ß/g, 'ss').replace(/ı/g, 'i')
+  }
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, (tx) => {
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) =>
+        put({ ...identifier, value: CollatingStore.fold(identifier.value) }, precondition)
+      const find = tx.findIdentifier.bind(tx)
+      tx.findIdentifier = (kind, value) => find(kind, CollatingStore.fold(value))
+      return fn(tx)
+    })
+  }
+  override findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return super.findUserByIdentifier(tenantId, kind, CollatingStore.fold(value))
+  }
+  override getIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return super.getIdentifier(tenantId, kind, CollatingStore.fold(value))
+  }
+}
+
+/** After close(), its calls fail as a driver's would: a raw TypeError, not STORE_CLOSED. */
+class ClosedTypeErrorStore extends DelegatingStore {
+  #closed = false
+  constructor() {
+    super()
+    // biome-ignore lint/correctness/noConstructorReturn: a proxy that fails every call once closed
+    return new Proxy(this, {
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver)
+        if (prop === 'close' || typeof value !== 'function' || !target.#closed) return value
+        return () => Promise.reject(new TypeError("Cannot read properties of null (reading 'query')"))
+      },
+    })
+  }
+  override async close(): Promise<void> {
+    this.#closed = true
+    await super.close()
+  }
+}
+
 async function run(createStore: () => UserEngineStore, suites: string[]): Promise<ConformanceReport> {
   return runConformance({
     createStore: async () => createStore(),
     suites,
-    differential: { numRuns: 15 },
+    // A broken store shows after 2 to 15 runs (measured); 60 makes missing it about a 1 in 3000 chance.
+    differential: { numRuns: 60 },
   })
 }
 
@@ -172,7 +239,16 @@ function assertFails(report: ConformanceReport, expected: readonly string[]): vo
 test('the correct store passes every suite the broken stores are checked against', async () => {
   const report = await run(
     () => new DelegatingStore(),
-    ['rollback', 'tenant-isolation', 'redaction', 'pagination', 'outbox', 'differential'],
+    [
+      'rollback',
+      'tenant-isolation',
+      'identifiers',
+      'redaction',
+      'pagination',
+      'outbox',
+      'closed-store',
+      'differential',
+    ],
   )
   assert.deepEqual(failedCases(report), [])
   for (const r of report.results.filter((x) => x.status === 'skipped')) {
@@ -195,6 +271,11 @@ test('a store that commits when the callback throws fails the rollback and diffe
     'the failure names the seed',
   )
   assert.match(String((differential?.error as Error | undefined)?.message), /Counterexample/)
+  // The first diverging step and both stores' results, not only the seed.
+  assert.match(
+    String((differential?.error as Error | undefined)?.message),
+    /differs from the reference store\s+this store returned: .+\s+the reference store: .+/,
+  )
 })
 
 test('a store whose reads ignore the tenant fails the tenant-isolation and differential suites', async () => {
@@ -232,5 +313,37 @@ test('a store paging users by offset fails the pagination suite', async () => {
 test('a relay claiming by cursor fails the outbox suite on the late commit', async () => {
   assertFails(await run(() => new CursorRelayStore(), ['outbox']), [
     'outbox: a commit that began earlier but lands later is claimed, not skipped',
+  ])
+})
+
+test('a store keying identifier uniqueness without the kind fails the identifiers suite', async () => {
+  assertFails(await run(() => new KindlessIdentifierStore(), ['identifiers']), [
+    'identifiers: uniqueness is per kind: an email and a username with the same value belong to two users',
+  ])
+})
+
+test('a store comparing identifiers under an accent- and case-insensitive collation fails the identifiers suite', async () => {
+  assertFails(await run(() => new CollatingStore(), ['identifiers']), [
+    'identifiers: values normalization keeps apart stay apart: no accent-, width- or case-insensitive collation',
+  ])
+})
+
+test('a store that throws a raw TypeError after close() fails the closed-store suite', async () => {
+  assertFails(await run(() => new ClosedTypeErrorStore(), ['closed-store']), [
+    'closed-store: after close(), every method rejects with STORE_CLOSED, and close() again is a no-op',
+  ])
+})
+
+test('a store that opens over a database newer than the code, or a drifted one, fails the schema-history suite', async () => {
+  const report = await runConformance({
+    createStore: async () => new DelegatingStore(),
+    suites: ['schema-history'],
+    // The planted row is ignored on reopen: the store reports ready as if the history were its own.
+    plantSchemaVersion: async () => undefined,
+    reopenStore: async () => new DelegatingStore(new InMemoryUserEngineStore({ migrated: true })),
+  })
+  assertFails(report, [
+    'schema-history: a database migrated by a newer release is refused with SCHEMA_NEWER_THAN_CODE',
+    'schema-history: a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
   ])
 })

@@ -1,8 +1,16 @@
+import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/shared/conformance-stores.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { runStoreConformance } from '../../src/testing/index.js'
+import {
+  CONFORMANCE_SUITES,
+  type PlantedSchemaVersion,
+  registerConformanceTests,
+  type StoreFactoryContext,
+} from '../../src/testing/index.js'
 import { ADAPTERS } from '../support/adapters.js'
+
+const CASES = CONFORMANCE_SUITES.reduce((n, s) => n + s.cases.length, 0)
 
 // The whole conformance harness on every store the project ships (Drizzle-style: one suite, every driver).
 for (const adapter of ADAPTERS) {
@@ -12,6 +20,7 @@ for (const adapter of ADAPTERS) {
     continue
   }
   describe(`conformance on ${adapter.name}`, () => {
+    const registered: string[] = []
     let stores: ConformanceStores | undefined
     let release: (() => Promise<void>) | undefined
     const ready = () => {
@@ -27,7 +36,7 @@ for (const adapter of ADAPTERS) {
       await stores?.dispose()
       await release?.()
     })
-    runStoreConformance({
+    registerConformanceTests({
       createStore: (ctx) => ready().createStore(ctx),
       destroyStore: async (store: UserEngineStore) => {
         const s = ready()
@@ -35,12 +44,32 @@ for (const adapter of ADAPTERS) {
       },
       ...(adapter.name === 'postgres'
         ? {
-            createSharedStores: (count: number, ctx: { empty: boolean }) =>
+            createSharedStores: (count: number, ctx: StoreFactoryContext) =>
               ready().createSharedStores!(count, ctx),
           }
         : {}),
-      test,
-      skipTest: (name, reason) => test(name, { skip: reason }, () => {}),
+      ...(adapter.name === 'memory'
+        ? {}
+        : {
+            plantSchemaVersion: (store: UserEngineStore, row: PlantedSchemaVersion) =>
+              ready().plantSchemaVersion!(store, row),
+            reopenStore: (store: UserEngineStore) => ready().reopenStore!(store),
+          }),
+      test: (name, fn) => {
+        registered.push(name)
+        return test(name, fn)
+      },
+      skipTest: (name, reason) => {
+        registered.push(name)
+        return test(name, { skip: reason }, () => {})
+      },
+    })
+    test('every case of CONFORMANCE_SUITES was registered, once', () => {
+      assert.equal(registered.length, CASES)
+      assert.deepEqual(
+        registered,
+        CONFORMANCE_SUITES.flatMap((s) => s.cases.map((c) => `${s.name}: ${c}`)),
+      )
     })
   })
 }

@@ -67,6 +67,44 @@ test('redaction canary: no secret or personal value in returns, errors, audit, o
   keep('generateRecoveryCodes', recovery, ...codes)
   keep('consumeRecoveryCode', await e.consumeRecoveryCode(t, u, recovery.codes[0]!))
   keep('listFactors', await e.listFactors(t, u))
+  // Sessions and single-use tokens: every token is a canary, never printed by anything returned.
+  const tokens: string[] = []
+  const issued = <T extends { token: { reveal(): string } }>(label: string, value: T): T => {
+    tokens.push(value.token.reveal())
+    return keep(label, value)
+  }
+  const first = keep('authenticate', await e.authenticate(t, { email: EMAIL, password: NEW_PASSWORD }))
+  assert.equal(first.status, 'second_factor_required')
+  if (first.status !== 'second_factor_required') return
+  issued('challenge', first.challenge)
+  h.now += 30_000
+  const done = keep(
+    'completeSignIn',
+    await e.completeSignIn(first.challenge.token.reveal(), { totp: codeFor(enrollment.uri, h.now) }),
+  )
+  issued('session', done.session)
+  keep('validateSession', await e.validateSession(done.session.token.reveal()))
+  keep('listSessions', await e.listSessions(t, u))
+  issued('createSession', await e.createSession(t, u))
+  const verification = issued('issueEmailVerification', await e.issueEmailVerification(t, u))
+  keep('verifyEmail', await e.verifyEmail(verification.token.reveal()))
+  const reset = await e.requestPasswordReset(t, { email: EMAIL })
+  issued('requestPasswordReset', reset!)
+  await fail(e.resetPassword(reset!.token.reveal(), PASSWORD.slice(0, 3)))
+  await fail(e.verifyEmail(reset!.token.reveal()))
+  await fail(e.validateSession(`${done.session.token.reveal()}x`))
+  await fail(e.completeSignIn(first.challenge.token.reveal(), { totp: '000000' }))
+  const link = await e.requestMagicLink(t, { email: EMAIL })
+  issued('requestMagicLink', link!)
+  const change = issued('requestEmailChange', await e.requestEmailChange(t, u, `x${NEW_EMAIL}`))
+  keep('keyUsage', await e.keyUsage())
+  keep('resealSeeds', await e.resealSeeds())
+  keep('purgeExpired', await e.purgeExpired())
+  keep('signOut', await e.signOut(done.session.token.reveal()))
+  keep('revokeAllSessions', await e.revokeAllSessions(t, u))
+  keep('resetPassword', await e.resetPassword(reset!.token.reveal(), NEW_PASSWORD))
+  keep('confirmEmailChange', await e.confirmEmailChange(change.token.reveal()))
+  await fail(e.confirmEmailChange(change.token.reveal()))
   keep('changeEmail', await e.changeEmail(t, u, NEW_EMAIL))
   keep('disableUser', await e.disableUser(t, u))
   keep('enableUser', await e.enableUser(t, u))
@@ -87,10 +125,13 @@ test('redaction canary: no secret or personal value in returns, errors, audit, o
   await fail(e.verifyTotp(t, u, PASSWORD.repeat(3)))
   keep('deleteUser', await e.deleteUser(t, u))
 
+  assert.equal(tokens.length, 7)
   const everything = [
     ...PERSONAL,
     seed,
     ...codes,
+    // A token and its secret part (what a log line would hold if it were cut at the dots).
+    ...tokens.flatMap((token) => [token, token.split('.')[2]!]),
     ...Object.values(h.keyring.keys).map((k) => Buffer.from(k).toString('base64')),
   ]
   for (const [label, value, allowed] of returned) {
@@ -100,8 +141,12 @@ test('redaction canary: no secret or personal value in returns, errors, audit, o
       everything.filter((c) => !allowed.includes(c)),
     )
   }
-  assert.equal(errors.length, 11)
+  assert.equal(errors.length, 16)
   for (const error of errors) {
+    assert.ok(
+      typeof (error as { code?: unknown }).code === 'string',
+      `a call that should fail did not: ${error}`,
+    )
     assertClean(`error ${(error as Error).message}`, error, everything)
     assertClean('error message', (error as Error).message, everything)
     assertClean('error details', (error as { details?: unknown }).details, everything)

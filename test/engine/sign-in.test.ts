@@ -25,7 +25,10 @@ await forEachStore('authenticate', ({ store, open }) => {
     const t = (await h.engine.createTenant('Acme')).id
     const ann = await h.engine.registerUser(t, { email: 'ann@example.com', password: 'correct horse' })
     const result = await h.engine.authenticate(t, { email: 'ANN@Example.com', password: 'correct horse' })
-    assert.deepEqual(result, { status: 'signed_in', user: ann })
+    assert.equal(result.status, 'signed_in')
+    // The session commits with the check, so the user moved one version.
+    assert.deepEqual(result.user, { ...ann, version: ann.version + 1, updatedAt: result.user.updatedAt })
+    assert.deepEqual(result.status === 'signed_in' && result.session.methods, ['password'])
     assert.ok(!JSON.stringify(result).includes('correct horse'))
 
     const { uri } = await h.engine.enrollTotp(t, ann.id)
@@ -39,6 +42,7 @@ await forEachStore('authenticate', ({ store, open }) => {
     const second = await h.engine.authenticate(t, { email: 'ann@example.com', password: 'correct horse' })
     assert.equal(second.status, 'second_factor_required')
     assert.deepEqual(second.status === 'second_factor_required' && second.factors, ['totp', 'recovery_codes'])
+    assert.equal(second.status === 'second_factor_required' && second.challenge.purpose, 'sign_in_challenge')
   })
 
   test('every refusal is INVALID_CREDENTIALS after one Argon2 verification; the reason is only audited', async () => {
@@ -251,7 +255,9 @@ await forEachStore('authenticate', ({ store, open }) => {
       'signed_in',
     )
     assert.match(await phc(), /m=128,t=1,p=1/)
-    const last = (await h.store.listAudit(t, { limit: 500 })).items.at(-1)
+    const signIns = async () =>
+      (await h.store.listAudit(t, { limit: 500 })).items.filter((a) => a.action === 'sign_in.succeeded')
+    const last = (await signIns()).at(-1)
     assert.deepEqual(
       [last?.action, last?.data],
       ['sign_in.succeeded', { secondFactorRequired: false, rehashed: true }],
@@ -260,7 +266,7 @@ await forEachStore('authenticate', ({ store, open }) => {
       (await stronger.engine.authenticate(t, { email: 'ann@example.com', password: 'correct horse' })).status,
       'signed_in',
     )
-    assert.equal((await h.store.listAudit(t, { limit: 500 })).items.at(-1)?.data.rehashed, false)
+    assert.equal((await signIns()).at(-1)?.data.rehashed, false)
   })
 })
 
@@ -282,4 +288,29 @@ test('credentials are checked before any work: one identifier, bounded password,
     assert.ok(!JSON.stringify(error).includes('Hunter2'))
   }
   assert.equal(T0 > 0, true)
+})
+
+test('a string passed as an id is never echoed unless it has the shape of an issued id', async () => {
+  const h = setup()
+  const t = (await h.engine.createTenant('Acme')).id
+  const u = (await h.engine.registerUser(t, { email: 'ann@example.com' })).id
+  const secret = 'Hunter2-Secret'
+  const calls = [
+    h.engine.getUser(t, secret),
+    h.engine.getUser(secret, u),
+    h.engine.registerUser(secret, { email: 'bob@example.com' }),
+    h.engine.updateProfile(t, secret, { a: 1 }),
+    h.engine.removeFactor(t, u, secret),
+    h.engine.listFactors(secret, u),
+  ]
+  for (const call of calls) {
+    const error = await rejectsWith(call, 'NOT_FOUND')
+    assert.ok(!`${error.message} ${JSON.stringify(error)}`.includes('Hunter2'), error.message)
+    assert.match(error.message, /\(withheld\)/)
+  }
+  const known = await rejectsWith(
+    h.engine.removeFactor(t, u, 'fac_0190f3a2b4c17000a1b2c3d4e5f60718'),
+    'NOT_FOUND',
+  )
+  assert.match(known.message, /fac_0190f3a2b4c17000a1b2c3d4e5f60718/, 'an issued id is named')
 })

@@ -157,4 +157,89 @@ export async function forEachStore(
   }
 }
 
+/**
+ * Registers `body` once per shipped store; `fresh()` gives a migrated store over a database of its own
+ * (PGlite from an image, the server from a template), released when the block ends. For tests that count
+ * what is stored (diagnostics), where a shared database would hold other tests' records.
+ */
+export async function forEachFreshStore(
+  title: string,
+  body: (fresh: () => Promise<UserEngineStore>) => void,
+): Promise<void> {
+  for (const adapter of ADAPTERS) {
+    const skip = await adapter.skip()
+    if (skip) {
+      test(`${title} on ${adapter.name}`, { skip }, () => {})
+      continue
+    }
+    describe(`${title} on ${adapter.name}`, () => {
+      const releases: (() => Promise<void>)[] = []
+      after(async () => {
+        await Promise.all(releases.splice(0).map((release) => release()))
+      })
+      body(async () => {
+        const { store, release } = await adapter.migratedStore()
+        releases.push(release)
+        return store
+      })
+    })
+  }
+}
+
 export { generateKey }
+
+/**
+ * Records every store call a use case makes, reads inside units of work included (`tx.getToken`, ...), and
+ * each commit that wrote something (`commit`): the cost of a call, as a list, to compare two calls' costs.
+ */
+export function tracing(store: UserEngineStore): { store: UserEngineStore; calls: string[] } {
+  const calls: string[] = []
+  let writes = false
+  const wrapTx = (tx: object) =>
+    new Proxy(tx, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target)
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) => {
+          const name = String(prop)
+          // Buffered writes are not store calls; the commit is (recorded below).
+          if (/^(get|list|find)/.test(name)) calls.push(`tx.${name}`)
+          else writes = true
+          return value.apply(target, args)
+        }
+      },
+    })
+  const proxy = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target)
+      if (prop === 'transaction') {
+        return async (tenantId: string, fn: (tx: never) => Promise<unknown>) => {
+          calls.push('transaction')
+          writes = false
+          const result = await target.transaction(tenantId, (tx) => fn(wrapTx(tx) as never))
+          if (writes) calls.push('commit')
+          return result
+        }
+      }
+      if (prop === 'throttle') {
+        return new Proxy(value as object, {
+          get(t, p) {
+            const v = Reflect.get(t, p, t)
+            return typeof v === 'function'
+              ? (...args: unknown[]) => {
+                  calls.push(`throttle.${String(p)}`)
+                  return v.apply(t, args)
+                }
+              : v
+          },
+        })
+      }
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        calls.push(String(prop))
+        return value.apply(target, args)
+      }
+    },
+  })
+  return { store: proxy, calls }
+}

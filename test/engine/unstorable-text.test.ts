@@ -20,7 +20,7 @@ for (const adapter of ADAPTERS) {
       const opened = await adapter.open()
       release = opened.release
       stores = await conformanceStoresFor(opened.location)
-      store = await stores.createStore({ empty: true })
+      store = await stores.createStore({ ownDatabase: true })
       await store.migrate()
       engine = new UserEngine({
         store,

@@ -18,15 +18,8 @@ import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
 import { SanitizedDatabaseError } from '../../src/store/postgres/driver/errors.js'
 import { createNodePostgresStore, PostgresUserEngineStore } from '../../src/store/postgres/node-postgres.js'
-import { createPgliteStore } from '../../src/store/postgres/pglite.js'
-import type { UserEngineStore } from '../../src/store/store.js'
 import { ADAPTERS } from '../support/adapters.js'
-import {
-  createTestDatabase,
-  POSTGRES_ADMIN_URL,
-  postgresSkip,
-  type TestDatabase,
-} from '../support/services.js'
+import { POSTGRES_ADMIN_URL, postgresSkip } from '../support/services.js'
 
 const CANARY = 'Sekr1t-Canary'
 const pgSkip = await postgresSkip()
@@ -395,43 +388,12 @@ test('UserEngine options are checked in the constructor, not at first use', asyn
 
 // ---- store inputs: every store refuses the same bad input the same way --------------------------------
 
-interface OpenStore {
-  readonly store: UserEngineStore
-  release(): Promise<void>
-}
-
-const opener: Record<string, () => Promise<OpenStore>> = {
-  memory: async () => ({ store: new InMemoryUserEngineStore({ migrated: true }), release: async () => {} }),
-  pglite: async () => {
-    const store = await createPgliteStore()
-    await store.migrate()
-    return { store, release: () => store.close() }
-  },
-  postgres: async () => {
-    const db: TestDatabase = await createTestDatabase('ue_factory_errors')
-    try {
-      const store = await createNodePostgresStore({ connectionString: db.url })
-      await store.migrate()
-      return {
-        store,
-        release: async () => {
-          await store.close()
-          await db.drop()
-        },
-      }
-    } catch (error) {
-      await db.drop()
-      throw error
-    }
-  },
-}
-
 for (const adapter of ADAPTERS) {
   describe(`store inputs on ${adapter.name}`, { skip: await adapter.skip() }, () => {
-    let open: OpenStore
+    let open: Awaited<ReturnType<typeof adapter.migratedStore>>
     const tenantId = 'ten_inputs'
     before(async () => {
-      open = await opener[adapter.name]!()
+      open = await adapter.migratedStore()
     })
     after(async () => {
       await open?.release()

@@ -3,24 +3,23 @@ import { after, describe, test } from 'node:test'
 import { isUserEngineError } from '../../src/domain/errors.js'
 import { createMigrator } from '../../src/store/postgres/schema/runner.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
-import { backends, type TestDb } from '../postgres/backends.js'
+import { SQL_ADAPTERS, type TestDb } from '../support/adapters.js'
 
 // A CREATE INDEX CONCURRENTLY interrupted by a crash leaves an INVALID index, and IF NOT EXISTS then skips
 // it. The runner must not record the version over it.
-for (const backend of await backends()) {
-  describe(`invalid index after a non-transactional migration on ${backend.name}`, {
-    skip: backend.skip,
+for (const adapter of SQL_ADAPTERS) {
+  describe(`invalid index after a non-transactional migration on ${adapter.name}`, {
+    skip: await adapter.skip(),
   }, () => {
     const dbs: TestDb[] = []
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     test('is refused with MIGRATION_FAILED and the version is not recorded; after a drop, migrate succeeds', async () => {
-      const db = await backend.create()
+      const db = await adapter.database(5)
       dbs.push(db)
       const driver = await db.driver()
-      await createMigrator(driver, { targetVersion: 5 }).migrate()
       // Simulate the interrupted build of 0005's index: present, marked invalid, history row gone.
       await driver.exec(`UPDATE pg_index SET indisvalid = false
         WHERE indexrelid = 'user_engine_outbox_claim_order_idx'::regclass;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
+import type pg from 'pg'
 import { isUserEngineError } from '../../src/domain/errors.js'
 import { Secret } from '../../src/domain/secret.js'
 import type { SqlSession } from '../../src/store/postgres/driver/driver.js'
@@ -8,7 +9,10 @@ import { MIGRATION_LOCK_KEY } from '../../src/store/postgres/schema/lock.js'
 import { MIGRATIONS, type MigrationEntry } from '../../src/store/postgres/schema/manifest.js'
 import { createMigrator, type MigrationProgress } from '../../src/store/postgres/schema/runner.js'
 import { checksumOf, readMigrationSql } from '../../src/store/postgres/schema/sql-files.js'
-import { backends, rawClient, type TestDb } from '../postgres/backends.js'
+import { barrier, deferred } from '../../src/testing/shared/barrier.js'
+import { sleep } from '../../src/testing/shared/expect.js'
+import { SQL_ADAPTERS, type TestDb } from '../support/adapters.js'
+import { rawClient } from '../support/services.js'
 
 const LATEST = MIGRATIONS.at(-1)!.version
 const ALL_VERSIONS = MIGRATIONS.map((m) => m.version)
@@ -27,16 +31,50 @@ async function history(s: SqlSession): Promise<Array<{ version: number; checksum
 const tableExists = async (s: SqlSession, name: string) =>
   (await s.query<{ p: boolean }>('SELECT to_regclass($1) IS NOT NULL AS p', [name])).rows[0]?.p === true
 
-for (const backend of await backends()) {
-  describe(`migration runner on ${backend.name}`, { skip: backend.skip }, () => {
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown }
+
+/** A promise's outcome as a value: the rejection is handled the moment the promise exists. */
+const settled = <T>(promise: Promise<T>): Promise<Settled<T>> =>
+  promise.then(
+    (value) => ({ ok: true, value }),
+    (error: unknown) => ({ ok: false, error }),
+  )
+
+function resultOf<T>(outcome: Settled<T>): T {
+  if (!outcome.ok) throw outcome.error
+  return outcome.value
+}
+
+function errorOf(outcome: Settled<unknown>): unknown {
+  if (outcome.ok) assert.fail('expected an error, but it succeeded')
+  return outcome.error
+}
+
+/** Resolves once some backend waits on a lock that backend `pid` holds (polled in pg_locks, which is live). */
+async function blockedBy(client: pg.Client, pid: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const { rows } = await client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND $1 = ANY(pg_blocking_pids(pid))',
+      [pid],
+    )
+    if (rows[0]!.n > 0) return
+    if (Date.now() > until) assert.fail(`no session waited on backend ${pid} within ${timeoutMs} ms`)
+    await sleep(5)
+  }
+}
+
+for (const adapter of SQL_ADAPTERS) {
+  describe(`migration runner on ${adapter.name}`, { skip: await adapter.skip() }, () => {
     const dbs: TestDb[] = []
-    const fresh = async () => {
-      const db = await backend.create()
+    /** A database of its own at `schemaVersion`; the default, 0, is empty: the runner starts from nothing. */
+    const fresh = async (schemaVersion = 0) => {
+      const db = await adapter.database(schemaVersion)
       dbs.push(db)
       return db
     }
     after(async () => {
-      for (const db of dbs) await db.drop()
+      await Promise.all(dbs.map((db) => db.drop()))
     })
 
     test('migrate from empty returns a result object; a second run applies nothing', async () => {
@@ -95,9 +133,8 @@ for (const backend of await backends()) {
     })
 
     test('a failing migration rolls back: previous version, no history row, MIGRATION_FAILED with the version', async () => {
-      const db = await fresh()
+      const db = await fresh(LATEST)
       const driver = await db.driver()
-      await createMigrator(driver).migrate()
       const bad = 'CREATE TABLE ue_half_done (id integer);\nSELECT * FROM ue_no_such_table;\n'
       const broken: MigrationEntry = {
         version: LATEST + 1,
@@ -144,9 +181,8 @@ for (const backend of await backends()) {
     })
 
     test('drift (a tampered checksum) is refused with SCHEMA_DRIFT and nothing changes', async () => {
-      const db = await fresh()
+      const db = await fresh(2)
       const driver = await db.driver()
-      await createMigrator(driver, { targetVersion: 2 }).migrate()
       await driver.query(`UPDATE user_engine_schema_versions SET checksum = 'tampered' WHERE version = 1`)
       const before = await history(driver)
       for (const run of [
@@ -169,9 +205,8 @@ for (const backend of await backends()) {
     })
 
     test('a database newer than the code is refused with SCHEMA_NEWER_THAN_CODE and nothing changes', async () => {
-      const db = await fresh()
+      const db = await fresh(1)
       const driver = await db.driver()
-      await createMigrator(driver, { targetVersion: 1 }).migrate()
       await driver.query(
         `INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms) VALUES (99, 'future', 'x', 0)`,
       )
@@ -187,8 +222,7 @@ for (const backend of await backends()) {
     })
 
     test('upgrade: data written at version 1 reads back intact after migrating to latest', async () => {
-      const db = await fresh()
-      await createMigrator(await db.driver(), { targetVersion: 1 }).migrate()
+      const db = await fresh(1)
       const strict = await db.store()
       assert.deepEqual(await strict.readiness(), {
         ready: false,
@@ -313,7 +347,7 @@ for (const backend of await backends()) {
       await store.close()
     })
 
-    if (backend.name === 'postgres') {
+    if (adapter.name === 'postgres') {
       test('lock timeout: another session holding the migration lock => MIGRATION_LOCK_TIMEOUT, nothing changed', async () => {
         const db = await fresh()
         const holder = await rawClient(db.url!)
@@ -328,11 +362,20 @@ for (const backend of await backends()) {
           assert.ok(Date.now() - started >= 300)
           assert.equal(await tableExists(driver, 'user_engine_schema_versions'), false)
 
-          // Released while a migrator waits: it proceeds and reports the wait.
-          const waiting = createMigrator(driver, { lockTimeoutMs: 10_000 }).migrate()
-          await new Promise((r) => setTimeout(r, 300))
+          // Released while a migrator waits: it proceeds and reports the wait. The migrator's own progress
+          // says when it has waited 300 ms; its promise is handled from the start, whenever it settles.
+          const waited = deferred()
+          const waiting = settled(
+            createMigrator(driver, {
+              lockTimeoutMs: 10_000,
+              onProgress: (e) => {
+                if (e.type === 'lock-waiting' && e.waitedMs >= 300) waited.resolve()
+              },
+            }).migrate(),
+          )
+          await Promise.race([waited.promise, waiting])
           await holder.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY])
-          const result = await waiting
+          const result = resultOf(await waiting)
           assert.ok(result.lockWaitMs >= 250, `lockWaitMs ${result.lockWaitMs}`)
           assert.equal(result.toVersion, LATEST)
         } finally {
@@ -356,24 +399,18 @@ for (const backend of await backends()) {
       })
 
       test('racing registrations of one identifier at version 2+: exactly one wins', async () => {
-        const db = await fresh()
+        const db = await fresh(LATEST)
         const store = await db.store()
-        await store.migrate()
         await store.transaction('tenant_race', async (tx) => {
           tx.putTenant({ id: 'tenant_race', name: 'Race', status: 'active' }, { mustNotExist: true })
         })
-        // A barrier: every racer has read "not taken" before any commits.
-        let arrived = 0
-        let release: () => void = () => {}
-        const allRead = new Promise<void>((r) => {
-          release = r
-        })
+        // Every racer has read "not taken" before any commits (the pool holds a connection for each).
+        const allRead = barrier(8, 30_000)
         const attempts = await Promise.allSettled(
           Array.from({ length: 8 }, (_, i) =>
             store.transaction('tenant_race', async (tx) => {
               assert.equal(await tx.findIdentifier('email', 'race@example.com'), null)
-              if (++arrived === 8) release()
-              await allRead
+              await allRead()
               tx.putUser({ id: `racer_${i}`, status: 'active' }, { mustNotExist: true })
               tx.putIdentifier(
                 {
@@ -398,16 +435,18 @@ for (const backend of await backends()) {
         await store.close()
       })
 
-      test('the unique index catches the race the commit function cannot see (23505 => DUPLICATE_IDENTIFIER)', async () => {
-        const db = await fresh()
+      test('a registration waiting on an uncommitted one of the same identifier fails DUPLICATE_IDENTIFIER when it commits (23505 from the unique index)', async () => {
+        const db = await fresh(LATEST)
         const store = await db.store()
-        await store.migrate()
         await store.transaction('tenant_ix', async (tx) => {
           tx.putTenant({ id: 'tenant_ix', name: 'Index', status: 'active' }, { mustNotExist: true })
         })
         const other = await rawClient(db.url!)
+        const watcher = await rawClient(db.url!)
         try {
-          // An uncommitted registration: invisible to the function's EXISTS check, but it holds the index key.
+          const otherPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+          // An uncommitted registration holds the value's key in user_engine_identifier_value_key. Since 0006
+          // that unique index is the commit function's only uniqueness check: the second insert waits on it.
           await other.query('BEGIN')
           await other.query(`SELECT user_engine_commit($1, $2::jsonb, '[]', '[]', now())`, [
             'tenant_ix',
@@ -421,23 +460,34 @@ for (const backend of await backends()) {
               },
             ]),
           ])
-          const second = store.transaction('tenant_ix', async (tx) => {
-            tx.putUser({ id: 'second', status: 'active' }, { mustNotExist: true })
-            tx.putIdentifier(
-              { id: 'idf_second', userId: 'second', kind: 'email', value: 'ix@example.com', verified: false },
-              { mustNotExist: true },
-            )
-          })
-          await new Promise((r) => setTimeout(r, 200))
+          // Handled from the start: however early it settles, it is never an unhandled rejection.
+          const second = settled(
+            store.transaction('tenant_ix', async (tx) => {
+              tx.putUser({ id: 'second', status: 'active' }, { mustNotExist: true })
+              tx.putIdentifier(
+                {
+                  id: 'idn_0190f3a2b4c17000a1b2c3d4e5f60718',
+                  userId: 'second',
+                  kind: 'email',
+                  value: 'ix@example.com',
+                  verified: false,
+                },
+                { mustNotExist: true },
+              )
+            }),
+          )
+          // The signal, not a pause: the second commit's backend is waiting on a lock `other` holds.
+          await Promise.race([blockedBy(watcher, otherPid), second])
           await other.query('COMMIT')
-          const error = await second.catch((e: unknown) => e)
+          const error = errorOf(await second)
           assert.ok(isUserEngineError(error, 'DUPLICATE_IDENTIFIER'), String(error))
           assert.equal((error.cause as SanitizedDatabaseError).code, '23505')
           assert.equal((error.cause as SanitizedDatabaseError).constraint, 'user_engine_identifier_value_key')
-          assert.equal(error.details.recordId, 'idf_second')
+          assert.equal(error.details.recordId, 'idn_0190f3a2b4c17000a1b2c3d4e5f60718')
           assert.doesNotMatch(`${error.message} ${JSON.stringify(error)}`, /ix@example/)
         } finally {
           await other.end()
+          await watcher.end()
           await store.close()
         }
       })

@@ -1,34 +1,22 @@
 import { test } from 'node:test'
-import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
-import { createPgliteStore } from '../../src/store/postgres/pglite.js'
-import { createTestDatabase, postgresSkip } from '../support/services.js'
+import { SQL_ADAPTERS } from '../support/adapters.js'
 import { runOutboxStress } from './stress-harness.js'
 
-test('outbox stress on a Postgres server (row locks, SKIP LOCKED across pooled connections)', {
-  skip: await postgresSkip(),
-}, async (t) => {
-  const db = await createTestDatabase('ue_outbox_stress')
-  try {
-    const store = await createNodePostgresStore({ connectionString: db.url })
-    try {
-      await store.migrate()
-      t.diagnostic(JSON.stringify(await runOutboxStress(store)))
-    } finally {
-      await store.close()
-    }
-  } finally {
-    await db.drop()
-  }
-})
+const NAMES = {
+  postgres: 'outbox stress on a Postgres server (row locks, SKIP LOCKED across pooled connections)',
+  // PGlite has one connection: claims run one after another, so this checks the relay logic on the SQL store
+  // (leases, heads, acknowledge-while-held) but not row-lock concurrency.
+  pglite: 'outbox stress on PGlite (weaker: one connection, no real row-lock concurrency)',
+} as const
 
-// PGlite has one connection: claims run one after another, so this checks the relay logic on the SQL store
-// (leases, heads, acknowledge-while-held) but not row-lock concurrency.
-test('outbox stress on PGlite (weaker: one connection, no real row-lock concurrency)', async (t) => {
-  const store = await createPgliteStore({})
-  try {
-    await store.migrate()
-    t.diagnostic(JSON.stringify(await runOutboxStress(store, { leaseMs: 500 })))
-  } finally {
-    await store.close()
-  }
-})
+for (const adapter of SQL_ADAPTERS) {
+  test(NAMES[adapter.name], { skip: await adapter.skip() }, async (t) => {
+    const { store, release } = await adapter.migratedStore()
+    try {
+      const options = adapter.name === 'pglite' ? { leaseMs: 500 } : {}
+      t.diagnostic(JSON.stringify(await runOutboxStress(store, options)))
+    } finally {
+      await release()
+    }
+  })
+}

@@ -62,6 +62,8 @@ export interface SmokeContext {
   readonly env: NodeJS.ProcessEnv
   /** When set, the steps check that this Node major is the one running. */
   readonly nodeMajor?: number
+  /** When set, the harness step requires exactly this many cases (the repository's CONFORMANCE_SUITES). */
+  readonly conformanceCases?: number
 }
 
 export interface SmokeStep {

@@ -178,7 +178,7 @@ console.log(JSON.stringify(out))
 const HARNESS_TEST = `import { writeFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { InMemoryUserEngineStore } from 'user-engine/memory'
-import { runStoreConformance, storeConformanceCases } from 'user-engine/testing'
+import { CONFORMANCE_SUITES, conformanceCases, registerConformanceTests } from 'user-engine/testing'
 
 // A provider's store (here a subclass of the reference store, standing in for their own), with its
 // capabilities declared so skips are decided up front, from those capabilities only.
@@ -187,17 +187,18 @@ const probe = new ProviderStore()
 const capabilities = probe.capabilities
 await probe.close()
 const options = { createStore: async () => new ProviderStore(), capabilities }
-const cases = storeConformanceCases(options)
+const cases = conformanceCases(options)
 writeFileSync(
   'harness-expected.json',
   JSON.stringify({
     node: process.version,
     capabilities,
     cases: cases.map((c) => c.name),
+    suiteCases: CONFORMANCE_SUITES.reduce((n, s) => n + s.cases.length, 0),
     skips: cases.filter((c) => c.skip !== undefined).map((c) => ({ name: c.name, reason: c.skip })),
   }),
 )
-runStoreConformance({ ...options, test, skipTest: (name, reason) => test(name, { skip: reason }, () => {}) })
+registerConformanceTests({ ...options, test, skipTest: (name, reason) => test(name, { skip: reason }, () => {}) })
 `
 
 /** `npx --no`: run the project's own bin, never fetch a package of that name from the registry. */
@@ -206,7 +207,7 @@ function npx(ctx, args, extra = {}) {
 }
 
 /**
- * The smoke steps, in order. Each takes `{ dir, env, nodeMajor? }` (the project and the environment whose PATH
+ * The smoke steps, in order. Each takes `{ dir, env, nodeMajor?, conformanceCases? }` (the project and the environment whose PATH
  * names the Node under test), throws with the evidence on failure, and returns a short summary on success.
  */
 export const SMOKE_STEPS = [
@@ -263,7 +264,7 @@ console.log(JSON.stringify(out))`
         'user-engine/postgres': ['createNodePostgresStore', 'PostgresUserEngineStore'],
         'user-engine/pglite': ['createPgliteStore'],
         'user-engine/nats': ['createJetStreamRelay', 'JetStreamPublisher'],
-        'user-engine/testing': ['runStoreConformance', 'storeConformanceCases', 'CONFORMANCE_SUITES'],
+        'user-engine/testing': ['registerConformanceTests', 'conformanceCases', 'CONFORMANCE_SUITES'],
       }
       for (const [s, names] of Object.entries(expect)) {
         const missing = names.filter((n) => !out[s].includes(n))
@@ -333,12 +334,24 @@ console.log(JSON.stringify(out))`
       }
       const total = expected.cases.length
       const skips = expected.skips
-      check(total >= 60, `the harness reports only ${total} cases`)
+      // Exact: the installed CONFORMANCE_SUITES, and the repository's when the caller gives its count.
+      check(
+        total === expected.suiteCases && total > 0,
+        `the harness builds ${total} cases, its CONFORMANCE_SUITES lists ${expected.suiteCases}`,
+      )
+      if (ctx.conformanceCases !== undefined) {
+        check(
+          total === ctx.conformanceCases,
+          `the installed harness has ${total} cases, the repository's CONFORMANCE_SUITES ${ctx.conformanceCases}`,
+        )
+      }
       for (const s of skips) {
         const lacking = /^the store lacks the (\w+) capability$/.exec(s.reason)?.[1]
+        // Or a factory hook this provider does not give (it gives createStore alone).
+        const hooks = /^the store factory cannot .* \((\w+(?:, \w+)*)\)$/.exec(s.reason)?.[1]
         check(
-          lacking !== undefined && expected.capabilities[lacking] === false,
-          `"${s.name}" skipped for "${s.reason}", not for a capability ${JSON.stringify(expected.capabilities)} lacks`,
+          (lacking !== undefined && expected.capabilities[lacking] === false) || hooks !== undefined,
+          `"${s.name}" skipped for "${s.reason}", not for a capability ${JSON.stringify(expected.capabilities)} lacks or a factory hook it does not give`,
         )
       }
       check(

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { CONFORMANCE_SUITES } from '../../src/testing/index.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
 import { cleanupPacked, installedProject, USER_ENV } from './packed.js'
 import { describeRun, installedPackages, run, SMOKE_STEPS, type SmokeStep } from './smoke.mjs'
@@ -18,9 +19,12 @@ const NATS = ['@nats-io/jetstream', '@nats-io/transport-node']
 const PGLITE = '@electric-sql/pglite'
 const LONG = { timeout: 600_000 }
 
+/** The repository's case count: the installed harness must build exactly these. */
+const CONFORMANCE_CASES = CONFORMANCE_SUITES.reduce((n, s) => n + s.cases.length, 0)
+
 function smokeTest(step: SmokeStep, dir: () => string): void {
   test(step.name, LONG, async (t) => {
-    const summary = await step.run({ dir: dir(), env: USER_ENV })
+    const summary = await step.run({ dir: dir(), env: USER_ENV, conformanceCases: CONFORMANCE_CASES })
     t.diagnostic(summary)
   })
 }
@@ -54,6 +58,15 @@ describe('installed with the peers npm installs by default (npm install --omit=d
     for (const target of Object.values(manifest.exports as Record<string, string | Record<string, string>>)) {
       targets.push(...(typeof target === 'string' ? [target] : Object.values(target)))
     }
+    // Exactly the files the repository's package.json names (two per subpath: types and code).
+    const repoExports = JSON.parse(readFileSync('package.json', 'utf8')).exports as Record<
+      string,
+      string | Record<string, string>
+    >
+    const repoTargets = Object.values(repoExports).flatMap((t) =>
+      typeof t === 'string' ? [t] : Object.values(t),
+    )
+    assert.deepEqual(targets, repoTargets)
     assert.ok(targets.length >= 12, `exports name ${targets.length} files`)
     const bin = Object.values(manifest.bin as Record<string, string>)
     for (const file of [...targets, ...bin]) {
@@ -84,7 +97,7 @@ describe('installed with the peers npm installs by default (npm install --omit=d
     writeFileSync(
       join(dir, 'broken.test.mjs'),
       `import { test } from 'node:test'
-import { runStoreConformance } from 'user-engine/testing'
+import { registerConformanceTests } from 'user-engine/testing'
 import { InMemoryUserEngineStore } from 'user-engine/memory'
 // Reads ignore the tenant: another tenant's user becomes visible.
 class LeakyStore extends InMemoryUserEngineStore {
@@ -92,7 +105,7 @@ class LeakyStore extends InMemoryUserEngineStore {
   async transaction(tenantId, fn) { seen.add(tenantId); return super.transaction(tenantId, fn) }
 }
 const seen = new Set()
-runStoreConformance({ createStore: async () => new LeakyStore(), test, suites: ['tenant-isolation'] })
+registerConformanceTests({ createStore: async () => new LeakyStore(), test, suites: ['tenant-isolation'] })
 `,
     )
     const r = await run('node', ['--test', '--test-reporter=tap', 'broken.test.mjs'], {

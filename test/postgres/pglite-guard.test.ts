@@ -27,6 +27,8 @@ import { createKeyring, generateKey } from '../../src/engine/keyring.js'
 import { UserEngine } from '../../src/engine/user-engine.js'
 import { PGLITE_LOCK_FILE } from '../../src/store/postgres/driver/pglite-driver.js'
 import { createPgliteStore } from '../../src/store/postgres/pglite.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
+import { openPgliteImage } from '../support/images.js'
 
 const newEngine = (store: Awaited<ReturnType<typeof createPgliteStore>>) =>
   new UserEngine({ store, keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } }) })
@@ -148,7 +150,7 @@ function assertCode(error: unknown, code: ErrorCode, pattern: RegExp): asserts e
 
 function registerTests(): void {
   const root = mkdtempSync(join(tmpdir(), 'ue-pglite-guard-'))
-  /** One migrated database most tests share (a new one runs initdb: seconds each). */
+  /** One migrated database most tests share (a new one would run initdb: seconds each). */
   const shared = join(root, 'shared')
   const lockFile = join(shared, PGLITE_LOCK_FILE)
   const children: Child[] = []
@@ -159,9 +161,9 @@ function registerTests(): void {
   }
 
   before(async () => {
-    const store = await createPgliteStore({ dataDir: shared })
-    await store.migrate()
-    await store.close()
+    // Written from the process's migrated image: no initdb, no migrations.
+    const db = await openPgliteImage(LATEST_SCHEMA_VERSION, shared)
+    await db.close()
   })
   after(() => {
     for (const c of children)

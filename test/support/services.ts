@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import pg from 'pg'
+import { createNodePostgresDriver } from '../../src/store/postgres/driver/node-postgres-driver.js'
+import { createMigrator } from '../../src/store/postgres/schema/runner.js'
 
 /**
  * Server suites (Postgres, NATS) run when their service answers. Without it they are skipped with the reason
@@ -55,29 +57,100 @@ export interface TestDatabase {
   drop(): Promise<void>
 }
 
-/** Creates a database of its own for one test file; `drop()` removes it (terminating leftover sessions). */
-export async function createTestDatabase(prefix = 'ue_test'): Promise<TestDatabase> {
-  const name = `${prefix}_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL })
-  await admin.connect()
-  try {
-    await admin.query(`CREATE DATABASE ${name}`)
-  } finally {
-    await admin.end()
-  }
+function databaseUrl(name: string): string {
   const url = new URL(POSTGRES_ADMIN_URL)
   url.pathname = `/${name}`
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL })
-      await c.connect()
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      } finally {
-        await c.end()
-      }
-    },
+  return url.toString()
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
   }
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+}
+
+// ---- migrated templates: one per schema version and process, copied by CREATE DATABASE ... TEMPLATE ----
+
+/**
+ * Templates are named `ue_tpl_<unix seconds>_<random>_v<version>`: unique across processes and hosts (CI
+ * runs sharing a server never clash), and datable, so a run that was killed before it could drop its own
+ * leaves templates the next run removes once they are an hour old.
+ */
+const TEMPLATE_PREFIX = 'ue_tpl_'
+const RUN = `${Math.floor(Date.now() / 1000)}_${randomBytes(4).toString('hex')}`
+const STALE_TEMPLATE_SECONDS = 3600
+const templates = new Map<number, Promise<string>>()
+
+async function dropStaleTemplates(): Promise<void> {
+  const now = Date.now() / 1000
+  const { rows } = await admin((c) =>
+    c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'ue_tpl_%'`),
+  )
+  const stale = rows
+    .map((r) => r.datname)
+    .filter((name) => now - Number(name.slice(TEMPLATE_PREFIX.length).split('_')[0]) > STALE_TEMPLATE_SECONDS)
+  await Promise.all(stale.map(dropDatabase))
+}
+
+async function buildTemplate(schemaVersion: number, first: boolean): Promise<string> {
+  if (first) await dropStaleTemplates().catch(() => undefined)
+  const name = `${TEMPLATE_PREFIX}${RUN}_v${schemaVersion}`
+  await admin((c) => c.query(`CREATE DATABASE ${name}`))
+  // Migrated by the runner exactly as `migrate({ targetVersion })` would; then no session may stay on it.
+  const driver = await createNodePostgresDriver({ connectionString: databaseUrl(name) })
+  try {
+    await createMigrator(driver, { targetVersion: schemaVersion }).migrate()
+  } finally {
+    await driver.close()
+  }
+  return name
+}
+
+/** The template at `schemaVersion`, built on first use in this process and dropped when the process ends. */
+function template(schemaVersion: number): Promise<string> {
+  let name = templates.get(schemaVersion)
+  if (name === undefined) {
+    const first = templates.size === 0
+    if (first) process.once('beforeExit', dropTemplates)
+    name = buildTemplate(schemaVersion, first)
+    templates.set(schemaVersion, name)
+  }
+  return name
+}
+
+// 'beforeExit' runs once the tests are done and the loop is empty; the drops keep it alive until they end.
+async function dropTemplates(): Promise<void> {
+  const names = await Promise.allSettled([...templates.values()])
+  templates.clear()
+  // At once: concurrent drops share the checkpoint each DROP DATABASE waits for.
+  await Promise.all(
+    names.map((r) => (r.status === 'fulfilled' ? dropDatabase(r.value).catch(() => undefined) : undefined)),
+  )
+}
+
+/**
+ * Creates a database of its own (for one test or one test file) at `schemaVersion`: 0 is empty, never
+ * migrated; any other version is a copy of a template migrated to it once per process, so a test does not
+ * pay for the migrations. `drop()` removes it, terminating leftover sessions.
+ */
+export async function createTestDatabase(prefix = 'ue_test', schemaVersion = 0): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`
+  const source = schemaVersion === 0 ? '' : ` TEMPLATE ${await template(schemaVersion)}`
+  await admin((c) => c.query(`CREATE DATABASE ${name}${source}`))
+  return { url: databaseUrl(name), name, drop: () => dropDatabase(name) }
+}
+
+/** A raw pg client on a server test database (holding locks, racing transactions), ended by the caller. */
+export async function rawClient(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  return client
 }

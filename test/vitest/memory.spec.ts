@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
-import { runStoreConformance } from '../../src/testing/index.js'
+import { registerConformanceTests } from '../../src/testing/index.js'
 
 // The same harness under vitest: capabilities are found while running, so the multiProcess cases skip
 // themselves through vitest's test context and are reported skipped with the reason.
-runStoreConformance({ createStore: async () => new InMemoryUserEngineStore(), test })
+registerConformanceTests({ createStore: async () => new InMemoryUserEngineStore(), test })

@@ -3,25 +3,32 @@ import { pathToFileURL } from 'node:url'
 import { inspect } from 'node:util'
 import type { UserEngineStore } from '../../store/store.js'
 import { runConformance } from '../../testing/run.js'
-import type { ConformanceResult, StoreConformanceOptions } from '../../testing/shared/types.js'
+import type {
+  ConformanceOptions,
+  ConformanceResult,
+  StoreFactoryContext,
+} from '../../testing/shared/types.js'
 import { type ConformanceStores, conformanceStoresFor } from '../shared/conformance-stores.js'
 import { ExitCode } from '../shared/exit-codes.js'
 import { parseStoreLocation, resolveDatabaseUrl } from '../shared/open-store.js'
 import type { Output } from '../shared/output.js'
 import { UsageError } from '../shared/usage-error.js'
 
-type Factories = Pick<StoreConformanceOptions, 'createStore' | 'destroyStore' | 'createSharedStores'>
+type Factories = Pick<
+  ConformanceOptions,
+  'createStore' | 'destroyStore' | 'createSharedStores' | 'plantSchemaVersion' | 'reopenStore'
+>
 
 /** `--store MODULE`: its default export is a store factory, or an object holding `createStore` and friends. */
 async function loadStoreModule(path: string): Promise<Factories> {
   const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown }
   const exported = mod.default
   if (typeof exported === 'function') {
-    return { createStore: exported as (ctx: { empty: boolean }) => Promise<UserEngineStore> }
+    return { createStore: exported as (ctx: StoreFactoryContext) => Promise<UserEngineStore> }
   }
   if (exported && typeof (exported as Factories).createStore === 'function') return exported as Factories
   throw new UsageError(
-    `${path} must default-export a store factory: (ctx: { empty: boolean }) => Promise<UserEngineStore>`,
+    `${path} must default-export a store factory: (ctx: { ownDatabase: boolean }) => Promise<UserEngineStore>`,
   )
 }
 
@@ -34,6 +41,7 @@ export async function conformanceCommand(options: {
   storeModule: string | undefined
   suites: readonly string[]
   out: Output
+  env: Readonly<Record<string, string | undefined>>
 }): Promise<ExitCode> {
   const { out } = options
   if (options.databaseUrl !== undefined && options.storeModule !== undefined) {
@@ -46,7 +54,9 @@ export async function conformanceCommand(options: {
     factories = await loadStoreModule(options.storeModule)
     target = `store module ${options.storeModule}`
   } else {
-    stores = await conformanceStoresFor(parseStoreLocation(resolveDatabaseUrl(options.databaseUrl)))
+    stores = await conformanceStoresFor(
+      parseStoreLocation(resolveDatabaseUrl(options.databaseUrl, options.env, 'schema')),
+    )
     factories = stores
     target = stores.description
   }

@@ -9,6 +9,8 @@ export async function diagnosticsCommand({ store, out }: CommandContext): Promis
   const lines = [
     `store ${diagnostics.store}, schema ${diagnostics.schemaVersion} of ${diagnostics.latestVersion}`,
     ...Object.entries(diagnostics.counts).map(([k, v]) => `  ${k.padEnd(18)} ${v}`),
+    // Which keys still seal TOTP seeds (see `keys status` for the keyring's view).
+    ...Object.entries(diagnostics.sealedByKeyId).map(([k, v]) => `  sealed under ${k}: ${v}`),
     `outbox lag: ${outbox.pending} pending, oldest ${outbox.oldestPendingAgeMs} ms, ${outbox.dead} dead`,
   ]
   out.result({ ...diagnostics, outbox }, lines.join('\n'))

@@ -8,4 +8,6 @@ export interface CommandContext {
   readonly flags: Readonly<Record<string, string | boolean | string[] | undefined>>
   readonly positionals: readonly string[]
   readonly out: Output
+  /** The environment (the process's, or a test's): USER_ENGINE_KEYS for commands that need the keyring. */
+  readonly env: Readonly<Record<string, string | undefined>>
 }

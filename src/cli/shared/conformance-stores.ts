@@ -1,15 +1,32 @@
 import { randomBytes } from 'node:crypto'
+import { ValidationError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import { InMemoryUserEngineStore } from '../../store/memory/index.js'
+import type { PgliteInstance } from '../../store/postgres/pglite-images.js'
+import { LATEST_SCHEMA_VERSION } from '../../store/schema-versions.js'
 import type { UserEngineStore } from '../../store/store.js'
-import type { StoreConformanceOptions } from '../../testing/shared/types.js'
+import type { PlantedSchemaVersion, StoreFactoryContext } from '../../testing/shared/types.js'
+
+// A history row as a newer release or a hand edit would leave it (insert, or replace that version's row).
+const PLANT_HISTORY = `INSERT INTO user_engine_schema_versions (version, name, checksum, execution_ms)
+  VALUES ($1, $2, $3, 0)
+  ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum`
+
 import type { StoreLocation } from './open-store.js'
 
-export type ConformanceStores = Pick<
-  StoreConformanceOptions,
-  'createStore' | 'destroyStore' | 'createSharedStores'
-> & {
-  /** Releases what the factories share (a template database); call once after the run. */
+/** The harness's context, or `{ empty }` alone: the 0.1 spelling of `ownDatabase`. */
+type FactoryContext = Pick<StoreFactoryContext, 'ownDatabase'> | { readonly empty: boolean }
+
+const ownDatabase = (ctx: FactoryContext): boolean => ('ownDatabase' in ctx ? ctx.ownDatabase : ctx.empty)
+
+/** The harness's store factories (`ConformanceOptions`) for one location, and what they share. */
+export interface ConformanceStores {
+  createStore(ctx: FactoryContext): Promise<UserEngineStore>
+  destroyStore?(store: UserEngineStore): Promise<void>
+  createSharedStores?(count: number, ctx: FactoryContext): Promise<UserEngineStore[]>
+  plantSchemaVersion?(store: UserEngineStore, row: PlantedSchemaVersion): Promise<void>
+  reopenStore?(store: UserEngineStore): Promise<UserEngineStore>
+  /** Releases what the factories share (a shared database); call once after the run. */
   dispose(): Promise<void>
   /** What the run touches, for the report. */
   readonly description: string
@@ -18,8 +35,9 @@ export type ConformanceStores = Pick<
 /**
  * Store factories for running the harness against a location without touching its data:
  * - postgres: every store gets a schema of its own (search_path), dropped afterwards;
- * - pglite: an in-memory PGlite started from a template data directory (initdb runs once per process),
- *   fresh for each case that needs an empty database, shared by the others;
+ * - pglite: in-memory PGlite databases loaded from images (`pglite-images.ts`: initdb and the migrations run
+ *   once per process): a never-migrated one for each case that needs a database of its own, one migrated
+ *   database shared by the others;
  * - memory: a new reference store per case.
  */
 export async function conformanceStoresFor(location: StoreLocation): Promise<ConformanceStores> {
@@ -35,41 +53,57 @@ export async function conformanceStoresFor(location: StoreLocation): Promise<Con
 }
 
 async function pgliteStores(): Promise<ConformanceStores> {
-  const { PGlite } = await importOptional(
-    () => import('@electric-sql/pglite'),
-    '@electric-sql/pglite',
-    'conformance on PGlite',
-  )
-  const { createPgliteDriver, PostgresUserEngineStore } = await import('../../store/postgres/pglite.js')
-  const template = new PGlite()
-  await template.waitReady
-  const image = await template.dumpDataDir('none')
-  await template.close()
-  const owned = new Map<UserEngineStore, { close(): Promise<void> }>()
-  // Cases that do not need an empty database share one (each uses its own tenant): PGlite starts in seconds.
-  let shared: InstanceType<typeof PGlite> | undefined
-  const open = async (ctx: { empty: boolean }) => {
-    if (!ctx.empty) {
-      shared ??= new PGlite({ loadDataDir: image })
-      return PostgresUserEngineStore.open(await createPgliteDriver({ db: shared }))
+  const [{ openPgliteImage }, { createPgliteDriver, PostgresUserEngineStore }] = await Promise.all([
+    import('../../store/postgres/pglite-images.js'),
+    import('../../store/postgres/pglite.js'),
+  ])
+  const owned = new Map<UserEngineStore, PgliteInstance>()
+  // Stores reopened over an owned database: closed, never the database itself (its owner closes it).
+  const reopened = new Map<UserEngineStore, PgliteInstance>()
+  // Cases that do not need a database of their own share one (each uses its own tenant), already migrated.
+  let shared: Promise<PgliteInstance> | undefined
+  const open = async (ctx: FactoryContext) => {
+    if (!ownDatabase(ctx)) {
+      shared ??= openPgliteImage(LATEST_SCHEMA_VERSION)
+      return PostgresUserEngineStore.open(await createPgliteDriver({ db: await shared }))
     }
-    const db = new PGlite({ loadDataDir: image })
+    // Initdb ran once, for the image; a database of its own is never migrated, as the harness asks.
+    const db = await openPgliteImage(0)
     const store = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
     owned.set(store, db)
     return store
   }
   const destroy = async (store: UserEngineStore) => {
     await store.close()
+    reopened.delete(store)
     await owned.get(store)?.close()
     owned.delete(store)
+  }
+  const databaseOf = (store: UserEngineStore): PgliteInstance => {
+    const db = owned.get(store) ?? reopened.get(store)
+    if (!db)
+      throw new ValidationError(
+        'plantSchemaVersion and reopenStore take a store over a database of its own',
+        { details: { field: 'store' } },
+      )
+    return db
   }
   return {
     description: 'embedded PGlite: a fresh in-memory database per case that needs one, else one shared',
     createStore: open,
     destroyStore: destroy,
+    plantSchemaVersion: async (store, row) => {
+      await databaseOf(store).query(PLANT_HISTORY, [row.version, row.name, row.checksum])
+    },
+    reopenStore: async (store) => {
+      const db = databaseOf(store)
+      const again = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
+      reopened.set(again, db)
+      return again
+    },
     dispose: async () => {
       await Promise.all([...owned.keys()].map(destroy))
-      await shared?.close()
+      await (await shared)?.close()
     },
   }
 }
@@ -112,6 +146,22 @@ async function postgresSchemaStores(connectionString: string): Promise<Conforman
     description: 'the Postgres server, a schema of its own per case (dropped afterwards)',
     createStore: async () => storeIn(await newSchema()),
     destroyStore: destroy,
+    plantSchemaVersion: async (store, row) => {
+      const entry = schemas.get(store)
+      if (!entry)
+        throw new ValidationError('plantSchemaVersion takes a store this factory created', {
+          details: { field: 'store' },
+        })
+      await entry.pool.query(PLANT_HISTORY, [row.version, row.name, row.checksum])
+    },
+    reopenStore: async (store) => {
+      const entry = schemas.get(store)
+      if (!entry)
+        throw new ValidationError('reopenStore takes a store this factory created', {
+          details: { field: 'store' },
+        })
+      return storeIn(entry.schema)
+    },
     createSharedStores: async (count) => {
       const schema = await newSchema()
       const stores: UserEngineStore[] = []

@@ -84,14 +84,16 @@ export async function runWalkthrough(store: UserEngineStore, print: (line: strin
   print(`using it again: ${await engine.consumeRecoveryCode(t, ann.id, first)}`)
 
   step('Audit trail (ids and reason codes only)')
+  let n = 0
   for (let cursor: string | undefined, more = true; more; ) {
     const page = await store.listAudit(t, { limit: 100, ...(cursor ? { cursor } : {}) })
     for (const a of page.items) {
+      n++
       const data = Object.entries(a.data)
         .map(([k, v]) => `${k}=${v}`)
         .join(' ')
       print(
-        `  #${String(a.seq).padStart(3)}  ${a.action.padEnd(24)} ${who(a.userId).padEnd(5)} ${data}`.trimEnd(),
+        `  #${String(n).padStart(3)}  ${a.action.padEnd(24)} ${who(a.userId).padEnd(5)} ${data}`.trimEnd(),
       )
     }
     cursor = page.nextCursor ?? undefined

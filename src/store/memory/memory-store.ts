@@ -1,14 +1,30 @@
-import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
-import { ConflictError, ErrorCode, NotFoundError, SchemaError, UserEngineError } from '../../domain/errors.js'
+import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
+import {
+  ConflictError,
+  ErrorCode,
+  NotFoundError,
+  SchemaError,
+  UserEngineError,
+  ValidationError,
+} from '../../domain/errors.js'
+import { shownId } from '../../domain/ids.js'
 import type {
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   OutboxEntry,
   RecordType,
   TenantRecord,
   UserRecord,
+  UserStatus,
 } from '../../domain/records.js'
+import {
+  compareCodePoints,
+  type IdentifierPrefix,
+  validateCountUsersQuery,
+  validateListUsersQuery,
+} from '../../domain/user-queries.js'
 import {
   assertFunction,
   assertId,
@@ -16,20 +32,31 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
-  validateListUsersQuery,
+  validateListSealedFactorsQuery,
+  validateListTenantsQuery,
+  validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
 import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION, SCHEMA_VERSIONS } from '../schema-versions.js'
+import { countSealedByKeyId } from '../sealed-keys.js'
 import type {
+  CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedIdentifier,
+  ListedUser,
+  ListSealedFactorsQuery,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
+  PurgeExpiredQuery,
+  PurgeExpiredResult,
   Readiness,
+  SessionLookup,
   StoreCapabilities,
   UserEngineStore,
 } from '../store.js'
@@ -43,6 +70,8 @@ interface TenantState {
   /** kind + normalized value -> identifier id: the unique index. */
   readonly identifiers: Map<string, string>
   readonly audit: AuditRecord[]
+  /** Audit id -> its index in `audit`: where a listing's cursor resumes. */
+  readonly auditIndex: Map<string, number>
 }
 
 export interface InMemoryStoreOptions {
@@ -69,7 +98,6 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly #tenants = new Map<string, TenantState>()
   readonly #outboxRows: OutboxRow[] = []
   #schemaVersion: number
-  #auditSeq = 0
   #closed = false
 
   constructor(options: InMemoryStoreOptions = {}) {
@@ -137,6 +165,22 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return row ? recordCodec.tenant.fromRow(tenantId, copy(row)) : null
   }
 
+  async listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    const { limit, cursor } = validateListTenantsQuery(query)
+    const after = cursor === undefined ? null : decodeIdCursor(cursor)
+    this.#assertUsable()
+    const ids = [...this.#tenants.keys()]
+      .filter((id) => (after === null || id > after) && this.#tenants.get(id)!.rows.has(rowKey('tenant', id)))
+      .sort()
+    const items = ids
+      .slice(0, limit)
+      .map((id) =>
+        recordCodec.tenant.fromRow(id, copy(this.#tenants.get(id)!.rows.get(rowKey('tenant', id))!)),
+      )
+    const last = items[items.length - 1]
+    return { items, nextCursor: ids.length > limit && last ? encodeCursor(last.id) : null }
+  }
+
   async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {
     assertId(tenantId, 'tenantId')
     assertId(userId, 'userId')
@@ -166,34 +210,116 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     return identifier ? this.getUser(tenantId, identifier.userId) : null
   }
 
-  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>> {
     assertId(tenantId, 'tenantId')
-    const { limit, cursor, status } = validateListUsersQuery(query)
+    const { limit, cursor, status, identifierPrefix, includeIdentifiers } = validateListUsersQuery(query)
+    const withIdentifiers = (state: TenantState | undefined, user: UserRecord): ListedUser =>
+      includeIdentifiers ? { ...user, identifiers: this.#identifiersOf(state, user.id) } : user
+    if (identifierPrefix) {
+      const after = cursor === undefined ? null : decodeValueCursor(cursor)
+      this.#assertUsable()
+      const state = this.#tenant(tenantId)
+      const matches = this.#prefixMatches(state, tenantId, identifierPrefix, status).filter(
+        (m) => after === null || compareCodePoints(m.value, after) > 0,
+      )
+      const items = matches.slice(0, limit)
+      const last = items[items.length - 1]
+      return {
+        items: items.map((m) => withIdentifiers(state, m.user)),
+        nextCursor: matches.length > limit && last ? encodeValueCursor(last.value) : null,
+      }
+    }
     const after = cursor === undefined ? null : decodeIdCursor(cursor)
     this.#assertUsable()
     const state = this.#tenant(tenantId)
-    const users = state
-      ? [...state.rows.values()]
-          .filter((r) => r.type === 'user' && (after === null || r.id > after))
-          .filter((r) => status === undefined || r.payload.status === status)
-          .sort(byId)
-      : []
+    const users = this.#users(state, status).filter((r) => after === null || r.id > after)
     const items = users.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, copy(r)))
     const last = items[items.length - 1]
-    return { items, nextCursor: users.length > limit && last ? encodeCursor(last.id) : null }
+    return {
+      items: items.map((u) => withIdentifiers(state, u)),
+      nextCursor: users.length > limit && last ? encodeCursor(last.id) : null,
+    }
+  }
+
+  async countUsers(tenantId: string, query?: CountUsersQuery): Promise<number> {
+    assertId(tenantId, 'tenantId')
+    const { status, identifierPrefix } = validateCountUsersQuery(query)
+    this.#assertUsable()
+    const state = this.#tenant(tenantId)
+    return identifierPrefix
+      ? this.#prefixMatches(state, tenantId, identifierPrefix, status).length
+      : this.#users(state, status).length
   }
 
   async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
     const { limit, cursor, userId } = validateListAuditQuery(query)
-    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
+    const after = cursor === undefined ? null : decodeIdCursor(cursor)
     this.#assertUsable()
-    const all = (this.#tenant(tenantId)?.audit ?? []).filter(
-      (a) => a.seq > after && (userId === undefined || a.userId === userId),
-    )
+    const state = this.#tenant(tenantId)
+    let start = 0
+    if (after !== null) {
+      // The cursor names a record of this tenant; any other id (another tenant's included) is not a cursor.
+      const index = state?.auditIndex.get(after)
+      if (index === undefined)
+        throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
+      start = index + 1
+    }
+    const all = (state?.audit ?? []).slice(start).filter((a) => userId === undefined || a.userId === userId)
     const items = all.slice(0, limit).map(copy)
     const last = items[items.length - 1]
-    return { items, nextCursor: all.length > limit && last ? encodeCursor(last.seq) : null }
+    return { items, nextCursor: all.length > limit && last ? encodeCursor(last.id) : null }
+  }
+
+  async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
+    assertId(tenantId, 'tenantId')
+    assertId(sessionId, 'sessionId')
+    this.#assertUsable()
+    const state = this.#tenant(tenantId)
+    const session = state?.rows.get(rowKey('session', sessionId))
+    const tenant = state?.rows.get(rowKey('tenant', tenantId))
+    if (!session || !tenant) return null
+    return {
+      session: recordCodec.session.fromRow(tenantId, copy(session)),
+      tenantStatus: recordCodec.tenant.fromRow(tenantId, tenant).status,
+    }
+  }
+
+  async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    assertId(tenantId, 'tenantId')
+    const { before, limit } = validatePurgeExpiredQuery(query)
+    this.#assertUsable()
+    const state = this.#tenant(tenantId)
+    const result = { sessions: 0, tokens: 0 }
+    if (!state) return result
+    // Oldest expiry first, then type and id (rule 11's order); one synchronous step.
+    const order = (r: StoredRow) => [String(r.payload.expiresAt), r.type, r.id] as const
+    const expired = [...state.rows.entries()]
+      .filter(([, r]) => (r.type === 'session' || r.type === 'token') && String(r.payload.expiresAt) < before)
+      .sort(([, a], [, b]) => {
+        const [x, y] = [order(a), order(b)]
+        for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1
+        return 0
+      })
+      .slice(0, limit)
+    for (const [k, r] of expired) {
+      state.rows.delete(k)
+      if (r.type === 'session') result.sessions++
+      else result.tokens++
+    }
+    return result
+  }
+
+  async listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]> {
+    assertId(tenantId, 'tenantId')
+    const { excludeKeyId, after, limit } = validateListSealedFactorsQuery(query)
+    this.#assertUsable()
+    const rows = [...(this.#tenant(tenantId)?.rows.values() ?? [])]
+      .filter((r) => r.type === 'factor' && r.id > after)
+      .filter((r) => typeof r.payload.keyId === 'string' && r.payload.keyId !== excludeKeyId)
+      .sort(byId)
+      .slice(0, limit)
+    return rows.map((r) => recordCodec.factor.fromRow(tenantId, copy(r)))
   }
 
   async diagnostics(): Promise<Diagnostics> {
@@ -205,9 +331,15 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       identifier: 'identifiers',
       profile: 'profiles',
       factor: 'factors',
+      session: 'sessions',
+      token: 'tokens',
     }
+    const keyIds: unknown[] = []
     for (const state of this.#tenants.values()) {
-      for (const row of state.rows.values()) counts[plural[row.type]]! += 1
+      for (const row of state.rows.values()) {
+        counts[plural[row.type]]! += 1
+        if (row.type === 'factor' && row.payload.keyId != null) keyIds.push(row.payload.keyId)
+      }
       counts.audit_records! += state.audit.length
     }
     for (const row of this.#outboxRows) counts[`outbox_${row.status}`]! += 1
@@ -216,6 +348,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       schemaVersion: this.#schemaVersion,
       latestVersion: LATEST_SCHEMA_VERSION,
       counts,
+      sealedByKeyId: countSealedByKeyId(keyIds.map((keyId) => ({ keyId, n: 1 }))),
     }
   }
 
@@ -250,6 +383,51 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     }
   }
 
+  /** The tenant's user rows in id order, optionally of one status. */
+  #users(state: TenantState | undefined, status: UserStatus | undefined): StoredRow[] {
+    if (!state) return []
+    return [...state.rows.values()]
+      .filter((r) => r.type === 'user' && (status === undefined || r.payload.status === status))
+      .sort(byId)
+  }
+
+  /** Users with an identifier of the kind starting with the prefix, each at its least matching value, in order. */
+  #prefixMatches(
+    state: TenantState | undefined,
+    tenantId: string,
+    { kind, prefix }: IdentifierPrefix,
+    status: UserStatus | undefined,
+  ): Array<{ value: string; user: UserRecord }> {
+    if (!state) return []
+    const least = new Map<string, string>()
+    for (const r of state.rows.values()) {
+      if (r.type !== 'identifier' || r.payload.kind !== kind || r.userId === null) continue
+      const value = String(r.payload.value)
+      if (!value.startsWith(prefix)) continue
+      const seen = least.get(r.userId)
+      if (seen === undefined || compareCodePoints(value, seen) < 0) least.set(r.userId, value)
+    }
+    const out: Array<{ value: string; user: UserRecord }> = []
+    for (const [userId, value] of least) {
+      const row = state.rows.get(rowKey('user', userId))
+      if (!row || (status !== undefined && row.payload.status !== status)) continue
+      out.push({ value, user: recordCodec.user.fromRow(tenantId, copy(row)) })
+    }
+    return out.sort((a, b) => compareCodePoints(a.value, b.value))
+  }
+
+  #identifiersOf(state: TenantState | undefined, userId: string): ListedIdentifier[] {
+    return [...(state?.rows.values() ?? [])]
+      .filter((r) => r.type === 'identifier' && r.userId === userId)
+      .sort(byId)
+      .map((r) => ({
+        id: r.id,
+        kind: r.payload.kind as IdentifierKind,
+        value: String(r.payload.value),
+        verified: r.payload.verified === true,
+      }))
+  }
+
   #identifierRow(tenantId: string, kind: IdentifierKind, value: string): StoredRow | undefined {
     const state = this.#tenant(tenantId)
     const id = state?.identifiers.get(identifierKey(kind, value))
@@ -266,6 +444,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       rows: new Map(),
       identifiers: new Map(),
       audit: [],
+      auditIndex: new Map(),
     }
     const rows = new Map<string, StoredRow | null>()
     const identifiers = new Map<string, string | null>()
@@ -277,21 +456,18 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       const k = rowKey(w.type, w.id)
       const existing = current(k)
       if (w.op === 'insert' && existing) {
-        throw new ConflictError(ErrorCode.ALREADY_EXISTS, `${w.type} ${w.id} already exists`, {
-          details: {
-            recordType: w.type,
-            recordId: w.id,
-          },
+        throw new ConflictError(ErrorCode.ALREADY_EXISTS, `${w.type} ${shownId(w.id)} already exists`, {
+          details: { recordType: w.type, recordId: shownId(w.id) },
         })
       }
       if (w.op !== 'insert' && existing?.version !== w.expectedVersion) {
         throw new ConflictError(
           ErrorCode.VERSION_CONFLICT,
-          `${w.type} ${w.id} is not at the expected version`,
+          `${w.type} ${shownId(w.id)} is not at the expected version`,
           {
             details: {
               recordType: w.type,
-              recordId: w.id,
+              recordId: shownId(w.id),
               expectedVersion: w.expectedVersion,
             },
           },
@@ -306,7 +482,7 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
           if (taken !== null && taken !== w.id) {
             throw new ConflictError(
               ErrorCode.DUPLICATE_IDENTIFIER,
-              `identifier ${w.payload.kind} is already taken in tenant ${plan.tenantId}`,
+              `identifier ${w.payload.kind} is already taken in tenant ${shownId(plan.tenantId)}`,
               {
                 details: {
                   kind: String(w.payload.kind),
@@ -335,7 +511,9 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
 
     // Rule 7: nothing is committed into a tenant that does not exist (unless this commit creates it).
     if (!current(rowKey('tenant', plan.tenantId))) {
-      throw new NotFoundError(`tenant ${plan.tenantId} not found`, { details: { tenantId: plan.tenantId } })
+      throw new NotFoundError(`tenant ${shownId(plan.tenantId)} not found`, {
+        details: { tenantId: shownId(plan.tenantId) },
+      })
     }
 
     // Every check passed: apply in one synchronous step.
@@ -349,7 +527,8 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       else state.identifiers.delete(k)
     }
     for (const a of plan.audit) {
-      state.audit.push({ ...copy(a), tenantId: plan.tenantId, seq: ++this.#auditSeq, occurredAt: plan.now })
+      state.auditIndex.set(a.id, state.audit.length)
+      state.audit.push({ ...copy(a), tenantId: plan.tenantId, occurredAt: plan.now })
     }
     for (const e of plan.events) {
       const entry: OutboxEntry = {

@@ -29,6 +29,11 @@ export interface NodePostgresStoreOptions extends PostgresStoreOptions {
   readonly connectionString?: string
   /** A `pg.Pool` the caller owns: the store uses it and leaves it open on `close()`. */
   readonly pool?: PgPoolLike
+  /**
+   * Named prepared statements (default true). Set false behind a transaction-mode pooler that does not
+   * track them (PgBouncer before 1.21, or with `max_prepared_statements = 0`): see docs/operations.md.
+   */
+  readonly preparedStatements?: boolean
 }
 
 /**

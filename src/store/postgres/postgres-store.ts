@@ -1,4 +1,4 @@
-import { decodeIdCursor, decodeSeqCursor, encodeCursor } from '../../domain/cursor.js'
+import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
 import {
   ConflictError,
   ErrorCode,
@@ -8,16 +8,25 @@ import {
   UserEngineError,
   ValidationError,
 } from '../../domain/errors.js'
+import { shownId } from '../../domain/ids.js'
 import type {
   AuditData,
   AuditRecord,
+  FactorRecord,
   IdentifierKind,
   IdentifierRecord,
   JsonValue,
   RecordType,
   TenantRecord,
+  TenantStatus,
   UserRecord,
 } from '../../domain/records.js'
+import {
+  type IdentifierPrefix,
+  prefixUpperBound,
+  validateCountUsersQuery,
+  validateListUsersQuery,
+} from '../../domain/user-queries.js'
 import {
   assertFunction,
   assertId,
@@ -26,20 +35,31 @@ import {
   assertOptionalBoolean,
   optionsObject,
   validateListAuditQuery,
-  validateListUsersQuery,
+  validateListSealedFactorsQuery,
+  validateListTenantsQuery,
+  validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
 import type { CommitPlan } from '../commit-plan.js'
 import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
+import { countSealedByKeyId } from '../sealed-keys.js'
 import type {
+  CountUsersQuery,
   Diagnostics,
   ListAuditQuery,
+  ListedIdentifier,
+  ListedUser,
+  ListSealedFactorsQuery,
+  ListTenantsQuery,
   ListUsersQuery,
   MigrateResult,
   Page,
+  PurgeExpiredQuery,
+  PurgeExpiredResult,
   Readiness,
+  SessionLookup,
   StoreCapabilities,
   UserEngineStore,
 } from '../store.js'
@@ -56,7 +76,7 @@ import {
   type MigrationStatus,
   readSchemaHistory,
 } from './schema/runner.js'
-import { SQL } from './sql.js'
+import { countPrefixStatement, listAuditStatement, listUsersStatement, type PrefixRange, SQL } from './sql.js'
 
 export interface PostgresStoreOptions {
   /** How long `migrate()` waits for another process's migration lock. Default 60 000 ms. */
@@ -119,15 +139,35 @@ interface RecordDbRow {
   updated_at: Date | string
 }
 
+interface ListedUserDbRow extends RecordDbRow {
+  /** Present when the page asked for identifiers: `[id, payload]` per identifier, or null for none. */
+  identifiers?: Array<[string, { [key: string]: JsonValue }]> | null
+  /** Present on a prefix search: the user's least matching value, the page's order and cursor. */
+  match_value?: string
+}
+
+/** An audit row; `found` is false-y only in the row of nulls a cursor with no later records yields. */
 interface AuditDbRow {
-  seq: number | string
-  id: string
+  found: boolean
+  id: string | null
   occurred_at: Date | string
   action: string
   user_id: string | null
   actor_id: string | null
+  request_id: string | null
+  client_ip: string | null
+  user_agent: string | null
   data: AuditData
 }
+
+/** The schema version that added the request context columns and the audit id index. */
+const REQUEST_CONTEXT_SCHEMA = 8
+
+const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
+  kind,
+  lower: prefix,
+  upper: prefixUpperBound(prefix),
+})
 
 const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
 
@@ -266,6 +306,18 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return row ? recordCodec.tenant.fromRow(tenantId, row) : null
   }
 
+  async listTenants(query?: ListTenantsQuery): Promise<Page<TenantRecord>> {
+    const { limit, cursor } = validateListTenantsQuery(query)
+    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
+    const rows = await this.#rows<RecordDbRow & { tenant_id: string }>('listTenants', SQL.listTenants, [
+      after,
+      limit + 1,
+    ])
+    const items = rows.slice(0, limit).map((r) => recordCodec.tenant.fromRow(r.tenant_id, toStoredRow(r)))
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+  }
+
   async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {
     assertId(tenantId, 'tenantId')
     assertId(userId, 'userId')
@@ -296,51 +348,130 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return row ? recordCodec.user.fromRow(tenantId, row) : null
   }
 
-  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<UserRecord>> {
+  async listUsers(tenantId: string, query?: ListUsersQuery): Promise<Page<ListedUser>> {
     assertId(tenantId, 'tenantId')
-    const { limit, cursor, status } = validateListUsersQuery(query)
-    const after = cursor === undefined ? '' : decodeIdCursor(cursor)
-    const params: unknown[] = [tenantId, after, limit + 1]
-    if (status !== undefined) params.push(status)
-    const rows = await this.#rows<RecordDbRow>(
-      'listUsers',
-      status === undefined ? SQL.listUsers : SQL.listUsersByStatus,
-      params,
-    )
-    const items = rows.slice(0, limit).map((r) => recordCodec.user.fromRow(tenantId, toStoredRow(r)))
-    const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+    const { limit, cursor, status, identifierPrefix, includeIdentifiers } = validateListUsersQuery(query)
+    const prefix = identifierPrefix && toRange(identifierPrefix)
+    const after = cursor === undefined ? null : prefix ? decodeValueCursor(cursor) : decodeIdCursor(cursor)
+    const statement = listUsersStatement({ tenantId, limit, after, status, prefix, includeIdentifiers })
+    const rows = await this.#rows<ListedUserDbRow>('listUsers', statement.text, statement.values)
+    const items = rows.slice(0, limit).map((r): ListedUser => {
+      const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
+      if (!includeIdentifiers) return user
+      const identifiers = (r.identifiers ?? [])
+        .map(
+          ([id, payload]): ListedIdentifier => ({
+            id,
+            kind: payload.kind as IdentifierKind,
+            value: String(payload.value),
+            verified: payload.verified === true,
+          }),
+        )
+        // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      return { ...user, identifiers }
+    })
+    const more = rows.length > limit && items.length > 0
+    const last = rows[items.length - 1]
+    const nextCursor =
+      !more || !last ? null : prefix ? encodeValueCursor(last.match_value!) : encodeCursor(last.record_id)
+    return { items, nextCursor }
+  }
+
+  async countUsers(tenantId: string, query?: CountUsersQuery): Promise<number> {
+    assertId(tenantId, 'tenantId')
+    const { status, identifierPrefix } = validateCountUsersQuery(query)
+    const statement = identifierPrefix
+      ? countPrefixStatement(tenantId, toRange(identifierPrefix), status)
+      : status === undefined
+        ? { text: SQL.countUsers, values: [tenantId] }
+        : { text: SQL.countUsersByStatus, values: [tenantId, status] }
+    const rows = await this.#rows<{ n: number | string }>('countUsers', statement.text, statement.values)
+    return Number(rows[0]?.n ?? 0)
   }
 
   async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
     assertId(tenantId, 'tenantId')
     const { limit, cursor, userId } = validateListAuditQuery(query)
-    const after = cursor === undefined ? 0 : decodeSeqCursor(cursor)
-    const params: unknown[] = [tenantId, after, limit + 1]
-    if (userId !== undefined) params.push(userId)
-    const rows = await this.#rows<AuditDbRow>(
-      'listAudit',
-      userId === undefined ? SQL.listAudit : SQL.listAuditForUser,
-      params,
-    )
-    const items: AuditRecord[] = rows.slice(0, limit).map((r) => ({
-      id: r.id,
-      tenantId,
-      seq: Number(r.seq),
-      occurredAt: isoOf(r.occurred_at),
-      action: r.action,
-      userId: r.user_id,
-      actorId: r.actor_id,
-      data: r.data,
-    }))
+    const afterId = cursor === undefined ? null : decodeIdCursor(cursor)
+    await this.#assertUsable()
+    const requestContext = this.#schemaVersion >= REQUEST_CONTEXT_SCHEMA
+    const statement = listAuditStatement({ tenantId, limit, afterId, userId, requestContext })
+    const rows = await this.#rows<AuditDbRow>('listAudit', statement.text, statement.values)
+    // The cursor names no audit record of this tenant (another tenant's included): not a cursor here.
+    if (afterId !== null && rows.length === 0) {
+      throw new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
+    }
+    const items: AuditRecord[] = rows
+      .filter((r) => r.id !== null)
+      .slice(0, limit)
+      .map((r) => ({
+        id: r.id!,
+        tenantId,
+        occurredAt: isoOf(r.occurred_at),
+        action: r.action,
+        userId: r.user_id,
+        actorId: r.actor_id,
+        requestId: r.request_id,
+        ip: r.client_ip,
+        userAgent: r.user_agent,
+        data: r.data,
+      }))
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null }
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+  }
+
+  async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
+    assertId(tenantId, 'tenantId')
+    assertId(sessionId, 'sessionId')
+    const [r] = await this.#rows<Omit<RecordDbRow, 'record_type'> & { tenant_status: TenantStatus }>(
+      'findSession',
+      SQL.findSession,
+      [tenantId, sessionId],
+    )
+    if (!r) return null
+    const row: StoredRow = {
+      type: 'session',
+      id: r.record_id,
+      userId: r.user_id,
+      version: Number(r.version),
+      payload: r.payload,
+      // Already ISO text (SQL.findSession formats them), so the hot path parses no Date.
+      createdAt: r.created_at as string,
+      updatedAt: r.updated_at as string,
+    }
+    return { session: recordCodec.session.fromRow(tenantId, row), tenantStatus: r.tenant_status }
+  }
+
+  async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    assertId(tenantId, 'tenantId')
+    const { before, limit } = validatePurgeExpiredQuery(query)
+    const rows = await this.#rows<{ record_type: string }>('purgeExpired', SQL.purgeExpired, [
+      tenantId,
+      before,
+      limit,
+    ])
+    const sessions = rows.filter((r) => r.record_type === 'session').length
+    return { sessions, tokens: rows.length - sessions }
+  }
+
+  async listSealedFactors(tenantId: string, query: ListSealedFactorsQuery): Promise<FactorRecord[]> {
+    assertId(tenantId, 'tenantId')
+    const { excludeKeyId, after, limit } = validateListSealedFactorsQuery(query)
+    const rows = await this.#rows<RecordDbRow>('listSealedFactors', SQL.listSealedFactors, [
+      tenantId,
+      after,
+      excludeKeyId,
+      limit,
+    ])
+    return rows.map((r) => recordCodec.factor.fromRow(tenantId, toStoredRow(r)))
   }
 
   async diagnostics(): Promise<Diagnostics> {
     this.#assertOpen()
     const schemaVersion = await this.#refreshSchemaVersion()
     const counts: Record<string, number> = Object.fromEntries(DIAGNOSTIC_COUNT_KEYS.map((k) => [k, 0]))
+    let sealedByKeyId: Readonly<Record<string, number>> = {}
     if (schemaVersion > 0) {
       const plural: Record<string, string> = {
         'record:tenant': 'tenants',
@@ -348,16 +479,22 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
         'record:identifier': 'identifiers',
         'record:profile': 'profiles',
         'record:factor': 'factors',
+        'record:session': 'sessions',
+        'record:token': 'tokens',
         audit: 'audit_records',
       }
-      const rows = await this.#rows<{ key: string; n: number | string }>('diagnostics', SQL.diagnostics, [])
+      const [rows, sealed] = await Promise.all([
+        this.#rows<{ key: string; n: number | string }>('diagnostics', SQL.diagnostics, []),
+        this.#rows<{ key_id: string; n: number | string }>('diagnostics', SQL.sealedByKeyId, []),
+      ])
       for (const r of rows) {
         const name = plural[r.key] ?? `outbox_${r.key.slice('outbox:'.length)}`
         // Only the fixed keys: nothing the database holds becomes a key.
         if (name in counts) counts[name] = Number(r.n)
       }
+      sealedByKeyId = countSealedByKeyId(sealed.map((r) => ({ keyId: r.key_id, n: r.n })))
     }
-    return { store: this.kind, schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, counts }
+    return { store: this.kind, schemaVersion, latestVersion: LATEST_SCHEMA_VERSION, counts, sealedByKeyId }
   }
 
   async close(): Promise<void> {
@@ -419,8 +556,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     // DETAIL is the index of the failing write (never a value); anything else is ignored.
     const index = typeof detail === 'string' && /^\d{1,6}$/.test(detail) ? Number(detail) : -1
     const w = plan.writes[index]
-    const name = w ? `${w.type} ${w.id}` : 'a record'
-    const ids: ErrorDetails = w ? { recordType: w.type, recordId: w.id } : {}
+    const name = w ? `${w.type} ${shownId(w.id)}` : 'a record'
+    const ids: ErrorDetails = w ? { recordType: w.type, recordId: shownId(w.id) } : {}
     if (state === 'UE001') {
       return new ConflictError(ErrorCode.ALREADY_EXISTS, `${name} already exists`, { details: ids, cause })
     }
@@ -432,8 +569,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       })
     }
     if (state === 'UE004') {
-      return new NotFoundError(`tenant ${plan.tenantId} not found`, {
-        details: { tenantId: plan.tenantId },
+      return new NotFoundError(`tenant ${shownId(plan.tenantId)} not found`, {
+        details: { tenantId: shownId(plan.tenantId) },
         cause,
       })
     }
@@ -448,11 +585,14 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
           return candidates.length === 1 ? candidates[0] : undefined
         })()
       const kind = target && target.op !== 'delete' ? String(target.payload.kind) : 'identifier'
-      const which = target ? `identifier ${target.id} (${kind})` : 'an identifier'
+      const which = target ? `identifier ${shownId(target.id)} (${kind})` : 'an identifier'
       return new ConflictError(
         ErrorCode.DUPLICATE_IDENTIFIER,
-        `${which}: the value is already taken in tenant ${plan.tenantId}`,
-        { details: target ? { kind, recordType: 'identifier', recordId: target.id } : { kind }, cause },
+        `${which}: the value is already taken in tenant ${shownId(plan.tenantId)}`,
+        {
+          details: target ? { kind, recordType: 'identifier', recordId: shownId(target.id) } : { kind },
+          cause,
+        },
       )
     }
     if (isConnectionError(error)) {

@@ -6,7 +6,10 @@
 const ROW = 'record_type, record_id, user_id, version, payload, created_at, updated_at'
 const OUTBOX = `tenant_id, id, aggregate_type, aggregate_id, sequence, position, type, payload, occurred_at,
   status, attempts, available_at, lease_owner, lease_until, published_at, last_error`
-const AUDIT = 'seq, id, occurred_at, action, user_id, actor_id, data'
+// Schema 8 added the request context; on an older schema (requireLatestSchema: false) it reads as null.
+const AUDIT = 'id, occurred_at, action, user_id, actor_id, request_id, client_ip, user_agent, data'
+const AUDIT_BEFORE_8 =
+  'id, occurred_at, action, user_id, actor_id, NULL::text AS request_id, NULL::text AS client_ip, NULL::text AS user_agent, data'
 // Delivery state may only change while the caller's lease holds, judged by the database clock. The id-only
 // statements below (acknowledge, fail, release) read the pending events to find theirs (status = 'pending'
 // implies the pending indexes' predicates); relays settle by tenant and id instead, through the primary key.
@@ -51,19 +54,44 @@ export const SQL = {
       ON u.tenant_id = i.tenant_id AND u.record_type = 'user' AND u.record_id = i.user_id
     WHERE i.tenant_id = $1 AND i.record_type = 'identifier' AND i.payload->>'kind' = $2 AND i.payload->>'value' = $3`,
 
-  // Keyset pages: record_id is COLLATE "C", so order and `>` agree with the reference store on any locale.
-  listUsers: `SELECT ${ROW} FROM user_engine_records
-    WHERE tenant_id = $1 AND record_type = 'user' AND record_id > $2 ORDER BY record_id LIMIT $3`,
-  listUsersByStatus: `SELECT ${ROW} FROM user_engine_records
-    WHERE tenant_id = $1 AND record_type = 'user' AND payload->>'status' = $4 AND record_id > $2
-    ORDER BY record_id LIMIT $3`,
-  listAudit: `SELECT ${AUDIT} FROM user_engine_audit WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-  listAuditForUser: `SELECT ${AUDIT} FROM user_engine_audit
-    WHERE tenant_id = $1 AND user_id = $4 AND seq > $2 ORDER BY seq LIMIT $3`,
+  // The one read across tenants, by 0007's partial index on tenant records (code-point order, as in memory).
+  listTenants: `SELECT tenant_id, ${ROW} FROM user_engine_records
+    WHERE record_type = 'tenant' AND tenant_id COLLATE "C" > $1 ORDER BY tenant_id COLLATE "C" LIMIT $2`,
+  // Store rule 10: the session and its tenant's status in one statement, both rows by primary key. Only the
+  // status of the tenant: every further column costs the hot path its parsing.
+  // Times come as ISO 8601 text, as toISOString writes them: no Date parsed and formatted again per call.
+  findSession: `SELECT s.record_id, s.user_id, s.version, s.payload,
+      to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
+      to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at,
+      t.payload->>'status' AS tenant_status
+    FROM user_engine_records s
+    JOIN user_engine_records t ON t.tenant_id = s.tenant_id AND t.record_type = 'tenant' AND t.record_id = s.tenant_id
+    WHERE s.tenant_id = $1 AND s.record_type = 'session' AND s.record_id = $2`,
+  // Store rule 11, by 0009's expiry index: oldest expiry first (then type and id), at most $3. The outer condition is checked
+  // again on the row it deletes, so a session a refresh moved past $2 meanwhile is kept.
+  purgeExpired: `DELETE FROM user_engine_records r
+    WHERE r.tenant_id = $1 AND r.record_type IN ('session', 'token')
+      AND (r.payload->>'expiresAt') COLLATE "C" < $2
+      AND (r.record_type, r.record_id) IN (
+        SELECT record_type, record_id FROM user_engine_records
+        WHERE tenant_id = $1 AND record_type IN ('session', 'token') AND (payload->>'expiresAt') COLLATE "C" < $2
+        ORDER BY (payload->>'expiresAt') COLLATE "C", record_type, record_id LIMIT $3)
+    RETURNING r.record_type`,
+  // Store rule 12: the tenant's factors in key order by primary key; keyId is compared, never indexed.
+  listSealedFactors: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'factor' AND record_id > $2
+      AND payload->>'keyId' IS NOT NULL AND payload->>'keyId' <> $3
+    ORDER BY record_id LIMIT $4`,
+  sealedByKeyId: `SELECT payload->>'keyId' AS key_id, count(*) AS n FROM user_engine_records
+    WHERE record_type = 'factor' AND payload->>'keyId' IS NOT NULL GROUP BY 1`,
 
   diagnostics: `SELECT 'record:' || record_type AS key, count(*) AS n FROM user_engine_records GROUP BY record_type
     UNION ALL SELECT 'audit', count(*) FROM user_engine_audit
     UNION ALL SELECT 'outbox:' || status, count(*) FROM user_engine_outbox GROUP BY status`,
+
+  countUsers: `SELECT count(*) AS n FROM user_engine_records WHERE tenant_id = $1 AND record_type = 'user'`,
+  countUsersByStatus: `SELECT count(*) AS n FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'user' AND payload->>'status' = $2`,
 
   schemaTableExists: `SELECT to_regclass('user_engine_schema_versions') IS NOT NULL AS present`,
   schemaHistory: 'SELECT version, name, checksum FROM user_engine_schema_versions ORDER BY version',
@@ -79,7 +107,7 @@ export const SQL = {
      * due events, read in index order: a claim's work is bounded whatever the backlog (with statistics of a
      * large outbox the planner otherwise scanned and sorted every pending event, the backlog's tails
      * included), and heads further back are found as the ones before them drain. The head check reads
-     * user_engine_outbox_pending_aggregate_idx (0008): pending and dead events only, never published ones.
+     * user_engine_outbox_pending_aggregate_idx (0010): pending and dead events only, never published ones.
      * It asks for the aggregate's first pending or dead event (ORDER BY the index's order, LIMIT 1: one
      * index probe per candidate) and compares ids, on purpose: with fresh statistics the planner turned a
      * NOT EXISTS (earlier event) into a hash anti join whose row comparison ran as a join filter, comparing
@@ -204,7 +232,7 @@ export const SQL = {
       RETURNING u.id, u.status, i.outcome`,
     /** A wake-up for LISTENing relays, sent after a commit (never inside it: see PostgresOutbox.committed). */
     notify: `SELECT pg_notify($1, '')`,
-    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0008's index. */
+    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0010's index. */
     list: `SELECT ${OUTBOX} FROM user_engine_outbox
       WHERE status IN ('pending', 'dead') AND status = $1
         AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR aggregate_id = $3)
@@ -226,7 +254,7 @@ export const SQL = {
     release: `UPDATE user_engine_outbox SET lease_owner = NULL, lease_until = NULL
       WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}
       RETURNING id`,
-    // status = 'dead' implies the predicate of user_engine_outbox_dead_idx (0008): no full read.
+    // status = 'dead' implies the predicate of user_engine_outbox_dead_idx (0010): no full read.
     retryDead: `UPDATE user_engine_outbox SET status = 'pending', attempts = 0, available_at = now()
       WHERE id = $1 AND status = 'dead' RETURNING id`,
     discardDead: `UPDATE user_engine_outbox SET status = 'discarded' WHERE id = $1 AND status = 'dead' RETURNING id`,
@@ -245,3 +273,132 @@ export const SQL = {
       WHERE tenant_id = $1 AND aggregate_id = $2 ORDER BY sequence, position`,
   },
 } as const
+
+/** Positional parameters for a statement composed from fixed fragments: values never enter the text. */
+export class Params {
+  readonly values: unknown[] = []
+  /** Adds a value; returns its placeholder (`$n`). */
+  add(value: unknown): string {
+    this.values.push(value)
+    return `$${this.values.length}`
+  }
+}
+
+// An identifier value in code-point order: the expression of user_engine_identifier_prefix_idx (0008).
+const valueC = (alias: string) => `(${alias}.payload->>'value') COLLATE "C"`
+const USER_COLUMNS = ROW.split(', ')
+  .map((c) => `u.${c}`)
+  .join(', ')
+// A listed user's identifiers, in id order, in the page's own statement. user_id has the default collation and
+// record_id "C": without the explicit collation the comparison cannot use user_engine_records_user_idx.
+// json (not jsonb) arrays of [id, payload], unordered (the store sorts each user's two or three): building and
+// parsing them is the page's extra cost; jsonb objects with every field took twice the server time.
+const IDENTIFIERS_OF_U = `(SELECT json_agg(json_build_array(x.record_id, x.payload))
+    FROM user_engine_records x
+    WHERE x.tenant_id = u.tenant_id AND x.user_id = u.record_id COLLATE "default"
+      AND x.record_type = 'identifier') AS identifiers`
+
+/** Where a prefix search reads: one index range of identifier values, [lower, upper). */
+export interface PrefixRange {
+  readonly kind: string
+  readonly lower: string
+  /** null: no string is above every match (a prefix of U+10FFFF only); the range is open. */
+  readonly upper: string | null
+}
+
+export interface ListUsersStatement {
+  readonly tenantId: string
+  readonly limit: number
+  /** The last user id of the previous page (id order), or the last matched value (prefix order). */
+  readonly after: string | null
+  readonly status: string | undefined
+  readonly prefix: PrefixRange | undefined
+  readonly includeIdentifiers: boolean
+}
+
+/**
+ * One page of users as one statement. By id: a keyset over the primary key (or the status index). By prefix: a
+ * range of user_engine_identifier_prefix_idx read in value order, so LIMIT stops after one page whatever the
+ * tenant's size; each user once, at its least matching value (NOT EXISTS a smaller match of the same user).
+ * Identifiers, when asked for, come from a subquery per listed user inside the same statement.
+ */
+export function listUsersStatement(q: ListUsersStatement): { text: string; values: unknown[] } {
+  const p = new Params()
+  const tenant = p.add(q.tenantId)
+  const columns = q.includeIdentifiers ? `${USER_COLUMNS}, ${IDENTIFIERS_OF_U}` : USER_COLUMNS
+  const status = q.status === undefined ? '' : ` AND u.payload->>'status' = ${p.add(q.status)}`
+  if (!q.prefix) {
+    const after = q.after === null ? '' : ` AND u.record_id > ${p.add(q.after)}`
+    const text = `SELECT ${columns} FROM user_engine_records u
+      WHERE u.tenant_id = ${tenant} AND u.record_type = 'user'${after}${status}
+      ORDER BY u.record_id LIMIT ${p.add(q.limit + 1)}`
+    return { text, values: p.values }
+  }
+  const kind = p.add(q.prefix.kind)
+  const lower = p.add(q.prefix.lower)
+  const upper = q.prefix.upper === null ? '' : ` AND ${valueC('i')} < ${p.add(q.prefix.upper)}`
+  const after = q.after === null ? '' : ` AND ${valueC('i')} > ${p.add(q.after)}`
+  const text = `SELECT ${columns}, i.payload->>'value' AS match_value
+    FROM user_engine_records i
+    JOIN user_engine_records u ON u.tenant_id = i.tenant_id AND u.record_type = 'user' AND u.record_id = i.user_id
+    WHERE i.tenant_id = ${tenant} AND i.record_type = 'identifier' AND i.payload->>'kind' = ${kind}
+      AND ${valueC('i')} >= ${lower}${upper}${after}${status}
+      AND NOT EXISTS (SELECT 1 FROM user_engine_records j
+        WHERE j.tenant_id = i.tenant_id AND j.user_id = i.user_id AND j.record_type = 'identifier'
+          AND j.payload->>'kind' = i.payload->>'kind' AND ${valueC('j')} >= ${lower} AND ${valueC('j')} < ${valueC('i')})
+    ORDER BY ${valueC('i')} LIMIT ${p.add(q.limit + 1)}`
+  return { text, values: p.values }
+}
+
+/** How many distinct users a prefix search matches, with the same range and status filter. */
+export function countPrefixStatement(
+  tenantId: string,
+  prefix: PrefixRange,
+  status: string | undefined,
+): { text: string; values: unknown[] } {
+  const p = new Params()
+  const tenant = p.add(tenantId)
+  const kind = p.add(prefix.kind)
+  const lower = p.add(prefix.lower)
+  const upper = prefix.upper === null ? '' : ` AND ${valueC('i')} < ${p.add(prefix.upper)}`
+  const join =
+    status === undefined
+      ? ''
+      : ` JOIN user_engine_records u ON u.tenant_id = i.tenant_id AND u.record_type = 'user'
+          AND u.record_id = i.user_id AND u.payload->>'status' = ${p.add(status)}`
+  const text = `SELECT count(DISTINCT i.user_id) AS n FROM user_engine_records i${join}
+    WHERE i.tenant_id = ${tenant} AND i.record_type = 'identifier' AND i.payload->>'kind' = ${kind}
+      AND ${valueC('i')} >= ${lower}${upper}`
+  return { text, values: p.values }
+}
+
+/**
+ * One page of a tenant's (or one user's) audit trail in seq order. seq is the order, never shown: a cursor
+ * names the last record listed by id (user_engine_audit_id_key, 0008) and the statement resumes after its seq.
+ * With a cursor, no row at all means the cursor names no record of this tenant; a row of nulls, an empty page.
+ */
+export function listAuditStatement(q: {
+  tenantId: string
+  limit: number
+  afterId: string | null
+  userId: string | undefined
+  /** False on a schema before 8 (no request context columns). */
+  requestContext: boolean
+}): { text: string; values: unknown[] } {
+  const p = new Params()
+  const tenant = p.add(q.tenantId)
+  const columns = q.requestContext ? AUDIT : AUDIT_BEFORE_8
+  const user = q.userId === undefined ? '' : ` AND user_id = ${p.add(q.userId)}`
+  const limit = p.add(q.limit + 1)
+  if (q.afterId === null) {
+    const text = `SELECT true AS found, ${columns} FROM user_engine_audit
+      WHERE tenant_id = ${tenant}${user} ORDER BY seq LIMIT ${limit}`
+    return { text, values: p.values }
+  }
+  const text = `WITH c AS (SELECT seq FROM user_engine_audit WHERE tenant_id = ${tenant} AND id = ${p.add(q.afterId)})
+    SELECT true AS found, a.* FROM c LEFT JOIN LATERAL (
+      SELECT seq, ${columns} FROM user_engine_audit
+      WHERE tenant_id = ${tenant} AND seq > c.seq${user} ORDER BY seq LIMIT ${limit}) a ON true
+    ORDER BY a.seq`
+  return { text, values: p.values }
+}

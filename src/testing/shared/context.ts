@@ -1,6 +1,12 @@
-import { randomBytes } from 'node:crypto'
+import { newId } from '../../domain/ids.js'
 import type { UserEngineStore } from '../../store/store.js'
-import { type Capability, ConformanceSkip, type StoreConformanceOptions } from './types.js'
+import { assert } from './expect.js'
+import {
+  type Capability,
+  type ConformanceOptions,
+  ConformanceSkip,
+  type StoreFactoryContext,
+} from './types.js'
 
 /** One case of a suite, as suites declare it. */
 export interface CaseDefinition {
@@ -9,8 +15,13 @@ export interface CaseDefinition {
   readonly requires?: readonly Capability[]
   /** The case needs `createSharedStores` (several stores over one database). */
   readonly needsSharedStores?: boolean
+  /** The case needs `plantSchemaVersion` and `reopenStore` (a schema history row planted, then reopened). */
+  readonly needsSchemaPlanting?: boolean
   run(ctx: CaseContext): Promise<void>
 }
+
+export const SCHEMA_PLANTING_SKIP =
+  'the store factory cannot plant a schema history row and reopen the database (plantSchemaVersion, reopenStore)'
 
 export interface SuiteDefinition {
   readonly name: string
@@ -25,7 +36,13 @@ export function suite(name: string, description: string, cases: readonly CaseDef
 
 /** Random, valid and distinct: every case works in tenants no other case touches. */
 export function freshId(prefix: string): string {
-  return `${prefix}_${randomBytes(8).toString('hex')}`
+  // The shape user-engine issues, so error messages name these ids (shownId withholds other strings).
+  return newId(prefix)
+}
+
+/** The context a factory gets; `empty` repeats `ownDatabase` for factories written against 0.1. */
+function factoryContext(ownDatabase: boolean): StoreFactoryContext {
+  return { ownDatabase, empty: ownDatabase }
 }
 
 /**
@@ -37,7 +54,7 @@ export class CaseContext {
   #store: Promise<UserEngineStore> | undefined
   #isolated: Promise<UserEngineStore> | undefined
 
-  constructor(readonly options: StoreConformanceOptions) {}
+  constructor(readonly options: ConformanceOptions) {}
 
   /** A migrated store; it may share its database with other cases. */
   store(): Promise<UserEngineStore> {
@@ -54,35 +71,40 @@ export class CaseContext {
     return this.#isolated
   }
 
-  /** A store over a brand-new, never-migrated database. */
+  /** A store over a database of its own, brand-new and never migrated. */
   async emptyStore(): Promise<UserEngineStore> {
-    return this.#track(await this.options.createStore({ empty: true }))
+    return this.track(await this.options.createStore(factoryContext(true)))
   }
 
-  /** Several stores over one database, as several processes would hold them. */
-  async sharedStores(count: number, empty: boolean): Promise<UserEngineStore[]> {
+  /**
+   * Several stores over one database, as several processes would hold them: a database of their own (never
+   * migrated) with `ownDatabase`, else one they may share with other cases.
+   */
+  async sharedStores(count: number, { ownDatabase }: { ownDatabase: boolean }): Promise<UserEngineStore[]> {
     const create = this.options.createSharedStores
     if (!create) {
       throw new ConformanceSkip(
         'the store factory cannot open several stores over one database (createSharedStores)',
       )
     }
-    const stores = await create(count, { empty })
-    for (const s of stores) this.#track(s)
-    if (stores.length !== count)
-      throw new Error(`createSharedStores(${count}) returned ${stores.length} stores`)
+    const stores = await create(count, factoryContext(ownDatabase))
+    for (const s of stores) this.track(s)
+    if (stores.length !== count) assert.fail(`createSharedStores(${count}) returned ${stores.length} stores`)
     return stores
   }
 
-  /** A fresh tenant id with no tenant record: commits into it fail NOT_FOUND until one creates the tenant. */
-  tenantId(): string {
+  /**
+   * A fresh id of a tenant the store does not know: no record of it exists, so reads find nothing and commits
+   * into it fail NOT_FOUND until the case creates the tenant (`newTenant()` does both in one step).
+   */
+  unknownTenantId(): string {
     return freshId('ct')
   }
 
   /** Creates a fresh tenant (its record only: no audit, no event) in `store`, by default the case's store. */
   async newTenant(store?: UserEngineStore): Promise<string> {
     const target = store ?? (await this.store())
-    const tenantId = this.tenantId()
+    const tenantId = this.unknownTenantId()
     await target.transaction(tenantId, async (tx) => {
       tx.putTenant({ id: tenantId, name: 'Conformance', status: 'active' }, { mustNotExist: true })
     })
@@ -104,6 +126,9 @@ export class CaseContext {
         'the store factory cannot open several stores over one database (createSharedStores)',
       )
     }
+    if (def.needsSchemaPlanting && !(this.options.plantSchemaVersion && this.options.reopenStore)) {
+      throw new ConformanceSkip(SCHEMA_PLANTING_SKIP)
+    }
   }
 
   /** Closes every store the case created; the first failure is rethrown after all were tried. */
@@ -120,13 +145,14 @@ export class CaseContext {
     if (failure !== undefined) throw failure
   }
 
-  async #migrated(empty: boolean): Promise<UserEngineStore> {
-    const store = this.#track(await this.options.createStore({ empty }))
+  async #migrated(ownDatabase: boolean): Promise<UserEngineStore> {
+    const store = this.track(await this.options.createStore(factoryContext(ownDatabase)))
     await store.migrate()
     return store
   }
 
-  #track(store: UserEngineStore): UserEngineStore {
+  /** Hands `store` to the case's clean-up: it is closed (or destroyed) when the case ends. */
+  track(store: UserEngineStore): UserEngineStore {
     this.#created.push(store)
     return store
   }

@@ -12,6 +12,7 @@ import { commitUserChange } from '../../store/change-user.js'
 import type { UserEngineStore } from '../../store/store.js'
 import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { freshId } from './context.js'
+import { assert } from './expect.js'
 
 export interface SeedUserOptions {
   readonly userId?: string
@@ -118,9 +119,9 @@ export async function allPages<T>(
     const page = await fetch(cursor)
     pages.push(page.items)
     if (page.nextCursor === null) return pages
-    if (seen.has(page.nextCursor)) throw new Error('a listing returned the same cursor twice')
+    if (seen.has(page.nextCursor)) assert.fail('a listing returned the same cursor twice')
     seen.add(page.nextCursor)
     cursor = page.nextCursor
   }
-  throw new Error(`a listing did not end within ${maxPages} pages`)
+  assert.fail(`a listing did not end within ${maxPages} pages`)
 }

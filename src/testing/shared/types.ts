@@ -3,13 +3,16 @@ import type { StoreCapabilities, UserEngineStore } from '../../store/store.js'
 /** What the harness asks of a store factory. */
 export interface StoreFactoryContext {
   /**
-   * True: return a store over a brand-new, never-migrated database (readiness, migration and outbox cases).
+   * True: return a store over a database of its own, brand-new and never migrated (the readiness, migration
+   * and outbox cases; the harness migrates it where a case needs that).
    * False: the store may share a database with other cases; the harness calls the idempotent `migrate()`.
    */
+  readonly ownDatabase: boolean
+  /** @deprecated The 0.1 name of `ownDatabase`, always equal to it; read `ownDatabase`. */
   readonly empty: boolean
 }
 
-export interface StoreConformanceOptions {
+export interface ConformanceOptions {
   /** Creates one store. The harness closes (or destroys) every store it creates. */
   createStore(ctx: StoreFactoryContext): Promise<UserEngineStore>
   /** Replaces `close()` for the stores the harness created (drop a database, stop a container). */
@@ -19,6 +22,14 @@ export interface StoreConformanceOptions {
    * Needed by the cases that require `multiProcess`; without it they are skipped with the reason.
    */
   createSharedStores?(count: number, ctx: StoreFactoryContext): Promise<UserEngineStore[]>
+  /**
+   * Writes one row of the store's schema history (insert, or replace the row of that version), as a newer
+   * release or a hand edit would. With `reopenStore`, the schema-history cases check that a store refuses a
+   * database newer than the code or a drifted history; without both they are skipped with the reason.
+   */
+  plantSchemaVersion?(store: UserEngineStore, row: PlantedSchemaVersion): Promise<void>
+  /** Opens a new store over the same database as `store` (as a restarted process would). */
+  reopenStore?(store: UserEngineStore): Promise<UserEngineStore>
   /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. */
   suites?: readonly string[]
   /**
@@ -32,6 +43,13 @@ export interface StoreConformanceOptions {
   leaseMs?: number
   /** A case that runs longer fails with a timeout. Default 60 000 ms. */
   caseTimeoutMs?: number
+}
+
+/** A schema history row the harness plants: a version, its name and the checksum recorded for it. */
+export interface PlantedSchemaVersion {
+  readonly version: number
+  readonly name: string
+  readonly checksum: string
 }
 
 export interface DifferentialOptions {
@@ -81,7 +99,7 @@ export type TestRegistrar = ((name: string, fn: (context?: unknown) => Promise<v
   skip?: unknown
 }
 
-export interface RunStoreConformanceOptions extends StoreConformanceOptions {
+export interface RegisterConformanceTestsOptions extends ConformanceOptions {
   test: TestRegistrar
   /**
    * Registers a skipped test with its reason, e.g. for node:test
@@ -90,7 +108,7 @@ export interface RunStoreConformanceOptions extends StoreConformanceOptions {
   skipTest?: (name: string, reason: string) => unknown
 }
 
-export interface RunConformanceOptions extends StoreConformanceOptions {
+export interface RunConformanceOptions extends ConformanceOptions {
   /** Called after each case with its result (the CLI prints progress with it). */
   onProgress?: (result: ConformanceResult) => void
 }

@@ -130,7 +130,7 @@ export const concurrencySuite = suite(
       requires: ['multiProcess'],
       needsSharedStores: true,
       async run(ctx) {
-        const stores = await ctx.sharedStores(4, false)
+        const stores = await ctx.sharedStores(4, { ownDatabase: false })
         for (const s of stores) await s.migrate()
         await consumeRace(stores, await ctx.newTenant(stores[0]), 16)
         await profileRace(stores, await ctx.newTenant(stores[1]), 8)

@@ -73,6 +73,53 @@ export const identifiersSuite = suite('identifiers', 'identifier values are uniq
     },
   },
   {
+    name: 'uniqueness is per kind: an email and a username with the same value belong to two users',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      // Stores compare normalized values as given; the engine never makes such a username, a store must
+      // still key its unique index by (tenant, kind, value), not (tenant, value).
+      const value = 'same.value@example.com'
+      const byEmail = await createWithEmail(store, tenantId, value)
+      const { userId: byUsername } = await seedUser(store, tenantId)
+      await changeUser(store, tenantId, byUsername, (tx) =>
+        putIdentifier(tx, freshId('idn'), byUsername, 'username', value),
+      )
+      assert.equal((await store.findUserByIdentifier(tenantId, 'email', value))?.id, byEmail)
+      assert.equal((await store.findUserByIdentifier(tenantId, 'username', value))?.id, byUsername)
+    },
+  },
+  {
+    name: 'values normalization keeps apart stay apart: no accent-, width- or case-insensitive collation',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      // Each pair is two distinct normalized identifiers; a collation such as MySQL's utf8mb4_general_ci
+      // or a citext column would call each pair one value.
+      const pairs = [
+        ['resume@example.com', 'résumé@example.com'],
+        ['strasse@example.de', 'straße@example.de'],
+        ['ann@example.com', 'ånn@example.com'],
+        ['ıgor@example.com', 'igor@example.com'],
+      ]
+      for (const pair of pairs) {
+        const ids = []
+        for (const raw of pair) {
+          const value = normalizeIdentifier('email', raw)
+          assert.equal(value, raw, `${raw} is already normalized`)
+          ids.push(await createWithEmail(store, tenantId, raw))
+        }
+        for (const [i, raw] of pair.entries()) {
+          assert.equal(
+            (await store.findUserByIdentifier(tenantId, 'email', raw))?.id,
+            ids[i],
+            `lookup of the ${i === 0 ? 'first' : 'second'} of a pair finds its own user`,
+          )
+        }
+      }
+    },
+  },
+  {
     name: 'changing an identifier to a taken value is refused with DUPLICATE_IDENTIFIER',
     async run(ctx) {
       const store = await ctx.store()

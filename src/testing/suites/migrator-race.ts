@@ -12,7 +12,7 @@ export const migratorRaceSuite = suite(
       requires: ['multiProcess'],
       needsSharedStores: true,
       async run(ctx) {
-        const stores = await ctx.sharedStores(4, true)
+        const stores = await ctx.sharedStores(4, { ownDatabase: true })
         const results = await Promise.all(stores.map((s) => s.migrate()))
         const applied = results.flatMap((r) => r.applied.map((a) => a.version)).sort((a, b) => a - b)
         assert.deepEqual(
@@ -30,7 +30,7 @@ export const migratorRaceSuite = suite(
           again.every((r) => r.applied.length === 0),
           'a migrate() after the race applied migrations',
         )
-        const tenantId = ctx.tenantId()
+        const tenantId = ctx.unknownTenantId()
         await stores[0]!.transaction(tenantId, async (tx) => {
           tx.putTenant({ id: tenantId, name: 'Race', status: 'active' }, { mustNotExist: true })
           tx.putUser({ id: 'u1', status: 'active' }, { mustNotExist: true })

@@ -159,7 +159,7 @@ export const outboxSuite = suite(
       name: "tenant-level events take the tenant's new version as sequence",
       async run(ctx) {
         const store = await ctx.isolatedStore()
-        const tenantId = ctx.tenantId()
+        const tenantId = ctx.unknownTenantId()
         await store.transaction(tenantId, async (tx) => {
           tx.putTenant({ id: tenantId, name: 'T', status: 'active' }, { mustNotExist: true })
           tx.enqueue({ type: 'tenant.created' })
@@ -512,7 +512,7 @@ export const outboxSuite = suite(
       requires: ['multiProcess', 'rowLocking'],
       needsSharedStores: true,
       async run(ctx) {
-        const stores = await ctx.sharedStores(2, true)
+        const stores = await ctx.sharedStores(2, { ownDatabase: true })
         for (const s of stores) await s.migrate()
         const [one, two] = stores as [UserEngineStore, UserEngineStore]
         const tenantId = await ctx.newTenant(one)

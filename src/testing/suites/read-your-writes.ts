@@ -13,7 +13,7 @@ export const readYourWritesSuite = suite(
       name: 'reads see buffered inserts',
       async run(ctx) {
         const store = await ctx.store()
-        const tenantId = ctx.tenantId()
+        const tenantId = ctx.unknownTenantId()
         const userId = freshId('u')
         const identifierId = freshId('idn')
         const factorId = freshId('fac')

@@ -28,7 +28,7 @@ export const readinessSuite = suite(
         const store = await ctx.emptyStore()
         let called = false
         await expectCode(
-          store.transaction(ctx.tenantId(), async (tx) => {
+          store.transaction(ctx.unknownTenantId(), async (tx) => {
             called = true
             tx.putUser({ id: 'u1', status: 'active' }, { mustNotExist: true })
           }),
@@ -58,7 +58,7 @@ export const readinessSuite = suite(
             latestVersion: LATEST_SCHEMA_VERSION,
           },
         )
-        const tenantId = ctx.tenantId()
+        const tenantId = ctx.unknownTenantId()
         await store.transaction(tenantId, async (tx) => {
           tx.putTenant({ id: tenantId, name: 'Ready', status: 'active' }, { mustNotExist: true })
           tx.putUser({ id: 'u1', status: 'active' }, { mustNotExist: true })

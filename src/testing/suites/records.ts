@@ -26,7 +26,7 @@ export const recordsSuite = suite(
       name: 'tenant: insert, read, update',
       async run(ctx) {
         const store = await ctx.store()
-        const tenantId = ctx.tenantId()
+        const tenantId = ctx.unknownTenantId()
         await store.transaction(tenantId, async (tx) => {
           tx.putTenant({ id: tenantId, name: 'Conformance Ltd', status: 'active' }, { mustNotExist: true })
         })

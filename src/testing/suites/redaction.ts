@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto'
 import { ErrorCode } from '../../domain/errors.js'
 import { Secret } from '../../domain/secret.js'
 import { DIAGNOSTIC_COUNT_KEYS } from '../../store/schema-versions.js'
@@ -11,7 +12,7 @@ import {
 } from '../shared/canaries.js'
 import { type CaseContext, freshId, suite } from '../shared/context.js'
 import { assert, expectCode } from '../shared/expect.js'
-import { putIdentifier, type SeededUser, seedUser } from '../shared/fixtures.js'
+import { changeUser, putIdentifier, type SeededUser, seedUser } from '../shared/fixtures.js'
 
 interface Planted {
   readonly store: UserEngineStore
@@ -144,6 +145,19 @@ export const redactionSuite = suite('redaction', 'no profile value, identifier v
         'findUserByIdentifier',
       )
       assertNoLeak(await store.listUsers(tenantId), canaries, 'listUsers')
+      assertNoLeak(await store.countUsers(tenantId), canaries, 'countUsers')
+      assertNoLeak(
+        await store.listUsers(tenantId, { includeIdentifiers: true }),
+        canaries,
+        'listUsers with identifiers',
+        ['email', 'username'],
+      )
+      const search = { kind: 'username' as const, prefix: canaries.username.slice(0, 20) }
+      assertNoLeak(
+        await store.listUsers(tenantId, { identifierPrefix: search }),
+        canaries,
+        'listUsers by username prefix',
+      )
       assertNoLeak(await store.listAudit(tenantId), canaries, 'listAudit')
       assertNoLeak(await store.listAudit(tenantId, { userId }), canaries, 'listAudit by user')
       const events = await store.outbox.listForAggregate(tenantId, userId)
@@ -170,6 +184,61 @@ export const redactionSuite = suite('redaction', 'no profile value, identifier v
           'secret.reveal() gives the stored secret',
         )
       })
+    },
+  },
+  {
+    name: 'session and token records print their token hashes redacted, wherever they are read',
+    async run(ctx) {
+      const { store, tenantId, user } = await plant(ctx)
+      const { userId } = user
+      const hashes = [0, 1].map(() => createHash('sha256').update(randomBytes(32)).digest('hex'))
+      const sessionId = freshId('ses')
+      const tokenId = freshId('tok')
+      const expiresAt = new Date(Date.now() + 3_600_000).toISOString()
+      await changeUser(store, tenantId, userId, (tx) => {
+        tx.putSession(
+          {
+            id: sessionId,
+            userId,
+            tokenHash: new Secret(hashes[0]!),
+            methods: ['password'],
+            lastSeenAt: new Date().toISOString(),
+            expiresAt,
+            absoluteExpiresAt: expiresAt,
+          },
+          { mustNotExist: true },
+        )
+        tx.putToken(
+          {
+            id: tokenId,
+            userId,
+            purpose: 'password_reset',
+            tokenHash: new Secret(hashes[1]!),
+            expiresAt,
+            data: {},
+          },
+          { mustNotExist: true },
+        )
+      })
+      const printed: [string, unknown][] = [['findSession', await store.findSession(tenantId, sessionId)]]
+      await store.transaction(tenantId, async (tx) => {
+        printed.push(
+          ['tx.getSession', await tx.getSession(sessionId)],
+          ['tx.listSessions', await tx.listSessions(userId)],
+          ['tx.getToken', await tx.getToken(tokenId)],
+          ['tx.listTokens', await tx.listTokens(userId)],
+        )
+        assert.equal((await tx.getToken(tokenId))?.tokenHash.reveal(), hashes[1], 'reveal() gives the hash')
+      })
+      printed.push(['diagnostics', await store.diagnostics()], ['listAudit', await store.listAudit(tenantId)])
+      for (const [what, value] of printed) {
+        for (const text of renderings(value)) {
+          assert.ok(!hashes.some((h) => text.includes(h)), `${what} prints a token hash`)
+        }
+      }
+      const counts = (printed.find(([w]) => w === 'diagnostics')![1] as { counts: Record<string, number> })
+        .counts
+      assert.ok(counts.sessions! >= 1 && counts.tokens! >= 1, 'diagnostics count sessions and tokens')
     },
   },
 ])

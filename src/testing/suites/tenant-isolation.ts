@@ -15,7 +15,7 @@ interface TwoTenants {
 
 async function twoTenants(ctx: CaseContext): Promise<TwoTenants> {
   const store = await ctx.store()
-  const a = ctx.tenantId()
+  const a = ctx.unknownTenantId()
   const b = await ctx.newTenant(store)
   await store.transaction(a, async (tx) => {
     tx.putTenant({ id: a, name: 'Tenant A', status: 'active' }, { mustNotExist: true })
@@ -41,7 +41,10 @@ export const tenantIsolationSuite = suite('tenant-isolation', "another tenant's 
     async run(ctx) {
       const { store, a, b, user } = await twoTenants(ctx)
       expectNull(await store.getUser(b, user.userId), 'getUser across tenants')
-      expectNull(await store.getTenant(ctx.tenantId()), 'getTenant of a tenant without a tenant record')
+      expectNull(
+        await store.getTenant(ctx.unknownTenantId()),
+        'getTenant of a tenant without a tenant record',
+      )
       assert.deepEqual(
         [(await store.getTenant(a))?.name, (await store.getTenant(b))?.name],
         ['Tenant A', 'Conformance'],
@@ -52,7 +55,7 @@ export const tenantIsolationSuite = suite('tenant-isolation', "another tenant's 
         await store.findUserByIdentifier(b, 'email', user.email!),
         'findUserByIdentifier across tenants',
       )
-      expectNull(await store.getUser(ctx.tenantId(), user.userId), 'getUser in a tenant with no data')
+      expectNull(await store.getUser(ctx.unknownTenantId(), user.userId), 'getUser in a tenant with no data')
     },
   },
   {
@@ -78,8 +81,8 @@ export const tenantIsolationSuite = suite('tenant-isolation', "another tenant's 
         audit.items.every((r) => r.tenantId === b && r.userId !== user.userId),
         'listAudit shows records of another tenant',
       )
-      expectEmptyPage(await store.listUsers(ctx.tenantId()), 'listUsers of a tenant with no data')
-      expectEmptyPage(await store.listAudit(ctx.tenantId()), 'listAudit of a tenant with no data')
+      expectEmptyPage(await store.listUsers(ctx.unknownTenantId()), 'listUsers of a tenant with no data')
+      expectEmptyPage(await store.listAudit(ctx.unknownTenantId()), 'listAudit of a tenant with no data')
       assert.ok((await store.listAudit(a)).items.length >= 3, 'tenant A lost its own audit records')
     },
   },
@@ -129,7 +132,7 @@ export const tenantIsolationSuite = suite('tenant-isolation', "another tenant's 
       assert.equal(aEvents.length, 2, "tenant A's events")
       assert.equal(bEvents.length, 1, "tenant B's events")
       assert.ok(bEvents.every((e) => e.tenantId === b && e.sequence === 1))
-      assert.deepEqual(await store.outbox.listForAggregate(ctx.tenantId(), user.userId), [])
+      assert.deepEqual(await store.outbox.listForAggregate(ctx.unknownTenantId(), user.userId), [])
     },
   },
 ])

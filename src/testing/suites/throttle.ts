@@ -98,7 +98,7 @@ export const throttleSuite = suite('throttle', 'failed sign-in counts are exact 
     requires: ['multiProcess'],
     needsSharedStores: true,
     async run(ctx) {
-      const stores = await ctx.sharedStores(4, false)
+      const stores = await ctx.sharedStores(4, { ownDatabase: false })
       for (const s of stores) await s.migrate()
       await failureRace(stores, await ctx.newTenant(stores[0]), 16)
     },

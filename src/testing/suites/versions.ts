@@ -217,7 +217,7 @@ export const versionsSuite = suite('versions', 'write preconditions are enforced
     name: 'a commit into a tenant without a tenant record fails with NOT_FOUND and writes nothing',
     async run(ctx) {
       const store = await ctx.store()
-      const tenantId = ctx.tenantId()
+      const tenantId = ctx.unknownTenantId()
       const userId = freshId('u')
       await expectCode(
         store.transaction(tenantId, async (tx) => {

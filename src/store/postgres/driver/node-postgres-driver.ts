@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
 import { optionsObject } from '../../../domain/validation.js'
@@ -13,6 +14,8 @@ export interface PgQueryResultLike {
 /** The part of a `pg.PoolClient` the driver uses. */
 export interface PgClientLike {
   query(text: string, values?: unknown[]): Promise<PgQueryResultLike>
+  /** node-postgres' query config form: a `name` prepares the statement once per connection. */
+  query(config: { name: string; text: string; values: unknown[] }): Promise<PgQueryResultLike>
   release(destroy?: boolean | Error): void
 }
 
@@ -37,10 +40,16 @@ export interface NodePostgresDriverOptions {
   readonly connectionString?: string
   /** A pool the caller owns: `close()` leaves it open. */
   readonly pool?: PgPoolLike
+  /**
+   * Named prepared statements for the store's parameterized statements (default true): each is parsed and
+   * planned once per connection. Turn off behind a pooler that cannot carry them across transactions
+   * (PgBouncer in transaction mode before 1.21, or with `max_prepared_statements = 0`).
+   */
+  readonly preparedStatements?: boolean
 }
 
 /** The options' keys, for factories that accept them among their own. */
-export const NODE_POSTGRES_DRIVER_OPTION_KEYS = ['connectionString', 'pool'] as const
+export const NODE_POSTGRES_DRIVER_OPTION_KEYS = ['connectionString', 'pool', 'preparedStatements'] as const
 
 const POOL_FUNCTIONS = ['query', 'connect', 'end'] as const
 const URL_MESSAGE =
@@ -127,8 +136,26 @@ export function validateNodePostgresOptions(
       { details: { field: what } },
     )
   }
-  if (o.pool !== undefined) return { pool: o.pool }
-  return o.connectionString === undefined ? {} : { connectionString: o.connectionString }
+  if (o.preparedStatements !== undefined && typeof o.preparedStatements !== 'boolean') {
+    throw new ValidationError(`${what}.preparedStatements must be a boolean`, {
+      details: { field: 'preparedStatements' },
+    })
+  }
+  const prepared = o.preparedStatements === undefined ? {} : { preparedStatements: o.preparedStatements }
+  if (o.pool !== undefined) return { pool: o.pool, ...prepared }
+  return o.connectionString === undefined ? prepared : { connectionString: o.connectionString, ...prepared }
+}
+
+// Statement names by SQL text. The store's statements are a fixed set of constants, so the map stays small;
+// a name is a digest of the text, the same on every connection and in every process.
+const statementNames = new Map<string, string>()
+function statementName(sql: string): string {
+  let name = statementNames.get(sql)
+  if (name === undefined) {
+    name = `ue_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`
+    statementNames.set(sql, name)
+  }
+  return name
 }
 
 const env = (name: string): string | undefined => {
@@ -191,6 +218,8 @@ function failedTarget(error: unknown, target: ConnectionTarget): ConnectionTarge
   }
 }
 
+const CONNECT_TIMEOUT_MS = 10_000
+
 /** `pg` is an optional peer: without it, DEPENDENCY_MISSING naming `npm i pg`. */
 async function loadPg() {
   return (await importOptional(() => import('pg'), 'pg', 'the node-postgres store')).default
@@ -201,11 +230,20 @@ const toResult = <R>(r: PgQueryResultLike): SqlResult<R> => ({
   rowCount: r.rowCount ?? 0,
 })
 
-function sessionOf(client: Pick<PgClientLike, 'query'>, target: ConnectionTarget): SqlSession {
+function sessionOf(
+  client: Pick<PgClientLike, 'query'>,
+  target: ConnectionTarget,
+  prepared: boolean,
+): SqlSession {
   return {
     query: async <R>(sql: string, params?: readonly unknown[]) => {
       try {
-        return toResult<R>(await client.query(sql, params === undefined ? undefined : [...params]))
+        const values = params === undefined ? undefined : [...params]
+        return toResult<R>(
+          prepared && values !== undefined
+            ? await client.query({ name: statementName(sql), text: sql, values })
+            : await client.query(sql, values),
+        )
       } catch (error) {
         throw noteTarget(error, target)
       }
@@ -236,9 +274,13 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   let target: ConnectionTarget
   if (pool === undefined) {
     const pg = await loadPg()
-    const created = new pg.Pool(
-      valid.connectionString === undefined ? {} : { connectionString: valid.connectionString },
-    )
+    const created = new pg.Pool({
+      ...(valid.connectionString === undefined ? {} : { connectionString: valid.connectionString }),
+      // A server that accepts TCP but never answers (a hung host, a black-holed route) must fail the call,
+      // not hold it forever; keep-alive finds connections a dead peer left open.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    })
     // An idle connection dropped by the server emits 'error' on the pool; unhandled, it would crash the
     // process. The next query reports the outage as STORE_UNAVAILABLE instead.
     created.on('error', () => {})
@@ -250,6 +292,7 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     target = targetOf(typeof settings === 'object' && settings !== null ? settings : {})
   }
   const p = pool
+  const prepared = valid.preparedStatements ?? true
   const connect = async (): Promise<PgClientLike> => {
     try {
       return await p.connect()
@@ -275,10 +318,10 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   return {
     kind: 'postgres',
     query: <R>(sql: string, params?: readonly unknown[]) =>
-      onConnection((client) => sessionOf(client, target).query<R>(sql, params)),
+      onConnection((client) => sessionOf(client, target, prepared).query<R>(sql, params)),
     // A script must run on one connection (the pool may hand each query to a different one).
-    exec: (sql) => onConnection((client) => sessionOf(client, target).exec(sql)),
-    session: (fn) => onConnection((client) => fn(sessionOf(client, target))),
+    exec: (sql) => onConnection((client) => sessionOf(client, target, prepared).exec(sql)),
+    session: (fn) => onConnection((client) => fn(sessionOf(client, target, prepared))),
     listen: (channel, onNotify, onLost) => listenOn(connect, channel, onNotify, onLost, target),
     async close() {
       if (closed) return

@@ -58,14 +58,30 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
   },
   {
     ...schemaVersion(7),
-    file: '0007_throttle.sql',
-    checksum: 'ec0d20e09b0e6bcd872f7d96771531161152ff8741ad64adcd51e3151078633c',
+    file: '0007_sign_in_throttle_and_tenant_index.sql',
+    checksum: 'f35141e2969f8efe8b8711e73ea9bbe34bdccc2bc1f37b8f878bca166bcde810',
     transactional: true,
   },
   {
     ...schemaVersion(8),
-    file: '0008_outbox_pending_aggregate_index.sql',
-    checksum: 'c217b6119e7cadc01d07632c7365b39cbbc5e5bac7f40bc383c66c7ca3ec02b3',
+    file: '0008_identifier_prefix_and_audit_context.sql',
+    checksum: 'f478ba2bc3b2e9a560f146dcfac5560dd0669dff3a31642d8f03ec61244d6769',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every identifier and audit row.',
+  },
+  {
+    ...schemaVersion(9),
+    file: '0009_sessions_tokens_and_key_ids.sql',
+    checksum: '3a25ea019383989f958ac311518a25f23d2860aa6316cc5b64cf55b028c6f4da',
+    transactional: false,
+    nonTransactionalReason:
+      'CREATE INDEX CONCURRENTLY cannot run in a transaction; a plain build would block every commit while it reads every record.',
+  },
+  {
+    ...schemaVersion(10),
+    file: '0010_outbox_pending_aggregate_index.sql',
+    checksum: 'f541cd26a18cadcdef9fa1d89748ad8c485975e11fcdc6d6f5560ca986375ae4',
     transactional: false,
     nonTransactionalReason:
       'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',

@@ -2,7 +2,7 @@ import { ErrorCode, SchemaError, UserEngineError, ValidationError } from '../../
 import type { AppliedMigration, MigrateResult } from '../../store.js'
 import type { SqlDriver, SqlSession } from '../driver/driver.js'
 import { sanitizeDatabaseError, sqlState, toStoreError } from '../driver/errors.js'
-import { acquireAdvisoryLock, MIGRATION_LOCK_KEY, releaseAdvisoryLock } from './lock.js'
+import { acquireAdvisoryLock, assertLockHolder, MIGRATION_LOCK_KEY, releaseAdvisoryLock } from './lock.js'
 import { MIGRATIONS, type MigrationEntry } from './manifest.js'
 import { checksumOf, readMigrationSql } from './sql-files.js'
 import { splitSqlStatements } from './statements.js'
@@ -301,13 +301,14 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
     migrate: () =>
       wrap('migrate', () =>
         driver.session(async (session) => {
-          const lockWaitMs = await acquireAdvisoryLock(session, {
+          const { waitedMs: lockWaitMs, backendPid } = await acquireAdvisoryLock(session, {
             key: lockKey,
             timeoutMs: lockTimeoutMs,
             onWait: (waitedMs) => progress({ type: 'lock-waiting', waitedMs }),
           })
           progress({ type: 'lock-acquired', lockWaitMs })
           try {
+            await assertLockHolder(session, backendPid)
             // Inside the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog.
             await session.query(BOOTSTRAP)
             // Re-read under the lock: another migrator may have finished while we waited.
@@ -318,6 +319,7 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
             const applied: AppliedMigration[] = []
             let toVersion = status.currentVersion
             for (const m of planned) {
+              await assertLockHolder(session, backendPid)
               progress({ type: 'migration-started', version: m.version, name: m.name })
               const executionMs = await apply(session, m)
               applied.push({ version: m.version, name: m.name, executionMs })

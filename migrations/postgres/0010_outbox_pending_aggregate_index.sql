@@ -1,4 +1,4 @@
--- user-engine 0008: relay claims that never read published events, and claims that are HOT updates.
+-- user-engine 0010: relay claims that never read published events, and claims that are HOT updates.
 -- Non-transactional: CREATE/DROP INDEX CONCURRENTLY cannot run in a transaction, and a plain build would block
 -- every commit that emits an event. Every statement is safe to re-run after a crash.
 

@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto'
+import { ValidationError } from '../../domain/errors.js'
+import { importOptional } from '../../domain/optional-import.js'
+import { createPgliteDriver, PGLITE_START_SETTINGS, type PGliteLike } from './driver/pglite-driver.js'
+import { MIGRATIONS } from './schema/manifest.js'
+import { createMigrator } from './schema/runner.js'
+
+/**
+ * PGlite database images: a data directory dumped once per process and loaded by every new database after
+ * it. Starting PGlite from nothing runs initdb (seconds); loading an image takes a fraction of that, and an
+ * image at a schema version also skips its migrations. The conformance command (`conformanceStoresFor`) and
+ * the project's tests use them; the store itself never does.
+ */
+
+/** A data directory as `dumpDataDir` returns it. */
+export type PgliteImage = Blob
+
+/** A PGlite instance the caller owns and closes (see `openPgliteImage`). */
+export interface PgliteInstance extends PGliteLike {
+  dumpDataDir(compression?: 'none' | 'gzip' | 'auto'): Promise<Blob>
+}
+
+const images = new Map<number, Promise<PgliteImage>>()
+
+/**
+ * Keeps images between processes: the project's test runner shares one directory per run, so initdb runs
+ * once per run instead of once per test file. `name` changes with the migrations an image holds.
+ */
+export interface PgliteImageCache {
+  get(name: string): Promise<PgliteImage | undefined>
+  set(name: string, image: PgliteImage): Promise<void>
+}
+
+let cache: PgliteImageCache | undefined
+
+/** Sets (or, with undefined, removes) the cache images are read from and written to. Default: none. */
+export function setPgliteImageCache(next: PgliteImageCache | undefined): void {
+  cache = next
+}
+
+/** The image's name: its version and a digest of what built it (the migrations up to it, the settings). */
+function imageName(schemaVersion: number): string {
+  const hash = createHash('sha256')
+  hash.update(PGLITE_START_SETTINGS.join(' '))
+  for (const m of MIGRATIONS) if (m.version <= schemaVersion) hash.update(`\n${m.version} ${m.checksum}`)
+  return `v${schemaVersion}-${hash.digest('hex').slice(0, 16)}`
+}
+
+async function pgliteClass() {
+  const { PGlite } = await importOptional(
+    () => import('@electric-sql/pglite'),
+    '@electric-sql/pglite',
+    'the embedded PGlite store',
+  )
+  return PGlite
+}
+
+async function start(image: PgliteImage | undefined, dataDir?: string): Promise<PgliteInstance> {
+  const PGlite = await pgliteClass()
+  const db = new PGlite({
+    ...(dataDir === undefined ? {} : { dataDir }),
+    ...(image === undefined ? {} : { loadDataDir: image }),
+    // The driver's own settings, so a database from an image runs as one the driver started.
+    startParams: [...PGlite.defaultStartParams, ...PGLITE_START_SETTINGS],
+  })
+  await db.waitReady
+  return db as unknown as PgliteInstance
+}
+
+async function cachedOrBuilt(schemaVersion: number): Promise<PgliteImage> {
+  const name = imageName(schemaVersion)
+  const kept = await cache?.get(name)
+  if (kept !== undefined) return kept
+  const image = await build(schemaVersion)
+  await cache?.set(name, image)
+  return image
+}
+
+async function build(schemaVersion: number): Promise<PgliteImage> {
+  // Version 0 is initdb alone; every later version starts from it, so initdb runs once per process.
+  const db = await start(schemaVersion === 0 ? undefined : await pgliteImage(0))
+  try {
+    if (schemaVersion > 0) {
+      await createMigrator(await createPgliteDriver({ db }), { targetVersion: schemaVersion }).migrate()
+    }
+    // Written out, so a load does not replay the WAL.
+    await db.exec('CHECKPOINT')
+    return await db.dumpDataDir('none')
+  } finally {
+    await db.close()
+  }
+}
+
+/**
+ * The image of a database at `schemaVersion` (0: never migrated), built once per process. Versions run
+ * through the migration runner exactly as `migrate({ targetVersion })` would.
+ */
+export function pgliteImage(schemaVersion: number): Promise<PgliteImage> {
+  if (!Number.isInteger(schemaVersion) || schemaVersion < 0) {
+    throw new ValidationError(`schemaVersion must be a non-negative integer, got ${schemaVersion}`, {
+      details: { field: 'schemaVersion' },
+    })
+  }
+  let image = images.get(schemaVersion)
+  if (image === undefined) {
+    image = cachedOrBuilt(schemaVersion)
+    // A failed build is not cached: the next caller tries again and sees its own error.
+    image.catch(() => images.delete(schemaVersion))
+    images.set(schemaVersion, image)
+  }
+  return image
+}
+
+/**
+ * A new in-memory PGlite database at `schemaVersion`, loaded from its image; or, with `dataDir`, that new
+ * directory written from the image (close it before a store opens the directory). The caller closes it.
+ */
+export async function openPgliteImage(schemaVersion: number, dataDir?: string): Promise<PgliteInstance> {
+  return start(await pgliteImage(schemaVersion), dataDir)
+}
