@@ -76,6 +76,9 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   'outbox.1': [
     'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
     'outbox: concurrent claimers never hold the same event',
+    "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
+    'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+    'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
   ],
   'outbox.2': [
     'outbox: an event from a rolled-back commit is never claimed',
@@ -84,9 +87,14 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   'outbox.3': [
     'outbox: acknowledge publishes only for the lease holder',
     'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+    'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
   ],
   'outbox.4': [
     "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
+  ],
+  'outbox.5': [
+    "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
+    "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
   ],
   'throttle.1': [
     'throttle: 16 concurrent failures on one key count exactly 16',

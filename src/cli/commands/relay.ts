@@ -120,7 +120,7 @@ const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 
 /** Resolves the relay settings from flags, then the environment; a malformed value is a usage error. */
 export function relaySettings(
   flags: CommandContext['flags'],
-  env: NodeJS.ProcessEnv = process.env,
+  env: Readonly<Record<string, string | undefined>> = process.env,
 ): Readonly<Record<string, string | number | boolean>> {
   const out: Record<string, string | number | boolean> = {}
   for (const [name, f] of Object.entries(RELAY_FLAGS)) {
@@ -197,12 +197,13 @@ const fingerprint = (p: RelayProgress) =>
  * flight and releases what it has not published), or drains once with --once. Progress, outages and errors
  * go to stderr as text or JSON lines with a timestamp and level; the final summary to stdout.
  */
-export async function relayCommand({ store, flags, out }: CommandContext): Promise<ExitCode> {
-  const s = relaySettings(flags)
+export async function relayCommand({ store, flags, out, env }: CommandContext): Promise<ExitCode> {
+  const s = relaySettings(flags, env)
   const nats = s.nats
   if (typeof nats !== 'string') throw new UsageError(`relay needs --nats URL (or ${relayEnvName('nats')})`)
   const format = (s['log-format'] as 'text' | 'json' | undefined) ?? (out.json ? 'json' : 'text')
-  const logger: Logger = lineLogger(format, (line) => process.stderr.write(line))
+  // Through the command's stderr (the process's, or a test's), one line at a time.
+  const logger: Logger = lineLogger(format, (line) => out.progress(line.replace(/\n$/, '')))
   if (!(await store.readiness()).ready) {
     out.error('the schema is not migrated; run: user-engine migrate')
     return ExitCode.FAILURE
