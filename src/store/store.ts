@@ -143,7 +143,7 @@ export interface ClaimOptions {
   readonly leaseMs: number
   /**
    * Most events of one aggregate in this claim: its ready prefix, in order (rule 1). Default 1: only heads,
-   * the behaviour before schema version 8.
+   * the behaviour before schema version 10.
    */
   readonly perAggregate?: number
   /** Most aggregates started from their head in this claim. Default: bounded by `limit` only; 0: none. */

@@ -78,6 +78,9 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
     'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
     'outbox: concurrent claimers never hold the same event',
+    "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
+    'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+    'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
   ],
   'outbox.2': [
     'outbox: an event from a rolled-back commit is never claimed',

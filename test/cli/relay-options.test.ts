@@ -207,7 +207,6 @@ describe('relay command logs (Postgres server, NATS)', { skip: serverSkip }, () 
       const r = await spawnCli(
         ['relay', '--once', '--nats', 'nats://tok-s3cret-nats@127.0.0.1:1', '--database-url', db.url],
         {},
-        60_000,
       )
       assert.notEqual(r.code, 0)
       const both = r.stdout + r.stderr
@@ -223,7 +222,6 @@ describe('relay command logs (Postgres server, NATS)', { skip: serverSkip }, () 
           url.href,
         ],
         {},
-        60_000,
       )
       assert.notEqual(json.code, 0)
       assert.ok(!(json.stdout + json.stderr).includes('s3cret'), json.stdout + json.stderr)

@@ -202,6 +202,7 @@ export async function relayCommand({ store, flags, out, env }: CommandContext): 
   const nats = s.nats
   if (typeof nats !== 'string') throw new UsageError(`relay needs --nats URL (or ${relayEnvName('nats')})`)
   const format = (s['log-format'] as 'text' | 'json' | undefined) ?? (out.json ? 'json' : 'text')
+  // Through the command's stderr (the process's, or a test's), one line at a time.
   const logger: Logger = lineLogger(format, (line) => out.progress(line.replace(/\n$/, '')))
   if (!(await store.readiness()).ready) {
     out.error('the schema is not migrated; run: user-engine migrate')

@@ -7,6 +7,7 @@ import {
   validateListOutboxQuery,
   validateSettleOptions,
 } from '../outbox-checks.js'
+import { CommitWakes } from '../outbox-wakes.js'
 import type {
   ClaimOptions,
   FailOptions,
@@ -42,8 +43,7 @@ function toEntry(row: OutboxRow): OutboxEntry {
 
 /** The reference outbox: the same claim-by-state rules the SQL store enforces with SKIP LOCKED. */
 export class InMemoryOutbox implements OutboxAccess {
-  readonly #listeners = new Set<() => void>()
-  #wakeQueued = false
+  readonly #wakes = new CommitWakes()
 
   constructor(
     private readonly rows: OutboxRow[],
@@ -300,28 +300,17 @@ export class InMemoryOutbox implements OutboxAccess {
 
   async subscribe(onCommit: () => void): Promise<OutboxSubscription> {
     this.assertUsable()
-    this.#listeners.add(onCommit)
+    this.#wakes.add(onCommit)
     return {
       close: async () => {
-        this.#listeners.delete(onCommit)
+        this.#wakes.delete(onCommit)
       },
     }
   }
 
   /** Called by the store after a commit that wrote events: wakes subscribers after the commit returns. */
   committed(): void {
-    if (this.#listeners.size === 0 || this.#wakeQueued) return
-    this.#wakeQueued = true
-    setImmediate(() => {
-      this.#wakeQueued = false
-      for (const listener of this.#listeners) {
-        try {
-          listener()
-        } catch {
-          // A listener's failure is its own; the commit already succeeded.
-        }
-      }
-    })
+    this.#wakes.signal()
   }
 
   #held(owner: string, eventId: string, now: number): OutboxRow | undefined {

@@ -7,6 +7,7 @@ import {
   validateListOutboxQuery,
   validateSettleOptions,
 } from '../outbox-checks.js'
+import { CommitWakes } from '../outbox-wakes.js'
 import type {
   ClaimOptions,
   FailOptions,
@@ -78,9 +79,8 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
  * statement, and lease checks use the database clock, so relays on hosts with skewed clocks agree.
  */
 export class PostgresOutbox implements OutboxAccess {
-  readonly #listeners = new Set<() => void>()
+  readonly #wakes = new CommitWakes()
   readonly #subscriptions = new Set<OutboxSubscription>()
-  #wakeQueued = false
   #notifying = false
   #notifyAgain = false
   /** Send a NOTIFY after each commit with events (server stores). The store turns it off on request. */
@@ -265,7 +265,7 @@ export class PostgresOutbox implements OutboxAccess {
    */
   async subscribe(onCommit: () => void): Promise<OutboxSubscription> {
     await this.assertUsable()
-    this.#listeners.add(onCommit)
+    this.#wakes.add(onCommit)
     let closed = false
     let listener: SqlListener | null = null
     let retry: ReturnType<typeof setTimeout> | undefined
@@ -294,7 +294,7 @@ export class PostgresOutbox implements OutboxAccess {
       close: async () => {
         closed = true
         clearTimeout(retry)
-        this.#listeners.delete(onCommit)
+        this.#wakes.delete(onCommit)
         this.#subscriptions.delete(subscription)
         await (listener as SqlListener | null)?.close().catch(() => {})
       },
@@ -316,19 +316,7 @@ export class PostgresOutbox implements OutboxAccess {
    * flight per store; commits meanwhile fold into the next one.
    */
   committed(): void {
-    if (this.#listeners.size > 0 && !this.#wakeQueued) {
-      this.#wakeQueued = true
-      setImmediate(() => {
-        this.#wakeQueued = false
-        for (const listener of this.#listeners) {
-          try {
-            listener()
-          } catch {
-            // A listener's failure is its own; the commit already succeeded.
-          }
-        }
-      })
-    }
+    this.#wakes.signal()
     if (this.driver.kind === 'postgres' && this.notifyOnCommit) this.#notify()
   }
 

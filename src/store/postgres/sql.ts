@@ -107,7 +107,7 @@ export const SQL = {
      * due events, read in index order: a claim's work is bounded whatever the backlog (with statistics of a
      * large outbox the planner otherwise scanned and sorted every pending event, the backlog's tails
      * included), and heads further back are found as the ones before them drain. The head check reads
-     * user_engine_outbox_pending_aggregate_idx (0008): pending and dead events only, never published ones.
+     * user_engine_outbox_pending_aggregate_idx (0010): pending and dead events only, never published ones.
      * It asks for the aggregate's first pending or dead event (ORDER BY the index's order, LIMIT 1: one
      * index probe per candidate) and compares ids, on purpose: with fresh statistics the planner turned a
      * NOT EXISTS (earlier event) into a hash anti join whose row comparison ran as a join filter, comparing
@@ -232,7 +232,7 @@ export const SQL = {
       RETURNING u.id, u.status, i.outcome`,
     /** A wake-up for LISTENing relays, sent after a commit (never inside it: see PostgresOutbox.committed). */
     notify: `SELECT pg_notify($1, '')`,
-    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0008's index. */
+    /** Pending or dead events in (tenant, aggregate, sequence) order, keyset after $4..$8, through 0010's index. */
     list: `SELECT ${OUTBOX} FROM user_engine_outbox
       WHERE status IN ('pending', 'dead') AND status = $1
         AND ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR aggregate_id = $3)
@@ -254,7 +254,7 @@ export const SQL = {
     release: `UPDATE user_engine_outbox SET lease_owner = NULL, lease_until = NULL
       WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)) AND ${HELD}
       RETURNING id`,
-    // status = 'dead' implies the predicate of user_engine_outbox_dead_idx (0008): no full read.
+    // status = 'dead' implies the predicate of user_engine_outbox_dead_idx (0010): no full read.
     retryDead: `UPDATE user_engine_outbox SET status = 'pending', attempts = 0, available_at = now()
       WHERE id = $1 AND status = 'dead' RETURNING id`,
     discardDead: `UPDATE user_engine_outbox SET status = 'discarded' WHERE id = $1 AND status = 'dead' RETURNING id`,
