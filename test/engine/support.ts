@@ -11,7 +11,7 @@ import {
 } from '../../src/engine/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { ADAPTERS } from '../support/adapters.js'
+import { ADAPTERS, type Adapter } from '../support/adapters.js'
 
 /** Argon2 at its cheapest: these tests check behaviour, not hashing cost. */
 export const FAST_HASHING = { memoryCost: 64, timeCost: 1, parallelism: 1 } as const
@@ -117,43 +117,45 @@ export async function forEachStore(
   title: string,
   body: (stores: { store: () => UserEngineStore; open: () => Promise<UserEngineStore> }) => void,
 ): Promise<void> {
+  await describeEachAdapter(title, (adapter) => {
+    let store: UserEngineStore | undefined
+    let release: (() => Promise<void>) | undefined
+    const extra: UserEngineStore[] = []
+    let location: StoreLocation | undefined
+    before(async () => {
+      const opened = await adapter.open()
+      release = opened.release
+      location = opened.location
+      store = await openStore(location)
+      await store.migrate()
+    })
+    after(async () => {
+      for (const s of extra) await s.close()
+      await store?.close()
+      await release?.()
+    })
+    body({
+      store: () => {
+        assert.ok(store, 'store opened')
+        return store
+      },
+      open: async () => {
+        assert.ok(store && location, 'store opened')
+        if (location.kind !== 'postgres') return store
+        const second = await openStore(location)
+        extra.push(second)
+        return second
+      },
+    })
+  })
+}
+
+/** One describe block per adapter in ADAPTERS; an adapter that cannot run here is one skipped test. */
+async function describeEachAdapter(title: string, body: (adapter: Adapter) => void): Promise<void> {
   for (const adapter of ADAPTERS) {
     const skip = await adapter.skip()
-    if (skip) {
-      test(`${title} on ${adapter.name}`, { skip }, () => {})
-      continue
-    }
-    describe(`${title} on ${adapter.name}`, () => {
-      let store: UserEngineStore | undefined
-      let release: (() => Promise<void>) | undefined
-      const extra: UserEngineStore[] = []
-      let location: StoreLocation | undefined
-      before(async () => {
-        const opened = await adapter.open()
-        release = opened.release
-        location = opened.location
-        store = await openStore(location)
-        await store.migrate()
-      })
-      after(async () => {
-        for (const s of extra) await s.close()
-        await store?.close()
-        await release?.()
-      })
-      body({
-        store: () => {
-          assert.ok(store, 'store opened')
-          return store
-        },
-        open: async () => {
-          assert.ok(store && location, 'store opened')
-          if (location.kind !== 'postgres') return store
-          const second = await openStore(location)
-          extra.push(second)
-          return second
-        },
-      })
-    })
+    if (skip) test(`${title} on ${adapter.name}`, { skip }, () => {})
+    else describe(`${title} on ${adapter.name}`, () => body(adapter))
   }
 }
 
@@ -166,24 +168,17 @@ export async function forEachFreshStore(
   title: string,
   body: (fresh: () => Promise<UserEngineStore>) => void,
 ): Promise<void> {
-  for (const adapter of ADAPTERS) {
-    const skip = await adapter.skip()
-    if (skip) {
-      test(`${title} on ${adapter.name}`, { skip }, () => {})
-      continue
-    }
-    describe(`${title} on ${adapter.name}`, () => {
-      const releases: (() => Promise<void>)[] = []
-      after(async () => {
-        await Promise.all(releases.splice(0).map((release) => release()))
-      })
-      body(async () => {
-        const { store, release } = await adapter.migratedStore()
-        releases.push(release)
-        return store
-      })
+  await describeEachAdapter(title, (adapter) => {
+    const releases: (() => Promise<void>)[] = []
+    after(async () => {
+      await Promise.all(releases.splice(0).map((release) => release()))
     })
-  }
+    body(async () => {
+      const { store, release } = await adapter.migratedStore()
+      releases.push(release)
+      return store
+    })
+  })
 }
 
 export { generateKey }
