@@ -90,6 +90,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'outbox: acknowledge publishes only for the lease holder',
     'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
     'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
+    'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
   ],
   'outbox.4': [
     "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",

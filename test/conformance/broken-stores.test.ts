@@ -347,3 +347,59 @@ test('a store that opens over a database newer than the code, or a drifted one, 
     'schema-history: a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
   ])
 })
+
+/** An outbox with some methods replaced; the rest go to the correct store's outbox. */
+function outboxWith(inner: OutboxAccess, overrides: Partial<OutboxAccess>): OutboxAccess {
+  return new Proxy(inner, {
+    get: (target, prop, receiver) => {
+      const own = (overrides as Record<PropertyKey, unknown>)[prop]
+      if (own !== undefined) return own
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+/** Reports a late acknowledge or fail as done: the caller believes it still held a lease it lost. */
+class LateSettleStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      acknowledge: async (owner, ids) => {
+        await inner.acknowledge(owner, ids)
+        return [...ids]
+      },
+      fail: async (options) => (await inner.fail(options)) ?? 'pending',
+    })
+  }
+}
+
+/** Purges pending events with the published ones (here: they vanish from listings after a purge). */
+class PurgeEverythingStore extends DelegatingStore {
+  #purged = false
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      purgePublished: async (olderThanMs, limit) => {
+        this.#purged = true
+        return inner.purgePublished(olderThanMs, limit)
+      },
+      listForAggregate: async (tenantId, aggregateId) => {
+        const events = await inner.listForAggregate(tenantId, aggregateId)
+        return this.#purged ? events.filter((e) => e.status !== 'pending') : events
+      },
+    })
+  }
+}
+
+test('a store reporting a late acknowledge or fail as done fails the outbox suite', async () => {
+  assertFails(await run(() => new LateSettleStore(), ['outbox']), [
+    'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+  ])
+})
+
+test('a store whose purge deletes pending events fails the outbox suite', async () => {
+  assertFails(await run(() => new PurgeEverythingStore(), ['outbox']), [
+    'outbox: purgePublished deletes only published events older than the cut, never pending ones',
+  ])
+})

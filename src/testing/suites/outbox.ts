@@ -292,6 +292,56 @@ export const outboxSuite = suite(
       },
     },
     {
+      name: 'an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 1)
+        const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
+        assert.ok(held)
+        await sleep(ctx.leaseMs * 2 + 20)
+        // No other relay claimed: the lease is merely expired, and a late call must still not count.
+        assert.deepEqual(
+          await store.outbox.acknowledge('relay-a', [held.id]),
+          [],
+          'a late acknowledge counted',
+        )
+        const failed = await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: 'late',
+          maxAttempts: 1,
+          backoffMs: 0,
+        })
+        assert.equal(failed, null, 'a late fail counted')
+        const entry = await store.outbox.get(held.id)
+        assert.deepEqual([entry?.status, entry?.attempts], ['pending', 0])
+        const [again] = await claimOwn(store, tenantId, 'relay-b')
+        assert.equal(again?.id, held.id, 'the event is claimable again')
+      },
+    },
+    {
+      name: 'purgePublished deletes only published events older than the cut, never pending ones',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 3)
+        const [first] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(first)
+        assert.deepEqual(await store.outbox.acknowledge('relay-a', [first.id]), [first.id])
+        await sleep(30)
+        const purged = await store.outbox.purgePublished(0, 1000)
+        assert.ok(purged >= 1, 'the published event was purged')
+        const left = await store.outbox.listForAggregate(tenantId, first.aggregateId)
+        assert.deepEqual(
+          left.map((e) => [e.sequence, e.status]),
+          [
+            [2, 'pending'],
+            [3, 'pending'],
+          ],
+          'pending events survive a purge',
+        )
+      },
+    },
+    {
       name: 'fail backs off: the event is not claimable until its backoff has passed',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
