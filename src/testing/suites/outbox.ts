@@ -89,6 +89,28 @@ function assertPerUserOrder(log: readonly OutboxEntry[], all: readonly OutboxEnt
   }
 }
 
+/** One event claimed by relay-a with the case's short lease, returned once that lease has lapsed. */
+async function claimAndLetLapse(ctx: CaseContext, store: UserEngineStore, tenantId: string) {
+  await userWithEvents(store, tenantId, 1)
+  const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
+  assert.ok(held)
+  await sleep(ctx.leaseMs * 2 + 20)
+  return held
+}
+
+/** relay-a's acknowledge and fail after its lease lapsed: both must report that nothing changed. */
+async function expectLateSettleIgnored(store: UserEngineStore, eventId: string) {
+  assert.deepEqual(await store.outbox.acknowledge('relay-a', [eventId]), [], 'a late acknowledge counted')
+  const failed = await store.outbox.fail({
+    owner: 'relay-a',
+    eventId,
+    error: 'late',
+    maxAttempts: 1,
+    backoffMs: 0,
+  })
+  assert.equal(failed, null, 'a late fail counted')
+}
+
 async function setup(ctx: CaseContext) {
   const store = await ctx.isolatedStore()
   return { store, tenantId: await ctx.newTenant(store) }
@@ -267,25 +289,10 @@ export const outboxSuite = suite(
       name: 'a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
-        await userWithEvents(store, tenantId, 1)
-        const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
-        assert.ok(held)
-        await sleep(ctx.leaseMs * 2 + 20)
+        const held = await claimAndLetLapse(ctx, store, tenantId)
         const [taken] = await claimOwn(store, tenantId, 'relay-b')
         assert.equal(taken?.id, held.id)
-        assert.deepEqual(
-          await store.outbox.acknowledge('relay-a', [held.id]),
-          [],
-          'the late acknowledge counted',
-        )
-        const failed = await store.outbox.fail({
-          owner: 'relay-a',
-          eventId: held.id,
-          error: 'late',
-          maxAttempts: 1,
-          backoffMs: 0,
-        })
-        assert.equal(failed, null, 'the late fail counted')
+        await expectLateSettleIgnored(store, held.id)
         const entry = await store.outbox.get(held.id)
         assert.deepEqual([entry?.status, entry?.attempts, entry?.leaseOwner], ['pending', 0, 'relay-b'])
         assert.deepEqual(await store.outbox.acknowledge('relay-b', [held.id]), [held.id])
@@ -295,24 +302,9 @@ export const outboxSuite = suite(
       name: 'an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
-        await userWithEvents(store, tenantId, 1)
-        const [held] = await claimOwn(store, tenantId, 'relay-a', { leaseMs: ctx.leaseMs })
-        assert.ok(held)
-        await sleep(ctx.leaseMs * 2 + 20)
+        const held = await claimAndLetLapse(ctx, store, tenantId)
         // No other relay claimed: the lease is merely expired, and a late call must still not count.
-        assert.deepEqual(
-          await store.outbox.acknowledge('relay-a', [held.id]),
-          [],
-          'a late acknowledge counted',
-        )
-        const failed = await store.outbox.fail({
-          owner: 'relay-a',
-          eventId: held.id,
-          error: 'late',
-          maxAttempts: 1,
-          backoffMs: 0,
-        })
-        assert.equal(failed, null, 'a late fail counted')
+        await expectLateSettleIgnored(store, held.id)
         const entry = await store.outbox.get(held.id)
         assert.deepEqual([entry?.status, entry?.attempts], ['pending', 0])
         const [again] = await claimOwn(store, tenantId, 'relay-b')
