@@ -107,7 +107,12 @@ test('killing the stream leader of a 3-node cluster mid-drain loses and repeats 
     assert.ok(p.published > killedAt, 'nothing published after the leader died')
     assert.equal(p.dead, 0, 'an event went dead')
     assert.equal(p.deadInOutbox, 0)
-    const newLeader = await streamLeader(survivors)
+    // The JetStream API can time out while the cluster settles after the kill: ask again for up to 30 s.
+    let newLeader: string | undefined
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(1000)) {
+      newLeader = await streamLeader(survivors).catch(() => undefined)
+      if (newLeader && newLeader !== victim.name) break
+    }
     assert.ok(newLeader && newLeader !== victim.name, `no new stream leader (${newLeader})`)
 
     const stored = await readStream(survivors, STREAM)
