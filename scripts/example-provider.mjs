@@ -2,7 +2,8 @@
 // The worked provider example (examples/sqlite-store) against the PACKED package, as a provider team would
 // consume it: `npm pack` of this repository, a copy of the example in a temp directory outside the
 // repository, `npm install <tarball>` plus the example's own dependencies there, then its node:test file, which
-// runs the whole conformance harness from `user-engine/testing` against the SQLite store.
+// runs the whole conformance harness from `user-engine/testing` against the SQLite store (after tsc has checked
+// the example's JSDoc types against the declarations the tarball ships).
 // Prints one line per step, the harness's counts and every skip with its reason; exits 1 on any failure.
 // Usage: node scripts/example-provider.mjs [--keep]   (--keep leaves the temp directory for a look)
 import { cpSync, readFileSync, writeFileSync } from 'node:fs'
@@ -103,6 +104,16 @@ console.log(CONFORMANCE_SUITES.reduce((n, s) => n + s.cases.length, 0))`
   check(r.code === 0, describeRun('count', r))
   return r.stdout.trim()
 })
+
+await step(
+  'tsc: the example type-checks (// @ts-check JSDoc) against the installed declarations',
+  async () => {
+    const tsc = join(project, 'node_modules', 'typescript', 'bin', 'tsc')
+    const r = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project, env })
+    check(r.code === 0, describeRun('tsc', r))
+    return 'no errors'
+  },
+)
 
 await step('node --test: the conformance harness against the SQLite store', async () => {
   const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'test/'], {

@@ -38,7 +38,8 @@ export class SqliteDatabase {
   }
 
   /** A new, empty database in memory; `bytes` opens an exported image (`export()`) instead. */
-  static async create(/** @type {Uint8Array | undefined} */ bytes) {
+  /** @param {Uint8Array} [bytes] */
+  static async create(bytes) {
     const SQL = await loadEngine()
     return new SqliteDatabase(new SQL.Database(bytes))
   }

@@ -53,7 +53,9 @@ const claimable = (r, now) =>
   Number(r.available_at_ms) <= now &&
   (r.lease_until_ms === null || Number(r.lease_until_ms) <= now)
 
-/** @implements {import('user-engine').OutboxAccess} */
+/** @typedef {import('user-engine').OutboxAccess} OutboxAccess */
+
+/** @implements {OutboxAccess} */
 export class SqliteOutbox {
   /**
    * @param {import('./database.js').SqliteDatabase} db

@@ -89,7 +89,9 @@ const RECORD_PLURAL = /** @type {const} */ ({
  *   default a new, empty database in memory
  */
 
-/** @implements {import('user-engine').UserEngineStore} */
+/** @typedef {import('user-engine').UserEngineStore} UserEngineStore */
+
+/** @implements {UserEngineStore} */
 export class SqliteUserEngineStore {
   kind = 'sqlite'
   /**
@@ -197,7 +199,7 @@ export class SqliteUserEngineStore {
           )
         })
       } catch (error) {
-        throw new SchemaError(ErrorCode.MIGRATION_FAILED, `schema version ${m.version} failed to apply`, {
+        throw new UserEngineError(ErrorCode.MIGRATION_FAILED, `schema version ${m.version} failed to apply`, {
           details: { schemaVersion: m.version },
           cause: new SanitizedSqliteError(
             String(/** @type {Error} */ (error)?.message).split(':')[0] ?? '',

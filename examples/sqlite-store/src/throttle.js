@@ -3,7 +3,9 @@
 // read-modify-write of a key cannot interleave with another caller's: N calls leave failures = N.
 import { assertThrottleInput, nextThrottleState } from 'user-engine'
 
-/** @implements {import('user-engine').ThrottleAccess} */
+/** @typedef {import('user-engine').ThrottleAccess} ThrottleAccess */
+
+/** @implements {ThrottleAccess} */
 export class SqliteThrottle {
   /**
    * @param {import('./database.js').SqliteDatabase} db
@@ -42,9 +44,9 @@ export class SqliteThrottle {
   async recordFailure(tenantId, keys, policy, now) {
     assertThrottleInput(tenantId, keys, policy, now)
     this.assertUsable()
-    const distinct = [...new Set(keys)].sort()
-    const states = this.db.atomically(() =>
-      distinct.map((key) => {
+    // Each distinct key once, in the caller's order (the whole call is one transaction, so order cannot deadlock).
+    return this.db.atomically(() =>
+      [...new Set(keys)].map((key) => {
         const row = this.db.get(
           'SELECT failures, last_failure_ms FROM ue_throttle WHERE tenant_id = ? AND key = ?',
           [tenantId, key],
@@ -59,12 +61,9 @@ export class SqliteThrottle {
              last_failure_ms = excluded.last_failure_ms, locked_until = excluded.locked_until`,
           [tenantId, key, next.failures, now.getTime(), next.lockedUntil],
         )
-        return /** @type {[string, { failures: number, lockedUntil: string | null }]} */ ([key, next])
+        return { key, ...next }
       }),
     )
-    const byKey = new Map(states)
-    // In the caller's order, each distinct key once.
-    return [...new Set(keys)].map((key) => ({ key, ...byKey.get(key) }))
   }
 
   /** @param {string} tenantId @param {readonly string[]} keys */
