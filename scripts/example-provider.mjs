@@ -135,5 +135,19 @@ await step('node --test: the conformance harness against the SQLite store', asyn
   return `${tap.pass} passed, 0 failed, ${skips.length} skipped`
 })
 
+await step('npx user-engine conformance --store ./conformance.js (the CLI, three suites)', async () => {
+  const suites = ['schema-history', 'identifiers', 'closed-store']
+  const args = ['user-engine', 'conformance', '--store', './conformance.js', '--json']
+  for (const suite of suites) args.push('--suite', suite)
+  const r = await run('npx', ['--no-install', ...args], { cwd: project, env, timeoutMs: 120_000 })
+  check(r.code === 0, describeRun('user-engine conformance', r))
+  const report = JSON.parse(r.stdout)
+  check(
+    report.failed === 0 && report.passed > 0,
+    `the CLI reported ${report.failed} failed, ${report.passed} passed`,
+  )
+  return `${suites.join(', ')}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped`
+})
+
 console.log(`example provider: ok (${seconds(performance.now() - started)})`)
 cleanup()

@@ -5,6 +5,7 @@
 // echoed into messages: a malformed value may be anything a caller was sent.
 import {
   assertId,
+  IDENTIFIER_KINDS,
   isIsoInstant,
   LIMITS,
   MAX_PURGE_BATCH,
@@ -12,7 +13,7 @@ import {
   validatePageSize,
 } from 'user-engine'
 
-const IDENTIFIER_KINDS = ['email', 'username']
+/** The statuses a listing filters by (the package's own list is not exported). */
 const USER_STATUSES = ['active', 'disabled', 'deleted']
 /** The longest identifier value (or prefix) a lookup accepts: 4 x the email limit, as the shipped stores. */
 export const MAX_VALUE_LENGTH = LIMITS.emailLength * 4
@@ -68,7 +69,8 @@ function status(value) {
 function identifierPrefix(value) {
   if (value === undefined) return undefined
   const o = optionsObject(value, 'identifierPrefix', ['kind', 'prefix'])
-  if (!IDENTIFIER_KINDS.includes(/** @type {string} */ (o.kind))) throw invalid('identifierPrefix.kind')
+  if (!IDENTIFIER_KINDS.includes(/** @type {import('user-engine').IdentifierKind} */ (o.kind)))
+    throw invalid('identifierPrefix.kind')
   const p = o.prefix
   if (typeof p !== 'string' || p.length === 0 || p.length > MAX_VALUE_LENGTH || !isStorableText(p)) {
     throw invalid('identifierPrefix.prefix')
@@ -143,7 +145,8 @@ export function listSealedFactorsQuery(query) {
 
 /** An identifier lookup: a known kind and a bounded, storable (already normalized) value. */
 export function assertIdentifierLookup(/** @type {unknown} */ kind, /** @type {unknown} */ value) {
-  if (!IDENTIFIER_KINDS.includes(/** @type {string} */ (kind))) throw invalid('kind')
+  if (!IDENTIFIER_KINDS.includes(/** @type {import('user-engine').IdentifierKind} */ (kind)))
+    throw invalid('kind')
   if (typeof value !== 'string' || value.length > MAX_VALUE_LENGTH || !isStorableText(value)) {
     throw invalid('value')
   }
