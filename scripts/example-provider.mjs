@@ -116,7 +116,7 @@ await step(
 )
 
 await step('node --test: the conformance harness against the SQLite store', async () => {
-  const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'test/'], {
+  const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'conformance.test.js'], {
     cwd: project,
     env,
     timeoutMs: 240_000,

@@ -2,7 +2,7 @@
 // The harness's store factories for this store, in one place: the node:test file passes them to
 // registerConformanceTests, and the CLI takes this module as it is:
 //   npx user-engine conformance --store ./conformance.js
-import { SqliteDatabase, SqliteUserEngineStore } from './src/index.js'
+import { SqliteDatabase, SqliteUserEngineStore } from './lib/index.js'
 
 /** @param {import('user-engine').UserEngineStore} store */
 const databaseOf = (store) => /** @type {SqliteUserEngineStore} */ (store).database

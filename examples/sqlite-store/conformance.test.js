@@ -2,7 +2,7 @@
 // The whole conformance harness from user-engine/testing against the SQLite store, under node:test.
 import { test } from 'node:test'
 import { registerConformanceTests } from 'user-engine/testing'
-import factories from '../conformance.js'
+import factories from './conformance.js'
 
 registerConformanceTests({
   ...factories,
