@@ -135,6 +135,20 @@ await step('node --test: the conformance harness against the SQLite store', asyn
   return `${tap.pass} passed, 0 failed, ${skips.length} skipped`
 })
 
+await step(
+  'node --test query-plans.test.js: the hot reads are index ranges (EXPLAIN QUERY PLAN)',
+  async () => {
+    const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'query-plans.test.js'], {
+      cwd: project,
+      env,
+      timeoutMs: 120_000,
+    })
+    const tap = parseTap(r.stdout)
+    check(r.code === 0 && tap.fail === 0 && tap.pass > 0, describeRun('node --test query-plans.test.js', r))
+    return `${tap.pass} passed, ${tap.fail} failed`
+  },
+)
+
 await step('npx user-engine conformance --store ./conformance.js (the CLI, three suites)', async () => {
   const suites = ['schema-history', 'identifiers', 'closed-store']
   const args = ['user-engine', 'conformance', '--store', './conformance.js', '--json']
