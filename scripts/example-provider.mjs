@@ -5,8 +5,10 @@
 // runs the whole conformance harness from `user-engine/testing` against the SQLite store (after tsc has checked
 // the example's JSDoc types against the declarations the tarball ships).
 // Prints one line per step, the harness's counts and every skip with its reason; exits 1 on any failure.
-// Usage: node scripts/example-provider.mjs [--keep]   (--keep leaves the temp directory for a look)
-import { cpSync, readFileSync, writeFileSync } from 'node:fs'
+// Usage: node scripts/example-provider.mjs [--keep] [--tarball PATH]
+//   --keep leaves the temp directory for a look; --tarball installs a tarball `npm pack` made already (of this
+//   checkout, e.g. by an earlier CI step) instead of packing again.
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 import {
   cleanEnv,
@@ -21,6 +23,9 @@ import {
 const ROOT = resolve(import.meta.dirname, '..')
 const EXAMPLE = join(ROOT, 'examples', 'sqlite-store')
 const keep = process.argv.includes('--keep')
+const given = process.argv.includes('--tarball')
+  ? process.argv[process.argv.indexOf('--tarball') + 1]
+  : undefined
 const temp = makeTempDir('ue-example-provider-')
 const env = cleanEnv()
 const started = performance.now()
@@ -58,7 +63,12 @@ function check(condition, message) {
 const project = join(temp, 'sqlite-store')
 let tarball = ''
 
-await step('npm pack', async () => {
+await step(given ? 'the given tarball' : 'npm pack', async () => {
+  if (given) {
+    tarball = resolve(given)
+    check(existsSync(tarball) && tarball.endsWith('.tgz'), `--tarball ${given} is not a .tgz file`)
+    return tarball
+  }
   tarball = await packTarball(ROOT, temp, env)
   return relative(temp, tarball)
 })
@@ -136,21 +146,28 @@ await step('node --test: the conformance harness against the SQLite store', asyn
 })
 
 await step(
-  'node --test query-plans.test.js: the hot reads are index ranges (EXPLAIN QUERY PLAN)',
+  'node --test query-plans.test.js engine.test.js: index ranges, and the store under UserEngine',
   async () => {
-    const r = await run(process.execPath, ['--test', '--test-reporter=tap', 'query-plans.test.js'], {
-      cwd: project,
-      env,
-      timeoutMs: 120_000,
-    })
+    const r = await run(
+      process.execPath,
+      ['--test', '--test-reporter=tap', 'query-plans.test.js', 'engine.test.js'],
+      {
+        cwd: project,
+        env,
+        timeoutMs: 120_000,
+      },
+    )
     const tap = parseTap(r.stdout)
-    check(r.code === 0 && tap.fail === 0 && tap.pass > 0, describeRun('node --test query-plans.test.js', r))
+    check(
+      r.code === 0 && tap.fail === 0 && tap.pass > 0,
+      describeRun('node --test query-plans.test.js engine.test.js', r),
+    )
     return `${tap.pass} passed, ${tap.fail} failed`
   },
 )
 
-await step('npx user-engine conformance --store ./conformance.js (the CLI, three suites)', async () => {
-  const suites = ['schema-history', 'identifiers', 'closed-store']
+await step('npx user-engine conformance --store ./conformance.js (the CLI, two suites)', async () => {
+  const suites = ['schema-history', 'closed-store']
   const args = ['user-engine', 'conformance', '--store', './conformance.js', '--json']
   for (const suite of suites) args.push('--suite', suite)
   const r = await run('npx', ['--no-install', ...args], { cwd: project, env, timeoutMs: 120_000 })
