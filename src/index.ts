@@ -57,6 +57,7 @@ export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
 export { STATUS_RULES, type StatusOutcome, type StatusRule, type UserUseCase } from './engine/status-rules.js'
 export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
+export { ENGINE_SPANS, type SpanAttributeValue, type SpanLike, type TracerLike } from './engine/tracing.js'
 export {
   type AccountIdentifier,
   type CompletedSignIn,
