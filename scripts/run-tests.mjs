@@ -23,7 +23,7 @@ if (files.length === 0) {
 const images = mkdtempSync(join(tmpdir(), 'user-engine-test-images-'))
 let result
 try {
-  result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+  result = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${process.env.USER_ENGINE_TEST_CONCURRENCY ?? 1}`, ...files], {
     stdio: 'inherit',
     env: { ...process.env, USER_ENGINE_TEST_IMAGES: images },
   })

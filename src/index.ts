@@ -105,13 +105,8 @@ export {
   type Publisher,
   toPublishedEvent,
 } from './outbox/publisher.js'
-export {
-  type BackoffOptions,
-  type DrainResult,
-  OutboxRelay,
-  type RelayOptions,
-  type RelayProgress,
-} from './outbox/relay.js'
+export { OutboxRelay } from './outbox/relay.js'
+export type { BackoffOptions, DrainResult, RelayOptions, RelayProgress } from './outbox/relay-options.js'
 // The store contract, and the kit a provider's store may reuse.
 export { BufferedUnitOfWork, type RowSource, type UserRowType } from './store/buffered-unit-of-work.js'
 export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'
