@@ -23,10 +23,20 @@ if (files.length === 0) {
 const images = mkdtempSync(join(tmpdir(), 'user-engine-test-images-'))
 let result
 try {
-  result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
-    stdio: 'inherit',
-    env: { ...process.env, USER_ENGINE_TEST_IMAGES: images },
-  })
+  result = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${process.env.USER_ENGINE_TEST_CONCURRENCY ?? 1}`,
+      ...files,
+    ],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, USER_ENGINE_TEST_IMAGES: images },
+    },
+  )
 } finally {
   rmSync(images, { recursive: true, force: true })
 }

@@ -57,6 +57,7 @@ export { DEFAULT_PASSWORD_HASHING, type PasswordHashingOptions } from './engine/
 export { DEFAULT_RECOVERY_CODE_COUNT } from './engine/recovery-code-hashes.js'
 export { STATUS_RULES, type StatusOutcome, type StatusRule, type UserUseCase } from './engine/status-rules.js'
 export { DEFAULT_TOTP, type TotpOptions } from './engine/totp-algorithm.js'
+export { ENGINE_SPANS, type SpanAttributeValue, type SpanLike, type TracerLike } from './engine/tracing.js'
 export {
   type AccountIdentifier,
   type CompletedSignIn,
@@ -104,13 +105,8 @@ export {
   type Publisher,
   toPublishedEvent,
 } from './outbox/publisher.js'
-export {
-  type BackoffOptions,
-  type DrainResult,
-  OutboxRelay,
-  type RelayOptions,
-  type RelayProgress,
-} from './outbox/relay.js'
+export { OutboxRelay } from './outbox/relay.js'
+export type { BackoffOptions, DrainResult, RelayOptions, RelayProgress } from './outbox/relay-options.js'
 // The store contract, and the kit a provider's store may reuse.
 export { BufferedUnitOfWork, type RowSource, type UserRowType } from './store/buffered-unit-of-work.js'
 export { failedAtCommit, markCommitPhase } from './store/commit-phase.js'

@@ -15,6 +15,7 @@ import type { UnitOfWork } from '../store/unit-of-work.js'
 import type { ValidEngineOptions } from './engine-options.js'
 import type { RejectReason } from './events.js'
 import { STATUS_RULES, type StatusRule, type UserUseCase } from './status-rules.js'
+import { ENGINE_SPANS, idAttributes, inSpan } from './tracing.js'
 
 /**
  * What every use case works with: the store, the clock, the keyring and the other checked options, and the
@@ -31,13 +32,18 @@ export interface EngineContext extends ValidEngineOptions {
 }
 
 export function createEngineContext(options: ValidEngineOptions): EngineContext {
-  const { store, maxAttempts } = options
+  const { store, maxAttempts, tracer } = options
   return Object.freeze({
     ...options,
     async unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await store.transaction(tenantId, fn)
+          return await inSpan(
+            tracer,
+            ENGINE_SPANS.unitOfWork,
+            { ...idAttributes([tenantId]), [ENGINE_SPANS.attempt]: attempt },
+            () => store.transaction(tenantId, fn),
+          )
         } catch (error) {
           if (
             !failedAtCommit(error) ||

@@ -6,6 +6,7 @@ import { createKeyring, type Keyring } from './keyring.js'
 import { DEFAULT_PASSWORD_HASHING, PasswordHasher } from './password-hasher.js'
 import { DEFAULT_RECOVERY_CODE_COUNT } from './recovery-code-hashes.js'
 import { TotpAlgorithm } from './totp-algorithm.js'
+import { isTracer, type TracerLike } from './tracing.js'
 
 /** What `new UserEngine(options)` accepts; see UserEngineOptions for each. */
 const ENGINE_OPTION_KEYS = [
@@ -21,6 +22,7 @@ const ENGINE_OPTION_KEYS = [
   'sessions',
   'tokens',
   'recordClientInfo',
+  'tracer',
 ] as const
 
 const MINUTE_MS = 60_000
@@ -161,6 +163,8 @@ export interface ValidEngineOptions {
   readonly tokens: TokenPolicy
   /** Audit records keep a request context's `ip` and `userAgent` (personal data): opt in. Default false. */
   readonly recordClientInfo: boolean
+  /** Spans per use case and unit of work (see tracing.ts); null records none. */
+  readonly tracer: TracerLike | null
 }
 
 /**
@@ -228,6 +232,13 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
     })
   }
 
+  if (o.tracer !== undefined && !isTracer(o.tracer)) {
+    throw new ValidationError(
+      "options.tracer must be an OpenTelemetry Tracer (an object with startActiveSpan): e.g. trace.getTracer('my-service')",
+      { details: { field: 'tracer' } },
+    )
+  }
+
   return {
     store: o.store as UserEngineStore,
     keyring: createKeyring(o.keyring as Parameters<typeof createKeyring>[0]),
@@ -246,5 +257,6 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
     sessions: sessionPolicy(o.sessions),
     tokens: tokenPolicy(o.tokens),
     recordClientInfo: o.recordClientInfo === true,
+    tracer: o.tracer === undefined ? null : (o.tracer as TracerLike),
   }
 }

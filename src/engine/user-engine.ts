@@ -38,6 +38,7 @@ import type { IssuedToken } from './tokens.js'
 import type { TotpEnrollment } from './totp.js'
 import * as totp from './totp.js'
 import type { TotpOptions } from './totp-algorithm.js'
+import { type TracerLike, traceUseCases } from './tracing.js'
 import type { CountUsersOptions, ListUsersOptions, UserDetails, UserListItem } from './user-reads.js'
 import * as userReads from './user-reads.js'
 import type { RegisterUserInput } from './users.js'
@@ -93,6 +94,11 @@ export interface UserEngineOptions {
    * data, so this is opt-in: by default they are checked and dropped. Actor and request ids are always kept.
    */
   readonly recordClientInfo?: boolean
+  /**
+   * An OpenTelemetry tracer (`trace.getTracer('my-service')`): a span per use case and per unit of work,
+   * with ids and error codes as attributes, never values. Default: none.
+   */
+  readonly tracer?: TracerLike
 }
 
 /**
@@ -113,6 +119,7 @@ export class UserEngine {
   /** Every option is checked here (VALIDATION, KEY_NOT_FOUND): see validateEngineOptions. */
   constructor(options: UserEngineOptions) {
     this.#ctx = createEngineContext(validateEngineOptions(options))
+    if (this.#ctx.tracer) traceUseCases(this, this.#ctx.tracer)
   }
 
   /** The engine context for one call, recording `context` in its audit records (validated: VALIDATION). */

@@ -1,3 +1,5 @@
+export { backoffDelay } from './backoff.js'
+export { describeError } from './describe-error.js'
 export { type MeterLike, RELAY_METRICS } from './metrics.js'
 export {
   type BrokerUnreachableReason,
@@ -8,12 +10,5 @@ export {
   type Publisher,
   toPublishedEvent,
 } from './publisher.js'
-export {
-  type BackoffOptions,
-  backoffDelay,
-  type DrainResult,
-  describeError,
-  OutboxRelay,
-  type RelayOptions,
-  type RelayProgress,
-} from './relay.js'
+export { OutboxRelay } from './relay.js'
+export type { BackoffOptions, DrainResult, RelayOptions, RelayProgress } from './relay-options.js'

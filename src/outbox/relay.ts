@@ -1,105 +1,18 @@
-import { randomBytes } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
-import { type Logger, silentLogger } from '../domain/logger.js'
 import type { OutboxEntry } from '../domain/records.js'
-import { assertId, assertPositiveInt } from '../domain/validation.js'
-import type { OutboxAccess, OutboxLag, OutboxSubscription, SettleItem } from '../store/store.js'
-import { loadMeter, type MeterLike, type RelayInstruments, relayInstruments } from './metrics.js'
-import { isBrokerUnreachable, type Publisher } from './publisher.js'
-
-export interface BackoffOptions {
-  /** Delay after the first failure; doubles with every further attempt. Default 500. */
-  readonly baseMs?: number
-  /** Cap on the delay. Default 60000. */
-  readonly maxMs?: number
-}
-
-export interface RelayOptions {
-  readonly outbox: OutboxAccess
-  readonly publisher: Publisher
-  /** Lease owner id; unique per relay instance. Default `relay_<random>`. */
-  readonly owner?: string
-  /** Most events the relay holds at once (claimed, not yet settled); a claim tops it up. Default 500. */
-  readonly batchSize?: number
-  /** Most events of one aggregate taken in one claim (its ready prefix). Default 100. */
-  readonly perAggregate?: number
-  /** How long a claim is held. MUST exceed the time to publish what one claim takes. Default 30000. */
-  readonly leaseMs?: number
-  /** Failed attempts after which an event is dead and blocks its aggregate. Default 10. */
-  readonly maxAttempts?: number
-  readonly backoff?: BackoffOptions
-  /**
-   * Sleep between claims when nothing was claimable (start loop only). With a store that wakes the relay on
-   * commit (`outbox.subscribe`), this is only the fallback. Default 1000.
-   */
-  readonly pollIntervalMs?: number
-  /** Publishes in flight at once, each for a different aggregate (one aggregate publishes in order). Default 32. */
-  readonly publishConcurrency?: number
-  /** Published events older than this are deleted by the start loop; undefined keeps them forever. */
-  readonly retentionMs?: number
-  /** Rows deleted per purge statement, so a purge never holds a long lock. Default 1000. */
-  readonly purgeBatchSize?: number
-  /** How often the start loop purges. Default 60000. */
-  readonly purgeIntervalMs?: number
-  readonly onProgress?: (progress: RelayProgress) => void
-  /** How often the start loop reports progress (and refreshes the lag metrics). Default 10000. */
-  readonly progressIntervalMs?: number
-  /**
-   * Errors of the start loop (store unreachable, broker unreachable, a throwing onProgress). The loop keeps
-   * running. Default: one line on stderr with the error's name, code and message; never an event payload.
-   * A broker outage is reported once when it starts (and logged when it ends), not once per probe.
-   */
-  readonly onError?: (error: unknown) => void
-  /** Source of jitter in [0, 1); injectable for tests. Default Math.random. */
-  readonly random?: () => number
-  /** Claim at once when the store signals a commit with events (`outbox.subscribe`), besides polling. Default true. */
-  readonly wakeOnCommit?: boolean
-  /** While the broker is unreachable: the pause before each probe, doubling from baseMs to maxMs. Default 250 / 5000. */
-  readonly brokerRetry?: BackoffOptions
-  /** Where the relay logs (start, stop, broker outages, store errors). Default: nothing. */
-  readonly logger?: Logger
-  /**
-   * OpenTelemetry metrics (docs/outbox.md lists them): a Meter; 'auto' (default) for `@opentelemetry/api`'s
-   * global meter when that optional peer is installed; false for none.
-   */
-  readonly metrics?: MeterLike | 'auto' | false
-}
-
-/** Counts since the relay was created, plus the outbox's current lag. */
-export interface RelayProgress {
-  readonly owner: string
-  /** Events this relay published and acknowledged. */
-  readonly published: number
-  /** Failed attempts that left the event pending for a later retry. */
-  readonly retried: number
-  /** Failed attempts that made the event dead. */
-  readonly dead: number
-  /** Events this relay published or failed after its lease had lapsed: someone else owns them now. */
-  readonly lostLeases: number
-  /** Claimed events given back unpublished (stop, the lease about to lapse, the broker unreachable). */
-  readonly released: number
-  /** Published events purged under `retentionMs`. */
-  readonly purged: number
-  /** Pending events in the whole outbox (all tenants). */
-  readonly pending: number
-  /** Dead events in the whole outbox, waiting for an operator. */
-  readonly deadInOutbox: number
-  readonly oldestPendingAgeMs: number
-  /** `down` while publishes pause because the broker cannot be reached. */
-  readonly broker: 'up' | 'down'
-  /** How long the current broker outage has lasted; 0 while the broker is up. */
-  readonly brokerDownMs: number
-  /** Events this relay holds right now (claimed, not yet settled). */
-  readonly held: number
-}
-
-export interface DrainResult {
-  readonly published: number
-  readonly retried: number
-  readonly dead: number
-  readonly lostLeases: number
-  readonly released: number
-}
+import type { OutboxLag, OutboxSubscription, SettleItem } from '../store/store.js'
+import { backoffDelay } from './backoff.js'
+import { describeError } from './describe-error.js'
+import { loadMeter, type RelayInstruments, relayInstruments } from './metrics.js'
+import { isBrokerUnreachable } from './publisher.js'
+import {
+  type DrainResult,
+  type RelayOptions,
+  type RelayProgress,
+  type ResolvedRelayOptions,
+  resolveRelayOptions,
+} from './relay-options.js'
+import { SettleQueue } from './settle-queue.js'
 
 interface Counters {
   published: number
@@ -110,34 +23,6 @@ interface Counters {
 }
 
 const zero = (): Counters => ({ published: 0, retried: 0, dead: 0, lostLeases: 0, released: 0 })
-
-/**
- * Delay before attempt `failures + 1`: exponential (`baseMs * 2^(failures-1)`, capped at `maxMs`) with "equal
- * jitter" (half fixed, half random), so relays that failed together do not retry in lockstep, while the delay
- * still grows.
- */
-export function backoffDelay(
-  failures: number,
-  options: { baseMs: number; maxMs: number },
-  random: () => number = Math.random,
-): number {
-  const exp = Math.min(options.maxMs, options.baseMs * 2 ** Math.max(0, failures - 1))
-  return Math.round(exp / 2 + random() * (exp / 2))
-}
-
-/** An error as text for `lastError` and logs: name, code and message only, bounded. */
-export function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code
-    const head = typeof code === 'string' || typeof code === 'number' ? `${error.name} ${code}` : error.name
-    return `${head}: ${error.message}`.slice(0, 300)
-  }
-  return `non-error thrown: ${typeof error}`
-}
-
-function defaultOnError(error: unknown): void {
-  process.stderr.write(`user-engine relay: ${describeError(error)}\n`)
-}
 
 /** One claimed event in a relay's hands, with the time after which it must not be published. */
 interface Held {
@@ -163,9 +48,6 @@ interface Aggregate {
   emptyRaces: number
 }
 
-/** How long a few settled events wait for more before their statement goes out. */
-const SETTLE_GATHER_MS = 20
-
 const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\u0000${e.aggregateId}`
 
 /**
@@ -185,26 +67,7 @@ const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\
  */
 export class OutboxRelay {
   readonly owner: string
-  readonly #outbox: OutboxAccess
-  readonly #publisher: Publisher
-  readonly #batchSize: number
-  readonly #perAggregate: number
-  readonly #leaseMs: number
-  readonly #maxAttempts: number
-  readonly #backoff: { baseMs: number; maxMs: number }
-  readonly #brokerRetry: { baseMs: number; maxMs: number }
-  readonly #pollIntervalMs: number
-  readonly #concurrency: number
-  readonly #retentionMs: number | undefined
-  readonly #purgeBatchSize: number
-  readonly #purgeIntervalMs: number
-  readonly #progressIntervalMs: number
-  readonly #onProgress: ((progress: RelayProgress) => void) | undefined
-  readonly #onError: (error: unknown) => void
-  readonly #random: () => number
-  readonly #wakeOnCommit: boolean
-  readonly #logger: Logger
-  readonly #metricsOption: MeterLike | 'auto' | false
+  readonly #o: ResolvedRelayOptions
 
   readonly #totals = zero()
   #purged = 0
@@ -220,17 +83,9 @@ export class OutboxRelay {
   readonly #workerDone = new Set<Promise<void>>()
   /** Events claimed and not yet settled. */
   #held = 0
-  readonly #toSettle: SettleItem[] = []
-  /** The settle statement in flight; items settled meanwhile go in the next one. */
-  #flushing: Promise<void> | null = null
-  #flushRetry: ReturnType<typeof setTimeout> | undefined
-  #gatherTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #settles: SettleQueue
   /** The start loop's progress and purge intervals. */
   readonly #timers: ReturnType<typeof setInterval>[] = []
-  /** A settle that failed, for the pump to report (run) or throw (drain). */
-  #settleError: { error: unknown } | null = null
-  /** Settle statements started so far, to tell a continuation skipped behind our own settle from an empty one. */
-  #settleRounds = 0
   /** Worth starting new aggregates from their heads: woken, polled, a slot freed, or the last claim filled. */
   #wantHeads = true
   /** Times something asked for a claim from the heads (a wake, a poll, a finished aggregate). */
@@ -246,52 +101,19 @@ export class OutboxRelay {
   #instruments: RelayInstruments | null = null
   #metered = false
 
+  /** Every option is checked here (VALIDATION): see resolveRelayOptions. */
   constructor(options: RelayOptions) {
-    this.#outbox = options.outbox
-    this.#publisher = options.publisher
-    this.owner = options.owner ?? `relay_${randomBytes(8).toString('hex')}`
-    assertId(this.owner, 'owner')
-    this.#batchSize = options.batchSize ?? 500
-    this.#perAggregate = options.perAggregate ?? 100
-    this.#leaseMs = options.leaseMs ?? 30_000
-    this.#maxAttempts = options.maxAttempts ?? 10
-    this.#backoff = { baseMs: options.backoff?.baseMs ?? 500, maxMs: options.backoff?.maxMs ?? 60_000 }
-    this.#brokerRetry = {
-      baseMs: options.brokerRetry?.baseMs ?? 250,
-      maxMs: options.brokerRetry?.maxMs ?? 5000,
-    }
-    this.#pollIntervalMs = options.pollIntervalMs ?? 1000
-    this.#concurrency = options.publishConcurrency ?? 32
-    this.#retentionMs = options.retentionMs
-    this.#purgeBatchSize = options.purgeBatchSize ?? 1000
-    this.#purgeIntervalMs = options.purgeIntervalMs ?? 60_000
-    this.#progressIntervalMs = options.progressIntervalMs ?? 10_000
-    this.#onProgress = options.onProgress
-    this.#onError = options.onError ?? defaultOnError
-    this.#random = options.random ?? Math.random
-    this.#wakeOnCommit = options.wakeOnCommit ?? true
-    this.#logger = options.logger ?? silentLogger
-    this.#metricsOption = options.metrics ?? 'auto'
-    assertPositiveInt(this.#batchSize, 'batchSize', 10_000)
-    assertPositiveInt(this.#perAggregate, 'perAggregate', 10_000)
-    assertPositiveInt(this.#leaseMs, 'leaseMs', 2_147_483_647)
-    assertPositiveInt(this.#maxAttempts, 'maxAttempts', 2_147_483_647)
-    assertPositiveInt(this.#concurrency, 'publishConcurrency', 10_000)
-    assertPositiveInt(this.#purgeBatchSize, 'purgeBatchSize', 100_000)
-    assertPositiveInt(this.#pollIntervalMs, 'pollIntervalMs', 86_400_000)
-    assertPositiveInt(this.#progressIntervalMs, 'progressIntervalMs', 86_400_000)
-    assertPositiveInt(this.#purgeIntervalMs, 'purgeIntervalMs', 86_400_000)
-    for (const [field, b] of [
-      ['backoff', this.#backoff],
-      ['brokerRetry', this.#brokerRetry],
-    ] as const) {
-      if (!(b.baseMs >= 0) || !(b.maxMs >= b.baseMs) || !Number.isFinite(b.maxMs)) {
-        throw new ValidationError(`${field} needs 0 <= baseMs <= maxMs`, { details: { field } })
-      }
-    }
-    if (this.#retentionMs !== undefined && !(this.#retentionMs >= 0)) {
-      throw new ValidationError('retentionMs must be >= 0', { details: { field: 'retentionMs' } })
-    }
+    this.#o = resolveRelayOptions(options)
+    this.owner = this.#o.owner
+    this.#settles = new SettleQueue({
+      outbox: this.#o.outbox,
+      owner: this.owner,
+      maxAttempts: this.#o.maxAttempts,
+      enough: Math.min(100, Math.ceil(this.#o.batchSize / 4)),
+      urgent: () => this.#stopping || this.#outage !== null,
+      settled: (items, result) => this.#settled(items, result),
+      wake: () => this.#signal(),
+    })
   }
 
   /** True between `start()` and the end of `stop()`. */
@@ -358,17 +180,17 @@ export class OutboxRelay {
   async close(): Promise<void> {
     await this.stop()
     this.#instruments?.close()
-    await this.#publisher.close?.()
+    await this.#o.publisher.close?.()
   }
 
   /** Deletes published events older than `retentionMs` in bounded statements; returns how many. */
   async purgeOnce(maxBatches = 100): Promise<number> {
-    if (this.#retentionMs === undefined) return 0
+    if (this.#o.retentionMs === undefined) return 0
     let total = 0
     for (let i = 0; i < maxBatches && !this.#stopping; i++) {
-      const n = await this.#outbox.purgePublished(this.#retentionMs, this.#purgeBatchSize)
+      const n = await this.#o.outbox.purgePublished(this.#o.retentionMs, this.#o.purgeBatchSize)
       total += n
-      if (n < this.#purgeBatchSize) break
+      if (n < this.#o.purgeBatchSize) break
     }
     this.#purged += total
     return total
@@ -376,7 +198,7 @@ export class OutboxRelay {
 
   /** Counts so far plus the outbox's lag (one store query). */
   async progress(): Promise<RelayProgress> {
-    const lag = await this.#outbox.lag()
+    const lag = await this.#o.outbox.lag()
     this.#lastLag = lag
     return {
       owner: this.owner,
@@ -395,17 +217,17 @@ export class OutboxRelay {
 
   async #run(): Promise<void> {
     await this.#ensureInstruments()
-    this.#logger.log('info', 'relay started', {
+    this.#o.logger.log('info', 'relay started', {
       owner: this.owner,
-      batchSize: this.#batchSize,
-      perAggregate: this.#perAggregate,
-      publishConcurrency: this.#concurrency,
-      leaseMs: this.#leaseMs,
+      batchSize: this.#o.batchSize,
+      perAggregate: this.#o.perAggregate,
+      publishConcurrency: this.#o.publishConcurrency,
+      leaseMs: this.#o.leaseMs,
     })
     let subscription: OutboxSubscription | null = null
-    if (this.#wakeOnCommit && this.#outbox.subscribe) {
+    if (this.#o.wakeOnCommit && this.#o.outbox.subscribe) {
       try {
-        subscription = await this.#outbox.subscribe(() => {
+        subscription = await this.#o.outbox.subscribe(() => {
           this.#headsWanted()
           this.#signal()
         })
@@ -420,16 +242,16 @@ export class OutboxRelay {
       reporting = true
       try {
         const p = await this.progress()
-        this.#onProgress?.(p)
+        this.#o.onProgress?.(p)
       } catch (error) {
         this.#reportError(error, 'progress failed')
       } finally {
         reporting = false
       }
     }
-    if (this.#onProgress || this.#metered) timers.push(setInterval(report, this.#progressIntervalMs))
+    if (this.#o.onProgress || this.#metered) timers.push(setInterval(report, this.#o.progressIntervalMs))
     let purging = false
-    if (this.#retentionMs !== undefined) {
+    if (this.#o.retentionMs !== undefined) {
       const purge = async () => {
         if (purging) return
         purging = true
@@ -442,15 +264,15 @@ export class OutboxRelay {
         }
       }
       void purge()
-      timers.push(setInterval(purge, this.#purgeIntervalMs))
+      timers.push(setInterval(purge, this.#o.purgeIntervalMs))
     }
     try {
       await this.#pump('run')
     } finally {
       for (const t of timers.splice(0)) clearInterval(t)
       await subscription?.close().catch(() => {})
-      if (this.#onProgress) await report()
-      this.#logger.log('info', 'relay stopped', { owner: this.owner, ...this.#totals })
+      if (this.#o.onProgress) await report()
+      this.#o.logger.log('info', 'relay stopped', { owner: this.owner, ...this.#totals })
     }
   }
 
@@ -462,21 +284,19 @@ export class OutboxRelay {
     this.#headsWanted()
     let lastClaimed = 0
     let progressAtClaim = -1
-    const settled = () => this.#flushing === null && this.#toSettle.length === 0
+    const settled = () => this.#settles.idle
     try {
       while (!this.#stopping) {
-        const failed = this.#settleError
+        const failed = this.#settles.takeFailure()
         if (failed) {
-          this.#settleError = null
           if (mode === 'drain') throw failed.error
           this.#reportError(failed.error, 'settling failed; retrying')
-          clearTimeout(this.#flushRetry)
-          this.#flushRetry = setTimeout(() => this.#flushNow(), this.#pollIntervalMs)
+          this.#settles.retryAfter(this.#o.pollIntervalMs)
         }
         if (this.#outage && !this.#outage.paused) {
           // Publishes stopped; wait for the workers to give their events back, then pause or end.
           if (this.#workers > 0 || !settled()) {
-            await this.#waitSignal(this.#pollIntervalMs)
+            await this.#waitSignal(this.#o.pollIntervalMs)
             continue
           }
           if (mode === 'drain') return
@@ -487,8 +307,8 @@ export class OutboxRelay {
         try {
           if (mode === 'drain' && this.#aggregates.size === 0) {
             if (!settled()) {
-              this.#flushNow()
-              await this.#waitSignal(this.#pollIntervalMs)
+              this.#settles.flushNow()
+              await this.#waitSignal(this.#o.pollIntervalMs)
               continue
             }
             // Nothing moved since the last claim (every event released or lost): stop rather than spin.
@@ -502,13 +322,13 @@ export class OutboxRelay {
         } catch (error) {
           if (mode === 'drain') throw error
           this.#reportError(error, 'store error; retrying')
-          await this.#waitSignal(this.#pollIntervalMs)
+          await this.#waitSignal(this.#o.pollIntervalMs)
           continue
         }
         if (claimed > 0) continue
         if (mode === 'drain' && claimed === 0 && this.#askedHeads && this.#aggregates.size === 0 && settled())
           return
-        if (!(await this.#waitSignal(this.#pollIntervalMs))) this.#headsWanted()
+        if (!(await this.#waitSignal(this.#o.pollIntervalMs))) this.#headsWanted()
       }
     } finally {
       // Stopping (or a store error while draining): workers give back what they have not started.
@@ -518,17 +338,11 @@ export class OutboxRelay {
       for (const a of [...this.#aggregates.values()]) this.#releaseRest(a)
       this.#aggregates.clear()
       this.#line.length = 0
-      clearTimeout(this.#flushRetry)
-      clearTimeout(this.#gatherTimer)
-      this.#gatherTimer = undefined
-      await this.#flushing
       try {
-        await this.#flushSettle()
+        await this.#settles.drain()
       } catch (error) {
         if (mode === 'run') this.#reportError(error, 'settling on stop failed; the leases will lapse')
       }
-      this.#settleError = null
-      this.#toSettle.length = 0
       this.#held = 0
       if (mode === 'drain') this.#stopping = false
     }
@@ -539,12 +353,12 @@ export class OutboxRelay {
    * heads when worthwhile. Returns the events claimed, or -1 when no claim was worth making.
    */
   async #claim(): Promise<number> {
-    const room = this.#batchSize - this.#held
+    const room = this.#o.batchSize - this.#held
     // Top up only once half the hand is free, so claims are few and large.
-    if (room <= 0 || (this.#held > 0 && room < this.#batchSize / 2)) return -1
+    if (room <= 0 || (this.#held > 0 && room < this.#o.batchSize / 2)) return -1
     const probing = this.#outage?.paused === true
     const continuing = [...this.#aggregates.values()].filter(
-      (a) => a.more && !a.aborted && a.queue.length < Math.max(1, this.#perAggregate / 2),
+      (a) => a.more && !a.aborted && a.queue.length < Math.max(1, this.#o.perAggregate / 2),
     )
     const cursors = continuing.map((a) => ({ tenantId: a.last.tenantId, eventId: a.last.id }))
     // The aggregates this claim continues, as they are when it is sent.
@@ -552,20 +366,20 @@ export class OutboxRelay {
     const newAggregates = probing ? (this.#aggregates.size === 0 ? 1 : 0) : this.#wantHeads ? room : 0
     if (cursors.length === 0 && newAggregates === 0) return -1
     const claimedAt = Date.now()
-    const roundsBefore = this.#settleRounds
+    const roundsBefore = this.#settles.rounds
     const wakesBefore = this.#wakes
-    const flushingBefore = this.#flushing !== null
-    const events = await this.#outbox.claim({
+    const flushingBefore = this.#settles.inFlight
+    const events = await this.#o.outbox.claim({
       owner: this.owner,
-      limit: probing ? Math.min(room, this.#perAggregate) : room,
-      leaseMs: this.#leaseMs,
-      perAggregate: this.#perAggregate,
+      limit: probing ? Math.min(room, this.#o.perAggregate) : room,
+      leaseMs: this.#o.leaseMs,
+      perAggregate: this.#o.perAggregate,
       newAggregates,
       ...(cursors.length > 0 ? { continueAfter: cursors } : {}),
     })
     // Do not start a publish the lease may not cover: another relay could take the event over meanwhile and
     // it would go out twice for nothing. Measured from before the claim, so on the safe side.
-    const deadline = claimedAt + this.#leaseMs - Math.min(1000, this.#leaseMs / 10)
+    const deadline = claimedAt + this.#o.leaseMs - Math.min(1000, this.#o.leaseMs / 10)
     const counts = new Map<Aggregate, number>()
     /** Aggregates this claim started from their head: the rest of their events in it follow. */
     const startedNow = new Set<Aggregate>()
@@ -605,10 +419,10 @@ export class OutboxRelay {
       this.#held += 1
       counts.set(a, (counts.get(a) ?? 0) + 1)
     }
-    const cut = events.length >= (probing ? Math.min(room, this.#perAggregate) : room)
+    const cut = events.length >= (probing ? Math.min(room, this.#o.perAggregate) : room)
     // A settle of ours ran beside the claim: it may have held the row a continuation had to lock, so an
     // empty continuation then says nothing about what is ready.
-    const raced = flushingBefore || this.#settleRounds !== roundsBefore || this.#flushing !== null
+    const raced = flushingBefore || this.#settles.rounds !== roundsBefore || this.#settles.inFlight
     // Heads were asked for: worth asking again at once only if the claim filled what it asked (more may
     // wait), or something woke the relay meanwhile.
     if (newAggregates > 0 && started < newAggregates && !cut && this.#wakes === wakesBefore)
@@ -616,7 +430,7 @@ export class OutboxRelay {
     for (const a of this.#aggregates.values()) {
       const n = counts.get(a)
       if (n !== undefined) {
-        a.more = n >= this.#perAggregate || cut
+        a.more = n >= this.#o.perAggregate || cut
         a.emptyRaces = 0
       } else if (sentFor.get(a.key) === a) {
         if (raced && a.emptyRaces === 0) a.emptyRaces = 1
@@ -644,7 +458,7 @@ export class OutboxRelay {
   }
 
   #startWorkers(): void {
-    while (this.#workers < this.#concurrency && this.#line.length > 0) {
+    while (this.#workers < this.#o.publishConcurrency && this.#line.length > 0) {
       const a = this.#line.shift()!
       a.queued = false
       this.#workers += 1
@@ -662,7 +476,7 @@ export class OutboxRelay {
   async #work(a: Aggregate): Promise<void> {
     a.working = true
     try {
-      for (let n = 0; n < this.#perAggregate && a.queue.length > 0; n++) {
+      for (let n = 0; n < this.#o.perAggregate && a.queue.length > 0; n++) {
         const held = a.queue[0]!
         if (this.#stopping || (this.#outage && !this.#outage.paused) || Date.now() >= held.deadline) {
           a.aborted = true
@@ -670,7 +484,7 @@ export class OutboxRelay {
         }
         const started = performance.now()
         try {
-          await this.#publisher.publish(held.event)
+          await this.#o.publisher.publish(held.event)
         } catch (error) {
           a.queue.shift()
           a.aborted = true
@@ -683,7 +497,7 @@ export class OutboxRelay {
               eventId: held.event.id,
               outcome: 'failed',
               error: describeError(error),
-              backoffMs: backoffDelay(held.event.attempts + 1, this.#backoff, this.#random),
+              backoffMs: backoffDelay(held.event.attempts + 1, this.#o.backoff, this.#o.random),
             })
           }
           break
@@ -693,7 +507,7 @@ export class OutboxRelay {
         this.#instruments?.deliveryLatency(Date.now() - Date.parse(held.event.occurredAt))
         this.#brokerUp()
         this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'published' })
-        if (a.more && a.queue.length < this.#perAggregate / 2) this.#signal()
+        if (a.more && a.queue.length < this.#o.perAggregate / 2) this.#signal()
       }
     } finally {
       a.working = false
@@ -715,72 +529,28 @@ export class OutboxRelay {
   }
 
   #settle(item: SettleItem): void {
-    this.#toSettle.push(item)
-    this.#startFlush()
+    this.#settles.add(item)
   }
 
-  /**
-   * Starts a settle statement unless one is in flight (then the items wait for the next), beside claims. A
-   * few items wait up to SETTLE_GATHER_MS for company: one statement per round, not one per publish.
-   */
-  #startFlush(): void {
-    if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
-    const enough = this.#toSettle.length >= Math.min(100, Math.ceil(this.#batchSize / 4))
-    if (!enough && !this.#stopping && this.#outage === null) {
-      this.#gatherTimer ??= setTimeout(() => {
-        this.#gatherTimer = undefined
-        this.#flushNow()
-      }, SETTLE_GATHER_MS)
-      return
+  /** Counts what a settle statement did, and frees the relay's hands. */
+  #settled(items: readonly SettleItem[], result: ReadonlyMap<string, string>): void {
+    const add = (key: keyof Counters, n = 1) => {
+      this.#totals[key] += n
+      this.#instruments?.count(key, n)
     }
-    this.#flushNow()
-  }
-
-  #flushNow(): void {
-    clearTimeout(this.#gatherTimer)
-    this.#gatherTimer = undefined
-    if (this.#flushing !== null || this.#toSettle.length === 0 || this.#settleError !== null) return
-    this.#flushing = this.#flushSettle(false)
-      .catch((error: unknown) => {
-        this.#settleError = { error }
-      })
-      .finally(() => {
-        this.#flushing = null
-        this.#startFlush()
-        this.#signal()
-      })
-  }
-
-  /** Sends what workers settled: one statement (bounded), or until nothing is left when `all`. */
-  async #flushSettle(all = true): Promise<void> {
-    for (let first = true; this.#toSettle.length > 0 && (all || first); first = false) {
-      const items = this.#toSettle.splice(0, 5000)
-      this.#settleRounds += 1
-      let result: ReadonlyMap<string, string>
-      try {
-        result = await this.#outbox.settle({ owner: this.owner, items, maxAttempts: this.#maxAttempts })
-      } catch (error) {
-        this.#toSettle.unshift(...items)
-        throw error
-      }
-      const add = (key: keyof Counters, n = 1) => {
-        this.#totals[key] += n
-        this.#instruments?.count(key, n)
-      }
-      for (const item of items) {
-        this.#held -= 1
-        const status = result.get(item.eventId)
-        if (status === 'published') add('published')
-        else if (status === 'pending') add('retried')
-        else if (status === 'dead') add('dead')
-        else if (status === 'released') add('released')
-        else if (item.outcome !== 'released') add('lostLeases')
-      }
-      if (this.#held < 0) this.#held = 0
-      // Events committed behind these ones became heads only now: a claim from the heads is worth it (a
-      // wake that came while they were unsettled found nothing).
-      this.#headsWanted()
+    for (const item of items) {
+      this.#held -= 1
+      const status = result.get(item.eventId)
+      if (status === 'published') add('published')
+      else if (status === 'pending') add('retried')
+      else if (status === 'dead') add('dead')
+      else if (status === 'released') add('released')
+      else if (item.outcome !== 'released') add('lostLeases')
     }
+    if (this.#held < 0) this.#held = 0
+    // Events committed behind these ones became heads only now: a claim from the heads is worth it (a
+    // wake that came while they were unsettled found nothing).
+    this.#headsWanted()
   }
 
   // ---- broker outages -------------------------------------------------------------------------------------
@@ -788,8 +558,8 @@ export class OutboxRelay {
   #brokerDown(error: unknown): void {
     const outage = this.#outage
     if (outage === null) {
-      this.#outage = { since: Date.now(), error, pauseMs: this.#brokerRetry.baseMs, paused: false }
-      this.#logger.log(
+      this.#outage = { since: Date.now(), error, pauseMs: this.#o.brokerRetry.baseMs, paused: false }
+      this.#o.logger.log(
         'warn',
         'broker unreachable: publishing paused, events given back without an attempt',
         {
@@ -802,7 +572,7 @@ export class OutboxRelay {
       // A probe failed: pause again, longer.
       outage.paused = false
       outage.error = error
-      outage.pauseMs = Math.min(this.#brokerRetry.maxMs, Math.max(1, outage.pauseMs * 2))
+      outage.pauseMs = Math.min(this.#o.brokerRetry.maxMs, Math.max(1, outage.pauseMs * 2))
     }
     this.#signal()
   }
@@ -812,7 +582,7 @@ export class OutboxRelay {
     if (outage === null) return
     this.#outage = null
     this.#headsWanted()
-    this.#logger.log('info', 'broker reachable again: publishing resumed', {
+    this.#o.logger.log('info', 'broker reachable again: publishing resumed', {
       owner: this.owner,
       downMs: Date.now() - outage.since,
     })
@@ -824,7 +594,7 @@ export class OutboxRelay {
     const outage = this.#outage
     if (!outage) return
     const abort = new AbortController()
-    const reachable = this.#publisher.whenReachable?.(abort.signal).then(
+    const reachable = this.#o.publisher.whenReachable?.(abort.signal).then(
       () => true,
       () => false,
     )
@@ -838,7 +608,7 @@ export class OutboxRelay {
 
   async #ensureInstruments(): Promise<void> {
     if (this.#instruments) return
-    const meter = await loadMeter(this.#metricsOption)
+    const meter = await loadMeter(this.#o.metrics)
     this.#metered = meter !== null
     this.#instruments = relayInstruments(meter, this.owner, {
       brokerUp: () => this.#outage === null,
@@ -847,9 +617,9 @@ export class OutboxRelay {
   }
 
   #reportError(error: unknown, what: string | null): void {
-    if (what !== null) this.#logger.log('error', what, { owner: this.owner, error: describeError(error) })
+    if (what !== null) this.#o.logger.log('error', what, { owner: this.owner, error: describeError(error) })
     try {
-      this.#onError(error)
+      this.#o.onError(error)
     } catch {
       // onError is the last resort; its own failure has nowhere to go.
     }

@@ -14,7 +14,14 @@ export const POSTGRES_ADMIN_URL =
   process.env.USER_ENGINE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 export const NATS_URL = process.env.USER_ENGINE_TEST_NATS_URL ?? 'nats://127.0.0.1:4222'
 
-function probe(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+// Generous, and tried three times: a busy event loop (PGlite compiling its wasm beside it) can make a 1 s
+// timer fire before a connect that already succeeded is seen, and under CI=true a false "down" fails the run.
+async function probe(host: string, port: number): Promise<boolean> {
+  for (let attempt = 0; attempt < 3; attempt++) if (await probeOnce(host, port, 5000)) return true
+  return false
+}
+
+function probeOnce(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port })
     const done = (ok: boolean) => {

@@ -1,5 +1,5 @@
 import { type Logger, lineLogger } from '../../domain/logger.js'
-import type { RelayOptions, RelayProgress } from '../../outbox/relay.js'
+import type { RelayOptions, RelayProgress } from '../../outbox/relay-options.js'
 import type { CommandContext } from '../shared/command.js'
 import { ExitCode } from '../shared/exit-codes.js'
 import { redactUrl } from '../shared/open-store.js'

@@ -3,7 +3,8 @@
  * import never loads a broker client; the NATS packages are optional peers, loaded on first connect.
  */
 import type { OutboxAccess } from '../../store/store.js'
-import { OutboxRelay, type RelayOptions } from '../relay.js'
+import { OutboxRelay } from '../relay.js'
+import type { RelayOptions } from '../relay-options.js'
 import { JetStreamPublisher, type JetStreamPublisherOptions } from './jetstream-publisher.js'
 
 export {
