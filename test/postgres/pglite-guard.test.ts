@@ -25,7 +25,7 @@ import { type ErrorCode, isUserEngineError, type UserEngineError } from '../../s
 import { importOptional } from '../../src/domain/optional-import.js'
 import { createKeyring, generateKey } from '../../src/engine/keyring.js'
 import { UserEngine } from '../../src/engine/user-engine.js'
-import { PGLITE_LOCK_FILE } from '../../src/store/postgres/driver/pglite-driver.js'
+import { PGLITE_LOCK_FILE } from '../../src/store/postgres/driver/data-dir-lock.js'
 import { createPgliteStore } from '../../src/store/postgres/pglite.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import { openPgliteImage } from '../support/images.js'
