@@ -1,3 +1,5 @@
+// Long on purpose: the facade is one delegating method per use case, each with the JSDoc a service team
+// reads in its editor; the work lives in the feature modules it imports.
 import type {
   ProfileRecord,
   ProfileValue,

@@ -1,3 +1,5 @@
+// Long on purpose: one state machine (claim, per-aggregate workers, outage pause) whose fields every part
+// reads; its options, settle statements, backoff and error text live in files of their own.
 import { ValidationError } from '../domain/errors.js'
 import type { OutboxEntry } from '../domain/records.js'
 import type { OutboxLag, OutboxSubscription, SettleItem } from '../store/store.js'

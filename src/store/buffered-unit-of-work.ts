@@ -1,3 +1,5 @@
+// Long on purpose: one class, the UnitOfWork contract's 24 methods, each buffering and checking its
+// write the same way; splitting it would scatter the one buffer they share.
 import { ConflictError, ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
 import { LIMITS } from '../domain/limits.js'
