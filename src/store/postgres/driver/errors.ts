@@ -99,6 +99,7 @@ export function describeTarget(target: ConnectionTarget): string {
 
 // The target a failed query's connection had, so toStoreError can name it (driver errors have no room).
 const targets = new WeakMap<object, ConnectionTarget>()
+const NO_TARGET: ConnectionTarget = { host: '', port: '', secrets: [] }
 
 /** Remembers which server an error came from; returns the error unchanged. */
 export function noteTarget<E>(error: E, target: ConnectionTarget): E {
@@ -140,7 +141,8 @@ const REFUSAL_HINTS: Readonly<Record<string, string>> = {
   '28000': "check the user name in the connection string and the server's pg_hba.conf",
   '28P01': 'check the user name and password in the connection string',
   '42501': 'grant the role CONNECT on the database',
-  '08P01': 'the server or a pooler in front of it refused the startup parameters',
+  '08P01':
+    'a protocol violation: the server or a pooler in front of it (PgBouncer) refused what was sent, such as a startup parameter it does not support',
   '08004': 'the server refused the connection',
 }
 
@@ -215,13 +217,35 @@ export function connectError(error: unknown, target: ConnectionTarget): unknown 
  */
 export function toStoreError(error: unknown, what: string): unknown {
   if (error instanceof UserEngineError) return error
-  if (isConnectionError(error)) {
+  const state = sqlState(error)
+  if (isConnectionError(error) || (state !== null && REFUSED_08.has(state))) {
     const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
     const at = target === undefined ? '' : ` at ${describeTarget(target)}`
-    return new UserEngineError(ErrorCode.STORE_UNAVAILABLE, `the database${at} is unavailable (${what})`, {
-      cause: sanitizeDatabaseError(error),
-      ...(target === undefined ? {} : { details: { host: target.host, port: target.port } }),
-    })
+    const details = {
+      ...(target === undefined ? {} : { host: target.host, port: target.port }),
+      ...(state === null ? {} : { sqlState: state }),
+    }
+    // The server's (or pooler's) own words, which for these states name no value: what the operator needs.
+    const said =
+      state === null
+        ? ''
+        : `: ${serverText((error as { message?: unknown }).message, target ?? NO_TARGET) || 'no reason given'} (SQLSTATE ${state})`
+    if (state !== null && REFUSED_08.has(state)) {
+      // A protocol violation or a rejected connection: the same request fails again, so no retry advice.
+      return new UserEngineError(
+        ErrorCode.STORE_REFUSED,
+        `the database${at} refused the request (${what})${said}; ${REFUSAL_HINTS[state]}`,
+        { cause: sanitizeDatabaseError(error), details },
+      )
+    }
+    return new UserEngineError(
+      ErrorCode.STORE_UNAVAILABLE,
+      `the database${at} is unavailable (${what})${said}`,
+      {
+        cause: sanitizeDatabaseError(error),
+        ...(Object.keys(details).length === 0 ? {} : { details }),
+      },
+    )
   }
   if (sqlState(error) !== null) return sanitizeDatabaseError(error)
   return error

@@ -54,7 +54,7 @@ export async function assertLockHolder(session: SqlSession, backendPid: number):
   if (pid !== backendPid) {
     throw new UserEngineError(
       ErrorCode.POOLED_CONNECTION,
-      'schema work moved between server connections (a transaction-mode pooler?): the migration lock would protect nothing, so nothing more was applied. Use a direct or session-mode connection for migrate (USER_ENGINE_MIGRATION_URL); the pooled connection holding the lock keeps it until it is closed',
+      'schema work moved between server connections (a transaction-mode pooler?): the migration lock would protect nothing, so nothing more was applied. Use a direct connection to the server for migrate (USER_ENGINE_MIGRATION_URL); the pooled connection holding the lock keeps it until it is closed',
       { details: { lockBackendPid: backendPid, backendPid: pid } },
     )
   }

@@ -301,6 +301,9 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
     migrate: () =>
       wrap('migrate', () =>
         driver.session(async (session) => {
+          // Before the lock: a session lock taken through a transaction-mode pooler stays on a server
+          // connection the pooler keeps, where no unlock of ours may ever land.
+          if ((await session.throughPooler?.()) === true) throw pooledRefusal()
           const { waitedMs: lockWaitMs, backendPid } = await acquireAdvisoryLock(session, {
             key: lockKey,
             timeoutMs: lockTimeoutMs,
@@ -333,6 +336,14 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
         }),
       ),
   }
+}
+
+function pooledRefusal(): UserEngineError {
+  return new UserEngineError(
+    ErrorCode.POOLED_CONNECTION,
+    'the connection goes through a pooler (the server process answering is not the one the connection announced): migrate refuses before taking the migration lock, which a transaction-mode pooler would leave on a server connection it keeps; nothing was applied. Run schema work over a direct connection to the server (USER_ENGINE_MIGRATION_URL)',
+    { details: { pooler: true } },
+  )
 }
 
 function failed(m: PlannedMigration, error: unknown, where = ''): UserEngineError {
