@@ -65,6 +65,8 @@ export interface PgBouncerOptions {
   readonly poolSize?: number
   /** PgBouncer 1.21+: prepared statements it tracks per server connection (left out when not given). */
   readonly maxPreparedStatements?: number
+  /** Seconds a client may wait for a server connection before PgBouncer gives up (default 120). */
+  readonly queryWaitTimeout?: number
 }
 
 export interface PgBouncer {
@@ -107,6 +109,7 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
       // Per-test databases come and go: a server connection to a dropped one must not linger.
       'server_idle_timeout = 5',
       'ignore_startup_parameters = extra_float_digits',
+      ...(options.queryWaitTimeout === undefined ? [] : [`query_wait_timeout = ${options.queryWaitTimeout}`]),
       ...(options.maxPreparedStatements === undefined
         ? []
         : [`max_prepared_statements = ${options.maxPreparedStatements}`]),
