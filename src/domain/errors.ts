@@ -67,7 +67,7 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   MIGRATION_FAILED:
     'A migration failed and was rolled back (or left an invalid index); the version is not recorded.',
   POOLED_CONNECTION:
-    'Schema work (migrate) moved between server connections, as a transaction-mode pooler does; it stopped before its next step. Run it over a direct or session-mode connection.',
+    'A pooler stands between the client and the server where that is unsafe: migrate found one before taking its lock, or its statements moved between server connections, and stopped before its next step (run it over a direct connection); or prepared statements reached a server connection that did not prepare them (turn preparedStatements off).',
   KEY_NOT_FOUND:
     'A stored secret names an encryption key that is not in the keyring, or no keyring is configured.',
   DATA_CORRUPTED:

@@ -3,8 +3,9 @@ import { after, describe, test } from 'node:test'
 import { isUserEngineError } from '../../src/domain/errors.js'
 import type { SqlDriver, SqlSession } from '../../src/store/postgres/driver/driver.js'
 import { createNodePostgresDriver } from '../../src/store/postgres/driver/node-postgres-driver.js'
+import { acquireAdvisoryLock, releaseAdvisoryLock } from '../../src/store/postgres/schema/lock.js'
 import { createMigrator } from '../../src/store/postgres/schema/runner.js'
-import { createTestDatabase, postgresSkip, type TestDatabase } from '../support/services.js'
+import { createTestDatabase, postgresSkip, rawClient, type TestDatabase } from '../support/services.js'
 
 /**
  * What a transaction-mode pooler does to a session: each statement may land on another server connection.
@@ -45,7 +46,7 @@ describe('schema work behind a transaction-mode pooler', { skip }, () => {
     try {
       await assert.rejects(createMigrator(transactionPooled(a, b)).migrate(), (e) => {
         assert.ok(isUserEngineError(e, 'POOLED_CONNECTION'), String(e))
-        assert.match(e.message, /direct or session-mode connection/)
+        assert.match(e.message, /direct connection to the server/)
         return true
       })
       const status = await createMigrator(a).status()
@@ -56,6 +57,35 @@ describe('schema work behind a transaction-mode pooler', { skip }, () => {
     } finally {
       await a.close()
       await b.close()
+    }
+  })
+
+  test("a second migrator handed the holder's server connection is refused, not given the lock again", async () => {
+    const db = await createTestDatabase('ue_pooled')
+    dbs.push(db)
+    const driver = await createNodePostgresDriver({ connectionString: db.url })
+    const other = await rawClient(db.url)
+    const free = async () =>
+      (await other.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(42) AND pg_advisory_unlock(42) AS ok'))
+        .rows[0]?.ok
+    try {
+      await driver.session(async (serverConnection) => {
+        // Advisory locks are re-entrant per server connection: what a pooler turns into two holders.
+        const first = await acquireAdvisoryLock(serverConnection, { key: '42', timeoutMs: 1000 })
+        await assert.rejects(acquireAdvisoryLock(serverConnection, { key: '42', timeoutMs: 1000 }), (e) => {
+          assert.ok(isUserEngineError(e, 'POOLED_CONNECTION'), String(e))
+          assert.match(e.message, /already holds the migration lock for another migrator/)
+          return true
+        })
+        // Another migrator's release unlocks nothing; the holder's does.
+        await releaseAdvisoryLock(serverConnection, { ...first, owner: 'someone-else' })
+        assert.equal(await free(), false, 'still held by the first migrator')
+        await releaseAdvisoryLock(serverConnection, first)
+        assert.equal(await free(), true, 'released once, and so free')
+      })
+    } finally {
+      await other.end()
+      await driver.close()
     }
   })
 })

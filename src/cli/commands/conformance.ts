@@ -56,6 +56,8 @@ export async function conformanceCommand(options: {
   } else {
     stores = await conformanceStoresFor(
       parseStoreLocation(resolveDatabaseUrl(options.databaseUrl, options.env, 'schema')),
+      // Through a pooler, cases are created and migrated over the direct URL.
+      { directUrl: options.env.USER_ENGINE_MIGRATION_URL || undefined },
     )
     factories = stores
     target = stores.description

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { ValidationError } from '../../domain/errors.js'
+import { ErrorCode, UserEngineError, ValidationError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import { InMemoryUserEngineStore } from '../../store/memory/index.js'
 import type { PgliteInstance } from '../../store/postgres/pglite-images.js'
 import { LATEST_SCHEMA_VERSION } from '../../store/schema-versions.js'
-import type { UserEngineStore } from '../../store/store.js'
+import type { MigrateResult, UserEngineStore } from '../../store/store.js'
 import type { PlantedSchemaVersion, StoreFactoryContext } from '../../testing/shared/types.js'
 
 // A history row as a newer release or a hand edit would leave it (insert, or replace that version's row).
@@ -34,13 +34,19 @@ export interface ConformanceStores {
 
 /**
  * Store factories for running the harness against a location without touching its data:
- * - postgres: every store gets a schema of its own (search_path), dropped afterwards;
+ * - postgres: every store gets a schema of its own (search_path, a startup parameter), dropped afterwards;
+ *   through a pooler, which refuses that parameter and cannot carry migrations, a database of its own per
+ *   case instead, created, migrated and dropped over `directUrl` (USER_ENGINE_MIGRATION_URL), with the
+ *   case's traffic through the pooler; without `directUrl` it refuses with POOLED_CONNECTION;
  * - pglite: in-memory PGlite databases loaded from images (`pglite-images.ts`: initdb and the migrations run
  *   once per process): a never-migrated one for each case that needs a database of its own, one migrated
  *   database shared by the others;
  * - memory: a new reference store per case.
  */
-export async function conformanceStoresFor(location: StoreLocation): Promise<ConformanceStores> {
+export async function conformanceStoresFor(
+  location: StoreLocation,
+  options: { readonly directUrl?: string | undefined } = {},
+): Promise<ConformanceStores> {
   if (location.kind === 'memory') {
     return {
       description: 'in-memory reference store, one per case',
@@ -49,7 +55,140 @@ export async function conformanceStoresFor(location: StoreLocation): Promise<Con
     }
   }
   if (location.kind === 'pglite') return pgliteStores()
+  if (await throughPooler(location.connectionString)) {
+    if (options.directUrl === undefined || !/^postgres(ql)?:\/\//.test(options.directUrl)) {
+      throw new UserEngineError(
+        ErrorCode.POOLED_CONNECTION,
+        'conformance: the database URL goes through a pooler, which refuses the per-case search_path and cannot carry the migrations every case runs; set USER_ENGINE_MIGRATION_URL to a direct postgres:// URL of the same server (cases then get a database of their own, created and migrated over it, with their traffic through the pooler)',
+        { details: { pooler: true } },
+      )
+    }
+    return pooledDatabaseStores(location.connectionString, options.directUrl)
+  }
   return postgresSchemaStores(location.connectionString)
+}
+
+async function throughPooler(connectionString: string): Promise<boolean> {
+  const { createNodePostgresDriver } = await import('../../store/postgres/driver/node-postgres-driver.js')
+  const driver = await createNodePostgresDriver({ connectionString })
+  try {
+    return (await driver.throughPooler?.()) === true
+  } finally {
+    await driver.close()
+  }
+}
+
+/** The same URL naming another database. */
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url)
+  u.pathname = `/${database}`
+  return u.toString()
+}
+
+/**
+ * A database per case through a pooler: the store talks through `pooledUrl`; CREATE/DROP DATABASE, the
+ * planted history rows and `migrate()` go over `directUrl`, as a service's deploy would run them.
+ */
+async function pooledDatabaseStores(pooledUrl: string, directUrl: string): Promise<ConformanceStores> {
+  const pg = (await importOptional(() => import('pg'), 'pg', 'conformance on a PostgreSQL server')).default
+  const { createNodePostgresStore } = await import('../../store/postgres/node-postgres.js')
+  const admin = new pg.Pool({ connectionString: directUrl, max: 1 })
+  admin.on('error', () => undefined)
+  const created = new Set<string>()
+  const databases = new Map<UserEngineStore, { database: string }>()
+
+  const newDatabase = async () => {
+    const database = `ue_conformance_pooled_${randomBytes(6).toString('hex')}`
+    await admin.query(`CREATE DATABASE ${database}`)
+    created.add(database)
+    return database
+  }
+  const directly = async <T>(database: string, fn: (store: UserEngineStore) => Promise<T>): Promise<T> => {
+    const store = await createNodePostgresStore({ connectionString: withDatabase(directUrl, database) })
+    try {
+      return await fn(store)
+    } finally {
+      await store.close()
+    }
+  }
+  const storeIn = async (database: string) => {
+    const inner = await createNodePostgresStore({ connectionString: withDatabase(pooledUrl, database) })
+    let closed = false
+    // Everything goes to the pooled store except migrate(), which goes direct once the store is open.
+    const store = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'close') {
+          return async () => {
+            closed = true
+            await target.close()
+          }
+        }
+        if (key === 'migrate' && !closed) {
+          return (): Promise<MigrateResult> => directly(database, (s) => s.migrate())
+        }
+        const value = Reflect.get(target, key, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    databases.set(store, { database })
+    return store
+  }
+  const dropDatabase = async (database: string) => {
+    if (!created.delete(database)) return
+    // FORCE: the pooler keeps server connections to it open after its clients left.
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+  }
+  const entryOf = (store: UserEngineStore, what: string) => {
+    const entry = databases.get(store)
+    if (!entry)
+      throw new ValidationError(`${what} takes a store this factory created`, { details: { field: 'store' } })
+    return entry
+  }
+  const destroy = async (store: UserEngineStore) => {
+    const entry = databases.get(store)
+    await store.close()
+    if (!entry) return
+    databases.delete(store)
+    const last = ![...databases.values()].some((e) => e.database === entry.database)
+    if (last && entry.database !== (await shared)) await dropDatabase(entry.database)
+  }
+  // Cases that do not need a database of their own share one (each uses its own tenant), as on PGlite.
+  let shared: Promise<string> | undefined
+  const sharedDatabase = () => {
+    shared ??= newDatabase().then(async (database) => {
+      await directly(database, (s) => s.migrate())
+      return database
+    })
+    return shared
+  }
+  return {
+    description:
+      'the Postgres server through a pooler, a database of its own per case that needs one, else one shared (dropped afterwards)',
+    createStore: async (ctx) => storeIn(ownDatabase(ctx) ? await newDatabase() : await sharedDatabase()),
+    destroyStore: destroy,
+    plantSchemaVersion: async (store, row) => {
+      const { database } = entryOf(store, 'plantSchemaVersion')
+      const client = new pg.Client({ connectionString: withDatabase(directUrl, database) })
+      await client.connect()
+      try {
+        await client.query(PLANT_HISTORY, [row.version, row.name, row.checksum])
+      } finally {
+        await client.end()
+      }
+    },
+    reopenStore: async (store) => storeIn(entryOf(store, 'reopenStore').database),
+    createSharedStores: async (count) => {
+      const database = await newDatabase()
+      const stores: UserEngineStore[] = []
+      for (let i = 0; i < count; i++) stores.push(await storeIn(database))
+      return stores
+    },
+    dispose: async () => {
+      await Promise.all([...databases.keys()].map(destroy))
+      for (const database of [...created]) await dropDatabase(database)
+      await admin.end()
+    },
+  }
 }
 
 async function pgliteStores(): Promise<ConformanceStores> {

@@ -11,6 +11,11 @@ export interface SqlSession {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<SqlResult<R>>
   /** A script of one or more statements without parameters (migration files). */
   exec(sql: string): Promise<void>
+  /**
+   * Optional: true when a pooler (PgBouncer, ...) stands between this connection and the server: the
+   * server process the connection announced at startup is not the one answering. Server drivers only.
+   */
+  throughPooler?(): Promise<boolean>
 }
 
 /**

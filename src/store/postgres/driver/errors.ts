@@ -99,6 +99,7 @@ export function describeTarget(target: ConnectionTarget): string {
 
 // The target a failed query's connection had, so toStoreError can name it (driver errors have no room).
 const targets = new WeakMap<object, ConnectionTarget>()
+const NO_TARGET: ConnectionTarget = { host: '', port: '', secrets: [] }
 
 /** Remembers which server an error came from; returns the error unchanged. */
 export function noteTarget<E>(error: E, target: ConnectionTarget): E {
@@ -133,6 +134,17 @@ const UNREACHABLE: Readonly<Record<string, string>> = {
 const isUnavailableState = (state: string) =>
   /^57P0[123]$/.test(state) || state.startsWith('53') || (state.startsWith('08') && !REFUSED_08.has(state))
 const REFUSED_08 = new Set(['08P01', '08004'])
+// PgBouncer reports its own passing conditions (a wait or timeout, a full or restarting pooler, a server it
+// cannot reach yet) as 08P01 too: those are unavailability, not a refusal.
+const POOLER_TRANSIENT =
+  /query_wait_timeout|query_timeout|idle_transaction_timeout|client_idle_timeout|server conn crashed|cannot connect to server|server_login_retry|try again later|no more connections allowed|shutting down|pause mode|server_lifetime/i
+/** A refusal the same request meets again: a protocol violation or a rejected connection, not a pooler's wait. */
+const isRefusal = (state: string | null, message: string): boolean =>
+  state !== null && REFUSED_08.has(state) && !POOLER_TRANSIENT.test(message)
+const messageOf = (error: unknown): string => {
+  const message = (error as { message?: unknown } | null)?.message
+  return typeof message === 'string' ? message : ''
+}
 
 // What to check, by startup SQLSTATE: the server's message says what is wrong, this says where to fix it.
 const REFUSAL_HINTS: Readonly<Record<string, string>> = {
@@ -140,7 +152,8 @@ const REFUSAL_HINTS: Readonly<Record<string, string>> = {
   '28000': "check the user name in the connection string and the server's pg_hba.conf",
   '28P01': 'check the user name and password in the connection string',
   '42501': 'grant the role CONNECT on the database',
-  '08P01': 'the server or a pooler in front of it refused the startup parameters',
+  '08P01':
+    'a protocol violation: the server or a pooler in front of it (PgBouncer) refused what was sent, such as a startup parameter it does not support',
   '08004': 'the server refused the connection',
 }
 
@@ -178,7 +191,8 @@ export function connectError(error: unknown, target: ConnectionTarget): unknown 
   const cause = sanitizeDatabaseError(error)
   const state = sqlState(error)
   const message = serverText((error as { message?: unknown } | null)?.message, target)
-  if (state !== null && !isUnavailableState(state)) {
+  const poolerWait = state !== null && REFUSED_08.has(state) && !isRefusal(state, message)
+  if (state !== null && !isUnavailableState(state) && !poolerWait) {
     const hint = REFUSAL_HINTS[state] ?? (state.startsWith('28') ? 'check the credentials' : null)
     return new UserEngineError(
       ErrorCode.STORE_REFUSED,
@@ -215,13 +229,35 @@ export function connectError(error: unknown, target: ConnectionTarget): unknown 
  */
 export function toStoreError(error: unknown, what: string): unknown {
   if (error instanceof UserEngineError) return error
-  if (isConnectionError(error)) {
+  const state = sqlState(error)
+  if (isConnectionError(error) || isRefusal(state, messageOf(error))) {
     const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
     const at = target === undefined ? '' : ` at ${describeTarget(target)}`
-    return new UserEngineError(ErrorCode.STORE_UNAVAILABLE, `the database${at} is unavailable (${what})`, {
-      cause: sanitizeDatabaseError(error),
-      ...(target === undefined ? {} : { details: { host: target.host, port: target.port } }),
-    })
+    const details = {
+      ...(target === undefined ? {} : { host: target.host, port: target.port }),
+      ...(state === null ? {} : { sqlState: state }),
+    }
+    // The server's (or pooler's) own words, which for these states name no value: what the operator needs.
+    const said =
+      state === null
+        ? ''
+        : `: ${serverText((error as { message?: unknown }).message, target ?? NO_TARGET) || 'no reason given'} (SQLSTATE ${state})`
+    if (state !== null && isRefusal(state, messageOf(error))) {
+      // A protocol violation or a rejected connection: the same request fails again, so no retry advice.
+      return new UserEngineError(
+        ErrorCode.STORE_REFUSED,
+        `the database${at} refused the request (${what})${said}; ${REFUSAL_HINTS[state] ?? 'retrying will not help'}`,
+        { cause: sanitizeDatabaseError(error), details },
+      )
+    }
+    return new UserEngineError(
+      ErrorCode.STORE_UNAVAILABLE,
+      `the database${at} is unavailable (${what})${said}`,
+      {
+        cause: sanitizeDatabaseError(error),
+        ...(Object.keys(details).length === 0 ? {} : { details }),
+      },
+    )
   }
   if (sqlState(error) !== null) return sanitizeDatabaseError(error)
   return error

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
-import { ValidationError } from '../../../domain/errors.js'
+import { ErrorCode, isUserEngineError, UserEngineError, ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
 import { optionsObject } from '../../../domain/validation.js'
 import type { SqlDriver, SqlListener, SqlResult, SqlSession } from './driver.js'
-import { type ConnectionTarget, connectError, isConnectionError, noteTarget } from './errors.js'
+import { type ConnectionTarget, connectError, isConnectionError, noteTarget, sqlState } from './errors.js'
 
 /** The part of a `pg` result the driver reads. */
 export interface PgQueryResultLike {
@@ -41,9 +41,10 @@ export interface NodePostgresDriverOptions {
   /** A pool the caller owns: `close()` leaves it open. */
   readonly pool?: PgPoolLike
   /**
-   * Named prepared statements for the store's parameterized statements (default true): each is parsed and
-   * planned once per connection. Turn off behind a pooler that cannot carry them across transactions
-   * (PgBouncer in transaction mode before 1.21, or with `max_prepared_statements = 0`).
+   * Named prepared statements for the store's parameterized statements: each is parsed and planned once per
+   * connection. By default on for a direct connection and off through a pooler (detected per connection:
+   * see `throughPooler`). `true` behind a pooler needs one that carries them across transactions (PgBouncer
+   * 1.21+ with `max_prepared_statements` above 0, or session mode); else calls fail with POOLED_CONNECTION.
    */
   readonly preparedStatements?: boolean
 }
@@ -225,26 +226,65 @@ async function loadPg() {
   return (await importOptional(() => import('pg'), 'pg', 'the node-postgres store')).default
 }
 
+/** A pg.Client announces its server process id (BackendKeyData) as `processID`. */
+interface PgProcessLike {
+  readonly processID?: unknown
+}
+
+// Whether each physical connection goes through a pooler, asked once per connection.
+const pooledConnections = new WeakMap<object, Promise<boolean>>()
+
+/**
+ * A pooler answers the startup itself and announces a process id of its own making (PgBouncer: random), so
+ * a connection whose announced id differs from `pg_backend_pid()` goes through one. A client that announces
+ * none (a caller's pool of another kind) counts as direct: there is nothing to compare.
+ */
+function throughPooler(client: PgClientLike): Promise<boolean> {
+  const announced = (client as PgClientLike & PgProcessLike).processID
+  if (typeof announced !== 'number') return Promise.resolve(false)
+  let pooled = pooledConnections.get(client)
+  if (pooled === undefined) {
+    pooled = client
+      .query('SELECT pg_backend_pid() AS pid')
+      .then((r) => Number((r.rows[0] as { pid?: unknown } | undefined)?.pid) !== announced)
+    pooledConnections.set(client, pooled)
+    pooled.catch(() => pooledConnections.delete(client))
+  }
+  return pooled
+}
+
+// 26000: no such prepared statement; 42P05: it exists already. Our statements are named once per connection,
+// so either means the statements of one connection reached several server connections.
+const MOVED_PREPARED_STATE = new Set(['26000', '42P05'])
+
+function preparedStatementMoved(error: unknown): UserEngineError {
+  const state = sqlState(error)
+  return new UserEngineError(
+    ErrorCode.POOLED_CONNECTION,
+    `a prepared statement was ${state === '26000' ? 'missing on' : 'already on'} the server connection (SQLSTATE ${state}): a pooler in transaction mode hands this connection's statements to several server connections and does not carry prepared statements (PgBouncer before 1.21, or max_prepared_statements = 0). Open the store with preparedStatements: false (or leave it unset), or set max_prepared_statements in PgBouncer 1.21+`,
+    { details: { sqlState: state } },
+  )
+}
+
 const toResult = <R>(r: PgQueryResultLike): SqlResult<R> => ({
   rows: r.rows as R[],
   rowCount: r.rowCount ?? 0,
 })
 
-function sessionOf(
-  client: Pick<PgClientLike, 'query'>,
-  target: ConnectionTarget,
-  prepared: boolean,
-): SqlSession {
+function sessionOf(client: PgClientLike, target: ConnectionTarget, prepared: boolean): SqlSession {
   return {
     query: async <R>(sql: string, params?: readonly unknown[]) => {
+      const values = params === undefined ? undefined : [...params]
+      const named = prepared && values !== undefined
       try {
-        const values = params === undefined ? undefined : [...params]
         return toResult<R>(
-          prepared && values !== undefined
+          named
             ? await client.query({ name: statementName(sql), text: sql, values })
             : await client.query(sql, values),
         )
       } catch (error) {
+        const state = sqlState(error)
+        if (named && state !== null && MOVED_PREPARED_STATE.has(state)) throw preparedStatementMoved(error)
         throw noteTarget(error, target)
       }
     },
@@ -256,6 +296,7 @@ function sessionOf(
         throw noteTarget(error, target)
       }
     },
+    throughPooler: () => throughPooler(client as PgClientLike),
   }
 }
 
@@ -292,7 +333,7 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     target = targetOf(typeof settings === 'object' && settings !== null ? settings : {})
   }
   const p = pool
-  const prepared = valid.preparedStatements ?? true
+  const preparedSetting = valid.preparedStatements
   const connect = async (): Promise<PgClientLike> => {
     try {
       return await p.connect()
@@ -301,14 +342,16 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     }
   }
   /** One statement on a pooled connection (what pool.query does, with the connect step typed). */
-  const onConnection = async <T>(fn: (client: PgClientLike) => Promise<T>): Promise<T> => {
+  const onConnection = async <T>(fn: (session: SqlSession) => Promise<T>): Promise<T> => {
     const client = await connect()
     let result: T
     try {
-      result = await fn(client)
+      // Unset: named statements on a direct connection only (a pooler may not carry them).
+      const prepared = preparedSetting ?? !(await throughPooler(client))
+      result = await fn(sessionOf(client, target, prepared))
     } catch (error) {
-      // A broken connection must not go back to the pool.
-      client.release(isConnectionError(error))
+      // A broken connection must not go back to the pool, nor one whose prepared statements are astray.
+      client.release(isConnectionError(error) || isUserEngineError(error, 'POOLED_CONNECTION'))
       throw noteTarget(error, target)
     }
     client.release()
@@ -318,10 +361,11 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   return {
     kind: 'postgres',
     query: <R>(sql: string, params?: readonly unknown[]) =>
-      onConnection((client) => sessionOf(client, target, prepared).query<R>(sql, params)),
+      onConnection((session) => session.query<R>(sql, params)),
     // A script must run on one connection (the pool may hand each query to a different one).
-    exec: (sql) => onConnection((client) => sessionOf(client, target, prepared).exec(sql)),
-    session: (fn) => onConnection((client) => fn(sessionOf(client, target, prepared))),
+    exec: (sql) => onConnection((session) => session.exec(sql)),
+    session: (fn) => onConnection(fn),
+    throughPooler: () => onConnection((session) => session.throughPooler?.() ?? Promise.resolve(false)),
     listen: (channel, onNotify, onLost) => listenOn(connect, channel, onNotify, onLost, target),
     async close() {
       if (closed) return

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { ErrorCode, UserEngineError } from '../../../domain/errors.js'
 import type { SqlSession } from '../driver/driver.js'
 
@@ -9,26 +10,68 @@ const MAX_BACKOFF_MS = 200
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
+ * A session setting naming the migrator that holds the lock on a server connection. Advisory locks are
+ * re-entrant per server connection: through a pooler, a second migrator handed the holder's connection would
+ * get the lock "again". The owner setting, written in the statement that takes the lock, tells it apart.
+ */
+const OWNER_SETTING = 'user_engine.migration_lock_owner'
+
+// One statement, so the check, the lock and the owner land on one server connection. A CTE with volatile
+// functions is evaluated once, before the outer query reads it.
+const TRY_LOCK = `WITH here AS (
+    SELECT pg_backend_pid() AS pid, coalesce(current_setting('${OWNER_SETTING}', true), '') AS owner),
+  attempt AS (
+    SELECT pid, owner, CASE WHEN owner = '' THEN pg_try_advisory_lock($1::bigint) ELSE false END AS locked
+    FROM here)
+  SELECT pid, owner, locked, CASE WHEN locked THEN set_config('${OWNER_SETTING}', $2, false) END AS claimed
+  FROM attempt`
+
+/** The lock as one migrator holds it: the server process that took it, and the migrator's own token. */
+export interface HeldLock {
+  readonly key: string
+  readonly backendPid: number
+  readonly owner: string
+  readonly waitedMs: number
+}
+
+function movedError(message: string, details: Record<string, number | string | boolean>): UserEngineError {
+  return new UserEngineError(
+    ErrorCode.POOLED_CONNECTION,
+    `${message}. Use a direct connection to the server for migrate (USER_ENGINE_MIGRATION_URL); the pooled connection holding the lock keeps it until it is closed`,
+    { details },
+  )
+}
+
+/**
  * Takes a session-level advisory lock by polling `pg_try_advisory_lock` with capped exponential backoff.
  * Never a blocking `pg_advisory_lock`: a session waiting on it holds a snapshot that CREATE INDEX
  * CONCURRENTLY (run by the lock holder) waits for, a deadlock no timeout on our side would see.
- * Returns how long it waited and the server process holding the lock; throws MIGRATION_LOCK_TIMEOUT after
- * `timeoutMs`.
+ * Returns how long it waited, the server process holding the lock and the owner token; throws
+ * MIGRATION_LOCK_TIMEOUT after `timeoutMs`, and POOLED_CONNECTION when the server connection it landed on
+ * holds another migrator's lock (only a pooler hands one session's server connection to another client).
  */
 export async function acquireAdvisoryLock(
   session: SqlSession,
   options: { key?: string; timeoutMs: number; onWait?: (waitedMs: number) => void },
-): Promise<{ waitedMs: number; backendPid: number }> {
+): Promise<HeldLock> {
   const key = options.key ?? MIGRATION_LOCK_KEY
+  const owner = randomBytes(12).toString('hex')
   const started = Date.now()
   let delay = 5
   for (;;) {
-    const { rows } = await session.query<{ locked: boolean; pid: number }>(
-      'SELECT pg_try_advisory_lock($1::bigint) AS locked, pg_backend_pid() AS pid',
-      [key],
-    )
+    const { rows } = await session.query<{ locked: boolean; pid: number; owner: string }>(TRY_LOCK, [
+      key,
+      owner,
+    ])
     const waited = Date.now() - started
-    if (rows[0]?.locked === true) return { waitedMs: waited, backendPid: Number(rows[0].pid) }
+    const row = rows[0]
+    if (row !== undefined && row.owner !== '') {
+      throw movedError(
+        'this server connection already holds the migration lock for another migrator (a pooler handed it on)',
+        { backendPid: Number(row.pid), lockKey: key },
+      )
+    }
+    if (row?.locked === true) return { key, backendPid: Number(row.pid), owner, waitedMs: waited }
     if (waited >= options.timeoutMs) {
       throw new UserEngineError(
         ErrorCode.MIGRATION_LOCK_TIMEOUT,
@@ -44,29 +87,35 @@ export async function acquireAdvisoryLock(
 }
 
 /**
- * Checks that the session still talks to the server process that took the lock. A transaction-mode pooler
- * (PgBouncer `pool_mode = transaction`) hands each transaction to any server connection: the lock would
- * then protect nothing, so schema work refuses with POOLED_CONNECTION before its next step.
+ * Checks that the session still talks to the server process that took the lock, as the migrator that took
+ * it. A transaction-mode pooler (PgBouncer `pool_mode = transaction`) hands each transaction to any server
+ * connection: the lock would then protect nothing, so schema work refuses with POOLED_CONNECTION before its
+ * next step.
  */
-export async function assertLockHolder(session: SqlSession, backendPid: number): Promise<void> {
-  const { rows } = await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+export async function assertLockHolder(session: SqlSession, lock: HeldLock): Promise<void> {
+  const { rows } = await session.query<{ pid: number; owner: string | null }>(
+    `SELECT pg_backend_pid() AS pid, current_setting('${OWNER_SETTING}', true) AS owner`,
+  )
   const pid = Number(rows[0]?.pid)
-  if (pid !== backendPid) {
-    throw new UserEngineError(
-      ErrorCode.POOLED_CONNECTION,
-      'schema work moved between server connections (a transaction-mode pooler?): the migration lock would protect nothing, so nothing more was applied. Use a direct or session-mode connection for migrate (USER_ENGINE_MIGRATION_URL); the pooled connection holding the lock keeps it until it is closed',
-      { details: { lockBackendPid: backendPid, backendPid: pid } },
+  if (pid !== lock.backendPid || rows[0]?.owner !== lock.owner) {
+    throw movedError(
+      'schema work moved between server connections (a transaction-mode pooler?): the migration lock would protect nothing, so nothing more was applied',
+      { lockBackendPid: lock.backendPid, backendPid: pid },
     )
   }
 }
 
-/** Releases the lock; a failure is ignored because a dead session has released it already. */
-export async function releaseAdvisoryLock(
-  session: SqlSession,
-  key: string = MIGRATION_LOCK_KEY,
-): Promise<void> {
+/**
+ * Releases the lock when this server connection holds it for `lock`'s migrator (else it unlocks nothing:
+ * another migrator's lock is not ours to drop). A failure is ignored because a dead session has released it.
+ */
+export async function releaseAdvisoryLock(session: SqlSession, lock: HeldLock): Promise<void> {
   try {
-    await session.query('SELECT pg_advisory_unlock($1::bigint)', [key])
+    await session.query(
+      `SELECT pg_advisory_unlock($1::bigint), set_config('${OWNER_SETTING}', '', false)
+        WHERE current_setting('${OWNER_SETTING}', true) = $2`,
+      [lock.key, lock.owner],
+    )
   } catch {
     // The connection is gone, and with it the lock.
   }

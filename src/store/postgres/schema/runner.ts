@@ -2,7 +2,13 @@ import { ErrorCode, SchemaError, UserEngineError, ValidationError } from '../../
 import type { AppliedMigration, MigrateResult } from '../../store.js'
 import type { SqlDriver, SqlSession } from '../driver/driver.js'
 import { sanitizeDatabaseError, sqlState, toStoreError } from '../driver/errors.js'
-import { acquireAdvisoryLock, assertLockHolder, MIGRATION_LOCK_KEY, releaseAdvisoryLock } from './lock.js'
+import {
+  acquireAdvisoryLock,
+  assertLockHolder,
+  type HeldLock,
+  MIGRATION_LOCK_KEY,
+  releaseAdvisoryLock,
+} from './lock.js'
 import { MIGRATIONS, type MigrationEntry } from './manifest.js'
 import { checksumOf, readMigrationSql } from './sql-files.js'
 import { splitSqlStatements } from './statements.js'
@@ -227,12 +233,15 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
   const INVALID_INDEXES = `SELECT c.relname AS name FROM pg_index i
     JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
     WHERE NOT i.indisvalid AND t.relname LIKE 'user\\_engine\\_%' AND pg_table_is_visible(t.oid)`
-  const apply = async (session: SqlSession, m: PlannedMigration): Promise<number> => {
+  // The holder check runs inside a transactional migration's transaction, so the whole migration runs on
+  // the server connection holding the lock; a non-transactional one is checked before each statement.
+  const apply = async (session: SqlSession, m: PlannedMigration, lock: HeldLock): Promise<number> => {
     const started = performance.now()
     const elapsed = () => Math.round(performance.now() - started)
     if (m.transactional) {
       await session.query('BEGIN')
       try {
+        await assertLockHolder(session, lock)
         await session.exec(m.sql)
         await session.query(RECORD, [m.version, m.name, m.checksum, elapsed()])
         await session.query('COMMIT')
@@ -245,6 +254,7 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
     let index = 0
     try {
       for (const statement of m.statements) {
+        await assertLockHolder(session, lock)
         await session.exec(statement)
         index++
       }
@@ -301,14 +311,18 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
     migrate: () =>
       wrap('migrate', () =>
         driver.session(async (session) => {
-          const { waitedMs: lockWaitMs, backendPid } = await acquireAdvisoryLock(session, {
+          // Before the lock: a session lock taken through a transaction-mode pooler stays on a server
+          // connection the pooler keeps, where no unlock of ours may ever land.
+          if ((await session.throughPooler?.()) === true) throw pooledRefusal()
+          const lock = await acquireAdvisoryLock(session, {
             key: lockKey,
             timeoutMs: lockTimeoutMs,
             onWait: (waitedMs) => progress({ type: 'lock-waiting', waitedMs }),
           })
+          const lockWaitMs = lock.waitedMs
           progress({ type: 'lock-acquired', lockWaitMs })
           try {
-            await assertLockHolder(session, backendPid)
+            await assertLockHolder(session, lock)
             // Inside the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog.
             await session.query(BOOTSTRAP)
             // Re-read under the lock: another migrator may have finished while we waited.
@@ -319,23 +333,32 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
             const applied: AppliedMigration[] = []
             let toVersion = status.currentVersion
             for (const m of planned) {
-              await assertLockHolder(session, backendPid)
               progress({ type: 'migration-started', version: m.version, name: m.name })
-              const executionMs = await apply(session, m)
+              const executionMs = await apply(session, m, lock)
               applied.push({ version: m.version, name: m.name, executionMs })
               toVersion = m.version
               progress({ type: 'migration-applied', version: m.version, name: m.name, executionMs })
             }
             return { fromVersion: status.currentVersion, toVersion, applied, lockWaitMs }
           } finally {
-            await releaseAdvisoryLock(session, lockKey)
+            await releaseAdvisoryLock(session, lock)
           }
         }),
       ),
   }
 }
 
+function pooledRefusal(): UserEngineError {
+  return new UserEngineError(
+    ErrorCode.POOLED_CONNECTION,
+    'the connection goes through a pooler (the server process answering is not the one the connection announced): migrate refuses before taking the migration lock, which a transaction-mode pooler would leave on a server connection it keeps; nothing was applied. Run schema work over a direct connection to the server (USER_ENGINE_MIGRATION_URL)',
+    { details: { pooler: true } },
+  )
+}
+
 function failed(m: PlannedMigration, error: unknown, where = ''): UserEngineError {
+  // The holder check's own refusal says more than "migration failed".
+  if (error instanceof UserEngineError && error.code === ErrorCode.POOLED_CONNECTION) return error
   const state = sqlState(error)
   return new UserEngineError(
     ErrorCode.MIGRATION_FAILED,
