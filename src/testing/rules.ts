@@ -14,6 +14,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'uow.3': [
     'rollback: a failed precondition on the last write discards the earlier writes, audit and events',
+    "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
   ],
   'uow.4': [
     'versions: an expectedVersion that does not match fails with VERSION_CONFLICT and writes nothing',

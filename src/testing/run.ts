@@ -3,6 +3,7 @@ import { ValidationError } from '../domain/errors.js'
 import {
   CaseContext,
   type CaseDefinition,
+  ROW_REFUSAL_SKIP,
   SCHEMA_PLANTING_SKIP,
   type SuiteDefinition,
 } from './shared/context.js'
@@ -49,6 +50,7 @@ function staticSkip(def: CaseDefinition, options: ConformanceOptions): string | 
   }
   if (def.needsSchemaPlanting && !(options.plantSchemaVersion && options.reopenStore))
     return SCHEMA_PLANTING_SKIP
+  if (def.needsRowRefusal && !options.refuseRows) return ROW_REFUSAL_SKIP
   return undefined
 }
 

@@ -53,13 +53,24 @@ test('declared capabilities decide skips up front, with the reason', async () =>
     createStore: memory,
     capabilities: { multiProcess: false, rowLocking: false },
   })
-  const skipped = cases.filter((c) => c.skip !== undefined && c.suite !== 'schema-history')
+  const hooks = /plantSchemaVersion, reopenStore|refuseRows/
+  const skipped = cases.filter((c) => c.skip !== undefined && !hooks.test(c.skip))
   assert.equal(skipped.length, MULTI_PROCESS_CASES)
   for (const c of skipped) assert.match(c.skip!, /lacks the (multiProcess|rowLocking) capability/)
   // A factory without plantSchemaVersion and reopenStore: the schema-history cases, skipped up front too.
   const planting = cases.filter((c) => c.suite === 'schema-history')
   assert.ok(
     planting.length > 0 && planting.every((c) => /plantSchemaVersion, reopenStore/.test(c.skip ?? '')),
+  )
+  // Without refuseRows: the atomicity case whose audit record or event the database refuses.
+  assert.deepEqual(
+    cases.filter((c) => /refuseRows/.test(c.skip ?? '')).map((c) => [c.suite, c.skip]),
+    [
+      [
+        'rollback',
+        'the store factory cannot make its database refuse an audit record or an outbox event (refuseRows)',
+      ],
+    ],
   )
   await assert.rejects(skipped[0]!.run(), (e) => e instanceof ConformanceSkip)
 })

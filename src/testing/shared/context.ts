@@ -17,11 +17,16 @@ export interface CaseDefinition {
   readonly needsSharedStores?: boolean
   /** The case needs `plantSchemaVersion` and `reopenStore` (a schema history row planted, then reopened). */
   readonly needsSchemaPlanting?: boolean
+  /** The case needs `refuseRows` (the database refuses a chosen audit record or event). */
+  readonly needsRowRefusal?: boolean
   run(ctx: CaseContext): Promise<void>
 }
 
 export const SCHEMA_PLANTING_SKIP =
   'the store factory cannot plant a schema history row and reopen the database (plantSchemaVersion, reopenStore)'
+
+export const ROW_REFUSAL_SKIP =
+  'the store factory cannot make its database refuse an audit record or an outbox event (refuseRows)'
 
 export interface SuiteDefinition {
   readonly name: string
@@ -129,6 +134,7 @@ export class CaseContext {
     if (def.needsSchemaPlanting && !(this.options.plantSchemaVersion && this.options.reopenStore)) {
       throw new ConformanceSkip(SCHEMA_PLANTING_SKIP)
     }
+    if (def.needsRowRefusal && !this.options.refuseRows) throw new ConformanceSkip(ROW_REFUSAL_SKIP)
   }
 
   /** Closes every store the case created; the first failure is rethrown after all were tried. */

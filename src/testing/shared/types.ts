@@ -30,6 +30,15 @@ export interface ConformanceOptions {
   plantSchemaVersion?(store: UserEngineStore, row: PlantedSchemaVersion): Promise<void>
   /** Opens a new store over the same database as `store` (as a restarted process would). */
   reopenStore?(store: UserEngineStore): Promise<UserEngineStore>
+  /**
+   * Makes the database under `store` refuse, from now on, every audit record whose action is
+   * `refusal.auditAction` and every outbox event whose type is `refusal.eventType`, the way a failing
+   * constraint would (a `CHECK` constraint or a trigger; the names are random and used by no other case).
+   * The atomicity case then commits units whose audit record or event is refused after their record writes,
+   * and checks that none of their records, audit or events exist: a store that commits the parts in separate
+   * transactions fails it. Without this hook that case is skipped with the reason.
+   */
+  refuseRows?(store: UserEngineStore, refusal: RowRefusal): Promise<void>
   /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. */
   suites?: readonly string[]
   /**
@@ -43,6 +52,12 @@ export interface ConformanceOptions {
   leaseMs?: number
   /** A case that runs longer fails with a timeout. Default 60 000 ms. */
   caseTimeoutMs?: number
+}
+
+/** What `refuseRows` makes a database refuse: harness-chosen, `conformance.refused.` and hex digits. */
+export interface RowRefusal {
+  readonly auditAction: string
+  readonly eventType: string
 }
 
 /** A schema history row the harness plants: a version, its name and the checksum recorded for it. */

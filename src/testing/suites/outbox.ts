@@ -1,5 +1,6 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { OutboxEntry } from '../../domain/records.js'
+import { LAST_ERROR_CHARS } from '../../store/outbox-checks.js'
 import type { ClaimOptions, UserEngineStore } from '../../store/store.js'
 import { deferred } from '../shared/barrier.js'
 import { type CaseContext, freshId, suite } from '../shared/context.js'
@@ -409,6 +410,37 @@ export const outboxSuite = suite(
           (await claimOwn(store, tenantId, 'relay-a')).map((e) => e.id),
           [e2.id],
         )
+      },
+    },
+    {
+      name: `fail and settle keep the first ${LAST_ERROR_CHARS} characters of an error as lastError`,
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 1)
+        // A relay passes what its publisher threw; a store that keeps all of it grows rows without bound.
+        const long = (seed: number) =>
+          Array.from({ length: 4 * LAST_ERROR_CHARS }, (_, i) =>
+            String.fromCharCode(97 + ((i + seed) % 26)),
+          ).join('')
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(held)
+        await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: long(0),
+          maxAttempts: 5,
+          backoffMs: 0,
+        })
+        assert.equal((await store.outbox.get(held.id))?.lastError, long(0).slice(0, LAST_ERROR_CHARS), 'fail')
+        const [again] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(again?.id, held.id)
+        await store.outbox.settle({
+          owner: 'relay-a',
+          items: [{ tenantId, eventId: held.id, outcome: 'failed', error: long(7), backoffMs: 0 }],
+          maxAttempts: 5,
+        })
+        const [listed] = await store.outbox.listForAggregate(tenantId, held.aggregateId)
+        assert.equal(listed?.lastError, long(7).slice(0, LAST_ERROR_CHARS), 'settle')
       },
     },
     {
