@@ -91,7 +91,7 @@ const copy = <T>(value: T): T => structuredClone(value)
  */
 export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministration {
   readonly kind = 'memory'
-  readonly capabilities: StoreCapabilities = { multiProcess: false, rowLocking: false }
+  readonly capabilities: StoreCapabilities = { concurrentInstances: false, isolatedClaims: false }
   readonly outbox: InMemoryOutbox
   readonly throttle: InMemoryThrottle
 

@@ -1,5 +1,5 @@
 import { newId } from '../../domain/ids.js'
-import type { UserEngineStore } from '../../store/store.js'
+import type { StoreCapabilities, StoreGuarantee, UserEngineStore } from '../../store/store.js'
 import { assert } from './expect.js'
 import {
   type Capability,
@@ -7,6 +7,24 @@ import {
   ConformanceSkip,
   type StoreFactoryContext,
 } from './types.js'
+
+/**
+ * Whether a store declares a guarantee: its own name, else the deprecated alias (`multiProcess`, `rowLocking`)
+ * a store written for 0.1 sets.
+ */
+export function hasGuarantee(capabilities: StoreCapabilities, guarantee: StoreGuarantee): boolean {
+  const alias = guarantee === 'concurrentInstances' ? capabilities.multiProcess : capabilities.rowLocking
+  return (capabilities[guarantee] ?? alias) === true
+}
+
+/** Why a case needing `guarantee` is skipped: the capability's name and what it promises. */
+export function guaranteeSkip(guarantee: StoreGuarantee): string {
+  const what =
+    guarantee === 'concurrentInstances'
+      ? 'several instances over one database keep every rule between them'
+      : 'outbox claims through different instances over one database are isolated'
+  return `the store lacks the ${guarantee} capability (${what})`
+}
 
 /** One case of a suite, as suites declare it. */
 export interface CaseDefinition {
@@ -124,7 +142,7 @@ export class CaseContext {
   async checkRequirements(def: CaseDefinition): Promise<void> {
     for (const capability of def.requires ?? []) {
       const capabilities = this.options.capabilities ?? (await this.store()).capabilities
-      if (!capabilities[capability]) throw new ConformanceSkip(`the store lacks the ${capability} capability`)
+      if (!hasGuarantee(capabilities, capability)) throw new ConformanceSkip(guaranteeSkip(capability))
     }
     if (def.needsSharedStores && !this.options.createSharedStores) {
       throw new ConformanceSkip(

@@ -1,4 +1,4 @@
-import type { StoreCapabilities, UserEngineStore } from '../../store/store.js'
+import type { StoreCapabilities, StoreGuarantee, UserEngineStore } from '../../store/store.js'
 
 /** What the harness asks of a store factory. */
 export interface StoreFactoryContext {
@@ -19,7 +19,7 @@ export interface ConformanceOptions {
   destroyStore?(store: UserEngineStore): Promise<void>
   /**
    * Creates `count` stores over one database, each with its own connections, as separate processes would.
-   * Needed by the cases that require `multiProcess`; without it they are skipped with the reason.
+   * Needed by the cases that require `concurrentInstances`; without it they are skipped with the reason.
    */
   createSharedStores?(count: number, ctx: StoreFactoryContext): Promise<UserEngineStore[]>
   /**
@@ -136,4 +136,5 @@ export class ConformanceSkip extends Error {
   }
 }
 
-export type Capability = keyof StoreCapabilities
+/** A guarantee a case may require (`StoreCapabilities` without its deprecated aliases). */
+export type Capability = StoreGuarantee

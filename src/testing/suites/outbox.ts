@@ -583,7 +583,7 @@ export const outboxSuite = suite(
     },
     {
       name: 'relays on separate store instances never hold the same event and keep per-user order',
-      requires: ['multiProcess', 'rowLocking'],
+      requires: ['concurrentInstances', 'isolatedClaims'],
       needsSharedStores: true,
       async run(ctx) {
         const stores = await ctx.sharedStores(2, { ownDatabase: true })
