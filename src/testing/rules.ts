@@ -64,7 +64,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'store.9': ['tenants: every tenant appears once, in code-point id order, across pages'],
   'store.10': [
-    "sessions: findSession: the session and its tenant's status in one read; another tenant sees nothing",
+    "sessions: findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
     'sessions: session and token records round-trip through units of work, reads seeing buffered writes',
   ],
   'store.11': [
@@ -79,8 +79,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
     'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
     'outbox: concurrent claimers never hold the same event',
-    "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
-    'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+    'outbox: relays on separate store instances never hold the same event and keep per-user order',
     'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
   ],
   'outbox.2': [

@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import { decodeIdCursor, encodeCursor } from '../../src/domain/cursor.js'
+import {
+  decodeIdCursor,
+  decodeValueCursor,
+  encodeCursor,
+  encodeValueCursor,
+} from '../../src/domain/cursor.js'
 import { ConflictError, ErrorCode, isUserEngineError, UserEngineError } from '../../src/domain/errors.js'
 import { newId } from '../../src/domain/ids.js'
 import type { AuditRecord, IdentifierKind, OutboxEntry, UserRecord } from '../../src/domain/records.js'
+import { compareCodePoints } from '../../src/domain/user-queries.js'
 import { assertId, validatePageSize } from '../../src/domain/validation.js'
 import { failedAtCommit } from '../../src/store/commit-phase.js'
 import type {
   AuditDraft,
   Diagnostics,
   ListAuditQuery,
+  ListedUser,
   ListUsersQuery,
   MigrateResult,
   OutboxAccess,
@@ -702,6 +709,254 @@ class TenantlessThrottleStore extends DelegatingStore {
   }
 }
 
+// ---- more broken stores: outbox heads, soft deletes, prefix search done in code --------------------------
+
+/**
+ * Claims an aggregate's next event while its head is leased to another relay: the "no earlier event pending"
+ * check looks only at unleased events (`NOT EXISTS (... AND lease_until IS NULL)`).
+ */
+class ClaimPastLeasedHeadStore extends DelegatingStore {
+  readonly #tenants = new Set<string>()
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    this.#tenants.add(tenantId)
+    return super.transaction(tenantId, fn)
+  }
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      claim: async (options) => {
+        const claimed = await inner.claim(options)
+        const now = Date.now()
+        for (const tenantId of this.#tenants) {
+          const pending = (await inner.list({ status: 'pending', tenantId, limit: 1000 })).items
+          const byAggregate = new Map<string, OutboxEntry[]>()
+          for (const e of pending)
+            byAggregate.set(e.aggregateId, [...(byAggregate.get(e.aggregateId) ?? []), e])
+          for (const events of byAggregate.values()) {
+            events.sort((a, b) => a.sequence - b.sequence || a.position - b.position)
+            const [head, next] = events
+            const heldByOther =
+              head?.leaseOwner != null &&
+              head.leaseOwner !== options.owner &&
+              Date.parse(head.leaseUntil!) > now
+            if (heldByOther && next && next.leaseOwner === null && Date.parse(next.availableAt) <= now)
+              claimed.push({
+                ...next,
+                leaseOwner: options.owner,
+                leaseUntil: new Date(now + options.leaseMs).toISOString(),
+              })
+          }
+        }
+        return claimed
+      },
+    })
+  }
+}
+
+/** Implements `fail` as a release: no attempt counted, no backoff, no error kept, never dead. */
+class FailAsReleaseStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      fail: async (options) =>
+        (await inner.release(options.owner, [options.eventId])) > 0 ? 'pending' : null,
+    })
+  }
+}
+
+/**
+ * Deletes identifiers softly (a `deleted_at` column) under a unique index that still covers deleted rows:
+ * a deleted identifier's value can never be taken again.
+ */
+class SoftDeletedIdentifierStore extends DelegatingStore {
+  readonly #tombstones = new Set<string>()
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const deleted: Array<{ id: string; userId: string }> = []
+    const values: string[] = []
+    const result = await super.transaction(tenantId, async (tx) => {
+      const del = tx.deleteIdentifier.bind(tx)
+      tx.deleteIdentifier = (ref, precondition) => {
+        deleted.push(ref)
+        del(ref, precondition)
+      }
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        if (this.#tombstones.has(`${tenantId}\u0000${identifier.kind}\u0000${identifier.value}`))
+          throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, 'identifier is taken')
+        put(identifier, precondition)
+      }
+      const value = await fn(tx)
+      // What the deleted rows held, read from the committed state (the unit's own reads hide them).
+      for (const ref of deleted) {
+        const rows = await this.inner.transaction(tenantId, (read) => read.listIdentifiers(ref.userId))
+        const row = rows.find((r) => r.id === ref.id)
+        if (row) values.push(`${tenantId}\u0000${row.kind}\u0000${row.value}`)
+      }
+      return value
+    })
+    for (const v of values) this.#tombstones.add(v)
+    return result
+  }
+}
+
+/** Marks revoked sessions deleted but `findSession` forgets the filter: a revoked session still validates. */
+class SoftDeletedSessionStore extends DelegatingStore {
+  readonly #revoked = new Map<string, Awaited<ReturnType<UserEngineStore['findSession']>>>()
+  override async findSession(tenantId: string, sessionId: string) {
+    const found = await super.findSession(tenantId, sessionId)
+    if (found) this.#revoked.set(`${tenantId}\u0000${sessionId}`, found)
+    return found ?? this.#revoked.get(`${tenantId}\u0000${sessionId}`) ?? null
+  }
+}
+
+/** Every user holding an identifier of `kind`, with its identifiers, through the correct store's pages. */
+async function usersWithIdentifiers(
+  inner: UserEngineStore,
+  tenantId: string,
+  status: ListUsersQuery['status'],
+) {
+  const out: ListedUser[] = []
+  let cursor: string | undefined
+  do {
+    const page = await inner.listUsers(tenantId, { limit: 500, cursor, includeIdentifiers: true, status })
+    out.push(...page.items)
+    cursor = page.nextCursor ?? undefined
+  } while (cursor)
+  return out
+}
+
+/**
+ * Serves prefix searches in code, from every user's identifiers: `match` decides what a prefix matches,
+ * `compare` the order. The stores below get one of them wrong, as a hand-written SQL or ORM query would.
+ */
+class CodedPrefixSearchStore extends DelegatingStore {
+  constructor(
+    readonly match: (value: string, prefix: string) => boolean,
+    readonly compare: (a: string, b: string) => number,
+  ) {
+    super()
+  }
+  async #matches(tenantId: string, query: ListUsersQuery) {
+    const { kind, prefix } = query.identifierPrefix!
+    const found: Array<{ value: string; user: ListedUser }> = []
+    for (const user of await usersWithIdentifiers(this.inner, tenantId, query.status)) {
+      const values = (user.identifiers ?? [])
+        .filter((i) => i.kind === kind && this.match(i.value, prefix))
+        .map((i) => i.value)
+        .sort(this.compare)
+      if (values[0] !== undefined) found.push({ value: values[0], user })
+    }
+    return found.sort((a, b) => this.compare(a.value, b.value))
+  }
+  override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<ListedUser>> {
+    const correct = await super.listUsers(tenantId, query) // the correct store's validation
+    if (!query.identifierPrefix) return correct
+    const limit = validatePageSize(query.limit)
+    const after = query.cursor === undefined ? null : decodeValueCursor(query.cursor)
+    const rest = (await this.#matches(tenantId, query)).filter(
+      (m) => after === null || this.compare(m.value, after) > 0,
+    )
+    const items = rest.slice(0, limit)
+    const last = items[items.length - 1]
+    return {
+      items: items.map(({ user }) => {
+        if (query.includeIdentifiers) return user
+        const { identifiers: _left, ...plain } = user
+        return plain
+      }),
+      nextCursor: rest.length > limit && last ? encodeValueCursor(last.value) : null,
+    }
+  }
+  override async countUsers(tenantId: string, query: Parameters<UserEngineStore['countUsers']>[1] = {}) {
+    const correct = await super.countUsers(tenantId, query)
+    return query.identifierPrefix ? (await this.#matches(tenantId, query)).length : correct
+  }
+}
+
+/** Sorts prefix matches with JavaScript's `<` (UTF-16 units), not code points. */
+class Utf16PrefixOrderStore extends CodedPrefixSearchStore {
+  constructor() {
+    super(
+      (value, prefix) => value.startsWith(prefix),
+      (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+    )
+  }
+}
+
+/** Matches prefixes with `LIKE prefix || '%'` without escaping: `_` and `%` in a prefix are wildcards. */
+class UnescapedLikePrefixStore extends CodedPrefixSearchStore {
+  constructor() {
+    super((value, prefix) => {
+      const pattern = [...prefix]
+        .map((c) => (c === '%' ? '.*' : c === '_' ? '.' : c.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')))
+        .join('')
+      return new RegExp(`^${pattern}`, 'su').test(value)
+    }, compareCodePoints)
+  }
+}
+
+/** Deletes with `DELETE ... WHERE id = $1 AND version = $2` and never checks that a row went: a missing record's delete succeeds. */
+class UncheckedDeleteStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const ops: Replay[] = []
+    const deletes: Array<{ type: string; id: string; userId: string }> = []
+    let ran: { value: T } | undefined
+    try {
+      return await this.inner.transaction(tenantId, async (tx) => {
+        const raw = tx as unknown as Record<string, (...a: unknown[]) => void>
+        for (const name of Object.keys(WRITE_METHODS)) {
+          const original = raw[name]!.bind(tx)
+          raw[name] = (...args: unknown[]) => {
+            original(...args)
+            const type = WRITE_METHODS[name]!
+            if (name.startsWith('delete')) {
+              const ref = (type === 'profile' ? { id: args[0], userId: args[0] } : args[0]) as {
+                id: string
+                userId: string
+              }
+              deletes.push({ type, ...ref })
+              ops.push(async (again) => {
+                if ((await versionNow(again, type, ref.id, ref.userId)) !== null)
+                  (again as unknown as Record<string, (...a: unknown[]) => void>)[name]!(...args)
+              })
+            } else
+              ops.push(async (again) =>
+                (again as unknown as Record<string, (...a: unknown[]) => void>)[name]!(...args),
+              )
+          }
+        }
+        const value = await fn(tx)
+        ran = { value }
+        return value
+      })
+    } catch (error) {
+      if (!ran || deletes.length === 0 || !isUserEngineError(error, ErrorCode.VERSION_CONFLICT)) throw error
+      await this.inner.transaction(tenantId, async (again) => {
+        for (const op of ops) await op(again)
+      })
+      return ran.value
+    }
+  }
+}
+
+/** The unit-of-work write methods and the record type each writes. */
+const WRITE_METHODS: Record<string, string> = {
+  putTenant: 'tenant',
+  putUser: 'user',
+  putIdentifier: 'identifier',
+  putProfile: 'profile',
+  putFactor: 'factor',
+  putSession: 'session',
+  putToken: 'token',
+  deleteIdentifier: 'identifier',
+  deleteProfile: 'profile',
+  deleteFactor: 'factor',
+  deleteSession: 'session',
+  deleteToken: 'token',
+  appendAudit: 'audit',
+  enqueue: 'event',
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1007,7 +1262,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: "`findSession` reads the tenant's status from a cache: a suspension never shows",
     create: () => new StaleTenantStatusStore(),
     caughtBy: [
-      "sessions: findSession: the session and its tenant's status in one read; another tenant sees nothing",
+      "sessions: findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
     ],
   },
   {
@@ -1023,6 +1278,61 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       'sessions: listSealedFactors pages factors under other keys in id order; diagnostics count them per key id',
     ],
+  },
+  {
+    bug: "claims an aggregate's next event while its head is leased to another relay",
+    create: () => new ClaimPastLeasedHeadStore(),
+    caughtBy: [
+      'outbox: claim returns only the head of each aggregate, and the next event once the head is published',
+      'outbox: concurrent claimers never hold the same event',
+      'outbox: per-user order holds across two claimers draining to completion',
+      'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
+    ],
+  },
+  {
+    bug: 'implements `fail` as a release: no attempt counted, no backoff, never dead',
+    create: () => new FailAsReleaseStore(),
+    caughtBy: [
+      'outbox: fail backs off: the event is not claimable until its backoff has passed',
+      "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
+      'outbox: fail and settle keep the first 500 characters of an error as lastError',
+      "outbox: discardDead unblocks the dead event's user",
+      'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+      'outbox: list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
+    ],
+  },
+  {
+    bug: 'deletes identifiers softly under a unique index that still covers them: a deleted value is never free again',
+    create: () => new SoftDeletedIdentifierStore(),
+    caughtBy: [
+      'records: delete: identifier, profile and factor are gone and the identifier value is free again',
+    ],
+  },
+  {
+    bug: '`findSession` still finds a revoked (deleted) session',
+    create: () => new SoftDeletedSessionStore(),
+    caughtBy: [
+      "sessions: findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
+    ],
+  },
+  {
+    bug: 'sorts prefix-search matches by UTF-16 units (JavaScript `<`), not code points',
+    create: () => new Utf16PrefixOrderStore(),
+    caughtBy: [
+      'user-search: the order is code-point order, and LIKE wildcards and backslashes in a prefix match literally',
+    ],
+  },
+  {
+    bug: 'prefix search by `LIKE prefix%` without escaping: `_` and `%` in a prefix are wildcards',
+    create: () => new UnescapedLikePrefixStore(),
+    caughtBy: [
+      'user-search: the order is code-point order, and LIKE wildcards and backslashes in a prefix match literally',
+    ],
+  },
+  {
+    bug: 'a delete that finds no row at the expected version succeeds (its row count never checked)',
+    create: () => new UncheckedDeleteStore(),
+    caughtBy: ['versions: an update or delete of a missing record fails with VERSION_CONFLICT'],
   },
 ]
 
