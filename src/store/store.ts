@@ -164,6 +164,7 @@ export interface ClaimCursor {
 export interface FailOptions {
   readonly owner: string
   readonly eventId: string
+  /** Kept as the event's `lastError`: its first 500 characters. */
   readonly error: string
   /** Attempts after which the event is dead. */
   readonly maxAttempts: number
@@ -198,7 +199,10 @@ export type SettleResult = ReadonlyMap<string, 'published' | 'pending' | 'dead' 
 export interface OutboxLag {
   readonly pending: number
   readonly dead: number
-  /** Age in ms of the oldest pending event; 0 when none is pending. */
+  /**
+   * Age in ms of the oldest pending event (leased and backed-off ones included): the store's clock now minus
+   * its `occurredAt`, never its `availableAt`. 0 when none is pending.
+   */
   readonly oldestPendingAgeMs: number
 }
 

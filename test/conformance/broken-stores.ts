@@ -957,6 +957,21 @@ const WRITE_METHODS: Record<string, string> = {
   enqueue: 'event',
 }
 
+/** Measures the oldest pending age from when the event became due (`availableAt`): a backed-off event looks new. */
+class LagFromDueTimeStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      lag: async () => {
+        const lag = await inner.lag()
+        const pending = (await inner.list({ status: 'pending', limit: 1000 })).items
+        const due = Math.min(...pending.map((e) => Date.parse(e.availableAt)))
+        return { ...lag, oldestPendingAgeMs: pending.length === 0 ? 0 : Math.max(0, Date.now() - due) }
+      },
+    })
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1333,6 +1348,13 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: 'a delete that finds no row at the expected version succeeds (its row count never checked)',
     create: () => new UncheckedDeleteStore(),
     caughtBy: ['versions: an update or delete of a missing record fails with VERSION_CONFLICT'],
+  },
+  {
+    bug: 'measures `oldestPendingAgeMs` from when an event became due, not when it occurred',
+    create: () => new LagFromDueTimeStore(),
+    caughtBy: [
+      'outbox: lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
+    ],
   },
 ]
 

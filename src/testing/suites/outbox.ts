@@ -444,6 +444,34 @@ export const outboxSuite = suite(
       },
     },
     {
+      name: 'lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        assert.deepEqual(await store.outbox.lag(), { pending: 0, dead: 0, oldestPendingAgeMs: 0 }, 'empty')
+        const { events } = await userWithEvents(store, tenantId, 1)
+        const occurred = Date.parse(events[0]!.occurredAt)
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(held)
+        // Backed off for an hour: still pending, and as old as it has been since it occurred.
+        await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: 'later',
+          maxAttempts: 5,
+          backoffMs: 3_600_000,
+        })
+        await sleep(ctx.leaseMs)
+        const lag = await store.outbox.lag()
+        assert.deepEqual([lag.pending, lag.dead], [1, 0])
+        // The age is on the store's clock (`occurredAt` on the host's): allow the two a little skew.
+        const waited = Date.now() - occurred
+        assert.ok(
+          lag.oldestPendingAgeMs >= ctx.leaseMs / 2 && lag.oldestPendingAgeMs <= waited + 5_000,
+          `oldestPendingAgeMs ${lag.oldestPendingAgeMs} after ${waited} ms`,
+        )
+      },
+    },
+    {
       name: "discardDead unblocks the dead event's user",
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
