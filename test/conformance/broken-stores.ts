@@ -972,6 +972,64 @@ class LagFromDueTimeStore extends DelegatingStore {
   }
 }
 
+/**
+ * Commits the records and audit, then the events in a second transaction, into an outbox of its own (a second
+ * database, or a second connection): a crash or a refused event between the two loses the event. The outbox
+ * keeps a copy of each user and tenant record's version, so events still carry the version as sequence.
+ */
+class SplitOutboxStore extends DelegatingStore {
+  readonly eventStore = new InMemoryUserEngineStore()
+  override get outbox(): OutboxAccess {
+    return this.eventStore.outbox
+  }
+  override async migrate() {
+    await this.eventStore.migrate()
+    return super.migrate()
+  }
+  override async close() {
+    await this.eventStore.close()
+    await super.close()
+  }
+  override async diagnostics(): Promise<Diagnostics> {
+    const [records, outbox] = [await super.diagnostics(), await this.eventStore.diagnostics()]
+    const counts = { ...records.counts }
+    for (const [k, n] of Object.entries(outbox.counts)) if (k.startsWith('outbox_')) counts[k] = n
+    return { ...records, counts }
+  }
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const events: Parameters<UnitOfWork['enqueue']>[0][] = []
+    const mirrored: Array<{ type: 'user' | 'tenant'; id: string }> = []
+    const result = await this.inner.transaction(tenantId, (tx) => {
+      tx.enqueue = (event) => {
+        events.push(event)
+      }
+      const putUser = tx.putUser.bind(tx)
+      tx.putUser = (user, precondition) => {
+        mirrored.push({ type: 'user', id: user.id })
+        putUser(user, precondition)
+      }
+      const putTenant = tx.putTenant.bind(tx)
+      tx.putTenant = (tenant, precondition) => {
+        mirrored.push({ type: 'tenant', id: tenant.id })
+        putTenant(tenant, precondition)
+      }
+      return fn(tx)
+    })
+    if (mirrored.length > 0 || events.length > 0) {
+      await this.eventStore.transaction(tenantId, async (tx) => {
+        for (const m of mirrored) {
+          const copy = m.type === 'user' ? await tx.getUser(m.id) : await tx.getTenant()
+          const write = copy ? { expectedVersion: copy.version } : ({ mustNotExist: true } as const)
+          if (m.type === 'user') tx.putUser({ id: m.id, status: 'active' }, write)
+          else tx.putTenant({ id: m.id, name: 'copy', status: 'active' }, write)
+        }
+        for (const event of events) tx.enqueue(event)
+      })
+    }
+    return result
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1002,6 +1060,14 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: 'commits the records and events, then the audit records in a second transaction',
     create: () => new SplitAuditStore(),
     caughtBy: [
+      "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
+    ],
+  },
+  {
+    bug: 'commits the records and audit, then the events in a second transaction',
+    create: () => new SplitOutboxStore(),
+    caughtBy: [
+      "versions: writing a user's records without writing the user fails with INVALID_UNIT_OF_WORK",
       "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
     ],
   },
@@ -1363,4 +1429,6 @@ export async function refuseRows(store: UserEngineStore, refusal: RowRefusal): P
   const inner = (store as DelegatingStore).inner
   assert.ok(inner instanceof InMemoryUserEngineStore, 'a broken store wraps the reference store')
   inner.refuseRows(refusal)
+  // A store whose outbox is a database of its own: the refusal holds there too.
+  if (store instanceof SplitOutboxStore) store.eventStore.refuseRows(refusal)
 }
