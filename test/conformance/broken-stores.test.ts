@@ -116,7 +116,7 @@ test("the provider guide's table lists exactly these broken stores and the cases
     'docs/provider-guide.md',
     'broken-stores',
     [
-      `${BROKEN_STORES.length} provider bugs, each a broken store in \`test/conformance/broken-stores.ts\` that fails exactly the cases named (the whole harness runs on each; the correct store passes them all). ${new Set(BROKEN_STORES.flatMap((b) => b.caughtBy)).size} of the ${ALL_CASES.size} cases fail on at least one of them.`,
+      `${BROKEN_STORES.length} provider bugs, each a broken store in this repository's conformance tests that fails exactly the cases named (the whole harness runs on each; the correct store passes them all). ${new Set(BROKEN_STORES.flatMap((b) => b.caughtBy)).size} of the ${ALL_CASES.size} cases fail on at least one of them.`,
       '',
       '| provider bug | the cases that fail on it, and no others |',
       '|---|---|',
