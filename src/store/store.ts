@@ -164,6 +164,7 @@ export interface ClaimCursor {
 export interface FailOptions {
   readonly owner: string
   readonly eventId: string
+  /** Kept as the event's `lastError`: its first 500 characters. */
   readonly error: string
   /** Attempts after which the event is dead. */
   readonly maxAttempts: number
@@ -198,7 +199,10 @@ export type SettleResult = ReadonlyMap<string, 'published' | 'pending' | 'dead' 
 export interface OutboxLag {
   readonly pending: number
   readonly dead: number
-  /** Age in ms of the oldest pending event; 0 when none is pending. */
+  /**
+   * Age in ms of the oldest pending event (leased and backed-off ones included): the store's clock now minus
+   * its `occurredAt`, never its `availableAt`. 0 when none is pending.
+   */
   readonly oldestPendingAgeMs: number
 }
 
@@ -315,7 +319,7 @@ export interface OutboxAccess {
 export interface UserEngineStore {
   /** A short name for diagnostics and reports (`memory`, `postgres`, `pglite`). */
   readonly kind: string
-  /** Optional features; a harness case whose capability is false is reported as skipped with the reason. */
+  /** Guarantees beyond the base contract; a harness case needing one the store lacks is skipped with the reason. */
   readonly capabilities: StoreCapabilities
 
   readiness(): Promise<Readiness>
@@ -347,8 +351,26 @@ export interface UserEngineStore {
 }
 
 export interface StoreCapabilities {
-  /** Several processes may migrate and write one database at once (a server database). */
-  readonly multiProcess: boolean
-  /** Concurrent claims are isolated by row locks (SKIP LOCKED) rather than one process's event loop. */
-  readonly rowLocking: boolean
+  /**
+   * Guarantee: several instances of the store over one database, each with its own connections (as separate
+   * processes hold them), keep every rule between them: concurrent `migrate()` calls apply each version once,
+   * racing commits from different instances conflict as they would in one, and throttle failures recorded
+   * through different instances all count. A server database gives it; an embedded database that one process
+   * opens (PGlite) does not. Absent is false.
+   */
+  readonly concurrentInstances?: boolean
+  /**
+   * Guarantee: outbox claims made through different instances over one database are isolated from each other
+   * (outbox rule 1 across processes): two relays in two processes never hold the same event, nor events of one
+   * aggregate at once. How is the store's business (row locks with SKIP LOCKED, a conditional update, one
+   * database-wide write lock). Absent is false.
+   */
+  readonly isolatedClaims?: boolean
+  /** @deprecated Since 0.2: `concurrentInstances`, which a store that sets only this is read as having. */
+  readonly multiProcess?: boolean
+  /** @deprecated Since 0.2: `isolatedClaims`, which a store that sets only this is read as having. */
+  readonly rowLocking?: boolean
 }
+
+/** The guarantees `StoreCapabilities` names (its deprecated aliases left out). */
+export type StoreGuarantee = 'concurrentInstances' | 'isolatedClaims'

@@ -17,6 +17,7 @@ export {
   type DifferentialOptions,
   type PlantedSchemaVersion,
   type RegisterConformanceTestsOptions,
+  type RowRefusal,
   type RunConformanceOptions,
   type StoreFactoryContext,
   type TestRegistrar,

@@ -14,6 +14,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'uow.3': [
     'rollback: a failed precondition on the last write discards the earlier writes, audit and events',
+    "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
   ],
   'uow.4': [
     'versions: an expectedVersion that does not match fails with VERSION_CONFLICT and writes nothing',
@@ -50,8 +51,24 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'store.5': [
     'pagination: users inserted between pages never make a user present at the start skipped or repeated',
+    'pagination: pages hold at most `limit` users, in ascending id order, and end with a null cursor',
+    'pagination: a status filter lists only users with that status, across pages',
+    'pagination: a malformed cursor or limit fails with VALIDATION',
+    'user-search: includeIdentifiers gives every listed user all of its identifiers, in id order; without it, none',
+    'user-search: a prefix search lists the users whose identifier of that kind starts with it, in value order',
+    'user-search: the order is code-point order, and LIKE wildcards and backslashes in a prefix match literally',
+    'user-search: a user matching twice is listed once, at its least matching value, and counted once',
+    'user-search: users added or changed between search pages never make an unchanged user skipped or repeated',
+    'user-search: countUsers counts what listUsers lists: all, by status, by prefix, in an empty or unknown tenant',
+    'user-search: a malformed search, include flag or mismatched cursor fails with VALIDATION',
   ],
-  'store.6': ['audit: records list in commit order, and in append order within a commit'],
+  'store.6': [
+    'audit: records list in commit order, and in append order within a commit',
+    'audit: a user filter lists only that user’s records, in order',
+    'audit: pages follow the cursor without gaps or repeats, filtered or not',
+    'audit: no counter shared across tenants: records carry no number, cursors none, other tenants change nothing',
+    "audit: a cursor resumes only in its own tenant: another tenant's cursor, or an unknown id, is VALIDATION",
+  ],
   'store.7': [
     'redaction: errors name ids and codes, never the values involved',
     'redaction: returned objects print only the values asked for, and factor secrets print redacted',
@@ -63,7 +80,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'store.9': ['tenants: every tenant appears once, in code-point id order, across pages'],
   'store.10': [
-    "sessions: findSession: the session and its tenant's status in one read; another tenant sees nothing",
+    "sessions: findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
     'sessions: session and token records round-trip through units of work, reads seeing buffered writes',
   ],
   'store.11': [
@@ -78,9 +95,10 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
     'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
     'outbox: concurrent claimers never hold the same event',
-    "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
-    'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+    'outbox: relays on separate store instances never hold the same event and keep per-user order',
     'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
+    'outbox: claim returns only the head of each aggregate, and the next event once the head is published',
+    'outbox: an expired lease can be claimed by another relay',
   ],
   'outbox.2': [
     'outbox: an event from a rolled-back commit is never claimed',
@@ -94,6 +112,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'outbox.4': [
     "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
+    "outbox: discardDead unblocks the dead event's user",
   ],
   'outbox.5': [
     "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",

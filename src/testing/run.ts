@@ -3,6 +3,9 @@ import { ValidationError } from '../domain/errors.js'
 import {
   CaseContext,
   type CaseDefinition,
+  guaranteeSkip,
+  hasGuarantee,
+  ROW_REFUSAL_SKIP,
   SCHEMA_PLANTING_SKIP,
   type SuiteDefinition,
 } from './shared/context.js'
@@ -42,13 +45,14 @@ function staticSkip(def: CaseDefinition, options: ConformanceOptions): string | 
   const capabilities = options.capabilities
   if (!capabilities) return undefined
   for (const capability of def.requires ?? []) {
-    if (!capabilities[capability]) return `the store lacks the ${capability} capability`
+    if (!hasGuarantee(capabilities, capability)) return guaranteeSkip(capability)
   }
   if (def.needsSharedStores && !options.createSharedStores) {
     return 'the store factory cannot open several stores over one database (createSharedStores)'
   }
   if (def.needsSchemaPlanting && !(options.plantSchemaVersion && options.reopenStore))
     return SCHEMA_PLANTING_SKIP
+  if (def.needsRowRefusal && !options.refuseRows) return ROW_REFUSAL_SKIP
   return undefined
 }
 

@@ -12,12 +12,14 @@ import {
 import { DelegatingStore } from './delegating-store.js'
 
 const memory = async () => new InMemoryUserEngineStore()
-const MULTI_PROCESS_CASES = 4
+const MULTI_INSTANCE_CASES = 4
+const NO_CONCURRENT_INSTANCES =
+  'the store lacks the concurrentInstances capability (several instances over one database keep every rule between them)'
 
 /** Several stores over one in-memory "database", claiming the capabilities a server database has. */
 class SharedMemoryStore extends DelegatingStore {
   override get capabilities(): StoreCapabilities {
-    return { multiProcess: true, rowLocking: true }
+    return { concurrentInstances: true, isolatedClaims: true }
   }
   override async close(): Promise<void> {
     // The shared database outlives each handle, as a server database outlives a pool.
@@ -51,15 +53,26 @@ test('an unknown suite name is refused rather than running nothing', () => {
 test('declared capabilities decide skips up front, with the reason', async () => {
   const cases = conformanceCases({
     createStore: memory,
-    capabilities: { multiProcess: false, rowLocking: false },
+    capabilities: { concurrentInstances: false, isolatedClaims: false },
   })
-  const skipped = cases.filter((c) => c.skip !== undefined && c.suite !== 'schema-history')
-  assert.equal(skipped.length, MULTI_PROCESS_CASES)
-  for (const c of skipped) assert.match(c.skip!, /lacks the (multiProcess|rowLocking) capability/)
+  const hooks = /plantSchemaVersion, reopenStore|refuseRows/
+  const skipped = cases.filter((c) => c.skip !== undefined && !hooks.test(c.skip))
+  assert.equal(skipped.length, MULTI_INSTANCE_CASES)
+  for (const c of skipped) assert.match(c.skip!, /lacks the (concurrentInstances|isolatedClaims) capability/)
   // A factory without plantSchemaVersion and reopenStore: the schema-history cases, skipped up front too.
   const planting = cases.filter((c) => c.suite === 'schema-history')
   assert.ok(
     planting.length > 0 && planting.every((c) => /plantSchemaVersion, reopenStore/.test(c.skip ?? '')),
+  )
+  // Without refuseRows: the atomicity case whose audit record or event the database refuses.
+  assert.deepEqual(
+    cases.filter((c) => /refuseRows/.test(c.skip ?? '')).map((c) => [c.suite, c.skip]),
+    [
+      [
+        'rollback',
+        'the store factory cannot make its database refuse an audit record or an outbox event (refuseRows)',
+      ],
+    ],
   )
   await assert.rejects(skipped[0]!.run(), (e) => e instanceof ConformanceSkip)
 })
@@ -71,12 +84,15 @@ test('registerConformanceTests registers skips as skipped (skipTest, test.skip, 
   const registered: Array<[string, (context?: unknown) => Promise<void>]> = []
   registerConformanceTests({
     ...options,
-    capabilities: { multiProcess: false, rowLocking: false },
+    capabilities: { concurrentInstances: false, isolatedClaims: false },
     test: (name, fn) => registered.push([name, fn]),
     skipTest: (name, reason) => viaSkipTest.push(`${name} | ${reason}`),
   })
   assert.equal(viaSkipTest.length, 1)
-  assert.match(viaSkipTest[0]!, /^migrator-race: .* \| the store lacks the multiProcess capability$/)
+  assert.match(
+    viaSkipTest[0]!,
+    /^migrator-race: .* \| the store lacks the concurrentInstances capability \(.+\)$/,
+  )
   assert.equal(registered.length, 3)
 
   const viaTestSkip: string[] = []
@@ -85,10 +101,13 @@ test('registerConformanceTests registers skips as skipped (skipTest, test.skip, 
   })
   registerConformanceTests({
     ...options,
-    capabilities: { multiProcess: false, rowLocking: false },
+    capabilities: { concurrentInstances: false, isolatedClaims: false },
     test: testFn,
   })
-  assert.match(viaTestSkip[0] ?? '', /\[skipped: the store lacks the multiProcess capability\]$/)
+  assert.match(
+    viaTestSkip[0] ?? '',
+    /\[skipped: the store lacks the concurrentInstances capability \(.+\)\]$/,
+  )
 
   // Capabilities unknown up front: the case finds out while running and skips through the context.
   const dynamic: Array<[string, (context?: unknown) => Promise<void>]> = []
@@ -100,9 +119,12 @@ test('registerConformanceTests registers skips as skipped (skipTest, test.skip, 
   const [, fn] = dynamic[0]!
   const reasons: string[] = []
   await fn({ skip: (reason: string) => reasons.push(reason) })
-  assert.deepEqual(reasons, ['the store lacks the multiProcess capability'])
+  assert.deepEqual(reasons, [NO_CONCURRENT_INSTANCES])
   // A runner without a skip in its context must see a failure, never a pass.
-  await assert.rejects(fn(undefined), /conformance case skipped: the store lacks the multiProcess capability/)
+  await assert.rejects(
+    fn(undefined),
+    /conformance case skipped: the store lacks the concurrentInstances capability/,
+  )
 })
 
 test('runConformance reports each case with status, reason, error and duration, and calls onProgress', async () => {
@@ -115,7 +137,7 @@ test('runConformance reports each case with status, reason, error and duration, 
   assert.deepEqual([report.passed, report.failed, report.skipped], [3, 0, 1])
   assert.equal(progress.length, 4)
   const skipped = report.results.find((r) => r.status === 'skipped')
-  assert.equal(skipped?.reason, 'the store lacks the multiProcess capability')
+  assert.equal(skipped?.reason, NO_CONCURRENT_INSTANCES)
   assert.ok(report.results.every((r) => typeof r.durationMs === 'number' && r.durationMs >= 0))
 
   // A store that is ready before migrate() breaks readiness rule 1.
@@ -167,14 +189,14 @@ test('every store the harness creates is closed, whether its case passed or fail
   assert.equal(destroyed.length, 3, 'destroyStore replaces close() for every store, failing cases included')
 })
 
-test('the multiProcess cases pass against stores sharing one database', async () => {
+test('the concurrentInstances cases pass against stores sharing one database', async () => {
   const report = await runConformance({
     createStore: memory,
     createSharedStores: async (count) => {
       const database = new InMemoryUserEngineStore()
       return Array.from({ length: count }, () => new SharedMemoryStore(database))
     },
-    capabilities: { multiProcess: true, rowLocking: true },
+    capabilities: { concurrentInstances: true, isolatedClaims: true },
     suites: ['migrator-race', 'concurrency', 'outbox', 'throttle'],
   })
   const notPassed = report.results.filter((r) => r.status !== 'passed')
@@ -187,5 +209,26 @@ test('the multiProcess cases pass against stores sharing one database', async ()
   const multi = report.results.filter((r) =>
     /separate store instances|four stores|4 store instances/.test(r.name),
   )
-  assert.equal(multi.length, MULTI_PROCESS_CASES)
+  assert.equal(multi.length, MULTI_INSTANCE_CASES)
+})
+
+test('a store declaring the 0.1 capability names (multiProcess, rowLocking) is read as having the guarantees', () => {
+  const with01Names = conformanceCases({
+    createStore: memory,
+    capabilities: { multiProcess: true, rowLocking: true },
+    createSharedStores: async () => [],
+  })
+  assert.deepEqual(
+    with01Names.filter((c) => /capability/.test(c.skip ?? '')).map((c) => c.name),
+    [],
+    'a guarantee declared by its deprecated name was not seen',
+  )
+  // The new name wins over the alias when both are set.
+  const overridden = conformanceCases({
+    createStore: memory,
+    capabilities: { multiProcess: true, concurrentInstances: false, isolatedClaims: true },
+    createSharedStores: async () => [],
+    suites: ['migrator-race'],
+  })
+  assert.equal(overridden[0]?.skip, NO_CONCURRENT_INSTANCES)
 })

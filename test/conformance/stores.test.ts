@@ -1,16 +1,38 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type ConformanceStores, conformanceStoresFor } from '../../src/cli/shared/conformance-stores.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 import {
   CONFORMANCE_SUITES,
   type PlantedSchemaVersion,
+  type RowRefusal,
   registerConformanceTests,
   type StoreFactoryContext,
 } from '../../src/testing/index.js'
 import { ADAPTERS } from '../support/adapters.js'
 
 const CASES = CONFORMANCE_SUITES.reduce((n, s) => n + s.cases.length, 0)
+
+/**
+ * The harness's `refuseRows` on the shipped stores: on Postgres two CHECK constraints (NOT VALID: existing
+ * rows are not scanned), so the commit's own statement fails at its audit or outbox insert; on the memory
+ * store its planted-constraint hook.
+ */
+async function refuseRows(store: UserEngineStore, refusal: RowRefusal): Promise<void> {
+  if (store instanceof InMemoryUserEngineStore) return store.refuseRows(refusal)
+  assert.ok(store instanceof PostgresUserEngineStore, `refuseRows on a ${store.kind} store`)
+  const literal = (value: string) => {
+    assert.match(value, /^[a-z0-9._]+$/, 'a harness-chosen name')
+    return `'${value}'`
+  }
+  const tag = refusal.eventType.replace(/\W/g, '_')
+  await store.driver.exec(`
+    ALTER TABLE user_engine_audit ADD CONSTRAINT ${tag}_audit CHECK (action <> ${literal(refusal.auditAction)}) NOT VALID;
+    ALTER TABLE user_engine_outbox ADD CONSTRAINT ${tag}_event CHECK (type <> ${literal(refusal.eventType)}) NOT VALID;
+  `)
+}
 
 // The whole conformance harness on every store the project ships (Drizzle-style: one suite, every driver).
 for (const adapter of ADAPTERS) {
@@ -38,6 +60,7 @@ for (const adapter of ADAPTERS) {
     })
     registerConformanceTests({
       createStore: (ctx) => ready().createStore(ctx),
+      refuseRows,
       destroyStore: async (store: UserEngineStore) => {
         const s = ready()
         await (s.destroyStore ? s.destroyStore(store) : store.close())

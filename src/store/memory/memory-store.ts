@@ -91,12 +91,14 @@ const copy = <T>(value: T): T => structuredClone(value)
  */
 export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministration {
   readonly kind = 'memory'
-  readonly capabilities: StoreCapabilities = { multiProcess: false, rowLocking: false }
+  readonly capabilities: StoreCapabilities = { concurrentInstances: false, isolatedClaims: false }
   readonly outbox: InMemoryOutbox
   readonly throttle: InMemoryThrottle
 
   readonly #tenants = new Map<string, TenantState>()
   readonly #outboxRows: OutboxRow[] = []
+  readonly #refusedAuditActions = new Set<string>()
+  readonly #refusedEventTypes = new Set<string>()
   #schemaVersion: number
   #closed = false
 
@@ -106,6 +108,16 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#schemaVersion = o.migrated ? LATEST_SCHEMA_VERSION : 0
     this.outbox = new InMemoryOutbox(this.#outboxRows, () => this.#assertUsable())
     this.throttle = new InMemoryThrottle(() => this.#assertUsable())
+  }
+
+  /**
+   * Test support (the conformance harness's `refuseRows`): from now on a commit holding an audit record with
+   * this action, or an event of this type, fails as a database constraint would, and writes nothing.
+   */
+  refuseRows(refusal: { readonly auditAction?: string; readonly eventType?: string }): void {
+    const o = optionsObject(refusal, 'refuseRows refusal', ['auditAction', 'eventType'])
+    if (o.auditAction !== undefined) this.#refusedAuditActions.add(String(o.auditAction))
+    if (o.eventType !== undefined) this.#refusedEventTypes.add(String(o.eventType))
   }
 
   async readiness(): Promise<Readiness> {
@@ -514,6 +526,19 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
       throw new NotFoundError(`tenant ${shownId(plan.tenantId)} not found`, {
         details: { tenantId: shownId(plan.tenantId) },
       })
+    }
+
+    // Planted constraints (refuseRows) are checked with the others, before anything is applied.
+    if (
+      plan.audit.some((a) => this.#refusedAuditActions.has(a.action)) ||
+      plan.events.some((e) => this.#refusedEventTypes.has(e.type))
+    ) {
+      throw new ValidationError(
+        'an audit record or event of this commit is refused by a planted constraint',
+        {
+          details: { field: 'refuseRows' },
+        },
+      )
     }
 
     // Every check passed: apply in one synchronous step.

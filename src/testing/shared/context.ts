@@ -1,5 +1,5 @@
 import { newId } from '../../domain/ids.js'
-import type { UserEngineStore } from '../../store/store.js'
+import type { StoreCapabilities, StoreGuarantee, UserEngineStore } from '../../store/store.js'
 import { assert } from './expect.js'
 import {
   type Capability,
@@ -7,6 +7,24 @@ import {
   ConformanceSkip,
   type StoreFactoryContext,
 } from './types.js'
+
+/**
+ * Whether a store declares a guarantee: its own name, else the deprecated alias (`multiProcess`, `rowLocking`)
+ * a store written for 0.1 sets.
+ */
+export function hasGuarantee(capabilities: StoreCapabilities, guarantee: StoreGuarantee): boolean {
+  const alias = guarantee === 'concurrentInstances' ? capabilities.multiProcess : capabilities.rowLocking
+  return (capabilities[guarantee] ?? alias) === true
+}
+
+/** Why a case needing `guarantee` is skipped: the capability's name and what it promises. */
+export function guaranteeSkip(guarantee: StoreGuarantee): string {
+  const what =
+    guarantee === 'concurrentInstances'
+      ? 'several instances over one database keep every rule between them'
+      : 'outbox claims through different instances over one database are isolated'
+  return `the store lacks the ${guarantee} capability (${what})`
+}
 
 /** One case of a suite, as suites declare it. */
 export interface CaseDefinition {
@@ -17,11 +35,16 @@ export interface CaseDefinition {
   readonly needsSharedStores?: boolean
   /** The case needs `plantSchemaVersion` and `reopenStore` (a schema history row planted, then reopened). */
   readonly needsSchemaPlanting?: boolean
+  /** The case needs `refuseRows` (the database refuses a chosen audit record or event). */
+  readonly needsRowRefusal?: boolean
   run(ctx: CaseContext): Promise<void>
 }
 
 export const SCHEMA_PLANTING_SKIP =
   'the store factory cannot plant a schema history row and reopen the database (plantSchemaVersion, reopenStore)'
+
+export const ROW_REFUSAL_SKIP =
+  'the store factory cannot make its database refuse an audit record or an outbox event (refuseRows)'
 
 export interface SuiteDefinition {
   readonly name: string
@@ -119,7 +142,7 @@ export class CaseContext {
   async checkRequirements(def: CaseDefinition): Promise<void> {
     for (const capability of def.requires ?? []) {
       const capabilities = this.options.capabilities ?? (await this.store()).capabilities
-      if (!capabilities[capability]) throw new ConformanceSkip(`the store lacks the ${capability} capability`)
+      if (!hasGuarantee(capabilities, capability)) throw new ConformanceSkip(guaranteeSkip(capability))
     }
     if (def.needsSharedStores && !this.options.createSharedStores) {
       throw new ConformanceSkip(
@@ -129,6 +152,7 @@ export class CaseContext {
     if (def.needsSchemaPlanting && !(this.options.plantSchemaVersion && this.options.reopenStore)) {
       throw new ConformanceSkip(SCHEMA_PLANTING_SKIP)
     }
+    if (def.needsRowRefusal && !this.options.refuseRows) throw new ConformanceSkip(ROW_REFUSAL_SKIP)
   }
 
   /** Closes every store the case created; the first failure is rethrown after all were tried. */

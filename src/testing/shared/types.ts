@@ -1,4 +1,4 @@
-import type { StoreCapabilities, UserEngineStore } from '../../store/store.js'
+import type { StoreCapabilities, StoreGuarantee, UserEngineStore } from '../../store/store.js'
 
 /** What the harness asks of a store factory. */
 export interface StoreFactoryContext {
@@ -19,7 +19,7 @@ export interface ConformanceOptions {
   destroyStore?(store: UserEngineStore): Promise<void>
   /**
    * Creates `count` stores over one database, each with its own connections, as separate processes would.
-   * Needed by the cases that require `multiProcess`; without it they are skipped with the reason.
+   * Needed by the cases that require `concurrentInstances`; without it they are skipped with the reason.
    */
   createSharedStores?(count: number, ctx: StoreFactoryContext): Promise<UserEngineStore[]>
   /**
@@ -30,6 +30,15 @@ export interface ConformanceOptions {
   plantSchemaVersion?(store: UserEngineStore, row: PlantedSchemaVersion): Promise<void>
   /** Opens a new store over the same database as `store` (as a restarted process would). */
   reopenStore?(store: UserEngineStore): Promise<UserEngineStore>
+  /**
+   * Makes the database under `store` refuse, from now on, every audit record whose action is
+   * `refusal.auditAction` and every outbox event whose type is `refusal.eventType`, the way a failing
+   * constraint would (a `CHECK` constraint or a trigger; the names are random and used by no other case).
+   * The atomicity case then commits units whose audit record or event is refused after their record writes,
+   * and checks that none of their records, audit or events exist: a store that commits the parts in separate
+   * transactions fails it. Without this hook that case is skipped with the reason.
+   */
+  refuseRows?(store: UserEngineStore, refusal: RowRefusal): Promise<void>
   /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. */
   suites?: readonly string[]
   /**
@@ -43,6 +52,12 @@ export interface ConformanceOptions {
   leaseMs?: number
   /** A case that runs longer fails with a timeout. Default 60 000 ms. */
   caseTimeoutMs?: number
+}
+
+/** What `refuseRows` makes a database refuse: harness-chosen, `conformance.refused.` and hex digits. */
+export interface RowRefusal {
+  readonly auditAction: string
+  readonly eventType: string
 }
 
 /** A schema history row the harness plants: a version, its name and the checksum recorded for it. */
@@ -121,4 +136,5 @@ export class ConformanceSkip extends Error {
   }
 }
 
-export type Capability = keyof StoreCapabilities
+/** A guarantee a case may require (`StoreCapabilities` without its deprecated aliases). */
+export type Capability = StoreGuarantee

@@ -189,6 +189,17 @@ export const auditSuite = suite('audit', 'the audit trail lists in commit order,
         [...head.items, ...tail].map((r) => r.action),
         [...all.map((r) => r.action), 'late'],
       )
+      // The records of one commit share their time: a page boundary inside a commit loses none of them.
+      const same = Array.from({ length: 5 }, (_, i) => `same.${i}`)
+      await store.transaction(tenantId, async (tx) => {
+        for (const action of same) tx.appendAudit({ action })
+      })
+      const paged = (await allPages((cursor) => store.listAudit(tenantId, { limit: 2, cursor }))).flat()
+      assert.deepEqual(
+        paged.map((r) => r.action),
+        [...all.map((r) => r.action), 'late', ...same],
+        'records of one commit lost or repeated across a page boundary',
+      )
     },
   },
   {

@@ -127,7 +127,7 @@ export const concurrencySuite = suite(
     },
     {
       name: 'racers on separate store instances: exactly one wins, and retried updates are not lost',
-      requires: ['multiProcess'],
+      requires: ['concurrentInstances'],
       needsSharedStores: true,
       async run(ctx) {
         const stores = await ctx.sharedStores(4, { ownDatabase: false })

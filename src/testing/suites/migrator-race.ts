@@ -9,7 +9,7 @@ export const migratorRaceSuite = suite(
   [
     {
       name: 'four stores migrating one empty database at once apply each migration exactly once',
-      requires: ['multiProcess'],
+      requires: ['concurrentInstances'],
       needsSharedStores: true,
       async run(ctx) {
         const stores = await ctx.sharedStores(4, { ownDatabase: true })

@@ -1,5 +1,6 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { OutboxEntry } from '../../domain/records.js'
+import { LAST_ERROR_CHARS } from '../../store/outbox-checks.js'
 import type { ClaimOptions, UserEngineStore } from '../../store/store.js'
 import { deferred } from '../shared/barrier.js'
 import { type CaseContext, freshId, suite } from '../shared/context.js'
@@ -412,6 +413,65 @@ export const outboxSuite = suite(
       },
     },
     {
+      name: `fail and settle keep the first ${LAST_ERROR_CHARS} characters of an error as lastError`,
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 1)
+        // A relay passes what its publisher threw; a store that keeps all of it grows rows without bound.
+        const long = (seed: number) =>
+          Array.from({ length: 4 * LAST_ERROR_CHARS }, (_, i) =>
+            String.fromCharCode(97 + ((i + seed) % 26)),
+          ).join('')
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(held)
+        await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: long(0),
+          maxAttempts: 5,
+          backoffMs: 0,
+        })
+        assert.equal((await store.outbox.get(held.id))?.lastError, long(0).slice(0, LAST_ERROR_CHARS), 'fail')
+        const [again] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(again?.id, held.id)
+        await store.outbox.settle({
+          owner: 'relay-a',
+          items: [{ tenantId, eventId: held.id, outcome: 'failed', error: long(7), backoffMs: 0 }],
+          maxAttempts: 5,
+        })
+        const [listed] = await store.outbox.listForAggregate(tenantId, held.aggregateId)
+        assert.equal(listed?.lastError, long(7).slice(0, LAST_ERROR_CHARS), 'settle')
+      },
+    },
+    {
+      name: 'lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        assert.deepEqual(await store.outbox.lag(), { pending: 0, dead: 0, oldestPendingAgeMs: 0 }, 'empty')
+        const { events } = await userWithEvents(store, tenantId, 1)
+        const occurred = Date.parse(events[0]!.occurredAt)
+        const [held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(held)
+        // Backed off for an hour: still pending, and as old as it has been since it occurred.
+        await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: 'later',
+          maxAttempts: 5,
+          backoffMs: 3_600_000,
+        })
+        await sleep(ctx.leaseMs)
+        const lag = await store.outbox.lag()
+        assert.deepEqual([lag.pending, lag.dead], [1, 0])
+        // The age is on the store's clock (`occurredAt` on the host's): allow the two a little skew.
+        const waited = Date.now() - occurred
+        assert.ok(
+          lag.oldestPendingAgeMs >= ctx.leaseMs / 2 && lag.oldestPendingAgeMs <= waited + 5_000,
+          `oldestPendingAgeMs ${lag.oldestPendingAgeMs} after ${waited} ms`,
+        )
+      },
+    },
+    {
       name: "discardDead unblocks the dead event's user",
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
@@ -551,7 +611,7 @@ export const outboxSuite = suite(
     },
     {
       name: 'relays on separate store instances never hold the same event and keep per-user order',
-      requires: ['multiProcess', 'rowLocking'],
+      requires: ['concurrentInstances', 'isolatedClaims'],
       needsSharedStores: true,
       async run(ctx) {
         const stores = await ctx.sharedStores(2, { ownDatabase: true })

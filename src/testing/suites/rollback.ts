@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { ErrorCode } from '../../domain/errors.js'
 import { Secret } from '../../domain/secret.js'
 import type { UserEngineStore } from '../../store/store.js'
@@ -5,6 +6,7 @@ import type { UnitOfWork } from '../../store/unit-of-work.js'
 import { freshId, suite } from '../shared/context.js'
 import { assert, expectCode, expectEmptyPage, expectNull } from '../shared/expect.js'
 import { putIdentifier, seedUser } from '../shared/fixtures.js'
+import type { RowRefusal } from '../shared/types.js'
 
 /** Buffers a new user with every kind of write, audit and event. */
 function writeEverything(tx: UnitOfWork, userId: string, username: string): void {
@@ -33,6 +35,18 @@ async function assertNoTrace(store: UserEngineStore, tenantId: string, userId: s
     expectNull(await tx.getProfile(userId), 'profile of the rolled-back unit')
     assert.deepEqual(await tx.listFactors(userId), [], 'factors of the rolled-back unit')
   })
+}
+
+/** Awaits a commit the database must refuse; fails when it committed (the refusal hook did nothing). */
+async function expectRefused(commit: Promise<unknown>, what: string): Promise<void> {
+  let committed = false
+  try {
+    await commit
+    committed = true
+  } catch {
+    // Any error: a planted constraint is not a deliberate refusal, so no code is required.
+  }
+  assert.ok(!committed, `${what} committed: refuseRows did not make the database refuse it`)
 }
 
 /** Store rule 3, UnitOfWork rule 3: all or nothing. */
@@ -124,6 +138,72 @@ export const rollbackSuite = suite('rollback', 'a failed unit of work leaves no 
         1,
         'audit records of refused commits survived',
       )
+    },
+  },
+  {
+    name: "a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
+    needsRowRefusal: true,
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      const tag = randomBytes(6).toString('hex')
+      const refusal: RowRefusal = {
+        auditAction: `conformance.refused.${tag}`,
+        eventType: `conformance.refused.${tag}`,
+      }
+      await ctx.options.refuseRows!(store, refusal)
+      // Whatever order a store writes records, audit and events in, one of these refusals comes after the
+      // records: a store that commits the parts separately keeps what it wrote first.
+      const refused: Array<[string, (tx: UnitOfWork, userId: string) => void]> = [
+        ['an audit record', (tx, userId) => tx.appendAudit({ action: refusal.auditAction, userId })],
+        ['an event', (tx, userId) => tx.enqueue({ type: refusal.eventType, userId })],
+      ]
+      for (const [what, last] of refused) {
+        const userId = freshId('u')
+        const username = `refused_${userId.slice(-8)}`
+        await expectRefused(
+          store.transaction(tenantId, async (tx) => {
+            writeEverything(tx, userId, username)
+            last(tx, userId)
+          }),
+          `a new user's unit with a refused ${what}`,
+        )
+        await assertNoTrace(store, tenantId, userId, username)
+      }
+      // An update of an existing user: the stored records keep their versions and values.
+      const existing = await seedUser(store, tenantId, {
+        username: 'kept_as_is',
+        attributes: { plan: 'free' },
+      })
+      for (const [what, last] of refused) {
+        await expectRefused(
+          store.transaction(tenantId, async (tx) => {
+            tx.putUser({ id: existing.userId, status: 'disabled' }, { expectedVersion: 1 })
+            tx.putProfile({ userId: existing.userId, attributes: { plan: 'pro' } }, { expectedVersion: 1 })
+            tx.appendAudit({ action: 'user.disabled', userId: existing.userId })
+            tx.enqueue({ type: 'user.disabled', userId: existing.userId })
+            last(tx, existing.userId)
+          }),
+          `an update's unit with a refused ${what}`,
+        )
+      }
+      const user = await store.getUser(tenantId, existing.userId)
+      assert.deepEqual([user?.version, user?.status], [1, 'active'], 'the user of a refused update changed')
+      await store.transaction(tenantId, async (tx) => {
+        const profile = await tx.getProfile(existing.userId)
+        assert.deepEqual([profile?.version, profile?.attributes], [1, { plan: 'free' }], 'profile changed')
+      })
+      const audit = await store.listAudit(tenantId, { userId: existing.userId })
+      assert.equal(audit.items.length, 1, 'audit records of refused updates survived')
+      const events = await store.outbox.listForAggregate(tenantId, existing.userId)
+      assert.equal(events.length, 1, 'events of refused updates survived')
+      // The refusal is narrow: the same unit with other actions and types commits.
+      await store.transaction(tenantId, async (tx) => {
+        tx.putUser({ id: existing.userId, status: 'disabled' }, { expectedVersion: 1 })
+        tx.appendAudit({ action: 'user.disabled', userId: existing.userId })
+        tx.enqueue({ type: 'user.disabled', userId: existing.userId })
+      })
+      assert.equal((await store.getUser(tenantId, existing.userId))?.version, 2)
     },
   },
   {

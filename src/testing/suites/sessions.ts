@@ -153,7 +153,7 @@ export const sessionsSuite = suite(
       },
     },
     {
-      name: "findSession: the session and its tenant's status in one read; another tenant sees nothing",
+      name: "findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
       async run(ctx) {
         const store = await ctx.store()
         const [t1, t2] = [await ctx.newTenant(store), await ctx.newTenant(store)]
@@ -175,6 +175,11 @@ export const sessionsSuite = suite(
         expectNull(await store.findSession(t2, session.id), 'the session from another tenant')
         expectNull(await store.findSession(t1, freshId('ses')), 'an unknown session')
         await expectCode(store.findSession(t1, 'not an id!'), ErrorCode.VALIDATION, 'a malformed session id')
+        // A revoked session (its record deleted) is gone from the hot path at once: no cache, no soft delete.
+        await withUser(store, t1, userId, (tx) =>
+          tx.deleteSession({ id: session.id, userId }, { expectedVersion: 1 }),
+        )
+        expectNull(await store.findSession(t1, session.id), 'a revoked (deleted) session')
       },
     },
     {

@@ -95,7 +95,7 @@ export const throttleSuite = suite('throttle', 'failed sign-in counts are exact 
   },
   {
     name: '16 concurrent failures from 4 store instances count exactly 16',
-    requires: ['multiProcess'],
+    requires: ['concurrentInstances'],
     needsSharedStores: true,
     async run(ctx) {
       const stores = await ctx.sharedStores(4, { ownDatabase: false })

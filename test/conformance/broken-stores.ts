@@ -1,0 +1,1434 @@
+import assert from 'node:assert/strict'
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import {
+  decodeIdCursor,
+  decodeValueCursor,
+  encodeCursor,
+  encodeValueCursor,
+} from '../../src/domain/cursor.js'
+import { ConflictError, ErrorCode, isUserEngineError, UserEngineError } from '../../src/domain/errors.js'
+import { newId } from '../../src/domain/ids.js'
+import type { AuditRecord, IdentifierKind, OutboxEntry, UserRecord } from '../../src/domain/records.js'
+import { compareCodePoints } from '../../src/domain/user-queries.js'
+import { assertId, validatePageSize } from '../../src/domain/validation.js'
+import { failedAtCommit } from '../../src/store/commit-phase.js'
+import type {
+  AuditDraft,
+  Diagnostics,
+  ListAuditQuery,
+  ListedUser,
+  ListUsersQuery,
+  MigrateResult,
+  OutboxAccess,
+  Page,
+  Readiness,
+  ThrottleAccess,
+  UnitOfWork,
+  UserEngineStore,
+} from '../../src/store/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { SCHEMA_VERSIONS } from '../../src/store/schema-versions.js'
+import type { ConformanceOptions, RowRefusal } from '../../src/testing/index.js'
+import { DelegatingStore } from './delegating-store.js'
+
+/** An outbox with some methods replaced; the rest go to the correct store's outbox. */
+function outboxWith(inner: OutboxAccess, overrides: Partial<OutboxAccess>): OutboxAccess {
+  return new Proxy(inner, {
+    get: (target, prop, receiver) => {
+      const own = (overrides as Record<PropertyKey, unknown>)[prop]
+      if (own !== undefined) return own
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+/** Reports a late acknowledge or fail as done: the caller believes it still held a lease it lost. */
+class LateSettleStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      acknowledge: async (owner, ids) => {
+        await inner.acknowledge(owner, ids)
+        return [...ids]
+      },
+      fail: async (options) => (await inner.fail(options)) ?? 'pending',
+    })
+  }
+}
+
+/** Purges pending events with the published ones (here: they vanish from listings after a purge). */
+class PurgeEverythingStore extends DelegatingStore {
+  #purged = false
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      purgePublished: async (olderThanMs, limit) => {
+        this.#purged = true
+        return inner.purgePublished(olderThanMs, limit)
+      },
+      listForAggregate: async (tenantId, aggregateId) => {
+        const events = await inner.listForAggregate(tenantId, aggregateId)
+        return this.#purged ? events.filter((e) => e.status !== 'pending') : events
+      },
+    })
+  }
+}
+
+/** Commits the buffered writes even when the callback throws. */
+class NoRollbackStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    let failure: { error: unknown } | undefined
+    const result = await this.inner.transaction(tenantId, async (tx) => {
+      try {
+        return await fn(tx)
+      } catch (error) {
+        failure = { error }
+        return undefined as T
+      }
+    })
+    if (failure) throw failure.error
+    return result
+  }
+}
+
+/** Reads fall back to any tenant it has seen when the asked tenant has no such record. */
+class TenantLeakStore extends DelegatingStore {
+  readonly #tenants = new Set<string>()
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    this.#tenants.add(tenantId)
+    return super.transaction(tenantId, fn)
+  }
+  async #anyTenant<R>(tenantId: string, read: (t: string) => Promise<R | null>): Promise<R | null> {
+    for (const t of [tenantId, ...this.#tenants]) {
+      const found = await read(t)
+      if (found !== null) return found
+    }
+    return null
+  }
+  override getUser(tenantId: string, userId: string) {
+    return this.#anyTenant(tenantId, (t) => this.inner.getUser(t, userId))
+  }
+  override getIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return this.#anyTenant(tenantId, (t) => this.inner.getIdentifier(t, kind, value))
+  }
+  override findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return this.#anyTenant(tenantId, (t) => this.inner.findUserByIdentifier(t, kind, value))
+  }
+}
+
+/** Remembers the last identifier value written and reports it in diagnostics. */
+class DiagnosticsLeakStore extends DelegatingStore {
+  #last = ''
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, (tx) => {
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        this.#last = identifier.value
+        put(identifier, precondition)
+      }
+      return fn(tx)
+    })
+  }
+  override async diagnostics(): Promise<Diagnostics> {
+    return { ...(await super.diagnostics()), lastIdentifier: this.#last } as Diagnostics
+  }
+}
+
+/** Returns users with their email attached: personal data the caller did not ask for. */
+class RecordLeakStore extends DelegatingStore {
+  override async getUser(tenantId: string, userId: string): Promise<UserRecord | null> {
+    const user = await super.getUser(tenantId, userId)
+    if (!user) return null
+    const identifiers = await this.inner.transaction(tenantId, (tx) => tx.listIdentifiers(userId))
+    return Object.assign({}, user, { email: identifiers.find((i) => i.kind === 'email')?.value ?? null })
+  }
+}
+
+/** Puts the duplicate identifier value into the conflict message. */
+class ErrorLeakStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const values: string[] = []
+    try {
+      return await super.transaction(tenantId, (tx) => {
+        const put = tx.putIdentifier.bind(tx)
+        tx.putIdentifier = (identifier, precondition) => {
+          values.push(identifier.value)
+          put(identifier, precondition)
+        }
+        return fn(tx)
+      })
+    } catch (error) {
+      if (isUserEngineError(error, ErrorCode.DUPLICATE_IDENTIFIER)) {
+        throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, `identifier ${values.join(', ')} is taken`)
+      }
+      throw error
+    }
+  }
+}
+
+/** Pages users by offset: users inserted before the cursor shift the next page. */
+class OffsetPaginationStore extends DelegatingStore {
+  override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
+    if (query.identifierPrefix || (query.cursor !== undefined && !/^o\d+$/.test(cursorText(query.cursor))))
+      return super.listUsers(tenantId, query)
+    const limit = validatePageSize(query.limit)
+    const offset = query.cursor === undefined ? 0 : Number(cursorText(query.cursor).slice(1))
+    const all = (await this.inner.listUsers(tenantId, { ...query, cursor: undefined, limit: 500 })).items
+    const items = all.slice(offset, offset + limit)
+    return { items, nextCursor: offset + limit < all.length ? encodeCursor(`o${offset + limit}`) : null }
+  }
+}
+
+/** The text inside an id cursor, or '' when it is not one. */
+function cursorText(cursor: string): string {
+  try {
+    return decodeIdCursor(cursor)
+  } catch {
+    return ''
+  }
+}
+
+/** A relay cursor on the event id: the bug class that skips events whose commits land late. */
+class CursorRelayStore extends DelegatingStore {
+  #after = ''
+  readonly #outbox: OutboxAccess = {
+    claim: async (options) => {
+      const claimed = await this.inner.outbox.claim(options)
+      const behind = claimed.filter((e) => e.id <= this.#after)
+      await this.inner.outbox.release(
+        options.owner,
+        behind.map((e) => e.id),
+      )
+      const fresh: OutboxEntry[] = claimed.filter((e) => e.id > this.#after)
+      for (const e of fresh) if (e.id > this.#after) this.#after = e.id
+      return fresh
+    },
+    acknowledge: (owner, ids) => this.inner.outbox.acknowledge(owner, ids),
+    fail: (options) => this.inner.outbox.fail(options),
+    release: (owner, ids) => this.inner.outbox.release(owner, ids),
+    retryDead: (id) => this.inner.outbox.retryDead(id),
+    discardDead: (id) => this.inner.outbox.discardDead(id),
+    purgePublished: (olderThanMs, limit) => this.inner.outbox.purgePublished(olderThanMs, limit),
+    lag: () => this.inner.outbox.lag(),
+    get: (id) => this.inner.outbox.get(id),
+    listForAggregate: (tenantId, aggregateId) => this.inner.outbox.listForAggregate(tenantId, aggregateId),
+    settle: (options) => this.inner.outbox.settle(options),
+    list: (query) => this.inner.outbox.list(query),
+  }
+  override get outbox(): OutboxAccess {
+    return this.#outbox
+  }
+}
+
+/** Keys identifier uniqueness by (tenant, value), ignoring the kind: an email and a username collide. */
+class KindlessIdentifierStore extends DelegatingStore {
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, async (tx) => {
+      const written: { kind: IdentifierKind; value: string; userId: string }[] = []
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        written.push(identifier)
+        put(identifier, precondition)
+      }
+      const result = await fn(tx)
+      for (const w of written) {
+        const other = await tx.findIdentifier(w.kind === 'email' ? 'username' : 'email', w.value)
+        if (other && other.userId !== w.userId) {
+          throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, 'identifier is taken')
+        }
+      }
+      return result
+    })
+  }
+}
+
+/** Compares identifiers under an accent- and case-insensitive collation (utf8mb4_general_ci-like). */
+class CollatingStore extends DelegatingStore {
+  static fold(value: string): string {
+    return value.normalize('NFD').replace(/\p{M}/gu, '').replace(/ß/g, 'ss').replace(/ı/g, 'i')
+  }
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, (tx) => {
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) =>
+        put({ ...identifier, value: CollatingStore.fold(identifier.value) }, precondition)
+      const find = tx.findIdentifier.bind(tx)
+      tx.findIdentifier = (kind, value) => find(kind, CollatingStore.fold(value))
+      return fn(tx)
+    })
+  }
+  override findUserByIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return super.findUserByIdentifier(tenantId, kind, CollatingStore.fold(value))
+  }
+  override getIdentifier(tenantId: string, kind: IdentifierKind, value: string) {
+    return super.getIdentifier(tenantId, kind, CollatingStore.fold(value))
+  }
+}
+
+/** After close(), its calls fail as a driver's would: a raw TypeError, not STORE_CLOSED. */
+class ClosedTypeErrorStore extends DelegatingStore {
+  // A public flag: the proxy is `this` inside methods, and a private field cannot be read through it.
+  closed = false
+  constructor() {
+    super()
+    // biome-ignore lint/correctness/noConstructorReturn: a proxy that fails every call once closed
+    return new Proxy(this, {
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver)
+        if (prop === 'close' || typeof value !== 'function' || !target.closed) return value
+        return () => Promise.reject(new TypeError("Cannot read properties of null (reading 'query')"))
+      },
+    })
+  }
+  override async close(): Promise<void> {
+    this.closed = true
+    await super.close()
+  }
+}
+
+// ---- the broken stores added with the 25-bug table --------------------------------------------------------
+
+/**
+ * Commits the records and events, then the audit records in a second transaction (an audit writer on its own
+ * connection): a crash or a refused audit write between the two leaves a change with no audit trail.
+ */
+class SplitAuditStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const audit: AuditDraft[] = []
+    const result = await this.inner.transaction(tenantId, (tx) => {
+      tx.appendAudit = (entry) => {
+        audit.push(entry)
+      }
+      return fn(tx)
+    })
+    if (audit.length > 0) {
+      await this.inner.transaction(tenantId, async (tx) => {
+        for (const entry of audit) tx.appendAudit(entry)
+      })
+    }
+    return result
+  }
+}
+
+type Replay = (tx: UnitOfWork) => Promise<void>
+
+/** The version a record has now, read through a unit of work (null: no such record). */
+async function versionNow(tx: UnitOfWork, type: string, id: string, userId: string): Promise<number | null> {
+  const pick = (rows: Array<{ id: string; version: number }>) =>
+    rows.find((r) => r.id === id)?.version ?? null
+  if (type === 'tenant') return (await tx.getTenant())?.version ?? null
+  if (type === 'user') return (await tx.getUser(id))?.version ?? null
+  if (type === 'profile') return (await tx.getProfile(userId))?.version ?? null
+  if (type === 'identifier') return pick(await tx.listIdentifiers(userId))
+  if (type === 'factor') return pick(await tx.listFactors(userId))
+  if (type === 'session') return (await tx.getSession(id))?.version ?? null
+  return (await tx.getToken(id))?.version ?? null
+}
+
+/**
+ * Updates without the version check (`UPDATE ... WHERE id = $1`): a commit that meets a newer version writes
+ * over it, as if it had read the latest. Lost updates, and a single-use state consumed twice.
+ */
+class LastWriterWinsStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const replay: Replay[] = []
+    let ran: { value: T } | undefined
+    try {
+      return await this.inner.transaction(tenantId, async (tx) => {
+        const record = (name: string, type: string, idOf: (d: never) => [string, string]) => {
+          const original = (tx as unknown as Record<string, (...a: unknown[]) => void>)[name]!.bind(tx)
+          ;(tx as unknown as Record<string, unknown>)[name] = (draft: never, precondition: unknown) => {
+            original(draft, precondition)
+            const [id, userId] = idOf(draft)
+            replay.push(async (again) => {
+              const current = await versionNow(again, type, id, userId)
+              const blind =
+                current === null || (precondition as { mustNotExist?: true }).mustNotExist
+                  ? precondition
+                  : { expectedVersion: current }
+              ;(again as unknown as Record<string, (...a: unknown[]) => void>)[name]!(draft, blind)
+            })
+          }
+        }
+        const byId = (d: { id: string; userId?: string }): [string, string] => [d.id, d.userId ?? d.id]
+        record('putTenant', 'tenant', byId)
+        record('putUser', 'user', byId)
+        record('putIdentifier', 'identifier', byId)
+        record('putProfile', 'profile', (d: { userId: string }) => [d.userId, d.userId])
+        record('putFactor', 'factor', byId)
+        record('putSession', 'session', byId)
+        record('putToken', 'token', byId)
+        record('deleteIdentifier', 'identifier', byId)
+        record('deleteFactor', 'factor', byId)
+        record('deleteSession', 'session', byId)
+        record('deleteToken', 'token', byId)
+        record('deleteProfile', 'profile', ((userId: string) => [userId, userId]) as never)
+        const appendAudit = tx.appendAudit.bind(tx)
+        tx.appendAudit = (entry) => {
+          appendAudit(entry)
+          replay.push(async (again) => again.appendAudit(entry))
+        }
+        const enqueue = tx.enqueue.bind(tx)
+        tx.enqueue = (event) => {
+          enqueue(event)
+          replay.push(async (again) => again.enqueue(event))
+        }
+        const value = await fn(tx)
+        ran = { value }
+        return value
+      })
+    } catch (error) {
+      if (!ran || !isUserEngineError(error, ErrorCode.VERSION_CONFLICT)) throw error
+      await this.inner.transaction(tenantId, async (again) => {
+        for (const r of replay) await r(again)
+      })
+      return ran.value
+    }
+  }
+}
+
+/** Keys identifier uniqueness by kind and value across every tenant: one tenant's email blocks another's. */
+class GlobalIdentifierStore extends DelegatingStore {
+  readonly #owners = new Map<string, string>()
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const written: string[] = []
+    const result = await this.inner.transaction(tenantId, async (tx) => {
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        written.push(`${identifier.kind}\u0000${identifier.value}`)
+        put(identifier, precondition)
+      }
+      const value = await fn(tx)
+      for (const k of written) {
+        const owner = this.#owners.get(k)
+        if (owner !== undefined && owner !== tenantId)
+          throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, 'identifier is taken')
+      }
+      return value
+    })
+    for (const k of written) this.#owners.set(k, tenantId)
+    return result
+  }
+}
+
+/** Resumes a user listing at the cursor's user instead of after it (`>=` for `>`). */
+class OffByOneCursorStore extends DelegatingStore {
+  override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<UserRecord>> {
+    if (query.cursor === undefined || query.identifierPrefix) return super.listUsers(tenantId, query)
+    const limit = validatePageSize(query.limit)
+    const after = decodeIdCursor(query.cursor)
+    const all = (await this.inner.listUsers(tenantId, { ...query, cursor: undefined, limit: 500 })).items
+    const rest = all.filter((u) => u.id >= after)
+    const items = rest.slice(0, limit)
+    const last = items[items.length - 1]
+    return { items, nextCursor: rest.length > limit && last ? encodeCursor(last.id) : null }
+  }
+}
+
+/** Every audit record of the tenant (or user), read through the correct store's pages. */
+async function wholeTrail(inner: UserEngineStore, tenantId: string, userId: string | undefined) {
+  const out: AuditRecord[] = []
+  let cursor: string | undefined
+  do {
+    const page = await inner.listAudit(tenantId, { limit: 500, cursor, ...(userId ? { userId } : {}) })
+    out.push(...page.items)
+    cursor = page.nextCursor ?? undefined
+  } while (cursor)
+  return out
+}
+
+/** Resumes an audit listing after the cursor record's time: records of one commit share it, so some vanish. */
+class TimeCursorAuditStore extends DelegatingStore {
+  override async listAudit(tenantId: string, query: ListAuditQuery = {}): Promise<Page<AuditRecord>> {
+    if (query.cursor === undefined) return super.listAudit(tenantId, query)
+    await super.listAudit(tenantId, { ...query, limit: 1 }) // the correct store's cursor checks
+    const limit = validatePageSize(query.limit)
+    const after = decodeIdCursor(query.cursor)
+    const all = await wholeTrail(this.inner, tenantId, undefined)
+    const at = all.find((a) => a.id === after)?.occurredAt ?? ''
+    const rest = all
+      .filter((a) => a.occurredAt > at)
+      .filter((a) => query.userId === undefined || a.userId === query.userId)
+    const items = rest.slice(0, limit)
+    const last = items[items.length - 1]
+    return { items, nextCursor: rest.length > limit && last ? encodeCursor(last.id) : null }
+  }
+}
+
+/** Answers a cursor it cannot find (another tenant's) with the first page instead of VALIDATION. */
+class LenientAuditCursorStore extends DelegatingStore {
+  override async listAudit(tenantId: string, query: ListAuditQuery = {}): Promise<Page<AuditRecord>> {
+    try {
+      return await super.listAudit(tenantId, query)
+    } catch (error) {
+      if (query.cursor === undefined || !isUserEngineError(error, ErrorCode.VALIDATION)) throw error
+      return super.listAudit(tenantId, { ...query, cursor: undefined })
+    }
+  }
+}
+
+/** Counts users without the status filter (the count query forgot its WHERE clause). */
+class CountIgnoresStatusStore extends DelegatingStore {
+  override countUsers(tenantId: string, query: Parameters<UserEngineStore['countUsers']>[1] = {}) {
+    const { status: _ignored, ...rest } = query
+    return super.countUsers(tenantId, rest)
+  }
+}
+
+/** Maps every unique violation to ALREADY_EXISTS, a taken identifier included. */
+class UniqueViolationCodeStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    try {
+      return await super.transaction(tenantId, fn)
+    } catch (error) {
+      if (isUserEngineError(error, ErrorCode.DUPLICATE_IDENTIFIER) && failedAtCommit(error))
+        throw new ConflictError(ErrorCode.ALREADY_EXISTS, 'unique violation')
+      throw error
+    }
+  }
+}
+
+/** Re-wraps commit errors in errors of its own, losing the commit-phase mark the engine's retry needs. */
+class UnmarkedCommitErrorStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    try {
+      return await super.transaction(tenantId, fn)
+    } catch (error) {
+      if (error instanceof UserEngineError && failedAtCommit(error))
+        throw new UserEngineError(error.code, error.message, { details: error.details })
+      throw error
+    }
+  }
+}
+
+/** Creates a missing tenant on the fly (`INSERT ... ON CONFLICT DO NOTHING`) instead of refusing the commit. */
+class AutoTenantStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    try {
+      return await super.transaction(tenantId, fn)
+    } catch (error) {
+      if (!isUserEngineError(error, ErrorCode.NOT_FOUND) || !failedAtCommit(error)) throw error
+      await super.transaction(tenantId, async (tx) => {
+        tx.putTenant({ id: tenantId, name: 'auto', status: 'active' }, { mustNotExist: true })
+      })
+      return super.transaction(tenantId, fn)
+    }
+  }
+}
+
+/** Ready as soon as it opens: the provider never checks its schema history. */
+class AlwaysReadyStore extends DelegatingStore {
+  override async readiness(): Promise<Readiness> {
+    const r = await super.readiness()
+    return { ...r, ready: true, reason: null }
+  }
+}
+
+/** Reports every version as applied on each migrate(), migrated or not. */
+class RepeatingMigrateStore extends DelegatingStore {
+  override async migrate(): Promise<MigrateResult> {
+    const result = await super.migrate()
+    const applied = SCHEMA_VERSIONS.map((v) => ({ version: v.version, name: v.name, executionMs: 0 }))
+    return { ...result, fromVersion: 0, applied }
+  }
+}
+
+/** close() a second time throws (a pool ended twice) instead of doing nothing. */
+class CloseTwiceStore extends DelegatingStore {
+  #closed = false
+  override async close(): Promise<void> {
+    if (this.#closed) throw new UserEngineError(ErrorCode.STORE_CLOSED, 'the store is closed')
+    this.#closed = true
+    await super.close()
+  }
+}
+
+/** Reads a session's tenant status from a cache filled at first sight: a suspension never shows. */
+class StaleTenantStatusStore extends DelegatingStore {
+  readonly #status = new Map<string, 'active' | 'suspended'>()
+  override async findSession(tenantId: string, sessionId: string) {
+    const found = await super.findSession(tenantId, sessionId)
+    if (!found) return null
+    if (!this.#status.has(tenantId)) this.#status.set(tenantId, found.tenantStatus)
+    return { ...found, tenantStatus: this.#status.get(tenantId)! }
+  }
+}
+
+/** Purges every expired session and token at once, ignoring `limit` (one unbounded DELETE). */
+class UnboundedPurgeStore extends DelegatingStore {
+  override purgeExpired(tenantId: string, query: { before: string; limit: number }) {
+    if (typeof query?.limit === 'number' && query.limit >= 1 && query.limit <= 10_000)
+      return super.purgeExpired(tenantId, { ...query, limit: 10_000 })
+    return super.purgeExpired(tenantId, query)
+  }
+}
+
+/** Lists every sealed factor, the ones under the current key included (the exclusion was left out). */
+class SealedFactorsExcludeIgnoredStore extends DelegatingStore {
+  static readonly NONE = newId('key')
+  override async listSealedFactors(
+    tenantId: string,
+    query: Parameters<UserEngineStore['listSealedFactors']>[1],
+  ) {
+    return super.listSealedFactors(tenantId, {
+      ...query,
+      excludeKeyId: SealedFactorsExcludeIgnoredStore.NONE,
+    })
+  }
+}
+
+/** Returns each aggregate's claimed events newest first (ORDER BY sequence DESC). */
+class ReversedClaimStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      claim: async (options) => {
+        const claimed = await inner.claim(options)
+        const groups = new Map<string, OutboxEntry[]>()
+        for (const e of claimed) {
+          const k = `${e.tenantId}:${e.aggregateId}`
+          groups.set(k, [...(groups.get(k) ?? []), e])
+        }
+        return [...groups.values()].flatMap((g) => g.reverse())
+      },
+    })
+  }
+}
+
+/** Reads `leaseMs` as seconds: leases outlive the relay that took them by a factor of 1000. */
+class LeaseSecondsStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      claim: (options) =>
+        inner.claim(
+          typeof options?.leaseMs === 'number' ? { ...options, leaseMs: options.leaseMs * 1000 } : options,
+        ),
+    })
+  }
+}
+
+/** Dead-letters only after one attempt more than `maxAttempts` (`>` for `>=`). */
+class DeadLetterLateStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    const more = (n: unknown) => (typeof n === 'number' ? n + 1 : n) as number
+    return outboxWith(inner, {
+      fail: (options) => inner.fail({ ...options, maxAttempts: more(options.maxAttempts) }),
+      settle: (options) => inner.settle({ ...options, maxAttempts: more(options.maxAttempts) }),
+    })
+  }
+}
+
+/** Makes a failed event due again at once, ignoring `backoffMs`: a poison event spins the relay. */
+class NoBackoffStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      fail: (options) => inner.fail({ ...options, backoffMs: 0 }),
+      settle: (options) =>
+        inner.settle({
+          ...options,
+          items: options.items.map((i) => (i.outcome === 'failed' ? { ...i, backoffMs: 0 } : i)),
+        }),
+    })
+  }
+}
+
+/** Keeps a publisher's whole error message as lastError: rows grow with whatever a broker says. */
+class UncappedLastErrorStore extends DelegatingStore {
+  readonly #errors = new Map<string, string>()
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    const patch = (e: OutboxEntry): OutboxEntry =>
+      this.#errors.has(e.id) ? { ...e, lastError: this.#errors.get(e.id)! } : e
+    return outboxWith(inner, {
+      fail: async (options) => {
+        const status = await inner.fail(options)
+        if (status !== null) this.#errors.set(options.eventId, options.error)
+        return status
+      },
+      settle: async (options) => {
+        const result = await inner.settle(options)
+        for (const i of options.items)
+          if (i.outcome === 'failed' && result.get(i.eventId) !== 'lost') this.#errors.set(i.eventId, i.error)
+        return result
+      },
+      get: async (id) => {
+        const e = await inner.get(id)
+        return e && patch(e)
+      },
+      listForAggregate: async (tenantId, aggregateId) =>
+        (await inner.listForAggregate(tenantId, aggregateId)).map(patch),
+    })
+  }
+}
+
+/**
+ * Counts a failure as read, then write (`SELECT failures` ... `UPDATE SET failures = $read + 1`): a call that
+ * lands between another's read and write is lost.
+ */
+class ReadThenWriteThrottleStore extends DelegatingStore {
+  override get throttle(): ThrottleAccess {
+    const inner = this.inner.throttle
+    return {
+      read: (tenantId, keys) => inner.read(tenantId, keys),
+      clear: (tenantId, keys) => inner.clear(tenantId, keys),
+      recordFailure: async (tenantId, keys, policy, now) => {
+        const before = await inner.read(tenantId, keys)
+        await yieldToLoop()
+        const meanwhile = await inner.read(tenantId, keys)
+        const same = JSON.stringify(before) === JSON.stringify(meanwhile)
+        // Another caller wrote between this one's read and write: its write and this one's are the same row
+        // value, so only one failure counts.
+        return same ? inner.recordFailure(tenantId, keys, policy, now) : meanwhile
+      },
+    }
+  }
+}
+
+/** Keys throttle rows by key alone, not tenant and key: one tenant's failures lock another's users. */
+class TenantlessThrottleStore extends DelegatingStore {
+  static readonly SHARED = newId('ct')
+  override get throttle(): ThrottleAccess {
+    const inner = this.inner.throttle
+    const t = (tenantId: string) => {
+      try {
+        assertId(tenantId, 'tenantId')
+        return TenantlessThrottleStore.SHARED
+      } catch {
+        return tenantId // the correct store's VALIDATION
+      }
+    }
+    return {
+      read: (tenantId, keys) => inner.read(t(tenantId), keys),
+      clear: (tenantId, keys) => inner.clear(t(tenantId), keys),
+      recordFailure: (tenantId, keys, policy, now) => inner.recordFailure(t(tenantId), keys, policy, now),
+    }
+  }
+}
+
+// ---- more broken stores: outbox heads, soft deletes, prefix search done in code --------------------------
+
+/**
+ * Claims an aggregate's next event while its head is leased to another relay: the "no earlier event pending"
+ * check looks only at unleased events (`NOT EXISTS (... AND lease_until IS NULL)`).
+ */
+class ClaimPastLeasedHeadStore extends DelegatingStore {
+  readonly #tenants = new Set<string>()
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    this.#tenants.add(tenantId)
+    return super.transaction(tenantId, fn)
+  }
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      claim: async (options) => {
+        const claimed = await inner.claim(options)
+        const now = Date.now()
+        for (const tenantId of this.#tenants) {
+          const pending = (await inner.list({ status: 'pending', tenantId, limit: 1000 })).items
+          const byAggregate = new Map<string, OutboxEntry[]>()
+          for (const e of pending)
+            byAggregate.set(e.aggregateId, [...(byAggregate.get(e.aggregateId) ?? []), e])
+          for (const events of byAggregate.values()) {
+            events.sort((a, b) => a.sequence - b.sequence || a.position - b.position)
+            const [head, next] = events
+            const heldByOther =
+              head?.leaseOwner != null &&
+              head.leaseOwner !== options.owner &&
+              Date.parse(head.leaseUntil!) > now
+            if (heldByOther && next && next.leaseOwner === null && Date.parse(next.availableAt) <= now)
+              claimed.push({
+                ...next,
+                leaseOwner: options.owner,
+                leaseUntil: new Date(now + options.leaseMs).toISOString(),
+              })
+          }
+        }
+        return claimed
+      },
+    })
+  }
+}
+
+/** Implements `fail` as a release: no attempt counted, no backoff, no error kept, never dead. */
+class FailAsReleaseStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      fail: async (options) =>
+        (await inner.release(options.owner, [options.eventId])) > 0 ? 'pending' : null,
+    })
+  }
+}
+
+/**
+ * Deletes identifiers softly (a `deleted_at` column) under a unique index that still covers deleted rows:
+ * a deleted identifier's value can never be taken again.
+ */
+class SoftDeletedIdentifierStore extends DelegatingStore {
+  readonly #tombstones = new Set<string>()
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const deleted: Array<{ id: string; userId: string }> = []
+    const values: string[] = []
+    const result = await super.transaction(tenantId, async (tx) => {
+      const del = tx.deleteIdentifier.bind(tx)
+      tx.deleteIdentifier = (ref, precondition) => {
+        deleted.push(ref)
+        del(ref, precondition)
+      }
+      const put = tx.putIdentifier.bind(tx)
+      tx.putIdentifier = (identifier, precondition) => {
+        if (this.#tombstones.has(`${tenantId}\u0000${identifier.kind}\u0000${identifier.value}`))
+          throw new ConflictError(ErrorCode.DUPLICATE_IDENTIFIER, 'identifier is taken')
+        put(identifier, precondition)
+      }
+      const value = await fn(tx)
+      // What the deleted rows held, read from the committed state (the unit's own reads hide them).
+      for (const ref of deleted) {
+        const rows = await this.inner.transaction(tenantId, (read) => read.listIdentifiers(ref.userId))
+        const row = rows.find((r) => r.id === ref.id)
+        if (row) values.push(`${tenantId}\u0000${row.kind}\u0000${row.value}`)
+      }
+      return value
+    })
+    for (const v of values) this.#tombstones.add(v)
+    return result
+  }
+}
+
+/** Marks revoked sessions deleted but `findSession` forgets the filter: a revoked session still validates. */
+class SoftDeletedSessionStore extends DelegatingStore {
+  readonly #revoked = new Map<string, Awaited<ReturnType<UserEngineStore['findSession']>>>()
+  override async findSession(tenantId: string, sessionId: string) {
+    const found = await super.findSession(tenantId, sessionId)
+    if (found) this.#revoked.set(`${tenantId}\u0000${sessionId}`, found)
+    return found ?? this.#revoked.get(`${tenantId}\u0000${sessionId}`) ?? null
+  }
+}
+
+/** Every user holding an identifier of `kind`, with its identifiers, through the correct store's pages. */
+async function usersWithIdentifiers(
+  inner: UserEngineStore,
+  tenantId: string,
+  status: ListUsersQuery['status'],
+) {
+  const out: ListedUser[] = []
+  let cursor: string | undefined
+  do {
+    const page = await inner.listUsers(tenantId, { limit: 500, cursor, includeIdentifiers: true, status })
+    out.push(...page.items)
+    cursor = page.nextCursor ?? undefined
+  } while (cursor)
+  return out
+}
+
+/**
+ * Serves prefix searches in code, from every user's identifiers: `match` decides what a prefix matches,
+ * `compare` the order. The stores below get one of them wrong, as a hand-written SQL or ORM query would.
+ */
+class CodedPrefixSearchStore extends DelegatingStore {
+  constructor(
+    readonly match: (value: string, prefix: string) => boolean,
+    readonly compare: (a: string, b: string) => number,
+  ) {
+    super()
+  }
+  async #matches(tenantId: string, query: ListUsersQuery) {
+    const { kind, prefix } = query.identifierPrefix!
+    const found: Array<{ value: string; user: ListedUser }> = []
+    for (const user of await usersWithIdentifiers(this.inner, tenantId, query.status)) {
+      const values = (user.identifiers ?? [])
+        .filter((i) => i.kind === kind && this.match(i.value, prefix))
+        .map((i) => i.value)
+        .sort(this.compare)
+      if (values[0] !== undefined) found.push({ value: values[0], user })
+    }
+    return found.sort((a, b) => this.compare(a.value, b.value))
+  }
+  override async listUsers(tenantId: string, query: ListUsersQuery = {}): Promise<Page<ListedUser>> {
+    const correct = await super.listUsers(tenantId, query) // the correct store's validation
+    if (!query.identifierPrefix) return correct
+    const limit = validatePageSize(query.limit)
+    const after = query.cursor === undefined ? null : decodeValueCursor(query.cursor)
+    const rest = (await this.#matches(tenantId, query)).filter(
+      (m) => after === null || this.compare(m.value, after) > 0,
+    )
+    const items = rest.slice(0, limit)
+    const last = items[items.length - 1]
+    return {
+      items: items.map(({ user }) => {
+        if (query.includeIdentifiers) return user
+        const { identifiers: _left, ...plain } = user
+        return plain
+      }),
+      nextCursor: rest.length > limit && last ? encodeValueCursor(last.value) : null,
+    }
+  }
+  override async countUsers(tenantId: string, query: Parameters<UserEngineStore['countUsers']>[1] = {}) {
+    const correct = await super.countUsers(tenantId, query)
+    return query.identifierPrefix ? (await this.#matches(tenantId, query)).length : correct
+  }
+}
+
+/** Sorts prefix matches with JavaScript's `<` (UTF-16 units), not code points. */
+class Utf16PrefixOrderStore extends CodedPrefixSearchStore {
+  constructor() {
+    super(
+      (value, prefix) => value.startsWith(prefix),
+      (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+    )
+  }
+}
+
+/** Matches prefixes with `LIKE prefix || '%'` without escaping: `_` and `%` in a prefix are wildcards. */
+class UnescapedLikePrefixStore extends CodedPrefixSearchStore {
+  constructor() {
+    super((value, prefix) => {
+      const pattern = [...prefix]
+        .map((c) => (c === '%' ? '.*' : c === '_' ? '.' : c.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')))
+        .join('')
+      return new RegExp(`^${pattern}`, 'su').test(value)
+    }, compareCodePoints)
+  }
+}
+
+/** Deletes with `DELETE ... WHERE id = $1 AND version = $2` and never checks that a row went: a missing record's delete succeeds. */
+class UncheckedDeleteStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const ops: Replay[] = []
+    const deletes: Array<{ type: string; id: string; userId: string }> = []
+    let ran: { value: T } | undefined
+    try {
+      return await this.inner.transaction(tenantId, async (tx) => {
+        const raw = tx as unknown as Record<string, (...a: unknown[]) => void>
+        for (const name of Object.keys(WRITE_METHODS)) {
+          const original = raw[name]!.bind(tx)
+          raw[name] = (...args: unknown[]) => {
+            original(...args)
+            const type = WRITE_METHODS[name]!
+            if (name.startsWith('delete')) {
+              const ref = (type === 'profile' ? { id: args[0], userId: args[0] } : args[0]) as {
+                id: string
+                userId: string
+              }
+              deletes.push({ type, ...ref })
+              ops.push(async (again) => {
+                if ((await versionNow(again, type, ref.id, ref.userId)) !== null)
+                  (again as unknown as Record<string, (...a: unknown[]) => void>)[name]!(...args)
+              })
+            } else
+              ops.push(async (again) =>
+                (again as unknown as Record<string, (...a: unknown[]) => void>)[name]!(...args),
+              )
+          }
+        }
+        const value = await fn(tx)
+        ran = { value }
+        return value
+      })
+    } catch (error) {
+      if (!ran || deletes.length === 0 || !isUserEngineError(error, ErrorCode.VERSION_CONFLICT)) throw error
+      await this.inner.transaction(tenantId, async (again) => {
+        for (const op of ops) await op(again)
+      })
+      return ran.value
+    }
+  }
+}
+
+/** The unit-of-work write methods and the record type each writes. */
+const WRITE_METHODS: Record<string, string> = {
+  putTenant: 'tenant',
+  putUser: 'user',
+  putIdentifier: 'identifier',
+  putProfile: 'profile',
+  putFactor: 'factor',
+  putSession: 'session',
+  putToken: 'token',
+  deleteIdentifier: 'identifier',
+  deleteProfile: 'profile',
+  deleteFactor: 'factor',
+  deleteSession: 'session',
+  deleteToken: 'token',
+  appendAudit: 'audit',
+  enqueue: 'event',
+}
+
+/** Measures the oldest pending age from when the event became due (`availableAt`): a backed-off event looks new. */
+class LagFromDueTimeStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      lag: async () => {
+        const lag = await inner.lag()
+        const pending = (await inner.list({ status: 'pending', limit: 1000 })).items
+        const due = Math.min(...pending.map((e) => Date.parse(e.availableAt)))
+        return { ...lag, oldestPendingAgeMs: pending.length === 0 ? 0 : Math.max(0, Date.now() - due) }
+      },
+    })
+  }
+}
+
+/**
+ * Commits the records and audit, then the events in a second transaction, into an outbox of its own (a second
+ * database, or a second connection): a crash or a refused event between the two loses the event. The outbox
+ * keeps a copy of each user and tenant record's version, so events still carry the version as sequence.
+ */
+class SplitOutboxStore extends DelegatingStore {
+  readonly eventStore = new InMemoryUserEngineStore()
+  override get outbox(): OutboxAccess {
+    return this.eventStore.outbox
+  }
+  override async migrate() {
+    await this.eventStore.migrate()
+    return super.migrate()
+  }
+  override async close() {
+    await this.eventStore.close()
+    await super.close()
+  }
+  override async diagnostics(): Promise<Diagnostics> {
+    const [records, outbox] = [await super.diagnostics(), await this.eventStore.diagnostics()]
+    const counts = { ...records.counts }
+    for (const [k, n] of Object.entries(outbox.counts)) if (k.startsWith('outbox_')) counts[k] = n
+    return { ...records, counts }
+  }
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const events: Parameters<UnitOfWork['enqueue']>[0][] = []
+    const mirrored: Array<{ type: 'user' | 'tenant'; id: string }> = []
+    const result = await this.inner.transaction(tenantId, (tx) => {
+      tx.enqueue = (event) => {
+        events.push(event)
+      }
+      const putUser = tx.putUser.bind(tx)
+      tx.putUser = (user, precondition) => {
+        mirrored.push({ type: 'user', id: user.id })
+        putUser(user, precondition)
+      }
+      const putTenant = tx.putTenant.bind(tx)
+      tx.putTenant = (tenant, precondition) => {
+        mirrored.push({ type: 'tenant', id: tenant.id })
+        putTenant(tenant, precondition)
+      }
+      return fn(tx)
+    })
+    if (mirrored.length > 0 || events.length > 0) {
+      await this.eventStore.transaction(tenantId, async (tx) => {
+        for (const m of mirrored) {
+          const copy = m.type === 'user' ? await tx.getUser(m.id) : await tx.getTenant()
+          const write = copy ? { expectedVersion: copy.version } : ({ mustNotExist: true } as const)
+          if (m.type === 'user') tx.putUser({ id: m.id, status: 'active' }, write)
+          else tx.putTenant({ id: m.id, name: 'copy', status: 'active' }, write)
+        }
+        for (const event of events) tx.enqueue(event)
+      })
+    }
+    return result
+  }
+}
+
+/** A provider bug, the store that has it, and exactly the harness cases it fails. */
+export interface BrokenStore {
+  /** The bug, as the provider guide's table states it. */
+  readonly bug: string
+  readonly create: () => UserEngineStore
+  /** Harness hooks beyond `createStore` and `refuseRows`. */
+  readonly options?: Partial<ConformanceOptions>
+  /** Every case of the whole harness that fails on it, and no other. */
+  readonly caughtBy: readonly string[]
+}
+
+const DIFFERENTIAL =
+  'differential: random operation sequences over three tenants match InMemoryUserEngineStore'
+
+export const BROKEN_STORES: readonly BrokenStore[] = [
+  {
+    bug: 'commits the buffered writes although the callback threw',
+    create: () => new NoRollbackStore(),
+    caughtBy: [
+      'rollback: a throwing callback writes nothing and its error is rethrown unchanged',
+      'rollback: a thrown non-Error value is rethrown unchanged and writes nothing',
+      "tenants: a tenant's committed change shows in the listing; a rolled-back one does not",
+      'outbox: an event from a rolled-back commit is never claimed',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 'commits the records and events, then the audit records in a second transaction',
+    create: () => new SplitAuditStore(),
+    caughtBy: [
+      "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
+    ],
+  },
+  {
+    bug: 'commits the records and audit, then the events in a second transaction',
+    create: () => new SplitOutboxStore(),
+    caughtBy: [
+      "versions: writing a user's records without writing the user fails with INVALID_UNIT_OF_WORK",
+      "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
+    ],
+  },
+  {
+    bug: 'updates without the version check (`UPDATE ... WHERE id = $1`): the last writer wins',
+    create: () => new LastWriterWinsStore(),
+    caughtBy: [
+      'versions: an expectedVersion that does not match fails with VERSION_CONFLICT and writes nothing',
+      'versions: a conflict raised by the commit is marked as such (markCommitPhase); one the callback throws is not',
+      'rollback: a failed precondition on the last write discards the earlier writes, audit and events',
+      'outbox: an event from a rolled-back commit is never claimed',
+      "sessions: rule 5: a session or token insert or delete needs the user's write; a session update (a refresh) does not",
+      'concurrency: 16 racers consuming one single-use factor state: exactly one commit wins',
+      'concurrency: racing profile updates with re-read and retry: no update is lost',
+      'redaction: errors name ids and codes, never the values involved',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 'creates a missing tenant on the fly instead of refusing the commit with NOT_FOUND',
+    create: () => new AutoTenantStore(),
+    caughtBy: [
+      'versions: a commit into a tenant without a tenant record fails with NOT_FOUND and writes nothing',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 'maps every unique violation to ALREADY_EXISTS, a taken identifier included',
+    create: () => new UniqueViolationCodeStore(),
+    caughtBy: [
+      'identifiers: a taken normalized value is refused with DUPLICATE_IDENTIFIER and nothing is written',
+      'identifiers: changing an identifier to a taken value is refused with DUPLICATE_IDENTIFIER',
+      'identifiers: two racing transactions inserting one identifier: exactly one wins, the other gets DUPLICATE_IDENTIFIER',
+      'rollback: a failed precondition on the last write discards the earlier writes, audit and events',
+      'redaction: errors name ids and codes, never the values involved',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 're-wraps commit errors in its own errors, losing the commit-phase mark',
+    create: () => new UnmarkedCommitErrorStore(),
+    caughtBy: [
+      'versions: a conflict raised by the commit is marked as such (markCommitPhase); one the callback throws is not',
+    ],
+  },
+  {
+    bug: "reads fall back to another tenant's record",
+    create: () => new TenantLeakStore(),
+    caughtBy: [
+      "tenant-isolation: store reads of another tenant's records return null",
+      "tenant-isolation: writes are scoped: the same ids in another tenant are new records and leave the first tenant's alone",
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: "keys identifier uniqueness without the tenant: one tenant's email blocks another's",
+    create: () => new GlobalIdentifierStore(),
+    caughtBy: [
+      'identifiers: the same value in another tenant, or as another kind of the same user, is accepted',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 'keys identifier uniqueness without the kind',
+    create: () => new KindlessIdentifierStore(),
+    caughtBy: [
+      'identifiers: uniqueness is per kind: an email and a username with the same value belong to two users',
+    ],
+  },
+  {
+    bug: 'compares identifiers under an accent- and case-insensitive collation (`utf8mb4_general_ci`, citext)',
+    create: () => new CollatingStore(),
+    caughtBy: [
+      'identifiers: values normalization keeps apart stay apart: no accent-, width- or case-insensitive collation',
+      'user-search: the order is code-point order, and LIKE wildcards and backslashes in a prefix match literally',
+    ],
+  },
+  {
+    bug: 'pages `listUsers` by offset',
+    create: () => new OffsetPaginationStore(),
+    caughtBy: [
+      'pagination: users inserted between pages never make a user present at the start skipped or repeated',
+    ],
+  },
+  {
+    bug: "resumes `listUsers` at the cursor's user instead of after it (`>=` for `>`)",
+    create: () => new OffByOneCursorStore(),
+    caughtBy: [
+      'pagination: pages hold at most `limit` users, in ascending id order, and end with a null cursor',
+      'pagination: a status filter lists only users with that status, across pages',
+      'pagination: users inserted between pages never make a user present at the start skipped or repeated',
+      'user-search: includeIdentifiers gives every listed user all of its identifiers, in id order; without it, none',
+      'user-search: countUsers counts what listUsers lists: all, by status, by prefix, in an empty or unknown tenant',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: '`countUsers` ignores the status filter',
+    create: () => new CountIgnoresStatusStore(),
+    caughtBy: [
+      'user-search: countUsers counts what listUsers lists: all, by status, by prefix, in an empty or unknown tenant',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: "resumes `listAudit` after the cursor record's time: the rest of its commit is skipped",
+    create: () => new TimeCursorAuditStore(),
+    caughtBy: [
+      'audit: pages follow the cursor without gaps or repeats, filtered or not',
+      "audit: a cursor resumes only in its own tenant: another tenant's cursor, or an unknown id, is VALIDATION",
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 'answers an unknown or foreign audit cursor with the first page instead of VALIDATION',
+    create: () => new LenientAuditCursorStore(),
+    caughtBy: [
+      'pagination: a malformed cursor or limit fails with VALIDATION',
+      "audit: a cursor resumes only in its own tenant: another tenant's cursor, or an unknown id, is VALIDATION",
+    ],
+  },
+  {
+    bug: 'diagnostics carry an identifier value',
+    create: () => new DiagnosticsLeakStore(),
+    caughtBy: ['redaction: diagnostics hold counts only'],
+  },
+  {
+    bug: 'returned user objects carry the email',
+    create: () => new RecordLeakStore(),
+    caughtBy: [
+      'redaction: returned objects print only the values asked for, and factor secrets print redacted',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: 'a conflict message names the duplicate value',
+    create: () => new ErrorLeakStore(),
+    caughtBy: ['redaction: errors name ids and codes, never the values involved'],
+  },
+  {
+    bug: 'a raw driver `TypeError` after `close()`',
+    create: () => new ClosedTypeErrorStore(),
+    caughtBy: [
+      'closed-store: after close(), every method rejects with STORE_CLOSED, and close() again is a no-op',
+    ],
+  },
+  {
+    bug: 'a second `close()` throws instead of doing nothing',
+    create: () => new CloseTwiceStore(),
+    caughtBy: [
+      'closed-store: after close(), every method rejects with STORE_CLOSED, and close() again is a no-op',
+    ],
+  },
+  {
+    bug: 'reports ready before `migrate()`',
+    create: () => new AlwaysReadyStore(),
+    caughtBy: ['readiness: an unmigrated store reports not ready with SCHEMA_NOT_READY'],
+  },
+  {
+    bug: '`migrate()` reports every version as applied each time it runs',
+    create: () => new RepeatingMigrateStore(),
+    caughtBy: [
+      'migration: a second migrate() applies nothing',
+      'migration: migrate() on an already migrated (shared) database applies nothing and keeps the data',
+    ],
+  },
+  {
+    bug: 'opens over a database migrated by a newer release, or over a drifted history',
+    create: () => new DelegatingStore(),
+    options: {
+      // The planted row is ignored on reopen: the store reports ready as if the history were its own.
+      plantSchemaVersion: async () => undefined,
+      reopenStore: async () => new DelegatingStore(new InMemoryUserEngineStore({ migrated: true })),
+    },
+    caughtBy: [
+      'schema-history: a database migrated by a newer release is refused with SCHEMA_NEWER_THAN_CODE',
+      'schema-history: a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
+    ],
+  },
+  {
+    bug: 'the relay claims by a cursor on the event id',
+    create: () => new CursorRelayStore(),
+    caughtBy: [
+      'outbox: claim returns only the head of each aggregate, and the next event once the head is published',
+      'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
+      'outbox: an expired lease can be claimed by another relay',
+      'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: fail backs off: the event is not claimable until its backoff has passed',
+      "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
+      'outbox: fail and settle keep the first 500 characters of an error as lastError',
+      'outbox: a commit that began earlier but lands later is claimed, not skipped',
+      'outbox: per-user order holds across two claimers draining to completion',
+      "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
+      'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+      'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
+      "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
+      "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
+    ],
+  },
+  {
+    bug: "returns an aggregate's claimed events newest first",
+    create: () => new ReversedClaimStore(),
+    caughtBy: [
+      "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
+      'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+      'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
+      "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
+      "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
+    ],
+  },
+  {
+    bug: 'reads `leaseMs` as seconds',
+    create: () => new LeaseSecondsStore(),
+    caughtBy: [
+      'outbox: an expired lease can be claimed by another relay',
+      'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: fail backs off: the event is not claimable until its backoff has passed',
+      "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
+      "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
+    ],
+  },
+  {
+    bug: 'a late `acknowledge`/`fail` reported as done',
+    create: () => new LateSettleStore(),
+    caughtBy: [
+      'outbox: acknowledge publishes only for the lease holder',
+      'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
+    ],
+  },
+  {
+    bug: '`purgePublished` also deletes pending events',
+    create: () => new PurgeEverythingStore(),
+    caughtBy: ['outbox: purgePublished deletes only published events older than the cut, never pending ones'],
+  },
+  {
+    bug: 'dead-letters one attempt after `maxAttempts` (`>` for `>=`)',
+    create: () => new DeadLetterLateStore(),
+    caughtBy: [
+      "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
+      "outbox: discardDead unblocks the dead event's user",
+      'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
+      'outbox: list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
+    ],
+  },
+  {
+    bug: 'a failed event is due again at once, `backoffMs` ignored',
+    create: () => new NoBackoffStore(),
+    caughtBy: [
+      'outbox: fail backs off: the event is not claimable until its backoff has passed',
+      'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+    ],
+  },
+  {
+    bug: 'keeps the whole error as `lastError`, uncapped',
+    create: () => new UncappedLastErrorStore(),
+    caughtBy: ['outbox: fail and settle keep the first 500 characters of an error as lastError'],
+  },
+  {
+    bug: 'counts a sign-in failure as read, then write: concurrent failures are lost',
+    create: () => new ReadThenWriteThrottleStore(),
+    caughtBy: ['throttle: 16 concurrent failures on one key count exactly 16'],
+  },
+  {
+    bug: 'keys throttle rows without the tenant',
+    create: () => new TenantlessThrottleStore(),
+    caughtBy: ['throttle: clear forgets keys; keys are scoped to their tenant'],
+  },
+  {
+    bug: "`findSession` reads the tenant's status from a cache: a suspension never shows",
+    create: () => new StaleTenantStatusStore(),
+    caughtBy: [
+      "sessions: findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
+    ],
+  },
+  {
+    bug: '`purgeExpired` ignores `limit`',
+    create: () => new UnboundedPurgeStore(),
+    caughtBy: [
+      'sessions: purgeExpired deletes only expired sessions and tokens of the tenant, oldest first, at most limit',
+    ],
+  },
+  {
+    bug: '`listSealedFactors` ignores `excludeKeyId`',
+    create: () => new SealedFactorsExcludeIgnoredStore(),
+    caughtBy: [
+      'sessions: listSealedFactors pages factors under other keys in id order; diagnostics count them per key id',
+    ],
+  },
+  {
+    bug: "claims an aggregate's next event while its head is leased to another relay",
+    create: () => new ClaimPastLeasedHeadStore(),
+    caughtBy: [
+      'outbox: claim returns only the head of each aggregate, and the next event once the head is published',
+      'outbox: concurrent claimers never hold the same event',
+      'outbox: per-user order holds across two claimers draining to completion',
+      'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
+    ],
+  },
+  {
+    bug: 'implements `fail` as a release: no attempt counted, no backoff, never dead',
+    create: () => new FailAsReleaseStore(),
+    caughtBy: [
+      'outbox: fail backs off: the event is not claimable until its backoff has passed',
+      "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
+      'outbox: fail and settle keep the first 500 characters of an error as lastError',
+      "outbox: discardDead unblocks the dead event's user",
+      'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
+      'outbox: list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
+    ],
+  },
+  {
+    bug: 'deletes identifiers softly under a unique index that still covers them: a deleted value is never free again',
+    create: () => new SoftDeletedIdentifierStore(),
+    caughtBy: [
+      'records: delete: identifier, profile and factor are gone and the identifier value is free again',
+    ],
+  },
+  {
+    bug: '`findSession` still finds a revoked (deleted) session',
+    create: () => new SoftDeletedSessionStore(),
+    caughtBy: [
+      "sessions: findSession: the session and its tenant's status in one read; a deleted session or another tenant's is not found",
+    ],
+  },
+  {
+    bug: 'sorts prefix-search matches by UTF-16 units (JavaScript `<`), not code points',
+    create: () => new Utf16PrefixOrderStore(),
+    caughtBy: [
+      'user-search: the order is code-point order, and LIKE wildcards and backslashes in a prefix match literally',
+    ],
+  },
+  {
+    bug: 'prefix search by `LIKE prefix%` without escaping: `_` and `%` in a prefix are wildcards',
+    create: () => new UnescapedLikePrefixStore(),
+    caughtBy: [
+      'user-search: the order is code-point order, and LIKE wildcards and backslashes in a prefix match literally',
+    ],
+  },
+  {
+    bug: 'a delete that finds no row at the expected version succeeds (its row count never checked)',
+    create: () => new UncheckedDeleteStore(),
+    caughtBy: ['versions: an update or delete of a missing record fails with VERSION_CONFLICT'],
+  },
+  {
+    bug: 'measures `oldestPendingAgeMs` from when an event became due, not when it occurred',
+    create: () => new LagFromDueTimeStore(),
+    caughtBy: [
+      'outbox: lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
+    ],
+  },
+]
+
+/** The reference store's row refusal, for the broken stores that wrap it. */
+export async function refuseRows(store: UserEngineStore, refusal: RowRefusal): Promise<void> {
+  const inner = (store as DelegatingStore).inner
+  assert.ok(inner instanceof InMemoryUserEngineStore, 'a broken store wraps the reference store')
+  inner.refuseRows(refusal)
+  // A store whose outbox is a database of its own: the refusal holds there too.
+  if (store instanceof SplitOutboxStore) store.eventStore.refuseRows(refusal)
+}
