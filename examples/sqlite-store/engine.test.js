@@ -1,6 +1,6 @@
 // @ts-check
 // The store under the real engine, as a service team would embed it: sign-up, sign-in, a session, a taken
-// email, a listing, and the outbox events a relay would publish.
+// email, a listing, and the outbox events a relay would publish; and a commit the database refuses.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
@@ -11,6 +11,7 @@ import {
   OutboxRelay,
   UserEngine,
 } from 'user-engine'
+import factories from './conformance.js'
 import { SqliteUserEngineStore } from './lib/index.js'
 
 test('UserEngine runs its use cases on the SQLite store, and the relay drains the outbox', async () => {
@@ -68,6 +69,49 @@ test('UserEngine runs its use cases on the SQLite store, and the relay drains th
       ['user.registered', 'user.username_changed', 'user.session_created'],
     )
     assert.equal((await store.outbox.lag()).pending, 0, 'events left pending after the drain')
+  } finally {
+    await store.close()
+  }
+})
+
+test('a commit whose event a trigger refuses is STORE_REFUSED and writes nothing of the sign-up', async () => {
+  const store = await SqliteUserEngineStore.open()
+  try {
+    await store.migrate()
+    const engine = new UserEngine({
+      store,
+      keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } }),
+    })
+    const tenant = await engine.createTenant('Acme')
+    const auditBefore = (await store.listAudit(tenant.id)).items.map((a) => a.id)
+    // The harness's hook: BEFORE INSERT triggers refusing this audit action and this event type.
+    await factories.refuseRows?.(store, { auditAction: 'never.appended', eventType: 'user.registered' })
+    /** @type {unknown} */
+    let refused
+    await assert.rejects(
+      engine.registerUser(tenant.id, { email: 'bob@example.com', password: 'correct horse battery' }),
+      (e) => {
+        refused = e
+        return isUserEngineError(e, 'STORE_REFUSED')
+      },
+    )
+    // Typed, and as redacted as any other store error: the trigger's name, never the row's values.
+    const shown = JSON.stringify(refused)
+    assert.match(shown, /"constraintKind":"TRIGGER"/)
+    assert.match(shown, /ue_refuse_event_[0-9a-f]{16}/)
+    assert.doesNotMatch(shown, /bob@example\.com/)
+    // All or nothing: the user, its email, its audit record and its other events are gone with the event.
+    assert.equal(await store.getIdentifier(tenant.id, 'email', 'bob@example.com'), null)
+    assert.equal((await store.listUsers(tenant.id)).items.length, 0, 'the refused user was kept')
+    assert.deepEqual(
+      (await store.listAudit(tenant.id)).items.map((a) => a.id),
+      auditBefore,
+      'an audit record of the refused sign-up was kept',
+    )
+    assert.equal((await store.outbox.lag()).pending, 1, 'an event of the refused sign-up was kept')
+    // The refusal is narrow: other event types commit, and the store stays usable.
+    await engine.createTenant('Globex')
+    assert.equal((await store.outbox.lag()).pending, 2)
   } finally {
     await store.close()
   }

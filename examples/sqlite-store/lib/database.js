@@ -147,12 +147,60 @@ export function uniqueViolation(error) {
 }
 
 /**
- * Any other database failure: STORE_UNAVAILABLE with the SQLite error reduced to its first words.
+ * The constraint a SQLite error says refused a row (not a unique index: `uniqueViolation` handles those), as
+ * `{ kind, constraint }`, or null for any other error. sql.js reports only the message, so it is matched on
+ * SQLite's own wording: `CHECK constraint failed: <name>`, `NOT NULL constraint failed: <table.column>`,
+ * `FOREIGN KEY constraint failed`, and for a trigger, which words its own message in `RAISE(ABORT, ...)`, the
+ * same shape: `TRIGGER constraint failed: <trigger name>` (see `refusingTrigger`). A driver that reports the
+ * extended result code (better-sqlite3's `code`, node:sqlite's `errcode`) would match `SQLITE_CONSTRAINT_*`
+ * (1811 for a trigger, 275 for a CHECK) instead. A name that is not a plain identifier (an unnamed CHECK's
+ * expression text) is left out.
+ * @param {unknown} error
+ * @returns {{ kind: string, constraint: string | null } | null}
+ */
+export function constraintRefusal(error) {
+  const message = String(/** @type {{ message?: unknown }} */ (error)?.message ?? '')
+  const m = /^(CHECK|NOT NULL|FOREIGN KEY|TRIGGER) constraint failed(?:: (.*))?$/.exec(message)
+  if (!m) return null
+  const name = m[2] ?? ''
+  return { kind: m[1] ?? 'CONSTRAINT', constraint: /^[A-Za-z_][\w.]{0,100}$/.test(name) ? name : null }
+}
+
+/**
+ * The statement a trigger runs to refuse a row the way a constraint does: `RAISE(ABORT, ...)` fails the
+ * statement (SQLITE_CONSTRAINT_TRIGGER), leaves the transaction open for the caller to roll back, and says
+ * `TRIGGER constraint failed: <name>`, which `constraintRefusal` recognizes.
+ * @param {string} name the trigger's name, a plain identifier
+ */
+export function refusingTrigger(name) {
+  if (!/^[A-Za-z_]\w{0,100}$/.test(name)) throw new TypeError('a trigger name is a plain identifier')
+  return `SELECT RAISE(ABORT, 'TRIGGER constraint failed: ${name}')`
+}
+
+/**
+ * Any other database failure, as a typed error with the SQLite error reduced to its kind (and a constraint's
+ * name): a constraint or trigger that refused a row is STORE_REFUSED (the database answered, and the same
+ * request fails again; the statement's transaction was rolled back, so nothing of it was written); anything
+ * else is STORE_UNAVAILABLE.
  * @param {unknown} error
  * @param {string} during
  */
-export function unavailable(error, during) {
+export function storeError(error, during) {
   if (error instanceof UserEngineError) return error
+  const refusal = constraintRefusal(error)
+  if (refusal) {
+    return new UserEngineError(
+      ErrorCode.STORE_REFUSED,
+      `a ${refusal.kind} constraint of the SQLite database refused a row during ${during}; nothing was written`,
+      {
+        details: {
+          constraintKind: refusal.kind,
+          ...(refusal.constraint ? { constraint: refusal.constraint } : {}),
+        },
+        cause: new SanitizedSqliteError(`${refusal.kind} constraint failed`, refusal.constraint),
+      },
+    )
+  }
   const message = String(/** @type {{ message?: unknown }} */ (error)?.message ?? '')
   const kind = message.split(':')[0]?.slice(0, 80) || 'sqlite error'
   return new UserEngineError(ErrorCode.STORE_UNAVAILABLE, `the SQLite database failed during ${during}`, {

@@ -1,4 +1,4 @@
 // @ts-check
-export { SanitizedSqliteError, SqliteDatabase } from './database.js'
+export { refusingTrigger, SanitizedSqliteError, SqliteDatabase } from './database.js'
 export { MIGRATIONS } from './schema.js'
 export { SqliteUserEngineStore } from './sqlite-store.js'

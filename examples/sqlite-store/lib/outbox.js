@@ -2,8 +2,9 @@
 // The relay's view of the outbox (OutboxAccess), across tenants. Claims are by state, never by a cursor: an
 // event is claimable while it is pending, due and unleased (or its lease expired), and only as part of its
 // aggregate's ready prefix. Each call runs its statements in one synchronous SQLite transaction, so two
-// claims in this process never see the same unleased row (the store declares rowLocking: false: isolation
-// comes from SQLite's single writer and sql.js's synchronous calls, not from row locks).
+// claims in this process never see the same unleased row (isolation from SQLite's single writer and sql.js's
+// synchronous calls). The store declares isolatedClaims: false all the same: no relay in another process can
+// reach a sql.js database, so claims across processes are not something it offers.
 import { assertId } from 'user-engine'
 import {
   assertInt,

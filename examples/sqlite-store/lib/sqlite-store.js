@@ -30,7 +30,7 @@ import {
   listUsersQuery,
   purgeExpiredQuery,
 } from './checks.js'
-import { SanitizedSqliteError, SqliteDatabase, unavailable, uniqueViolation } from './database.js'
+import { SanitizedSqliteError, SqliteDatabase, storeError, uniqueViolation } from './database.js'
 import { SqliteOutbox } from './outbox.js'
 import { HISTORY_TABLE, MIGRATIONS } from './schema.js'
 import { SqliteThrottle } from './throttle.js'
@@ -95,10 +95,13 @@ const RECORD_PLURAL = /** @type {const} */ ({
 export class SqliteUserEngineStore {
   kind = 'sqlite'
   /**
-   * One process, one SQLite connection: several processes cannot share a sql.js database, and claims are
-   * isolated by SQLite's single writer and synchronous statements, not by row locks.
+   * Neither guarantee: both are about several store instances over one database in separate processes, and a
+   * sql.js database is in the memory of one process, which no other process can open. concurrentInstances:
+   * no second process can migrate, commit or count throttle failures in it. isolatedClaims: no relay in a
+   * second process can claim from it. (Stores over one database inside this process do keep every rule: each
+   * method's SQL runs synchronously, in one transaction, on SQLite's single writer.)
    */
-  capabilities = Object.freeze({ multiProcess: false, rowLocking: false })
+  capabilities = Object.freeze({ concurrentInstances: false, isolatedClaims: false })
 
   #schemaVersion = 0
   #closed = false
@@ -325,7 +328,7 @@ export class SqliteUserEngineStore {
         }
       })
     } catch (error) {
-      throw unavailable(error, 'commit')
+      throw storeError(error, 'commit')
     }
     if (plan.events.length > 0) {
       const wakes = [...this.database.wakes]
