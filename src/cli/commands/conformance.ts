@@ -16,7 +16,7 @@ import { UsageError } from '../shared/usage-error.js'
 
 type Factories = Pick<
   ConformanceOptions,
-  'createStore' | 'destroyStore' | 'createSharedStores' | 'plantSchemaVersion' | 'reopenStore'
+  'createStore' | 'destroyStore' | 'createSharedStores' | 'plantSchemaVersion' | 'reopenStore' | 'refuseRows'
 >
 
 /** `--store MODULE`: its default export is a store factory, or an object holding `createStore` and friends. */
