@@ -17,13 +17,12 @@ export function hasGuarantee(capabilities: StoreCapabilities, guarantee: StoreGu
   return (capabilities[guarantee] ?? alias) === true
 }
 
-/** Why a case needing `guarantee` is skipped: the capability's name and what it promises. */
+/**
+ * Why a case needing `guarantee` is skipped. The wording is stable (`the store lacks the X capability`): test
+ * suites of providers match it.
+ */
 export function guaranteeSkip(guarantee: StoreGuarantee): string {
-  const what =
-    guarantee === 'concurrentInstances'
-      ? 'several instances over one database keep every rule between them'
-      : 'outbox claims through different instances over one database are isolated'
-  return `the store lacks the ${guarantee} capability (${what})`
+  return `the store lacks the ${guarantee} capability`
 }
 
 /** One case of a suite, as suites declare it. */
