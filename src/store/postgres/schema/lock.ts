@@ -37,7 +37,7 @@ export interface HeldLock {
 function movedError(message: string, details: Record<string, number | string | boolean>): UserEngineError {
   return new UserEngineError(
     ErrorCode.POOLED_CONNECTION,
-    `${message}. Use a direct connection to the server for migrate (USER_ENGINE_MIGRATION_URL); the pooled connection holding the lock keeps it until it is closed`,
+    `${message}. Use a direct connection to the server for migrate (USER_ENGINE_MIGRATION_URL). On its way out the migrator unlocks, or closes the idle pooled server connection holding its lock when no unlock lands there`,
     { details },
   )
 }
