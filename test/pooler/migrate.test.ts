@@ -67,7 +67,8 @@ async function assertCleanAfterPooled(db: TestDatabase): Promise<number> {
     assert.equal(invalid.rows[0].n, 0, 'no INVALID index')
     const key = BigInt(MIGRATION_LOCK_KEY)
     const locks = await client.query(
-      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2`,
+      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       [Number(key >> 32n), Number(key & 0xffffffffn)],
     )
     assert.equal(locks.rows[0].n, 0, 'no migration lock left behind')
