@@ -52,6 +52,10 @@ describe('conformance through PgBouncer (pool_mode = transaction)', { skip }, ()
     assert.match(run.stderr, /POOLED_CONNECTION/)
     assert.match(run.stderr, /USER_ENGINE_MIGRATION_URL/)
     assert.doesNotMatch(run.stderr, /unavailable/)
+    // A "direct" URL that goes through the pooler as well is refused the same way.
+    const pooledTwice = await runCli(['conformance'], { USER_ENGINE_MIGRATION_URL: bouncer.urlFor(db.name) })
+    assert.equal(pooledTwice.code, 1, pooledTwice.stderr)
+    assert.match(pooledTwice.stderr, /POOLED_CONNECTION.*not through a pooler/s)
   })
 
   test('with USER_ENGINE_MIGRATION_URL the cases pass through the pooler, each in a database of its own, none left', async (t) => {

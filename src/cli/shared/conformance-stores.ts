@@ -56,14 +56,15 @@ export async function conformanceStoresFor(
   }
   if (location.kind === 'pglite') return pgliteStores()
   if (await throughPooler(location.connectionString)) {
-    if (options.directUrl === undefined || !/^postgres(ql)?:\/\//.test(options.directUrl)) {
+    const direct = options.directUrl
+    if (direct === undefined || !/^postgres(ql)?:\/\//.test(direct) || (await throughPooler(direct))) {
       throw new UserEngineError(
         ErrorCode.POOLED_CONNECTION,
-        'conformance: the database URL goes through a pooler, which refuses the per-case search_path and cannot carry the migrations every case runs; set USER_ENGINE_MIGRATION_URL to a direct postgres:// URL of the same server (cases then get a database of their own, created and migrated over it, with their traffic through the pooler)',
+        'conformance: the database URL goes through a pooler, which refuses the per-case search_path and cannot carry the migrations every case runs; set USER_ENGINE_MIGRATION_URL to a direct postgres:// URL of the same server, not through a pooler (cases then get a database of their own, created and migrated over it, with their traffic through the pooler)',
         { details: { pooler: true } },
       )
     }
-    return pooledDatabaseStores(location.connectionString, options.directUrl)
+    return pooledDatabaseStores(location.connectionString, direct)
   }
   return postgresSchemaStores(location.connectionString)
 }

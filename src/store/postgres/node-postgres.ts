@@ -30,8 +30,10 @@ export interface NodePostgresStoreOptions extends PostgresStoreOptions {
   /** A `pg.Pool` the caller owns: the store uses it and leaves it open on `close()`. */
   readonly pool?: PgPoolLike
   /**
-   * Named prepared statements (default true). Set false behind a transaction-mode pooler that does not
-   * track them (PgBouncer before 1.21, or with `max_prepared_statements = 0`): see docs/operations.md.
+   * Named prepared statements. Unset: on over a direct connection, off through a pooler (detected per
+   * connection). `true` through a pooler needs one that carries them (PgBouncer 1.21+ with
+   * `max_prepared_statements` above 0, or session mode), else calls fail with POOLED_CONNECTION: see
+   * docs/operations.md.
    */
   readonly preparedStatements?: boolean
 }

@@ -37,7 +37,7 @@ export interface HeldLock {
 function movedError(message: string, details: Record<string, number | string | boolean>): UserEngineError {
   return new UserEngineError(
     ErrorCode.POOLED_CONNECTION,
-    `${message}. Use a direct connection to the server for migrate (USER_ENGINE_MIGRATION_URL); the pooled connection holding the lock keeps it until it is closed`,
+    `${message}. Use a direct connection to the server for migrate (USER_ENGINE_MIGRATION_URL). On its way out the migrator unlocks, or closes the idle pooled server connection holding its lock when no unlock lands there`,
     { details },
   )
 }
@@ -105,18 +105,49 @@ export async function assertLockHolder(session: SqlSession, lock: HeldLock): Pro
   }
 }
 
+// Unlocks when this server connection holds the lock for this migrator; says whether the holder's server
+// process still holds it (through a pooler the statement may land elsewhere).
+const RELEASE = `SELECT
+    CASE WHEN current_setting('${OWNER_SETTING}', true) = $2
+      THEN pg_advisory_unlock($1::bigint) AND set_config('${OWNER_SETTING}', '', false) = '' END AS released,
+    EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = $3 AND objsubid = 1
+      AND ((classid::bigint << 32) | objid::bigint) = $1::bigint) AS held`
+
+// The last resort when no unlock lands on the holder: its server connection, idle in a pooler's pool and
+// holding this lock, is closed, which releases the lock. Never one running a statement.
+const CLOSE_IDLE_HOLDER = `SELECT pg_terminate_backend(a.pid) AS closed FROM pg_stat_activity a
+  WHERE a.pid = $2 AND a.state = 'idle' AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
+    AND l.pid = a.pid AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint)`
+
 /**
- * Releases the lock when this server connection holds it for `lock`'s migrator (else it unlocks nothing:
- * another migrator's lock is not ours to drop). A failure is ignored because a dead session has released it.
+ * Releases the lock when this server connection holds it for `lock`'s migrator (another migrator's lock is
+ * not ours to drop). Through a pooler the unlock may land on another server connection: it is sent again
+ * until the holder's server process no longer holds the lock; after `retryMs / 2` that process is closed
+ * instead when it is idle (a pooler's spare connection: closing it is what releases the lock). Returns false
+ * when the lock is still held after `retryMs`. A failed statement means the connection is gone, and with it
+ * the lock.
  */
-export async function releaseAdvisoryLock(session: SqlSession, lock: HeldLock): Promise<void> {
-  try {
-    await session.query(
-      `SELECT pg_advisory_unlock($1::bigint), set_config('${OWNER_SETTING}', '', false)
-        WHERE current_setting('${OWNER_SETTING}', true) = $2`,
-      [lock.key, lock.owner],
-    )
-  } catch {
-    // The connection is gone, and with it the lock.
+export async function releaseAdvisoryLock(
+  session: SqlSession,
+  lock: HeldLock,
+  retryMs = 3000,
+): Promise<boolean> {
+  const started = Date.now()
+  for (;;) {
+    try {
+      const { rows } = await session.query<{ released: boolean | null; held: boolean }>(RELEASE, [
+        lock.key,
+        lock.owner,
+        lock.backendPid,
+      ])
+      if (rows[0]?.released === true || rows[0]?.held !== true) return true
+      if (Date.now() - started >= retryMs / 2) {
+        await session.query(CLOSE_IDLE_HOLDER, [lock.key, lock.backendPid])
+      }
+    } catch {
+      return true
+    }
+    if (Date.now() - started >= retryMs) return false
+    await sleep(10)
   }
 }
