@@ -235,6 +235,28 @@ for (const adapter of SQL_ADAPTERS) {
       assert.equal(off.singles, 1 + 5)
     })
 
+    test('USER_ENGINE_GROUP_COMMIT decides when the option is unset: off, on, anything else VALIDATION', async () => {
+      const before = process.env.USER_ENGINE_GROUP_COMMIT
+      try {
+        process.env.USER_ENGINE_GROUP_COMMIT = 'off'
+        const off: Sent = { batches: [], singles: 0 }
+        const s = await db.store({ wrap: recording(off) })
+        const tenantId = await newTenant(s)
+        await together(s, tenantId, [newUser('e1'), newUser('e2'), newUser('e3')])
+        assert.deepEqual(off.batches, [])
+        // The option wins over the variable.
+        const on: Sent = { batches: [], singles: 0 }
+        const forced = await db.store({ groupCommit: true, wrap: recording(on) })
+        await together(forced, tenantId, [newUser('e4'), newUser('e5'), newUser('e6')])
+        assert.equal(on.batches.length, 1)
+        process.env.USER_ENGINE_GROUP_COMMIT = 'sometimes'
+        await assert.rejects(db.store(), (e) => isUserEngineError(e, 'VALIDATION'))
+      } finally {
+        if (before === undefined) delete process.env.USER_ENGINE_GROUP_COMMIT
+        else process.env.USER_ENGINE_GROUP_COMMIT = before
+      }
+    })
+
     test('close() sends the commits already queued before it closes', async () => {
       const s = await db.store({ groupCommit: true })
       const tenantId = await newTenant(s)
