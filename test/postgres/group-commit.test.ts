@@ -274,35 +274,83 @@ for (const adapter of SQL_ADAPTERS) {
     })
 
     if (adapter.name === 'postgres') {
+      /** Holds a row lock on a user, and finds the backend it blocks (the batch's, by its lock). */
+      async function lockUser(tenantId: string, userId: string) {
+        const holder = new pg.Client({ connectionString: db.url! })
+        await holder.connect()
+        await holder.query('BEGIN')
+        await holder.query(
+          `SELECT 1 FROM user_engine_records WHERE tenant_id = $1 AND record_type = 'user' AND record_id = $2 FOR UPDATE`,
+          [tenantId, userId],
+        )
+        return {
+          holder,
+          // pg_stat_activity's query text may still name the connection's previous statement while a prepared
+          // one runs, so the waiting backend is found by its lock.
+          async blocked(): Promise<number> {
+            for (let i = 0; i < 500; i++) {
+              const { rows } = await holder.query<{ pid: number }>(
+                'SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))',
+              )
+              if (rows[0]) return rows[0].pid
+              await new Promise((r) => setTimeout(r, 20))
+            }
+            throw new Error('nothing waited on the row lock')
+          },
+        }
+      }
+
+      test('a batch canceled as a whole applied nothing: each unit is sent again alone, once', async () => {
+        const tenantId = await newTenant(store)
+        const locked = newId('usr')
+        await store.transaction(tenantId, newUser('locked-c', locked))
+        const { holder, blocked } = await lockUser(tenantId, locked)
+        try {
+          const ids = [newId('usr'), newId('usr')]
+          const singles = sent.singles
+          const running = together(store, tenantId, [
+            bumpUser('c1', locked, 1),
+            newUser('c2', ids[0]),
+            newUser('c3', ids[1]),
+          ])
+          const pid = await blocked()
+          // A cancel is not caught per unit: the statement fails as a whole and the server rolls it back.
+          await holder.query('SELECT pg_cancel_backend($1)', [pid])
+          // c1, sent again alone, waits for the lock again: release it.
+          await blocked()
+          await holder.query('ROLLBACK')
+          const results = await running
+          assert.deepEqual(
+            results.map((r) => r.status),
+            ['fulfilled', 'fulfilled', 'fulfilled'],
+          )
+          assert.deepEqual(batchWith('c1'), ['c1', 'c2', 'c3'])
+          assert.equal(sent.batches.filter((b) => b.includes('c1')).length, 1)
+          assert.equal(sent.singles - singles, 2 + 3, 'two blockers, then each unit once alone')
+          assert.equal((await store.getUser(tenantId, locked))?.version, 2)
+          const marks = (await store.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
+          assert.deepEqual(
+            ['c1', 'c2', 'c3'].map((m) => marks.filter((x) => x === m).length),
+            [1, 1, 1],
+          )
+        } finally {
+          await holder.end()
+        }
+      })
+
       test('a connection killed mid-batch: every caller in it gets STORE_UNAVAILABLE, outcome unknown', async () => {
         const tenantId = await newTenant(store)
         const locked = newId('usr')
         await store.transaction(tenantId, newUser('locked', locked))
-        const holder = new pg.Client({ connectionString: db.url! })
-        await holder.connect()
+        // The batch's first unit writes this user: the row lock holds the batch before it commits.
+        const { holder, blocked } = await lockUser(tenantId, locked)
         try {
-          // The batch's first unit writes this user: the row lock holds the batch before it commits.
-          await holder.query('BEGIN')
-          await holder.query(
-            `SELECT 1 FROM user_engine_records WHERE tenant_id = $1 AND record_type = 'user' AND record_id = $2 FOR UPDATE`,
-            [tenantId, locked],
-          )
           const ids = ['k2', 'k3', 'k4'].map(() => newId('usr'))
           const running = together(store, tenantId, [
             bumpUser('k1', locked, 1),
             ...ids.map((id, i) => newUser(`k${i + 2}`, id)),
           ])
-          // The one backend the holder blocks is the batch's (pg_stat_activity's query text may still name
-          // the connection's previous statement while a prepared one runs, so it is found by its lock).
-          let batchPid: number | undefined
-          for (let i = 0; i < 500 && batchPid === undefined; i++) {
-            const { rows } = await holder.query<{ pid: number }>(
-              'SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))',
-            )
-            batchPid = rows[0]?.pid
-            if (batchPid === undefined) await new Promise((r) => setTimeout(r, 20))
-          }
-          assert.ok(batchPid !== undefined, 'nothing waited on the row lock')
+          const batchPid = await blocked()
           await holder.query('SELECT pg_terminate_backend($1)', [batchPid])
           const results = await running
           for (const r of results) {

@@ -608,9 +608,10 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
    * Several plans as one statement and one transaction, each in a subtransaction of its own. Returns, per
    * plan, null (committed, durable once the statement returned) or the error a commit of its own would
    * have raised: a failing unit's row carries user_engine_commit's SQLSTATE, DETAIL and constraint, typed by
-   * #commitError as for a single commit. When the statement fails as a whole, the server rolled it all
-   * back (an error it reported) or its outcome is unknown (the connection was lost: STORE_UNAVAILABLE,
-   * "may or may not have been applied"); every caller gets that, and nothing is resent.
+   * #commitError as for a single commit. When the statement fails as a whole with an error the server
+   * reported (a cancel, a statement timeout), it applied nothing, and each plan is sent again alone. When
+   * its outcome is unknown (the connection was lost), every caller gets STORE_UNAVAILABLE, "may or may not
+   * have been applied", and nothing is resent.
    */
   async #commitMany(plans: readonly CommitPlan[]): Promise<Array<unknown | null>> {
     let rows: BatchFailureRow[]
@@ -624,7 +625,21 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       }))
       rows = (await this.driver.query<BatchFailureRow>(SQL.commitBatch, [JSON.stringify(units)])).rows
     } catch (error) {
-      return plans.map((plan) => this.#commitError(plan, error))
+      if (sqlState(error) === null || isConnectionError(error)) {
+        return plans.map((plan) => this.#commitError(plan, error))
+      }
+      // The server reported an error for the statement as a whole, so it rolled all of it back: each plan
+      // is sent once more on its own, in order, and its caller gets what that commit gets.
+      const outcomes: Array<unknown | null> = []
+      for (const plan of plans) {
+        outcomes.push(
+          await this.#commitOne(plan).then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        )
+      }
+      return outcomes
     }
     const failures = new Map(rows.map((r) => [Number(r.unit_index), r]))
     const outcomes = await Promise.all(
