@@ -6,6 +6,8 @@ import { newId } from '../../src/domain/ids.js'
 import type { CommitPlan } from '../../src/store/commit-plan.js'
 import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
 import { GroupCommitter, lockKeysOf, MAX_GROUP_COMMIT_BATCH } from '../../src/store/postgres/group-commit.js'
+import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
+import { createPgliteStore } from '../../src/store/postgres/pglite.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import { SQL } from '../../src/store/postgres/sql.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
@@ -373,6 +375,20 @@ for (const adapter of SQL_ADAPTERS) {
     }
   })
 }
+
+test('groupCommit must be a boolean on both factories, checked before anything connects', async () => {
+  await assert.rejects(
+    createNodePostgresStore({
+      connectionString: 'postgres://nobody@127.0.0.1:1/none',
+      groupCommit: 'yes' as never,
+    }),
+    (e) => isUserEngineError(e, 'VALIDATION') && /groupCommit/.test(e.message),
+  )
+  await assert.rejects(
+    createPgliteStore({ groupCommit: 1 as never }),
+    (e) => isUserEngineError(e, 'VALIDATION') && /groupCommit/.test(e.message),
+  )
+})
 
 describe('GroupCommitter (no database)', () => {
   const plan = (tenantId: string, id: string): CommitPlan => ({
