@@ -33,8 +33,9 @@ interface Waiting {
 
 /**
  * What a plan locks: every record it writes, and every identifier value it claims (the unique index makes a
- * second claimant wait). Two batches in flight at once never share one, so they never wait on each other and
- * cannot deadlock; a plan that shares one with a batch in flight waits for it in the queue.
+ * second claimant wait). Two batches in flight at once never share one; a plan that shares one with a batch
+ * in flight waits for it in the queue. A value an identifier change releases is not in the plan, so two
+ * batches swapping values could still deadlock: Postgres then fails one unit, and the store resends it alone.
  */
 export function lockKeysOf(plan: CommitPlan): string[] {
   const keys: string[] = []
@@ -53,7 +54,7 @@ export function lockKeysOf(plan: CommitPlan): string[] {
  * statement when a slot frees. A lone caller therefore waits for nothing; under load each statement (and its
  * WAL flush) carries up to `maxBatch` commits. A queued plan that touches a row or identifier value of a
  * statement in flight stays queued until that statement returns (and so do later plans touching the same),
- * so statements in flight never wait on each other's locks, and one key's plans apply in arrival order.
+ * so one key's plans apply in arrival order and statements in flight do not wait on each other's rows.
  */
 export class GroupCommitter {
   readonly #queue: Waiting[] = []
