@@ -237,6 +237,56 @@ for (const adapter of SQL_ADAPTERS) {
       assert.equal(off.singles, 1 + 5)
     })
 
+    test('a unit the batch reports as a deadlock victim (rolled back alone) is sent again alone, once', async () => {
+      // The driver plays the deadlock: it leaves the unit marked d2 out of the batch it sends and reports it
+      // with SQLSTATE 40P01, as user_engine_commit_batch does for a unit Postgres chose as the victim.
+      const seen: Sent = { batches: [], singles: 0 }
+      const victim = (inner: SqlDriver): SqlDriver => {
+        const recorded = recording(seen)(inner)
+        return {
+          ...recorded,
+          async query(sql, params) {
+            if (sql !== SQL.commitBatch) return recorded.query(sql, params)
+            const units = JSON.parse(String(params?.[0])) as Array<{
+              audit: Array<{ data: { mark?: string } }>
+            }>
+            const at = units.findIndex((u) => u.audit[0]?.data.mark === 'd2')
+            if (at < 0) return recorded.query(sql, params)
+            seen.batches.push(units.map((u) => String(u.audit[0]?.data.mark)))
+            const result = await inner.query(sql, [JSON.stringify(units.filter((_, i) => i !== at))])
+            assert.equal(result.rows.length, 0)
+            const row = { unit_index: at, sql_state: '40P01', error_detail: '', constraint_name: '' }
+            return { rows: [{ ...row, table_name: '', column_name: '' }] as never[], rowCount: 1 }
+          },
+        }
+      }
+      const s = await db.store({ groupCommit: true, wrap: victim })
+      const tenantId = await newTenant(s)
+      const ids = [newId('usr'), newId('usr'), newId('usr')]
+      const singles = seen.singles
+      const results = await together(s, tenantId, [
+        newUser('d1', ids[0]),
+        newUser('d2', ids[1]),
+        newUser('d3', ids[2]),
+      ])
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'fulfilled'],
+      )
+      assert.ok(
+        seen.batches.some((b) => b.includes('d2')),
+        JSON.stringify(seen.batches),
+      )
+      // The blockers that took a free statement slot (two on a server, one on PGlite), then d2 alone.
+      assert.equal(seen.singles - singles, (adapter.name === 'pglite' ? 1 : 2) + 1)
+      for (const id of ids) assert.ok(await s.getUser(tenantId, id))
+      const marks = (await s.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
+      assert.deepEqual(
+        ['d1', 'd2', 'd3'].map((m) => marks.filter((x) => x === m).length),
+        [1, 1, 1],
+      )
+    })
+
     test('USER_ENGINE_GROUP_COMMIT decides when the option is unset: off, on, anything else VALIDATION', async () => {
       const before = process.env.USER_ENGINE_GROUP_COMMIT
       try {
