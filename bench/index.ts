@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|relay|reads|sessions]
+// npm run bench [-- --json] [--duration MS] [--rounds N] [--only store|pglite|commit|relay|reads|sessions]
 //   [--reads-users N] [--sessions N,N]
 // Prints throughput ratios against baselines measured in the same run. Not a test: nothing here passes or fails.
 // `reads` seeds a tenant of 1 000 000 users (--reads-users) on the server first, and `sessions` fills the table to
@@ -45,6 +45,18 @@ if (wants('store')) {
 }
 if (wants('pglite')) {
   results.push(...(await runStoreBench({ target: 'pglite', durationMs, rounds, concurrencies: [1, 8], log })))
+}
+if (wants('commit')) {
+  const { formatCommitFigures, runGroupCommitBench } = await import('./group-commit.js')
+  const reason = await postgresSkip()
+  const targets = reason ? (['pglite'] as const) : (['postgres', 'pglite'] as const)
+  if (reason) skipped.push(reason)
+  for (const target of targets) {
+    const gc = await runGroupCommitBench({ target, durationMs, rounds, concurrencies: [1, 8, 32], log })
+    results.push(...gc.results)
+    latencies.push(...gc.figures)
+    log(formatCommitFigures(gc.figures))
+  }
 }
 if (values.only === 'sessions') {
   const { runSessionBench } = await import('./sessions.js')

@@ -87,6 +87,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       "An index of pending and dead outbox events by aggregate (replacing 0002's), so the relay's head check and prefix claims never read published events; a dead-events index replacing 0004's leased-or-dead one and room on each page, so claims are HOT updates.",
   },
+  {
+    version: 11,
+    name: 'group_commit',
+    recordTypes: [],
+    purpose:
+      'user_engine_commit_batch: several units of work in one statement and one transaction, each in a subtransaction of its own, reporting each failure as user_engine_commit raised it (group commit).',
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

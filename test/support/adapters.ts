@@ -27,6 +27,12 @@ export type AdapterName = 'memory' | 'pglite' | 'postgres'
 
 export interface Adapter {
   readonly name: AdapterName
+  /**
+   * False on the server adapter's second entry: the same server with group commit off (`groupCommit: false`,
+   * and USER_ENGINE_GROUP_COMMIT=off between `open` and its `release`, for stores the CLI's factories open).
+   * Its name stays `postgres`, so every suite treats it as the server.
+   */
+  readonly groupCommit?: false
   /** False when the adapter can run here; else why not (under CI=true a missing service throws instead). */
   skip(): Promise<string | false>
   /** Where its stores live, for `conformanceStoresFor`; `release` undoes whatever `open` created. */
@@ -112,47 +118,75 @@ const pglite: SqlAdapter = {
   },
 }
 
-const postgres: SqlAdapter = {
-  name: 'postgres',
-  skip: postgresSkip,
-  async open() {
-    const db = await createTestDatabase('ue_conformance')
-    return { location: { kind: 'postgres', connectionString: db.url }, release: () => db.drop() }
-  },
-  migratedStore: () => migratedStoreOn(postgres),
-  async database(schemaVersion) {
-    const db = await createTestDatabase('ue_test', schemaVersion)
-    const drivers: SqlDriver[] = []
-    const driver = async () => {
-      const d = await createNodePostgresDriver({ connectionString: db.url })
-      drivers.push(d)
-      return d
-    }
-    return {
-      url: db.url,
-      driver,
-      store: async (options) => openStore(await driver(), options),
-      async drop() {
-        for (const d of drivers) await d.close().catch(() => {})
-        await db.drop()
-      },
-    }
-  },
+function serverAdapter(groupCommit: boolean): SqlAdapter {
+  const adapter: SqlAdapter = {
+    name: 'postgres',
+    ...(groupCommit ? {} : { groupCommit: false as const }),
+    skip: postgresSkip,
+    async open() {
+      const db = await createTestDatabase('ue_conformance')
+      const location = { kind: 'postgres' as const, connectionString: db.url }
+      if (groupCommit) return { location, release: () => db.drop() }
+      // The harness's stores come from conformanceStoresFor, which takes no store options: the variable
+      // decides for stores opened without groupCommit. Suites in a file run one after another.
+      const before = process.env.USER_ENGINE_GROUP_COMMIT
+      process.env.USER_ENGINE_GROUP_COMMIT = 'off'
+      return {
+        location,
+        async release() {
+          if (before === undefined) delete process.env.USER_ENGINE_GROUP_COMMIT
+          else process.env.USER_ENGINE_GROUP_COMMIT = before
+          await db.drop()
+        },
+      }
+    },
+    migratedStore: () => migratedStoreOn(adapter),
+    async database(schemaVersion) {
+      const db = await createTestDatabase('ue_test', schemaVersion)
+      const drivers: SqlDriver[] = []
+      const driver = async () => {
+        const d = await createNodePostgresDriver({ connectionString: db.url })
+        drivers.push(d)
+        return d
+      }
+      return {
+        url: db.url,
+        driver,
+        store: async (options) =>
+          openStore(await driver(), groupCommit ? options : { groupCommit: false, ...options }),
+        async drop() {
+          for (const d of drivers) await d.close().catch(() => {})
+          await db.drop()
+        },
+      }
+    },
+  }
+  return adapter
 }
 
-const ALL: readonly Adapter[] = [memory, pglite, postgres]
+const postgres = serverAdapter(true)
+/** The server with group commit off: ADAPTERS runs the harness (and the suites looping ADAPTERS) both ways. */
+const postgresGroupCommitOff = serverAdapter(false)
+
+const ALL: readonly Adapter[] = [memory, pglite, postgres, postgresGroupCommitOff]
 
 const only = process.env.USER_ENGINE_ADAPTERS?.split(',').map((s) => s.trim())
 // A typo must not turn into "no adapter, nothing failed".
 const unknown = only?.filter((name) => !ALL.some((a) => a.name === name)) ?? []
 if (unknown.length > 0) throw new Error(`USER_ENGINE_ADAPTERS: unknown adapter(s) ${unknown.join(', ')}`)
 
-/** Every adapter this run covers, in order: memory, pglite, postgres. */
+/**
+ * Every adapter this run covers, in order: memory, pglite, postgres, and postgres again with group commit
+ * off (USER_ENGINE_ADAPTERS=postgres selects both server entries).
+ */
 export const ADAPTERS: readonly Adapter[] = only ? ALL.filter((a) => only.includes(a.name)) : ALL
 
-/** The adapters with a SQL database (pglite, the server), filtered by the same list. */
+/**
+ * The adapters with a SQL database (pglite, the server), filtered by the same list; the server once, with
+ * group commit on (the store's default): these suites test migrations and SQL, not the commit path.
+ */
 export const SQL_ADAPTERS: readonly SqlAdapter[] = ADAPTERS.filter(
-  (a): a is SqlAdapter => a.name !== 'memory',
+  (a): a is SqlAdapter => a.name !== 'memory' && a.groupCommit !== false,
 )
 
 /** Counts the statements a driver sends outside sessions: what a store's reads and commits cost. */

@@ -67,6 +67,7 @@ import { recordCodec, type StoredRow } from '../stored-row.js'
 import type { UnitOfWork } from '../unit-of-work.js'
 import type { SqlDriver } from './driver/driver.js'
 import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './driver/errors.js'
+import { GroupCommitter } from './group-commit.js'
 import { isoOf, PostgresOutbox } from './postgres-outbox.js'
 import { PostgresThrottle } from './postgres-throttle.js'
 import {
@@ -86,10 +87,31 @@ export interface PostgresStoreOptions {
    * any migrated version (1+), for upgrade tests and rolling deploys where the code lands before `migrate`.
    */
   readonly requireLatestSchema?: boolean
+  /**
+   * Group commit (default true; needs schema version 11): commits that become ready while another is in
+   * flight go together as one statement, one transaction and one WAL flush, each unit in a subtransaction
+   * of its own, so a failing unit rolls back alone with the error it would get alone. A lone commit is sent
+   * at once, as before. False sends every commit on its own. Unset, the environment variable
+   * USER_ENGINE_GROUP_COMMIT (`on` or `off`) decides. See docs/performance.md.
+   */
+  readonly groupCommit?: boolean
 }
 
 /** The keys of PostgresStoreOptions, for factories that accept them among their own. */
-export const POSTGRES_STORE_OPTION_KEYS = ['migrationLockTimeoutMs', 'requireLatestSchema'] as const
+export const POSTGRES_STORE_OPTION_KEYS = [
+  'migrationLockTimeoutMs',
+  'requireLatestSchema',
+  'groupCommit',
+] as const
+
+/** The schema version that added user_engine_commit_batch. */
+const GROUP_COMMIT_SCHEMA = 11
+
+/**
+ * Group commit statements in flight at once on a server: while one waits for its WAL flush the next gathers
+ * and runs. Measured against 1 and 4 in docs/performance.md.
+ */
+const SERVER_STATEMENTS_IN_FLIGHT = 2
 
 /** The longest lock wait `migrationLockTimeoutMs` accepts: a day. */
 const MAX_LOCK_TIMEOUT_MS = 86_400_000
@@ -108,10 +130,22 @@ export function validatePostgresStoreOptions(
     assertIntegerInRange(o.migrationLockTimeoutMs, `${what}.migrationLockTimeoutMs`, 0, MAX_LOCK_TIMEOUT_MS)
   }
   assertOptionalBoolean(o.requireLatestSchema, `${what}.requireLatestSchema`)
-  const valid: { migrationLockTimeoutMs?: number; requireLatestSchema?: boolean } = {}
+  assertOptionalBoolean(o.groupCommit, `${what}.groupCommit`)
+  const valid: { migrationLockTimeoutMs?: number; requireLatestSchema?: boolean; groupCommit?: boolean } = {}
   if (o.migrationLockTimeoutMs !== undefined) valid.migrationLockTimeoutMs = o.migrationLockTimeoutMs
   if (o.requireLatestSchema !== undefined) valid.requireLatestSchema = o.requireLatestSchema
+  if (o.groupCommit !== undefined) valid.groupCommit = o.groupCommit
   return valid
+}
+
+/** USER_ENGINE_GROUP_COMMIT: `on` (the default when unset or empty) or `off`; anything else is VALIDATION. */
+function groupCommitFromEnv(): boolean {
+  const value = process.env.USER_ENGINE_GROUP_COMMIT?.trim().toLowerCase()
+  if (value === undefined || value === '' || value === 'on') return true
+  if (value === 'off') return false
+  throw new ValidationError('USER_ENGINE_GROUP_COMMIT must be on or off', {
+    details: { field: 'USER_ENGINE_GROUP_COMMIT' },
+  })
 }
 
 const DRIVER_FUNCTIONS = ['query', 'exec', 'session', 'close'] as const
@@ -200,6 +234,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly #requiredVersion: number
   #schemaVersion: number
   #closed = false
+  /** Null when group commit is off. */
+  readonly #committer: GroupCommitter | null
 
   private constructor(driver: SqlDriver, schemaVersion: number, options: PostgresStoreOptions) {
     this.driver = driver
@@ -214,6 +250,14 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#schemaVersion = schemaVersion
     this.outbox = new PostgresOutbox(driver, () => this.#assertUsable())
     this.throttle = new PostgresThrottle(driver, () => this.#assertUsable())
+    this.#committer =
+      (options.groupCommit ?? groupCommitFromEnv()) === false
+        ? null
+        : new GroupCommitter(
+            { one: (plan) => this.#commitOne(plan), many: (plans) => this.#commitMany(plans) },
+            // PGlite is one connection: a second statement would only wait behind the first.
+            { maxInFlight: driver.kind === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT },
+          )
   }
 
   /**
@@ -500,6 +544,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // Commits already queued are sent and answered before the driver closes.
+    await this.#committer?.drain()
     // A relay's LISTEN connection is checked out of the pool: a pool ends only once it is back.
     await this.outbox.closeSubscriptions()
     await this.driver.close()
@@ -533,8 +579,17 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     }
   }
 
+  /**
+   * Through the group committer when it is on and the schema has user_engine_commit_batch (an older schema,
+   * allowed by requireLatestSchema: false, commits one by one).
+   */
+  #commit(plan: CommitPlan): Promise<void> {
+    if (this.#committer === null || this.#schemaVersion < GROUP_COMMIT_SCHEMA) return this.#commitOne(plan)
+    return this.#committer.commit(plan)
+  }
+
   /** The plan as one statement. The function raises UE00x with the failing write's index as DETAIL. */
-  async #commit(plan: CommitPlan): Promise<void> {
+  async #commitOne(plan: CommitPlan): Promise<void> {
     try {
       await this.driver.query(SQL.commit, [
         plan.tenantId,
@@ -547,6 +602,64 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       throw this.#commitError(plan, error)
     }
     if (plan.events.length > 0) this.outbox.committed()
+  }
+
+  /**
+   * Several plans as one statement and one transaction, each in a subtransaction of its own. Returns, per
+   * plan, null (committed, durable once the statement returned) or the error a commit of its own would
+   * have raised: a failing unit's row carries user_engine_commit's SQLSTATE, DETAIL and constraint, typed by
+   * #commitError as for a single commit. When the statement fails as a whole with an error the server
+   * reported (a cancel, a statement timeout), it applied nothing, and each plan is sent again alone. When
+   * its outcome is unknown (the connection was lost), every caller gets STORE_UNAVAILABLE, "may or may not
+   * have been applied", and nothing is resent.
+   */
+  async #commitMany(plans: readonly CommitPlan[]): Promise<Array<unknown | null>> {
+    let rows: BatchFailureRow[]
+    try {
+      const units = plans.map((p) => ({
+        tenantId: p.tenantId,
+        now: p.now,
+        writes: p.writes,
+        audit: p.audit,
+        events: p.events,
+      }))
+      rows = (await this.driver.query<BatchFailureRow>(SQL.commitBatch, [JSON.stringify(units)])).rows
+    } catch (error) {
+      if (sqlState(error) === null || isConnectionError(error)) {
+        return plans.map((plan) => this.#commitError(plan, error))
+      }
+      // The server reported an error for the statement as a whole, so it rolled all of it back: each plan
+      // is sent once more on its own, in order, and its caller gets what that commit gets.
+      const outcomes: Array<unknown | null> = []
+      for (const plan of plans) {
+        outcomes.push(
+          await this.#commitOne(plan).then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        )
+      }
+      return outcomes
+    }
+    const failures = new Map(rows.map((r) => [Number(r.unit_index), r]))
+    const outcomes = await Promise.all(
+      plans.map(async (plan, i): Promise<unknown | null> => {
+        const row = failures.get(i)
+        if (row === undefined) return null
+        // A deadlock with another process's transaction rolled this unit back alone while the batch
+        // committed: it was not applied, so it is sent once more on its own, as a commit of its own would
+        // have been decided by the lock order.
+        if (row.sql_state === '40P01') {
+          return this.#commitOne(plan).then(
+            () => null,
+            (error: unknown) => error,
+          )
+        }
+        return this.#commitError(plan, failureError(row))
+      }),
+    )
+    if (plans.some((p, i) => outcomes[i] === null && p.events.length > 0)) this.outbox.committed()
+    return outcomes
   }
 
   #commitError(plan: CommitPlan, error: unknown): unknown {
@@ -632,6 +745,27 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       })
     }
   }
+}
+
+/** A row of user_engine_commit_batch: one unit that failed, and how. */
+interface BatchFailureRow {
+  unit_index: number
+  sql_state: string | null
+  error_detail: string | null
+  constraint_name: string | null
+  table_name: string | null
+  column_name: string | null
+}
+
+/** The error a unit's own commit would have raised, in the driver's shape (code, detail, constraint...). */
+function failureError(row: BatchFailureRow): Error {
+  return Object.assign(new Error('a unit of work in a group commit failed'), {
+    code: row.sql_state ?? undefined,
+    detail: row.error_detail ?? undefined,
+    constraint: row.constraint_name || undefined,
+    table: row.table_name || undefined,
+    column: row.column_name || undefined,
+  })
 }
 
 function toSchemaStatus(status: MigrationStatus): SchemaStatus {

@@ -41,6 +41,9 @@ export const SQL = {
   },
   /** The whole unit of work in one statement: one round trip, atomic, preconditions checked inside. */
   commit: 'SELECT user_engine_commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::timestamptz)',
+  /** Group commit (0011): a JSON array of plans, each in its own subtransaction; a row per failed unit. */
+  commitBatch: `SELECT unit_index, sql_state, error_detail, constraint_name, table_name, column_name
+    FROM user_engine_commit_batch($1::jsonb)`,
 
   readRow: `SELECT ${ROW} FROM user_engine_records WHERE tenant_id = $1 AND record_type = $2 AND record_id = $3`,
   // Matches the expression index user_engine_identifier_value_key.

@@ -86,4 +86,10 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     nonTransactionalReason:
       'CREATE and DROP INDEX CONCURRENTLY cannot run in a transaction; a plain build would block outbox inserts.',
   },
+  {
+    ...schemaVersion(11),
+    file: '0011_group_commit.sql',
+    checksum: 'a6b69c59fe14bafb27ce7e2d8e2e24fce406755f4e4e1bf489f5afbb0233ceb6',
+    transactional: true,
+  },
 ])

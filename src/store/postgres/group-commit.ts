@@ -1,0 +1,143 @@
+import type { CommitPlan } from '../commit-plan.js'
+
+/**
+ * Most units of work one group commit sends. Each unit is a subtransaction that writes, so it takes a
+ * subtransaction id; a backend caches 64 of them (PGPROC_MAX_CACHED_SUBXIDS), and past that every other
+ * backend's snapshots must look subtransactions up in pg_subtrans. 32 stays well inside the cache (see
+ * docs/performance.md for what larger batches measured).
+ */
+export const MAX_GROUP_COMMIT_BATCH = 32
+
+/**
+ * How the committer sends: `one` commits a plan alone (today's statement); `many` sends several as one
+ * statement and returns, per plan, null (committed) or the error its caller gets. `many` never throws.
+ */
+export interface GroupCommitSender {
+  one(plan: CommitPlan): Promise<void>
+  many(plans: readonly CommitPlan[]): Promise<ReadonlyArray<unknown | null>>
+}
+
+export interface GroupCommitOptions {
+  /** Most plans per statement. Default MAX_GROUP_COMMIT_BATCH. */
+  readonly maxBatch?: number
+  /** Most statements in flight at once. */
+  readonly maxInFlight: number
+}
+
+interface Waiting {
+  readonly plan: CommitPlan
+  readonly keys: readonly string[]
+  readonly resolve: () => void
+  readonly reject: (error: unknown) => void
+}
+
+/**
+ * What a plan locks: every record it writes, and every identifier value it claims (the unique index makes a
+ * second claimant wait). Two batches in flight at once never share one; a plan that shares one with a batch
+ * in flight waits for it in the queue. A value an identifier change releases is not in the plan, so two
+ * batches swapping values could still deadlock: Postgres then fails one unit, and the store resends it alone.
+ */
+export function lockKeysOf(plan: CommitPlan): string[] {
+  const keys: string[] = []
+  for (const w of plan.writes) {
+    keys.push(`r\u0000${plan.tenantId}\u0000${w.type}\u0000${w.id}`)
+    if (w.type === 'identifier' && w.op !== 'delete') {
+      keys.push(`i\u0000${plan.tenantId}\u0000${String(w.payload.kind)}\u0000${String(w.payload.value)}`)
+    }
+  }
+  return keys
+}
+
+/**
+ * Group commit without a timer: a commit goes out at once when a statement slot is free (`maxInFlight`);
+ * commits that become ready while every slot is busy queue, and go together, in arrival order, as one
+ * statement when a slot frees. A lone caller therefore waits for nothing; under load each statement (and its
+ * WAL flush) carries up to `maxBatch` commits. A queued plan that touches a row or identifier value of a
+ * statement in flight stays queued until that statement returns (and so do later plans touching the same),
+ * so one key's plans apply in arrival order and statements in flight do not wait on each other's rows.
+ */
+export class GroupCommitter {
+  readonly #queue: Waiting[] = []
+  readonly #sender: GroupCommitSender
+  readonly #maxBatch: number
+  readonly #maxInFlight: number
+  /** Each statement in flight, with the keys its plans lock. */
+  readonly #inFlight = new Map<Promise<void>, ReadonlySet<string>>()
+
+  constructor(sender: GroupCommitSender, options: GroupCommitOptions) {
+    this.#sender = sender
+    this.#maxBatch = options.maxBatch ?? MAX_GROUP_COMMIT_BATCH
+    this.#maxInFlight = options.maxInFlight
+  }
+
+  /** Resolves once the plan's commit is durable; rejects with exactly the error a commit of its own gets. */
+  commit(plan: CommitPlan): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ plan, keys: this.#maxInFlight > 1 ? lockKeysOf(plan) : [], resolve, reject })
+      this.#next()
+    })
+  }
+
+  /** Resolves when every queued commit has been sent and answered. */
+  async drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight.keys())
+  }
+
+  #next(): void {
+    while (this.#inFlight.size < this.#maxInFlight && this.#queue.length > 0) {
+      const batch = this.#take()
+      if (batch.length === 0) return
+      const keys = new Set(batch.flatMap((w) => w.keys))
+      const sent: Promise<void> = this.#send(batch).then(() => {
+        this.#inFlight.delete(sent)
+        this.#next()
+      })
+      this.#inFlight.set(sent, keys)
+    }
+  }
+
+  /** The next batch, in queue order, leaving plans that share a key with a statement in flight. */
+  #take(): Waiting[] {
+    if (this.#inFlight.size === 0) return this.#queue.splice(0, this.#maxBatch)
+    const busy = new Set<string>()
+    for (const keys of this.#inFlight.values()) for (const k of keys) busy.add(k)
+    const batch: Waiting[] = []
+    const left: Waiting[] = []
+    for (const w of this.#queue) {
+      if (batch.length < this.#maxBatch && !w.keys.some((k) => busy.has(k))) batch.push(w)
+      else {
+        left.push(w)
+        // A later plan on the same key must not overtake this one.
+        for (const k of w.keys) busy.add(k)
+      }
+    }
+    this.#queue.splice(0, this.#queue.length, ...left)
+    return batch
+  }
+
+  async #send(batch: readonly Waiting[]): Promise<void> {
+    if (batch.length === 1) {
+      const [only] = batch as [Waiting]
+      try {
+        await this.#sender.one(only.plan)
+        only.resolve()
+      } catch (error) {
+        only.reject(error)
+      }
+      return
+    }
+    let outcomes: ReadonlyArray<unknown | null>
+    try {
+      outcomes = await this.#sender.many(batch.map((w) => w.plan))
+    } catch (error) {
+      // A bug in the sender, not a database outcome: every caller learns it, none hangs.
+      for (const w of batch) w.reject(error)
+      return
+    }
+    batch.forEach((w, i) => {
+      const outcome = outcomes[i]
+      if (outcome === null) w.resolve()
+      else w.reject(outcome)
+    })
+  }
+}

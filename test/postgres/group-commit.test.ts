@@ -1,0 +1,515 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import pg from 'pg'
+import { isUserEngineError } from '../../src/domain/errors.js'
+import { newId } from '../../src/domain/ids.js'
+import type { CommitPlan } from '../../src/store/commit-plan.js'
+import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
+import { GroupCommitter, lockKeysOf, MAX_GROUP_COMMIT_BATCH } from '../../src/store/postgres/group-commit.js'
+import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
+import { createPgliteStore } from '../../src/store/postgres/pglite.js'
+import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
+import { SQL } from '../../src/store/postgres/sql.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
+import type { UnitOfWork } from '../../src/store/unit-of-work.js'
+import { SQL_ADAPTERS, type TestDb } from '../support/adapters.js'
+
+/** What the store sent: each group commit statement as the marks of its units, and single commits. */
+interface Sent {
+  batches: string[][]
+  singles: number
+}
+
+/** Records every commit statement; a unit's mark is its first audit record's data.mark. */
+function recording(sent: Sent) {
+  return (inner: SqlDriver): SqlDriver => ({
+    kind: inner.kind,
+    query(sql, params) {
+      if (sql === SQL.commitBatch) {
+        const units = JSON.parse(String(params?.[0])) as Array<{ audit: Array<{ data: { mark?: string } }> }>
+        sent.batches.push(units.map((u) => String(u.audit[0]?.data.mark)))
+      } else if (sql === SQL.commit) sent.singles++
+      return inner.query(sql, params)
+    },
+    exec: (sql) => inner.exec(sql),
+    session: (fn) => inner.session(fn),
+    close: () => inner.close(),
+  })
+}
+
+/** A unit that writes a new user with an audit record and an event, marked; `more` adds writes. */
+const newUser =
+  (mark: string, userId = newId('usr'), more?: (tx: UnitOfWork, userId: string) => void) =>
+  async (tx: UnitOfWork) => {
+    tx.putUser({ id: userId, status: 'active' }, { mustNotExist: true })
+    more?.(tx, userId)
+    tx.appendAudit({ action: 'test.group', userId, data: { mark } })
+    tx.enqueue({ type: 'test.group', userId, payload: { mark } })
+  }
+
+/** A unit that moves an existing user from `version`, marked. */
+const bumpUser = (mark: string, userId: string, version: number) => async (tx: UnitOfWork) => {
+  tx.putUser({ id: userId, status: 'active' }, { expectedVersion: version })
+  tx.appendAudit({ action: 'test.group', userId, data: { mark } })
+  tx.enqueue({ type: `test.step.${mark}`, userId, payload: { mark } })
+}
+
+/**
+ * Starts units in one tick, so their commits queue together: the first ones take the free statement slots
+ * (two on a server, one on PGlite), the rest wait and go as one statement. Blockers, which touch nothing the
+ * units touch, fill the slots first.
+ */
+function together(
+  store: PostgresUserEngineStore,
+  tenantId: string,
+  units: ReadonlyArray<(tx: UnitOfWork) => Promise<void>>,
+) {
+  const blockers = [newUser('blocker-1'), newUser('blocker-2')]
+  return Promise.allSettled([...blockers, ...units].map((fn) => store.transaction(tenantId, fn))).then(
+    (results) => results.slice(blockers.length),
+  )
+}
+
+const reasonOf = (r: PromiseSettledResult<unknown>) => {
+  assert.equal(r.status, 'rejected', 'the unit should have failed')
+  return (r as PromiseRejectedResult).reason
+}
+
+async function newTenant(store: PostgresUserEngineStore): Promise<string> {
+  const tenantId = newId('tnt')
+  await store.transaction(tenantId, async (tx) => {
+    tx.putTenant({ id: tenantId, name: 'T', status: 'active' }, { mustNotExist: true })
+  })
+  return tenantId
+}
+
+const emailOf = (tx: UnitOfWork, userId: string, value: string, id = newId('idn')) =>
+  tx.putIdentifier({ id, userId, kind: 'email', value, verified: false }, { mustNotExist: true })
+
+for (const adapter of SQL_ADAPTERS) {
+  describe(`group commit on ${adapter.name}`, { skip: await adapter.skip() }, () => {
+    let db: TestDb
+    let store: PostgresUserEngineStore
+    let solo: PostgresUserEngineStore
+    const sent: Sent = { batches: [], singles: 0 }
+    before(async () => {
+      db = await adapter.database(LATEST_SCHEMA_VERSION)
+      store = await db.store({ groupCommit: true, wrap: recording(sent) })
+      solo = await db.store({ groupCommit: false })
+    })
+    after(() => db.drop())
+
+    const batchWith = (mark: string) => sent.batches.find((b) => b.includes(mark))
+
+    test('a failing unit in a batch writes nothing, gets the error it gets alone, and its neighbours commit', async () => {
+      const tenantId = await newTenant(store)
+      const taken = `taken-${newId('x')}@example.com`
+      await store.transaction(
+        tenantId,
+        newUser('seed', undefined, (tx, id) => emailOf(tx, id, taken)),
+      )
+      const stale = newId('usr')
+      await store.transaction(tenantId, newUser('seed-2', stale))
+      // The failing units' ids, reused below for the same units committed alone.
+      const dupUser = newId('usr')
+      const dupIdentifier = newId('idn')
+      const [a, b, c, d] = await together(store, tenantId, [
+        newUser('a', undefined, (tx, id) => emailOf(tx, id, `a-${newId('x')}@example.com`)),
+        newUser('b', dupUser, (tx, id) => emailOf(tx, id, taken, dupIdentifier)),
+        bumpUser('c', stale, 7),
+        newUser('d'),
+      ])
+      assert.deepEqual(
+        ['a', 'b', 'c', 'd'].map((m) => batchWith('a')?.includes(m)),
+        [true, true, true, true],
+        `one statement: ${JSON.stringify(sent.batches)}`,
+      )
+      assert.equal(a?.status, 'fulfilled')
+      assert.equal(d?.status, 'fulfilled')
+      const duplicate = reasonOf(b!)
+      const conflict = reasonOf(c!)
+      assert.ok(isUserEngineError(duplicate, 'DUPLICATE_IDENTIFIER'), String(duplicate))
+      assert.ok(isUserEngineError(conflict, 'VERSION_CONFLICT'), String(conflict))
+
+      // Nothing of b or c was written: no user, identifier, audit record or event, no version bump.
+      assert.equal(await store.getUser(tenantId, dupUser), null)
+      assert.equal((await store.getUser(tenantId, stale))?.version, 1)
+      const marks = (await store.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
+      assert.deepEqual(
+        marks.filter((m) => m === 'b' || m === 'c'),
+        [],
+      )
+      assert.deepEqual(
+        ['a', 'd'].map((m) => marks.includes(m)),
+        [true, true],
+      )
+      const events = await store.outbox.listForAggregate(tenantId, dupUser)
+      assert.equal(events.length, 0)
+      assert.equal((await store.outbox.listForAggregate(tenantId, stale)).length, 1)
+
+      // The same units committed alone fail with the same code, message and details.
+      const alone = await Promise.allSettled([
+        solo.transaction(
+          tenantId,
+          newUser('b', dupUser, (tx, id) => emailOf(tx, id, taken, dupIdentifier)),
+        ),
+        solo.transaction(tenantId, bumpUser('c', stale, 7)),
+      ])
+      for (const [grouped, single] of [
+        [duplicate, reasonOf(alone[0])],
+        [conflict, reasonOf(alone[1])],
+      ] as const) {
+        const g = grouped as { code: string; message: string; details: unknown }
+        const s = single as { code: string; message: string; details: unknown }
+        assert.deepEqual([g.code, g.message, g.details], [s.code, s.message, s.details])
+      }
+    })
+
+    test('units of one user in one batch apply in order, and their events keep that order', async () => {
+      const tenantId = await newTenant(store)
+      const userId = newId('usr')
+      await store.transaction(tenantId, newUser('seed', userId))
+      const results = await together(store, tenantId, [
+        bumpUser('s1', userId, 1),
+        bumpUser('s2', userId, 2),
+        bumpUser('s3', userId, 3),
+      ])
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'fulfilled'],
+      )
+      assert.ok(
+        ['s1', 's2', 's3'].every((m) => batchWith('s1')?.includes(m)),
+        `one statement: ${JSON.stringify(sent.batches)}`,
+      )
+      assert.equal((await store.getUser(tenantId, userId))?.version, 4)
+      const events = await store.outbox.listForAggregate(tenantId, userId)
+      assert.deepEqual(
+        events.map((e) => [e.type, e.sequence]),
+        [
+          ['test.group', 1],
+          ['test.step.s1', 2],
+          ['test.step.s2', 3],
+          ['test.step.s3', 4],
+        ],
+      )
+      // A relay claims them in that order.
+      const claimed = await store.outbox.claim({
+        owner: 'gc-test',
+        limit: 500,
+        leaseMs: 60_000,
+        perAggregate: 10,
+      })
+      assert.deepEqual(
+        claimed.filter((e) => e.aggregateId === userId).map((e) => e.type),
+        ['test.group', 'test.step.s1', 'test.step.s2', 'test.step.s3'],
+      )
+    })
+
+    test('a lone commit is one single statement; more than the bound go as several batches', async () => {
+      const tenantId = await newTenant(store)
+      const singles = sent.singles
+      const batches = sent.batches.length
+      await store.transaction(tenantId, newUser('lone'))
+      assert.equal(sent.singles, singles + 1)
+      assert.equal(sent.batches.length, batches)
+
+      const many = Array.from({ length: MAX_GROUP_COMMIT_BATCH + 10 }, (_, i) => newUser(`bound-${i}`))
+      const results = await together(store, tenantId, many)
+      assert.ok(results.every((r) => r.status === 'fulfilled'))
+      const mine = sent.batches.filter((b) => b.some((m) => m.startsWith('bound-')))
+      assert.ok(mine.length >= 2, JSON.stringify(mine.map((b) => b.length)))
+      assert.ok(mine.every((b) => b.length <= MAX_GROUP_COMMIT_BATCH))
+      // Arrival order is kept across batches.
+      assert.deepEqual(
+        mine.flat().filter((m) => m.startsWith('bound-')),
+        many.map((_, i) => `bound-${i}`),
+      )
+    })
+
+    test('groupCommit: false sends every commit on its own', async () => {
+      const off: Sent = { batches: [], singles: 0 }
+      const s = await db.store({ groupCommit: false, wrap: recording(off) })
+      const tenantId = await newTenant(s)
+      const results = await together(s, tenantId, [newUser('x1'), newUser('x2'), newUser('x3')])
+      assert.ok(results.every((r) => r.status === 'fulfilled'))
+      assert.deepEqual(off.batches, [])
+      assert.equal(off.singles, 1 + 5)
+    })
+
+    test('a unit the batch reports as a deadlock victim (rolled back alone) is sent again alone, once', async () => {
+      // The driver plays the deadlock: it leaves the unit marked d2 out of the batch it sends and reports it
+      // with SQLSTATE 40P01, as user_engine_commit_batch does for a unit Postgres chose as the victim.
+      const seen: Sent = { batches: [], singles: 0 }
+      const victim = (inner: SqlDriver): SqlDriver => {
+        const recorded = recording(seen)(inner)
+        return {
+          ...recorded,
+          async query(sql, params) {
+            if (sql !== SQL.commitBatch) return recorded.query(sql, params)
+            const units = JSON.parse(String(params?.[0])) as Array<{
+              audit: Array<{ data: { mark?: string } }>
+            }>
+            const at = units.findIndex((u) => u.audit[0]?.data.mark === 'd2')
+            if (at < 0) return recorded.query(sql, params)
+            seen.batches.push(units.map((u) => String(u.audit[0]?.data.mark)))
+            const result = await inner.query(sql, [JSON.stringify(units.filter((_, i) => i !== at))])
+            assert.equal(result.rows.length, 0)
+            const row = { unit_index: at, sql_state: '40P01', error_detail: '', constraint_name: '' }
+            return { rows: [{ ...row, table_name: '', column_name: '' }] as never[], rowCount: 1 }
+          },
+        }
+      }
+      const s = await db.store({ groupCommit: true, wrap: victim })
+      const tenantId = await newTenant(s)
+      const ids = [newId('usr'), newId('usr'), newId('usr')]
+      const singles = seen.singles
+      const results = await together(s, tenantId, [
+        newUser('d1', ids[0]),
+        newUser('d2', ids[1]),
+        newUser('d3', ids[2]),
+      ])
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'fulfilled'],
+      )
+      assert.ok(
+        seen.batches.some((b) => b.includes('d2')),
+        JSON.stringify(seen.batches),
+      )
+      // The blockers that took a free statement slot (two on a server, one on PGlite), then d2 alone.
+      assert.equal(seen.singles - singles, (adapter.name === 'pglite' ? 1 : 2) + 1)
+      for (const id of ids) assert.ok(await s.getUser(tenantId, id))
+      const marks = (await s.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
+      assert.deepEqual(
+        ['d1', 'd2', 'd3'].map((m) => marks.filter((x) => x === m).length),
+        [1, 1, 1],
+      )
+    })
+
+    test('USER_ENGINE_GROUP_COMMIT decides when the option is unset: off, on, anything else VALIDATION', async () => {
+      const before = process.env.USER_ENGINE_GROUP_COMMIT
+      try {
+        process.env.USER_ENGINE_GROUP_COMMIT = 'off'
+        const off: Sent = { batches: [], singles: 0 }
+        const s = await db.store({ wrap: recording(off) })
+        const tenantId = await newTenant(s)
+        await together(s, tenantId, [newUser('e1'), newUser('e2'), newUser('e3')])
+        assert.deepEqual(off.batches, [])
+        // The option wins over the variable.
+        const on: Sent = { batches: [], singles: 0 }
+        const forced = await db.store({ groupCommit: true, wrap: recording(on) })
+        await together(forced, tenantId, [newUser('e4'), newUser('e5'), newUser('e6')])
+        assert.equal(on.batches.length, 1)
+        process.env.USER_ENGINE_GROUP_COMMIT = 'sometimes'
+        await assert.rejects(db.store(), (e) => isUserEngineError(e, 'VALIDATION'))
+      } finally {
+        if (before === undefined) delete process.env.USER_ENGINE_GROUP_COMMIT
+        else process.env.USER_ENGINE_GROUP_COMMIT = before
+      }
+    })
+
+    test('close() sends the commits already queued before it closes', async () => {
+      const s = await db.store({ groupCommit: true })
+      const tenantId = await newTenant(s)
+      const ids = Array.from({ length: 6 }, () => newId('usr'))
+      const pending = ids.map((id, i) => s.transaction(tenantId, newUser(`close-${i}`, id)))
+      // Every commit is queued after a few microtasks; close() comes after them.
+      await new Promise((r) => setImmediate(r))
+      await s.close()
+      const results = await Promise.allSettled(pending)
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ids.map(() => 'fulfilled'),
+      )
+      for (const id of ids) assert.ok(await store.getUser(tenantId, id))
+    })
+
+    if (adapter.name === 'postgres') {
+      /** Holds a row lock on a user, and finds the backend it blocks (the batch's, by its lock). */
+      async function lockUser(tenantId: string, userId: string) {
+        const holder = new pg.Client({ connectionString: db.url! })
+        await holder.connect()
+        await holder.query('BEGIN')
+        await holder.query(
+          `SELECT 1 FROM user_engine_records WHERE tenant_id = $1 AND record_type = 'user' AND record_id = $2 FOR UPDATE`,
+          [tenantId, userId],
+        )
+        return {
+          holder,
+          // pg_stat_activity's query text may still name the connection's previous statement while a prepared
+          // one runs, so the waiting backend is found by its lock.
+          async blocked(): Promise<number> {
+            for (let i = 0; i < 500; i++) {
+              const { rows } = await holder.query<{ pid: number }>(
+                'SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))',
+              )
+              if (rows[0]) return rows[0].pid
+              await new Promise((r) => setTimeout(r, 20))
+            }
+            throw new Error('nothing waited on the row lock')
+          },
+        }
+      }
+
+      test('a batch canceled as a whole applied nothing: each unit is sent again alone, once', async () => {
+        const tenantId = await newTenant(store)
+        const locked = newId('usr')
+        await store.transaction(tenantId, newUser('locked-c', locked))
+        const { holder, blocked } = await lockUser(tenantId, locked)
+        try {
+          const ids = [newId('usr'), newId('usr')]
+          const singles = sent.singles
+          const running = together(store, tenantId, [
+            bumpUser('c1', locked, 1),
+            newUser('c2', ids[0]),
+            newUser('c3', ids[1]),
+          ])
+          const pid = await blocked()
+          // A cancel is not caught per unit: the statement fails as a whole and the server rolls it back.
+          await holder.query('SELECT pg_cancel_backend($1)', [pid])
+          // c1, sent again alone, waits for the lock again: release it.
+          await blocked()
+          await holder.query('ROLLBACK')
+          const results = await running
+          assert.deepEqual(
+            results.map((r) => r.status),
+            ['fulfilled', 'fulfilled', 'fulfilled'],
+          )
+          assert.deepEqual(batchWith('c1'), ['c1', 'c2', 'c3'])
+          assert.equal(sent.batches.filter((b) => b.includes('c1')).length, 1)
+          assert.equal(sent.singles - singles, 2 + 3, 'two blockers, then each unit once alone')
+          assert.equal((await store.getUser(tenantId, locked))?.version, 2)
+          const marks = (await store.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
+          assert.deepEqual(
+            ['c1', 'c2', 'c3'].map((m) => marks.filter((x) => x === m).length),
+            [1, 1, 1],
+          )
+        } finally {
+          await holder.end()
+        }
+      })
+
+      test('a connection killed mid-batch: every caller in it gets STORE_UNAVAILABLE, outcome unknown', async () => {
+        const tenantId = await newTenant(store)
+        const locked = newId('usr')
+        await store.transaction(tenantId, newUser('locked', locked))
+        // The batch's first unit writes this user: the row lock holds the batch before it commits.
+        const { holder, blocked } = await lockUser(tenantId, locked)
+        try {
+          const ids = ['k2', 'k3', 'k4'].map(() => newId('usr'))
+          const running = together(store, tenantId, [
+            bumpUser('k1', locked, 1),
+            ...ids.map((id, i) => newUser(`k${i + 2}`, id)),
+          ])
+          const batchPid = await blocked()
+          await holder.query('SELECT pg_terminate_backend($1)', [batchPid])
+          const results = await running
+          for (const r of results) {
+            const error = reasonOf(r) as Error
+            assert.ok(isUserEngineError(error, 'STORE_UNAVAILABLE'), String(error))
+            assert.match(error.message, /may or may not have been applied/)
+          }
+          assert.deepEqual(batchWith('k1'), ['k1', 'k2', 'k3', 'k4'])
+          await holder.query('ROLLBACK')
+          // Killed before its commit: in fact nothing was applied, and nothing was sent again.
+          assert.equal((await store.getUser(tenantId, locked))?.version, 1)
+          for (const id of ids) assert.equal(await store.getUser(tenantId, id), null)
+          assert.equal(sent.batches.filter((b) => b.includes('k1')).length, 1)
+          // The store goes on committing.
+          await store.transaction(tenantId, newUser('after-kill'))
+        } finally {
+          await holder.end()
+        }
+      })
+    }
+  })
+}
+
+test('groupCommit must be a boolean on both factories, checked before anything connects', async () => {
+  await assert.rejects(
+    createNodePostgresStore({
+      connectionString: 'postgres://nobody@127.0.0.1:1/none',
+      groupCommit: 'yes' as never,
+    }),
+    (e) => isUserEngineError(e, 'VALIDATION') && /groupCommit/.test(e.message),
+  )
+  await assert.rejects(
+    createPgliteStore({ groupCommit: 1 as never }),
+    (e) => isUserEngineError(e, 'VALIDATION') && /groupCommit/.test(e.message),
+  )
+})
+
+describe('GroupCommitter (no database)', () => {
+  const plan = (tenantId: string, id: string): CommitPlan => ({
+    tenantId,
+    now: new Date(0).toISOString(),
+    writes: [{ op: 'insert', type: 'user', id, userId: id, payload: {} }],
+    audit: [],
+    events: [],
+  })
+
+  /** A sender whose statements finish when the test says; records what each carried. */
+  function manualSender() {
+    const statements: Array<{ ids: string[]; finish: () => void }> = []
+    const start = (ids: string[]) =>
+      new Promise<void>((resolve) => {
+        statements.push({ ids, finish: resolve })
+      })
+    return {
+      statements,
+      sender: {
+        one: (p: CommitPlan) => start([p.writes[0]!.id]),
+        many: async (ps: readonly CommitPlan[]) => {
+          await start(ps.map((p) => p.writes[0]!.id))
+          return ps.map(() => null)
+        },
+      },
+    }
+  }
+  const tick = () => new Promise((r) => setImmediate(r))
+
+  test('a plan sharing a row with a statement in flight waits for it, and keeps its order', async () => {
+    const { statements, sender } = manualSender()
+    const committer = new GroupCommitter(sender, { maxInFlight: 2 })
+    const done = [
+      committer.commit(plan('t', 'x')),
+      committer.commit(plan('t', 'y')),
+      committer.commit(plan('t', 'x')),
+      committer.commit(plan('t', 'z')),
+      committer.commit(plan('t', 'y')),
+    ]
+    await tick()
+    assert.deepEqual(
+      statements.map((s) => s.ids),
+      [['x'], ['y']],
+    )
+    statements[0]!.finish()
+    await tick()
+    // x is free now, y is still in flight: the second x and z go, the second y waits.
+    assert.deepEqual(statements[2]?.ids, ['x', 'z'])
+    statements[1]!.finish()
+    await tick()
+    assert.deepEqual(statements[3]?.ids, ['y'])
+    for (const s of statements.slice(2)) s.finish()
+    await Promise.all(done)
+  })
+
+  test('the keys name records and claimed identifier values, per tenant', () => {
+    const p: CommitPlan = {
+      tenantId: 't1',
+      now: new Date(0).toISOString(),
+      writes: [
+        { op: 'insert', type: 'identifier', id: 'i1', userId: 'u', payload: { kind: 'email', value: 'a@b' } },
+        { op: 'delete', type: 'identifier', id: 'i2', userId: 'u', expectedVersion: 1 },
+      ],
+      audit: [],
+      events: [],
+    }
+    assert.deepEqual(lockKeysOf(p), [
+      'r\u0000t1\u0000identifier\u0000i1',
+      'i\u0000t1\u0000email\u0000a@b',
+      'r\u0000t1\u0000identifier\u0000i2',
+    ])
+  })
+})
