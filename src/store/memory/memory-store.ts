@@ -1,3 +1,5 @@
+// Long on purpose: the reference store, one class implementing the whole contract in memory; its outbox
+// and throttle are in files of their own.
 import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
 import {
   ConflictError,

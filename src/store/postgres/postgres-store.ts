@@ -1,3 +1,5 @@
+// Long on purpose: one class implementing the store contract over SqlDriver (reads, commit, group commit's
+// sender, error mapping); its SQL, outbox, throttle and queueing live in files of their own.
 import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
 import {
   ConflictError,
@@ -243,8 +245,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     // PGlite is one connection in one process: its claims are serialized, not isolated by row locks.
     this.capabilities =
       driver.kind === 'postgres'
-        ? { multiProcess: true, rowLocking: true }
-        : { multiProcess: false, rowLocking: false }
+        ? { concurrentInstances: true, isolatedClaims: true }
+        : { concurrentInstances: false, isolatedClaims: false }
     this.#options = options
     this.#requiredVersion = options.requireLatestSchema === false ? 1 : LATEST_SCHEMA_VERSION
     this.#schemaVersion = schemaVersion

@@ -1,3 +1,5 @@
+// Long on purpose: every statement the store sends, in one file, so a reviewer checks each for parameters
+// and key order in one read.
 /**
  * Every statement the Postgres store sends, in one place. All values are parameters ($n); nothing is ever
  * spliced into this text. Every statement on tenant data names `tenant_id` first, so it uses the keys.

@@ -1,3 +1,5 @@
+// Long on purpose: one property-based suite; its operation generators, the model runner and the mismatch
+// report belong to the same fast-check property.
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import type {

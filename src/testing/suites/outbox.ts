@@ -1,3 +1,5 @@
+// Long on purpose: one suite, the outbox contract's cases (claims, leases, settle, order, purge) side by
+// side; each case is short and shares the suite's fixtures.
 import { ErrorCode } from '../../domain/errors.js'
 import type { OutboxEntry } from '../../domain/records.js'
 import { LAST_ERROR_CHARS } from '../../store/outbox-checks.js'

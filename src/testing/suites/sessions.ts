@@ -1,3 +1,4 @@
+// Long on purpose: one suite, the session and token rules' cases side by side (each case is short).
 import { createHash, randomBytes } from 'node:crypto'
 import { ErrorCode } from '../../domain/errors.js'
 import type { SessionRecord, TokenRecord } from '../../domain/records.js'

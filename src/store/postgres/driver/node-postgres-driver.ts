@@ -1,3 +1,5 @@
+// Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection and
+// prepared-statement switch, which all act on the same connections.
 import { createHash } from 'node:crypto'
 import { ErrorCode, isUserEngineError, UserEngineError, ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
