@@ -29,7 +29,7 @@ try {
       '--import',
       'tsx',
       '--test',
-      `--test-concurrency=${process.env.USER_ENGINE_TEST_CONCURRENCY ?? 1}`,
+      `--test-concurrency=${process.env.USER_ENGINE_TEST_CONCURRENCY ?? 2}`,
       ...files,
     ],
     {
