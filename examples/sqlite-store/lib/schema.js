@@ -125,6 +125,10 @@ CREATE INDEX ue_outbox_pending_aggregate_idx ON ue_outbox (tenant_id, aggregate_
 DROP INDEX ue_outbox_aggregate_idx;
 CREATE INDEX ue_outbox_dead_idx ON ue_outbox (id) WHERE status = 'dead';
 DROP INDEX ue_outbox_leased_or_dead_idx;`,
+  // Group commit is a Postgres-store optimization (a batch function); this store commits one unit per
+  // transaction, so the version changes nothing here but is recorded like the others.
+  11: `
+SELECT 'group_commit: nothing to change in SQLite';`,
 }
 
 /**
