@@ -413,7 +413,7 @@ export class OutboxRelay {
       }
       if (a === undefined) {
         this.#held += 1
-        this.#settle({ tenantId: event.tenantId, eventId: event.id, outcome: 'released' })
+        this.#settles.add({ tenantId: event.tenantId, eventId: event.id, outcome: 'released' })
         continue
       }
       a.queue.push({ event, deadline })
@@ -491,10 +491,10 @@ export class OutboxRelay {
           a.queue.shift()
           a.aborted = true
           if (isBrokerUnreachable(error)) {
-            this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'released' })
+            this.#settles.add({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'released' })
             this.#brokerDown(error)
           } else {
-            this.#settle({
+            this.#settles.add({
               tenantId: held.event.tenantId,
               eventId: held.event.id,
               outcome: 'failed',
@@ -508,7 +508,7 @@ export class OutboxRelay {
         this.#instruments?.publishDuration(performance.now() - started)
         this.#instruments?.deliveryLatency(Date.now() - Date.parse(held.event.occurredAt))
         this.#brokerUp()
-        this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'published' })
+        this.#settles.add({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'published' })
         if (a.more && a.queue.length < this.#o.perAggregate / 2) this.#signal()
       }
     } finally {
@@ -526,12 +526,8 @@ export class OutboxRelay {
   #releaseRest(a: Aggregate): void {
     a.aborted = true
     for (const held of a.queue.splice(0)) {
-      this.#settle({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'released' })
+      this.#settles.add({ tenantId: held.event.tenantId, eventId: held.event.id, outcome: 'released' })
     }
-  }
-
-  #settle(item: SettleItem): void {
-    this.#settles.add(item)
   }
 
   /** Counts what a settle statement did, and frees the relay's hands. */

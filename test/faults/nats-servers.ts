@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
+import { freePort } from '../support/services.js'
 
 /** The nats-server binary the fault tests start and stop themselves (never the shared one on 4222). */
 export const NATS_SERVER_BIN = process.env.USER_ENGINE_NATS_SERVER ?? '/usr/sbin/nats-server'
@@ -17,19 +17,6 @@ export function natsServerSkip(): string | false {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-/** A port free on loopback right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** One nats-server process with JetStream: its own port, config and store directory under `dir`. */
 export class NatsNode {

@@ -1,10 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { accessSync, chmodSync, chownSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { delimiter, join } from 'node:path'
 import pg from 'pg'
-import { POSTGRES_ADMIN_URL, postgresSkip, SERVICES_REQUIRED } from './services.js'
+import { freePort, POSTGRES_ADMIN_URL, postgresSkip, SERVICES_REQUIRED } from './services.js'
 
 /**
  * A PgBouncer of the test's own in transaction pooling mode, in front of the test server: the pooled
@@ -44,18 +43,6 @@ export async function pgbouncerSkip(): Promise<string | false> {
   if (SERVICES_REQUIRED) throw new Error(`CI=true requires pgbouncer: ${reason}`)
   process.stderr.write(`# SKIP ${reason}\n`)
   return reason
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import pg from 'pg'
 import { createNodePostgresDriver } from '../../src/store/postgres/driver/node-postgres-driver.js'
 import { createMigrator } from '../../src/store/postgres/schema/runner.js'
@@ -160,4 +160,17 @@ export async function rawClient(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   return client
+}
+
+/** A port free on loopback right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
 }
