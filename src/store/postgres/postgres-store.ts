@@ -1,16 +1,7 @@
-// Long on purpose: one class implementing the store contract over SqlDriver (reads, commit, group commit's
-// sender, error mapping); its SQL, outbox, throttle and queueing live in files of their own.
+// Long on purpose: one class implementing the store contract over SqlDriver (its reads, schema administration
+// and lifecycle); its SQL, commit path, outbox, throttle and queueing live in files of their own.
 import { decodeIdCursor, decodeValueCursor, encodeCursor, encodeValueCursor } from '../../domain/cursor.js'
-import {
-  ConflictError,
-  ErrorCode,
-  type ErrorDetails,
-  NotFoundError,
-  SchemaError,
-  UserEngineError,
-  ValidationError,
-} from '../../domain/errors.js'
-import { shownId } from '../../domain/ids.js'
+import { ErrorCode, SchemaError, UserEngineError, ValidationError } from '../../domain/errors.js'
 import type {
   AuditData,
   AuditRecord,
@@ -42,7 +33,6 @@ import {
   validatePurgeExpiredQuery,
 } from '../../domain/validation.js'
 import type { RowSource } from '../buffered-unit-of-work.js'
-import type { CommitPlan } from '../commit-plan.js'
 import { runUnitOfWork } from '../run-unit-of-work.js'
 import type { SchemaAdministration, SchemaStatus } from '../schema-admin.js'
 import { DIAGNOSTIC_COUNT_KEYS, LATEST_SCHEMA_VERSION } from '../schema-versions.js'
@@ -68,8 +58,8 @@ import type {
 import { recordCodec, type StoredRow } from '../stored-row.js'
 import type { UnitOfWork } from '../unit-of-work.js'
 import type { SqlDriver } from './driver/driver.js'
-import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './driver/errors.js'
-import { GroupCommitter } from './group-commit.js'
+import { toStoreError } from './driver/errors.js'
+import { PostgresCommits } from './postgres-commits.js'
 import { isoOf, PostgresOutbox } from './postgres-outbox.js'
 import { PostgresThrottle } from './postgres-throttle.js'
 import {
@@ -105,15 +95,6 @@ export const POSTGRES_STORE_OPTION_KEYS = [
   'requireLatestSchema',
   'groupCommit',
 ] as const
-
-/** The schema version that added user_engine_commit_batch. */
-const GROUP_COMMIT_SCHEMA = 11
-
-/**
- * Group commit statements in flight at once on a server: while one waits for its WAL flush the next gathers
- * and runs. Measured against 1 and 4 in docs/performance.md.
- */
-const SERVER_STATEMENTS_IN_FLIGHT = 2
 
 /** The longest lock wait `migrationLockTimeoutMs` accepts: a day. */
 const MAX_LOCK_TIMEOUT_MS = 86_400_000
@@ -205,8 +186,6 @@ const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
   upper: prefixUpperBound(prefix),
 })
 
-const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
-
 const toStoredRow = (r: RecordDbRow): StoredRow => ({
   type: r.record_type,
   id: r.record_id,
@@ -236,8 +215,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   readonly #requiredVersion: number
   #schemaVersion: number
   #closed = false
-  /** Null when group commit is off. */
-  readonly #committer: GroupCommitter | null
+  readonly #commits: PostgresCommits
 
   private constructor(driver: SqlDriver, schemaVersion: number, options: PostgresStoreOptions) {
     this.driver = driver
@@ -252,14 +230,11 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#schemaVersion = schemaVersion
     this.outbox = new PostgresOutbox(driver, () => this.#assertUsable())
     this.throttle = new PostgresThrottle(driver, () => this.#assertUsable())
-    this.#committer =
-      (options.groupCommit ?? groupCommitFromEnv()) === false
-        ? null
-        : new GroupCommitter(
-            { one: (plan) => this.#commitOne(plan), many: (plans) => this.#commitMany(plans) },
-            // PGlite is one connection: a second statement would only wait behind the first.
-            { maxInFlight: driver.kind === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT },
-          )
+    this.#commits = new PostgresCommits(driver, {
+      groupCommit: options.groupCommit ?? groupCommitFromEnv(),
+      committed: () => this.outbox.committed(),
+      schemaVersion: () => this.#schemaVersion,
+    })
   }
 
   /**
@@ -341,7 +316,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       work: fn,
       commit: (plan) => {
         this.#assertOpen()
-        return this.#commit(plan)
+        return this.#commits.commit(plan)
       },
     })
   }
@@ -547,7 +522,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     if (this.#closed) return
     this.#closed = true
     // Commits already queued are sent and answered before the driver closes.
-    await this.#committer?.drain()
+    await this.#commits.drain()
     // A relay's LISTEN connection is checked out of the pool: a pool ends only once it is back.
     await this.outbox.closeSubscriptions()
     await this.driver.close()
@@ -581,145 +556,6 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     }
   }
 
-  /**
-   * Through the group committer when it is on and the schema has user_engine_commit_batch (an older schema,
-   * allowed by requireLatestSchema: false, commits one by one).
-   */
-  #commit(plan: CommitPlan): Promise<void> {
-    if (this.#committer === null || this.#schemaVersion < GROUP_COMMIT_SCHEMA) return this.#commitOne(plan)
-    return this.#committer.commit(plan)
-  }
-
-  /** The plan as one statement. The function raises UE00x with the failing write's index as DETAIL. */
-  async #commitOne(plan: CommitPlan): Promise<void> {
-    try {
-      await this.driver.query(SQL.commit, [
-        plan.tenantId,
-        JSON.stringify(plan.writes),
-        JSON.stringify(plan.audit),
-        JSON.stringify(plan.events),
-        plan.now,
-      ])
-    } catch (error) {
-      throw this.#commitError(plan, error)
-    }
-    if (plan.events.length > 0) this.outbox.committed()
-  }
-
-  /**
-   * Several plans as one statement and one transaction, each in a subtransaction of its own. Returns, per
-   * plan, null (committed, durable once the statement returned) or the error a commit of its own would
-   * have raised: a failing unit's row carries user_engine_commit's SQLSTATE, DETAIL and constraint, typed by
-   * #commitError as for a single commit. When the statement fails as a whole with an error the server
-   * reported (a cancel, a statement timeout), it applied nothing, and each plan is sent again alone. When
-   * its outcome is unknown (the connection was lost), every caller gets STORE_UNAVAILABLE, "may or may not
-   * have been applied", and nothing is resent.
-   */
-  async #commitMany(plans: readonly CommitPlan[]): Promise<Array<unknown | null>> {
-    let rows: BatchFailureRow[]
-    try {
-      const units = plans.map((p) => ({
-        tenantId: p.tenantId,
-        now: p.now,
-        writes: p.writes,
-        audit: p.audit,
-        events: p.events,
-      }))
-      rows = (await this.driver.query<BatchFailureRow>(SQL.commitBatch, [JSON.stringify(units)])).rows
-    } catch (error) {
-      if (sqlState(error) === null || isConnectionError(error)) {
-        return plans.map((plan) => this.#commitError(plan, error))
-      }
-      // The server reported an error for the statement as a whole, so it rolled all of it back: each plan
-      // is sent once more on its own, in order, and its caller gets what that commit gets.
-      const outcomes: Array<unknown | null> = []
-      for (const plan of plans) {
-        outcomes.push(
-          await this.#commitOne(plan).then(
-            () => null,
-            (e: unknown) => e,
-          ),
-        )
-      }
-      return outcomes
-    }
-    const failures = new Map(rows.map((r) => [Number(r.unit_index), r]))
-    const outcomes = await Promise.all(
-      plans.map(async (plan, i): Promise<unknown | null> => {
-        const row = failures.get(i)
-        if (row === undefined) return null
-        // A deadlock with another process's transaction rolled this unit back alone while the batch
-        // committed: it was not applied, so it is sent once more on its own, as a commit of its own would
-        // have been decided by the lock order.
-        if (row.sql_state === '40P01') {
-          return this.#commitOne(plan).then(
-            () => null,
-            (error: unknown) => error,
-          )
-        }
-        return this.#commitError(plan, failureError(row))
-      }),
-    )
-    if (plans.some((p, i) => outcomes[i] === null && p.events.length > 0)) this.outbox.committed()
-    return outcomes
-  }
-
-  #commitError(plan: CommitPlan, error: unknown): unknown {
-    const state = sqlState(error)
-    const cause = sanitizeDatabaseError(error)
-    const detail = (error as { detail?: unknown }).detail
-    // DETAIL is the index of the failing write (never a value); anything else is ignored.
-    const index = typeof detail === 'string' && /^\d{1,6}$/.test(detail) ? Number(detail) : -1
-    const w = plan.writes[index]
-    const name = w ? `${w.type} ${shownId(w.id)}` : 'a record'
-    const ids: ErrorDetails = w ? { recordType: w.type, recordId: shownId(w.id) } : {}
-    if (state === 'UE001') {
-      return new ConflictError(ErrorCode.ALREADY_EXISTS, `${name} already exists`, { details: ids, cause })
-    }
-    if (state === 'UE002') {
-      const expected: ErrorDetails = w && w.op !== 'insert' ? { expectedVersion: w.expectedVersion } : {}
-      return new ConflictError(ErrorCode.VERSION_CONFLICT, `${name} is not at the expected version`, {
-        details: { ...ids, ...expected },
-        cause,
-      })
-    }
-    if (state === 'UE004') {
-      return new NotFoundError(`tenant ${shownId(plan.tenantId)} not found`, {
-        details: { tenantId: shownId(plan.tenantId) },
-        cause,
-      })
-    }
-    const racedIndex = state === '23505' && cause.constraint === IDENTIFIER_INDEX
-    if (state === 'UE003' || racedIndex) {
-      // A racing commit took the value between our check and our write: the unique index has no write
-      // index to report, so name the identifier when this commit writes only one.
-      const target =
-        w ??
-        (() => {
-          const candidates = plan.writes.filter((x) => x.type === 'identifier' && x.op !== 'delete')
-          return candidates.length === 1 ? candidates[0] : undefined
-        })()
-      const kind = target && target.op !== 'delete' ? String(target.payload.kind) : 'identifier'
-      const which = target ? `identifier ${shownId(target.id)} (${kind})` : 'an identifier'
-      return new ConflictError(
-        ErrorCode.DUPLICATE_IDENTIFIER,
-        `${which}: the value is already taken in tenant ${shownId(plan.tenantId)}`,
-        {
-          details: target ? { kind, recordType: 'identifier', recordId: shownId(target.id) } : { kind },
-          cause,
-        },
-      )
-    }
-    if (isConnectionError(error)) {
-      return new UserEngineError(
-        ErrorCode.STORE_UNAVAILABLE,
-        'the database is unavailable; the commit may or may not have been applied',
-        { cause },
-      )
-    }
-    return toStoreError(error, 'commit')
-  }
-
   /** Re-reads the version only while the store is below what it needs: once ready, it stays ready. */
   async #refreshSchemaVersion(): Promise<number> {
     if (this.#schemaVersion < LATEST_SCHEMA_VERSION) {
@@ -747,27 +583,6 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
       })
     }
   }
-}
-
-/** A row of user_engine_commit_batch: one unit that failed, and how. */
-interface BatchFailureRow {
-  unit_index: number
-  sql_state: string | null
-  error_detail: string | null
-  constraint_name: string | null
-  table_name: string | null
-  column_name: string | null
-}
-
-/** The error a unit's own commit would have raised, in the driver's shape (code, detail, constraint...). */
-function failureError(row: BatchFailureRow): Error {
-  return Object.assign(new Error('a unit of work in a group commit failed'), {
-    code: row.sql_state ?? undefined,
-    detail: row.error_detail ?? undefined,
-    constraint: row.constraint_name || undefined,
-    table: row.table_name || undefined,
-    column: row.column_name || undefined,
-  })
 }
 
 function toSchemaStatus(status: MigrationStatus): SchemaStatus {
