@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { TOTP, URI } from 'otpauth'
-import { openStore, type StoreLocation } from '../../src/cli/shared/open-store.js'
 import {
   createKeyring,
   generateKey,
@@ -10,8 +9,9 @@ import {
   type UserEngineOptions,
 } from '../../src/engine/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { ADAPTERS, type Adapter } from '../support/adapters.js'
+import { ADAPTERS, type Adapter, type SqlAdapter } from '../support/adapters.js'
 
 /** Argon2 at its cheapest: these tests check behaviour, not hashing cost. */
 export const FAST_HASHING = { memoryCost: 64, timeCost: 1, parallelism: 1 } as const
@@ -119,19 +119,24 @@ export async function forEachStore(
 ): Promise<void> {
   await describeEachAdapter(title, (adapter) => {
     let store: UserEngineStore | undefined
+    let another: (() => Promise<UserEngineStore>) | undefined
     let release: (() => Promise<void>) | undefined
-    const extra: UserEngineStore[] = []
-    let location: StoreLocation | undefined
     before(async () => {
-      const opened = await adapter.open()
-      release = opened.release
-      location = opened.location
-      store = await openStore(location)
-      await store.migrate()
+      // A migrated database from the adapter's image (PGlite) or template (the server): no initdb and no
+      // migrations per block.
+      if (!('database' in adapter)) {
+        const opened = await adapter.migratedStore()
+        store = opened.store
+        release = opened.release
+        return
+      }
+      const db = await (adapter as SqlAdapter).database(LATEST_SCHEMA_VERSION)
+      release = () => db.drop()
+      const first = await db.store()
+      store = first
+      another = adapter.name === 'postgres' ? () => db.store() : async () => first
     })
     after(async () => {
-      for (const s of extra) await s.close()
-      await store?.close()
       await release?.()
     })
     body({
@@ -140,11 +145,8 @@ export async function forEachStore(
         return store
       },
       open: async () => {
-        assert.ok(store && location, 'store opened')
-        if (location.kind !== 'postgres') return store
-        const second = await openStore(location)
-        extra.push(second)
-        return second
+        assert.ok(store, 'store opened')
+        return another ? another() : store
       },
     })
   })

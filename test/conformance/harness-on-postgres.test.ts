@@ -1,0 +1,4 @@
+import { ADAPTERS } from '../support/adapters.js'
+import { registerHarnessOn } from './harness-on.js'
+
+await registerHarnessOn(ADAPTERS.filter((a) => a.name === 'postgres' && a.groupCommit !== false))
