@@ -29,6 +29,15 @@ function smokeTest(step: SmokeStep, dir: () => string): void {
   })
 }
 
+// Both projects install at once (one tarball, packed once): the installs wait on npm and the disk, not on
+// each other. The rejection is observed here so that an early failure is not "unhandled"; each block's
+// `before` awaits its own project and fails with the install's error.
+const projects = {
+  full: installedProject('full'),
+  nopeer: installedProject('nopeer', ['--omit=peer']),
+}
+for (const p of Object.values(projects)) p.catch(() => undefined)
+
 /** Writes `source` into the project as an ES module and runs it with the Node under test. */
 async function runScript(dir: string, file: string, source: string, env: NodeJS.ProcessEnv = USER_ENV) {
   writeFileSync(join(dir, file), source)
@@ -38,7 +47,7 @@ async function runScript(dir: string, file: string, source: string, env: NodeJS.
 describe('installed with the peers npm installs by default (npm install --omit=dev <tarball>)', () => {
   let dir = ''
   before(async () => {
-    dir = (await installedProject('full')).dir
+    dir = (await projects.full).dir
   })
 
   test('npm installed the dependencies and the required peer, no devDependency and no optional peer', () => {
@@ -145,7 +154,7 @@ describe('installed with the peers omitted (npm install --omit=dev --omit=peer <
   let afterTarball: string[] = []
   let afterPg: string[] = []
   before(async () => {
-    dir = (await installedProject('nopeer', ['--omit=peer'])).dir
+    dir = (await projects.nopeer).dir
     afterTarball = installedPackages(dir)
     // --omit=peer again: a plain `npm i pg` re-resolves the tree and installs the required peer PGlite.
     const r = await run('npm', ['install', '--omit=peer', '--no-audit', '--no-fund', 'pg'], {
