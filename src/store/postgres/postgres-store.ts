@@ -270,6 +270,9 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async readiness(): Promise<Readiness> {
     this.#assertOpen()
     const schemaVersion = await this.#refreshSchemaVersion()
+    // Once the schema is known to be ready it is not read again, but the database is still asked: a probe
+    // must not report ready while the server is down (STORE_UNAVAILABLE then, as any call).
+    if (schemaVersion >= this.#requiredVersion) await this.#rows('readiness', 'SELECT 1', [])
     const ready = schemaVersion >= this.#requiredVersion
     return {
       ready,

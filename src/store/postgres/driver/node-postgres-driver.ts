@@ -302,6 +302,22 @@ function sessionOf(client: PgClientLike, target: ConnectionTarget, prepared: boo
   }
 }
 
+const guarded = new WeakSet<object>()
+const ignore = () => {}
+
+/**
+ * node-postgres emits 'error' on a client whose connection ends unexpectedly (a crashed or restarted server)
+ * even while a query holds it, after failing that query; a pool listens only to idle clients, so unhandled
+ * the event would crash the host process. The failed statement already reports the outage (STORE_UNAVAILABLE),
+ * and the broken client is destroyed on release: the event itself needs no handling. Once per connection.
+ */
+function guardCheckedOut(client: PgClientLike): void {
+  const emitter = client as PgClientLike & Partial<PgEmitterLike>
+  if (guarded.has(client) || typeof emitter.on !== 'function') return
+  guarded.add(client)
+  emitter.on('error', ignore)
+}
+
 /**
  * A driver over a node-postgres pool: queries go to any pooled connection, a session holds one.
  *
@@ -337,11 +353,14 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   const p = pool
   const preparedSetting = valid.preparedStatements
   const connect = async (): Promise<PgClientLike> => {
+    let client: PgClientLike
     try {
-      return await p.connect()
+      client = await p.connect()
     } catch (error) {
       throw connectError(error, failedTarget(error, target))
     }
+    guardCheckedOut(client)
+    return client
   }
   /** One statement on a pooled connection (what pool.query does, with the connect step typed). */
   const onConnection = async <T>(fn: (session: SqlSession) => Promise<T>): Promise<T> => {

@@ -1,0 +1,136 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { freePort } from '../support/services.js'
+import { sleep } from './nats-servers.js'
+
+/** Where Debian keeps the server binaries; USER_ENGINE_PG_BIN overrides. */
+export const PG_BIN = process.env.USER_ENGINE_PG_BIN ?? '/usr/lib/postgresql/15/bin'
+
+// The server refuses to run as root: as root, it runs as this user (Debian's package creates it).
+const RUN_AS = 'postgres'
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function postgresServerSkip(): string | false {
+  if (existsSync(join(PG_BIN, 'postgres')) && existsSync(join(PG_BIN, 'initdb'))) return false
+  const reason = `no PostgreSQL server binaries in ${PG_BIN} (set USER_ENGINE_PG_BIN)`
+  if (process.env.CI === 'true') throw new Error(`CI=true requires ${reason}`)
+  return reason
+}
+
+const asRoot = process.getuid?.() === 0
+const command = (bin: string, args: string[]): [string, string[]] =>
+  asRoot ? ['runuser', ['-u', RUN_AS, '--', join(PG_BIN, bin), ...args]] : [join(PG_BIN, bin), args]
+
+/**
+ * A PostgreSQL server of the test's own (never the shared one on 5432): initdb into a temporary directory, a
+ * spare port, trust auth on loopback. `crash()` kills the postmaster with SIGKILL, as an OOM kill or a power
+ * loss would; `start()` again runs crash recovery on the same directory.
+ */
+export class PostgresServer {
+  readonly dir = mkdtempSync(join(tmpdir(), 'ue-faults-pg-'))
+  readonly data = join(this.dir, 'data')
+  port = 0
+  #child: ChildProcess | null = null
+  #exited: Promise<void> = Promise.resolve()
+  log = ''
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`
+  }
+
+  async init(): Promise<void> {
+    chmodSync(this.dir, 0o777)
+    const [bin, args] = command('initdb', ['-D', this.data, '-U', 'postgres', '-A', 'trust', '--no-sync'])
+    const r = spawnSync(bin, args, { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr}`)
+    this.port = await freePort()
+  }
+
+  /** Starts the postmaster and waits until it accepts connections. */
+  async start(): Promise<void> {
+    if (this.#child) return
+    const [bin, args] = command('postgres', [
+      '-D',
+      this.data,
+      '-p',
+      String(this.port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${this.dir}`,
+      '-c',
+      'fsync=on',
+    ])
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#child = child
+    const append = (d: Buffer) => {
+      this.log = (this.log + d.toString()).slice(-20_000)
+    }
+    child.stdout?.on('data', append)
+    child.stderr?.on('data', append)
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
+    void this.#exited.then(() => {
+      if (this.#child === child) this.#child = null
+    })
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 1000 })
+      client.on('error', () => undefined)
+      try {
+        await client.connect()
+        await client.query('SELECT 1')
+        await client.end()
+        return
+      } catch (error) {
+        await client.end().catch(() => undefined)
+        if (this.#child !== child) throw new Error(`postgres exited: ${this.log.slice(-2000)}`)
+        if (Date.now() > deadline) throw error
+        await sleep(100)
+      }
+    }
+  }
+
+  /**
+   * SIGKILL to the postmaster and every backend at once (as an OOM kill of the whole server or a power loss):
+   * nothing is flushed or shut down; the next start recovers from the WAL.
+   */
+  async crash(): Promise<void> {
+    const child = this.#child
+    if (!child?.pid) return
+    const pidFile = join(this.data, 'postmaster.pid')
+    const postmaster = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : NaN
+    if (Number.isInteger(postmaster)) {
+      const backends = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((line) => /^\d+$/.test(line))
+        .map(Number)
+      for (const pid of [postmaster, ...backends]) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // gone already
+        }
+      }
+      const deadline = Date.now() + 10_000
+      while ([postmaster, ...backends].some(alive) && Date.now() < deadline) await sleep(50)
+    }
+    if (this.#child === child) process.kill(child.pid, 'SIGKILL')
+    await this.#exited
+  }
+
+  async dispose(): Promise<void> {
+    await this.crash()
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
