@@ -34,7 +34,9 @@ export interface ConformanceStores {
 
 /**
  * Store factories for running the harness against a location without touching its data:
- * - postgres: every store gets a schema of its own (search_path, a startup parameter), dropped afterwards;
+ * - postgres: a schema per database the harness asks for (search_path, a startup parameter), dropped
+ *   afterwards: one migrated schema shared by the cases that do not need a database of their own (each
+ *   uses its own tenants, as on PGlite), a new one for each case that does;
  *   through a pooler, which refuses that parameter and cannot carry migrations, a database of its own per
  *   case instead, created, migrated and dropped over `directUrl` (USER_ENGINE_MIGRATION_URL), with the
  *   case's traffic through the pooler; without `directUrl` it refuses with POOLED_CONNECTION;
@@ -273,18 +275,35 @@ async function postgresSchemaStores(connectionString: string): Promise<Conforman
     if (!created.delete(schema)) return
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
   }
+  // Created (and later migrated by its first case) once; dropped by dispose().
+  let sharedSchema: Promise<string> | undefined
   const destroy = async (store: UserEngineStore) => {
     const entry = schemas.get(store)
     await store.close()
     if (!entry) return
     schemas.delete(store)
     await entry.pool.end()
-    // Shared stores use one schema: drop it with the last of them.
-    if (![...schemas.values()].some((e) => e.schema === entry.schema)) await dropSchema(entry.schema)
+    // Stores over one schema of a case: drop it with the last of them. The cases' shared schema stays.
+    const shared = sharedSchema === undefined ? undefined : await sharedSchema
+    if (entry.schema !== shared && ![...schemas.values()].some((e) => e.schema === entry.schema)) {
+      await dropSchema(entry.schema)
+    }
   }
   return {
-    description: 'the Postgres server, a schema of its own per case (dropped afterwards)',
-    createStore: async () => storeIn(await newSchema()),
+    description:
+      'the Postgres server: one migrated schema shared by the cases that can share, a schema of its own for each case that needs a database of its own (all dropped afterwards)',
+    createStore: async (ctx) => {
+      if (ownDatabase(ctx)) return storeIn(await newSchema())
+      if (sharedSchema === undefined) {
+        const created = newSchema()
+        // A failed CREATE SCHEMA is not kept: the next case tries again and sees its own error.
+        created.catch(() => {
+          sharedSchema = undefined
+        })
+        sharedSchema = created
+      }
+      return storeIn(await sharedSchema)
+    },
     destroyStore: destroy,
     plantSchemaVersion: async (store, row) => {
       const entry = schemas.get(store)
