@@ -77,8 +77,9 @@ async function cachedOrBuilt(schemaVersion: number): Promise<PgliteImage> {
 }
 
 async function build(schemaVersion: number): Promise<PgliteImage> {
-  // Version 0 is initdb alone; every later version starts from it, so initdb runs once per process.
-  const db = await start(schemaVersion === 0 ? undefined : await pgliteImage(0))
+  // Version 0 is initdb alone; every later version starts from the image before it and applies its own
+  // migration, so initdb runs once per process and each migration once per image set.
+  const db = await start(schemaVersion === 0 ? undefined : await pgliteImage(previousVersion(schemaVersion)))
   try {
     if (schemaVersion > 0) {
       await createMigrator(await createPgliteDriver({ db }), { targetVersion: schemaVersion }).migrate()
@@ -91,9 +92,17 @@ async function build(schemaVersion: number): Promise<PgliteImage> {
   }
 }
 
+/** The version before `schemaVersion` in the manifest (0 before the first). */
+function previousVersion(schemaVersion: number): number {
+  let previous = 0
+  for (const m of MIGRATIONS) if (m.version < schemaVersion) previous = Math.max(previous, m.version)
+  return previous
+}
+
 /**
  * The image of a database at `schemaVersion` (0: never migrated), built once per process. Versions run
- * through the migration runner exactly as `migrate({ targetVersion })` would.
+ * through the migration runner, each from the image of the version before it, as successive
+ * `migrate({ targetVersion })` calls would.
  */
 export function pgliteImage(schemaVersion: number): Promise<PgliteImage> {
   if (!Number.isInteger(schemaVersion) || schemaVersion < 0) {
