@@ -1,4 +1,5 @@
-// The PostgreSQL server crashes (every server process SIGKILLed) while registrations and a relay run, stays
+// Client connections are terminated, then the PostgreSQL server crashes (every server process SIGKILLed)
+// while registrations and a relay run, stays
 // down a few seconds and restarts with crash recovery: the host process survives, every call in the outage
 // fails fast with STORE_UNAVAILABLE, the same store and relay carry on once the server is back, no
 // acknowledged registration is lost, and every committed event reaches the stream once, in order.
@@ -97,6 +98,17 @@ test('a crashed and restarted PostgreSQL: fast typed failures, the same store an
     await sleep(2000)
     const before = [...outcomes.values()].filter((o) => o === 'ok').length
     assert.ok(before > 0, 'nothing registered before the crash')
+
+    // Killed connections first (an operator's pg_terminate_backend, a failover proxy): the server stays up,
+    // every client connection is cut; the pool replaces them and registrations go on.
+    const killed = await server.terminateClients()
+    assert.ok(killed > 0, 'no client connection to terminate')
+    const afterKill = [...outcomes.values()].filter((o) => o === 'ok').length
+    await sleep(1000)
+    assert.ok(
+      [...outcomes.values()].filter((o) => o === 'ok').length > afterKill,
+      'registrations did not go on after their connections were terminated',
+    )
 
     await server.crash()
     await sleep(OUTAGE_MS / 2)

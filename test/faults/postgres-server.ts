@@ -129,6 +129,22 @@ export class PostgresServer {
     await this.#exited
   }
 
+  /** pg_terminate_backend on every client connection but its own; returns how many it cut. */
+  async terminateClients(): Promise<number> {
+    const client = new pg.Client({ connectionString: this.url })
+    client.on('error', () => undefined)
+    await client.connect()
+    try {
+      const r = await client.query(
+        `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+      )
+      return Number(r.rows[0].n)
+    } finally {
+      await client.end()
+    }
+  }
+
   async dispose(): Promise<void> {
     await this.crash()
     rmSync(this.dir, { recursive: true, force: true })
