@@ -386,6 +386,11 @@ export class OutboxRelay {
     /** Aggregates this claim started from their head: the rest of their events in it follow. */
     const startedNow = new Set<Aggregate>()
     let started = 0
+    // Runs are taken whole, oldest first (by their first event's due time): a claim cut by its limit cut
+    // only the last run. Marking just that one (with any tying with it) as having more keeps the next claim
+    // from sending a continuation for every aggregate of a full claim of short runs.
+    const runAt = new Map<Aggregate, string>()
+    let lastRunAt = ''
     for (const event of events) {
       const key = aggregateKey(event)
       const current = this.#aggregates.get(key)
@@ -419,7 +424,10 @@ export class OutboxRelay {
       a.queue.push({ event, deadline })
       a.last = event
       this.#held += 1
-      counts.set(a, (counts.get(a) ?? 0) + 1)
+      const n = counts.get(a)
+      counts.set(a, (n ?? 0) + 1)
+      if (n === undefined && event.availableAt > lastRunAt) lastRunAt = event.availableAt
+      if (n === undefined) runAt.set(a, event.availableAt)
     }
     const cut = events.length >= (probing ? Math.min(room, this.#o.perAggregate) : room)
     // A settle of ours ran beside the claim: it may have held the row a continuation had to lock, so an
@@ -432,7 +440,7 @@ export class OutboxRelay {
     for (const a of this.#aggregates.values()) {
       const n = counts.get(a)
       if (n !== undefined) {
-        a.more = n >= this.#o.perAggregate || cut
+        a.more = n >= this.#o.perAggregate || (cut && runAt.get(a) === lastRunAt)
         a.emptyRaces = 0
       } else if (sentFor.get(a.key) === a) {
         if (raced && a.emptyRaces === 0) a.emptyRaces = 1
