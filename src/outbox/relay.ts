@@ -85,6 +85,8 @@ export class OutboxRelay {
   readonly #workerDone = new Set<Promise<void>>()
   /** Events claimed and not yet settled. */
   #held = 0
+  /** The last events of aggregates let go of, until settled: their settle makes the next event a head. */
+  readonly #freeing = new Set<string>()
   readonly #settles: SettleQueue
   /** The start loop's progress and purge intervals. */
   readonly #timers: ReturnType<typeof setInterval>[] = []
@@ -346,6 +348,7 @@ export class OutboxRelay {
         if (mode === 'run') this.#reportError(error, 'settling on stop failed; the leases will lapse')
       }
       this.#held = 0
+      this.#freeing.clear()
       if (mode === 'drain') this.#stopping = false
     }
   }
@@ -525,6 +528,7 @@ export class OutboxRelay {
       if (a.queue.length > 0) this.#enqueue(a)
       else if (a.aborted || !a.more) {
         if (this.#aggregates.get(a.key) === a) this.#aggregates.delete(a.key)
+        this.#freeing.add(a.last.id)
         this.#headsWanted()
       }
     }
@@ -554,9 +558,14 @@ export class OutboxRelay {
       else if (item.outcome !== 'released') add('lostLeases')
     }
     if (this.#held < 0) this.#held = 0
-    // Events committed behind these ones became heads only now: a claim from the heads is worth it (a
-    // wake that came while they were unsettled found nothing).
-    this.#headsWanted()
+    // Events committed behind an aggregate this relay let go of became heads only now: a claim from the
+    // heads is worth it (a wake that came while they were unsettled found nothing). Acknowledgements of
+    // aggregates still in hand free no head: asking then read the due events for nothing on every claim.
+    let freed = false
+    for (const item of items) {
+      if (item.outcome !== 'published' || this.#freeing.delete(item.eventId)) freed = true
+    }
+    if (freed) this.#headsWanted()
   }
 
   // ---- broker outages -------------------------------------------------------------------------------------
