@@ -27,8 +27,10 @@ export const OUTBOX_SQL = {
    * concurrent relays pass each other's candidates. Candidates are the oldest max(4 x newAggregates, 1000)
    * due events, read in index order: a claim's work is bounded whatever the backlog (with statistics of a
    * large outbox the planner otherwise scanned and sorted every pending event, the backlog's tails
-   * included), and heads further back are found as the ones before them drain. Only each aggregate's first
-   * candidate can be its head, so the head check runs once per aggregate among the candidates, on rows
+   * included), and heads further back are found as the ones before them drain. The bound is a subquery so
+   * the planner cannot read it as a constant: with statistics of a larger outbox, a constant 2000 made it
+   * scan and sort the whole table (26 ms per claim, every claim, while commits arrived). Only each
+   * aggregate's first candidate can be its head, so the head check runs once per aggregate among them, on rows
    * fetched by ctid (joined to the candidates, the planner seq-scanned the outbox and checked every row:
    * 19k buffers for a claim over 10 users x 500 events, 4k now). The head check reads
    * user_engine_outbox_pending_aggregate_idx (0010): pending and dead events only, never published ones.
@@ -80,7 +82,7 @@ export const OUTBOX_SQL = {
       WHERE c.status = 'pending' AND c.available_at <= now()
         AND (c.lease_until IS NULL OR c.lease_until <= now())
       ORDER BY c.available_at, c.tenant_id, c.aggregate_id, c.sequence, c.position
-      LIMIT CASE WHEN $5::integer = 0 THEN 0 ELSE greatest(4 * $5::integer, 1000) END),
+      LIMIT (SELECT CASE WHEN $5::integer = 0 THEN 0 ELSE greatest(4 * $5::integer, 1000) END)),
     firsts AS MATERIALIZED (
       SELECT DISTINCT ON (f.tenant_id, f.aggregate_type, f.aggregate_id) f.cid, f.available_at, f.tenant_id,
         f.aggregate_id, f.sequence, f.position
