@@ -575,7 +575,7 @@ export class OutboxRelay {
     // aggregates still in hand free no head: asking then read the due events for nothing on every claim.
     let freed = false
     for (const item of items) {
-      if (item.outcome !== 'published' || this.#freeing.delete(item.eventId)) freed = true
+      if (this.#freeing.delete(item.eventId) || item.outcome !== 'published') freed = true
     }
     if (freed) this.#headsWanted()
   }
