@@ -19,7 +19,7 @@ export interface RelayOptions {
   readonly publisher: Publisher
   /** Lease owner id; unique per relay instance. Default `relay_<random>`. */
   readonly owner?: string
-  /** Most events the relay holds at once (claimed, not yet settled); a claim tops it up. Default 500. */
+  /** Most events the relay holds at once (claimed, not yet settled); a claim tops it up. Default 2000. */
   readonly batchSize?: number
   /** Most events of one aggregate taken in one claim (its ready prefix). Default 100. */
   readonly perAggregate?: number
@@ -133,7 +133,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     outbox: options.outbox,
     publisher: options.publisher,
     owner,
-    batchSize: options.batchSize ?? 500,
+    batchSize: options.batchSize ?? 2000,
     perAggregate: options.perAggregate ?? 100,
     leaseMs: options.leaseMs ?? 30_000,
     maxAttempts: options.maxAttempts ?? 10,

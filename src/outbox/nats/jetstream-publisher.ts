@@ -145,6 +145,8 @@ export class JetStreamPublisher implements Publisher {
   /** A connection is being opened (the first, or a rebuild). */
   #opening = false
   readonly #waiters = new Set<() => void>()
+  /** Publishes waiting for the next turn of the event loop (see #nextTurn). */
+  readonly #turn: (() => void)[] = []
   #rebuildTimer: ReturnType<typeof setTimeout> | undefined
   #rebuildDelay: number
 
@@ -182,6 +184,7 @@ export class JetStreamPublisher implements Publisher {
     } catch (cause) {
       throw publishFailed(`publishing event ${event.id}: connecting to NATS failed`, cause)
     }
+    await this.#nextTurn()
     const { js, nats } = conn
     const h = nats.transport.headers()
     h.set(EVENT_HEADERS.tenant, event.tenantId)
@@ -202,6 +205,23 @@ export class JetStreamPublisher implements Publisher {
     } catch (cause) {
       throw publishFailed(`publishing event ${event.id} to stream ${this.stream} failed`, cause)
     }
+  }
+
+  /**
+   * Resolves on the next turn of the event loop, together with every publish that asked meanwhile. The NATS
+   * client writes what was sent before its next microtask in one socket write; a relay's publishes reach it
+   * a few promise steps apart from each other (each after its aggregate's acknowledgement and bookkeeping),
+   * so without this each went out in a write of its own.
+   */
+  #nextTurn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#turn.push(resolve)
+      if (this.#turn.length === 1) setImmediate(this.#releaseTurn)
+    })
+  }
+
+  readonly #releaseTurn = () => {
+    for (const resolve of this.#turn.splice(0)) resolve()
   }
 
   async whenReachable(signal: AbortSignal): Promise<void> {
