@@ -15,6 +15,7 @@ import {
   resolveRelayOptions,
 } from './relay-options.js'
 import { SettleQueue } from './settle-queue.js'
+import { STORE_REPORT_INTERVAL_MS, StoreOutage } from './store-outage.js'
 
 interface Counters {
   published: number
@@ -105,6 +106,8 @@ export class OutboxRelay {
   /** Set while publishes pause: since when, the error that started it, the next pause length. */
   #outage: { since: number; error: unknown; pauseMs: number; paused: boolean } | null = null
   #lastLag: OutboxLag | null = null
+  /** Consecutive store failures: backoff and rate-limited reports while the database is away. */
+  readonly #storeOutage: StoreOutage
   #instruments: RelayInstruments | null = null
   #metered = false
 
@@ -121,6 +124,7 @@ export class OutboxRelay {
       settled: (items, result) => this.#settled(items, result),
       wake: () => this.#signal(),
     })
+    this.#storeOutage = new StoreOutage(this.#o.pollIntervalMs, this.#o.random)
   }
 
   /** True between `start()` and the end of `stop()`. */
@@ -297,8 +301,9 @@ export class OutboxRelay {
         const failed = this.#settles.takeFailure()
         if (failed) {
           if (mode === 'drain') throw failed.error
-          this.#reportError(failed.error, 'settling failed; retrying')
-          this.#settles.retryAfter(this.#o.pollIntervalMs)
+          const { delayMs, report } = this.#storeOutage.failed(Date.now())
+          if (report) this.#reportError(failed.error, this.#storeFailing('settling failed', delayMs))
+          this.#settles.retryAfter(delayMs)
         }
         if (this.#outage && !this.#outage.paused) {
           // Publishes stopped; wait for the workers to give their events back, then pause or end.
@@ -326,10 +331,15 @@ export class OutboxRelay {
           }
           claimed = await this.#claim()
           if (claimed > 0) lastClaimed = claimed
+          if (claimed >= 0 && this.#storeOutage.failures > 0) {
+            const failures = this.#storeOutage.recovered()
+            this.#o.logger.log('info', 'store reachable again', { owner: this.owner, failedRounds: failures })
+          }
         } catch (error) {
           if (mode === 'drain') throw error
-          this.#reportError(error, 'store error; retrying')
-          await this.#waitSignal(this.#o.pollIntervalMs)
+          const { delayMs, report } = this.#storeOutage.failed(Date.now())
+          if (report) this.#reportError(error, this.#storeFailing('store error', delayMs))
+          await this.#waitSignal(delayMs)
           continue
         }
         if (claimed > 0) continue
@@ -641,6 +651,14 @@ export class OutboxRelay {
       brokerUp: () => this.#outage === null,
       lag: () => this.#lastLag,
     })
+  }
+
+  /** The log line of a reported store failure: what failed, the run's length so far, the next wait. */
+  #storeFailing(what: string, delayMs: number): string {
+    const n = this.#storeOutage.failures
+    return n === 1
+      ? `${what}; retrying in ${delayMs} ms`
+      : `${what}; ${n} rounds failed in a row, retrying in ${delayMs} ms (reported at most every ${STORE_REPORT_INTERVAL_MS / 1000} s)`
   }
 
   #reportError(error: unknown, what: string | null): void {

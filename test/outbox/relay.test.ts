@@ -8,6 +8,7 @@ import {
   type Publisher,
   type RelayProgress,
 } from '../../src/outbox/index.js'
+import { StoreOutage } from '../../src/outbox/store-outage.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { OutboxAccess } from '../../src/store/store.js'
 import { commitEvents, gate, sleep, waitFor } from './helpers.js'
@@ -371,6 +372,75 @@ describe('OutboxRelay on the memory store', () => {
     assert.equal(last.published, 7)
     assert.equal(last.oldestPendingAgeMs, 0)
     assert.ok(last.purged >= 6)
+  })
+
+  test('a store outage: claims back off, the run of failures is reported once, draining resumes by itself', async () => {
+    const store = newStore()
+    for (let u = 0; u < 3; u++) await commitEvents(store, 't1', `u${u}`, 2)
+    const o = store.outbox
+    let down = true
+    const claimsAt: number[] = []
+    const outage: OutboxAccess = new Proxy(o, {
+      get(target, key) {
+        if (key === 'claim') {
+          return (options: Parameters<OutboxAccess['claim']>[0]) => {
+            claimsAt.push(Date.now())
+            return down ? Promise.reject(new Error('store unreachable')) : target.claim(options)
+          }
+        }
+        const value = Reflect.get(target, key, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const errors: string[] = []
+    const logs: string[] = []
+    const { delivered, publisher } = recorder()
+    const relay = new OutboxRelay({
+      outbox: outage,
+      publisher,
+      pollIntervalMs: 5,
+      random: () => 0.5,
+      onError: (e) => errors.push((e as Error).message),
+      logger: { log: (level, message) => void logs.push(`${level} ${message}`) },
+    })
+    relay.start()
+    try {
+      await sleep(1500)
+      // Backoff from the poll interval (5 ms, doubling): about 10 claims in 1.5 s instead of about 300.
+      assert.ok(claimsAt.length >= 5 && claimsAt.length <= 20, `${claimsAt.length} claims in the outage`)
+      const gaps = claimsAt.slice(1).map((t, i) => t - claimsAt[i]!)
+      assert.ok(gaps.at(-1)! >= 4 * gaps[0]!, `the waits did not grow: ${gaps.join(', ')}`)
+      assert.deepEqual(errors, ['store unreachable'], 'the outage is reported once, not per round')
+      assert.equal(delivered.length, 0)
+      down = false
+      await waitFor(() => delivered.length === 6, 10_000, 'drained after the outage')
+    } finally {
+      await relay.stop()
+    }
+    assert.ok(logs.some((l) => l.startsWith('error store error; retrying in')))
+    assert.ok(
+      logs.some((l) => l === 'info store reachable again'),
+      logs.join('\n'),
+    )
+    assert.deepEqual(errors, ['store unreachable'])
+  })
+
+  test('StoreOutage: waits grow from the poll interval to 5 s; reports the first failure, then every 30 s', () => {
+    const outage = new StoreOutage(100, () => 1)
+    const waits = Array.from({ length: 9 }, (_, i) => outage.failed(i * 1000))
+    assert.deepEqual(
+      waits.map((w) => w.delayMs),
+      [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000],
+    )
+    assert.deepEqual(
+      waits.map((w) => w.report),
+      [true, false, false, false, false, false, false, false, false],
+    )
+    assert.equal(outage.failed(30_000).report, true, 'reported again 30 s after the last report')
+    assert.equal(outage.failed(31_000).report, false)
+    assert.equal(outage.recovered(), 11)
+    assert.equal(outage.failures, 0)
+    assert.equal(outage.failed(32_000).report, true, 'a new outage is reported at once')
   })
 
   test('purgeOnce deletes published events past retention in bounded batches', async () => {

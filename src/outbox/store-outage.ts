@@ -1,0 +1,46 @@
+import { backoffDelay } from './backoff.js'
+
+/** While the store keeps failing, a failure is reported again at most this often. */
+export const STORE_REPORT_INTERVAL_MS = 30_000
+/** The longest wait between rounds while the store fails (or the poll interval, when that is longer). */
+export const STORE_RETRY_MAX_MS = 5_000
+
+/**
+ * A run of consecutive store failures (claims or settles): how long to wait before the next round (backoff
+ * from the poll interval, so a database that is down or restarting is not hammered) and whether a failure
+ * is worth reporting (the first of the run, then at most every STORE_REPORT_INTERVAL_MS, so an outage is
+ * not a flood of identical errors).
+ */
+export class StoreOutage {
+  #failures = 0
+  #reportedAt = 0
+
+  constructor(
+    readonly pollIntervalMs: number,
+    readonly random: () => number,
+  ) {}
+
+  get failures(): number {
+    return this.#failures
+  }
+
+  failed(now: number): { delayMs: number; report: boolean } {
+    this.#failures++
+    const report = this.#failures === 1 || now - this.#reportedAt >= STORE_REPORT_INTERVAL_MS
+    if (report) this.#reportedAt = now
+    const delayMs = backoffDelay(
+      this.#failures,
+      { baseMs: this.pollIntervalMs, maxMs: Math.max(this.pollIntervalMs, STORE_RETRY_MAX_MS) },
+      this.random,
+    )
+    return { delayMs, report }
+  }
+
+  /** A round succeeded: returns how many failed before it (0 when there was no outage). */
+  recovered(): number {
+    const failures = this.#failures
+    this.#failures = 0
+    this.#reportedAt = 0
+    return failures
+  }
+}
