@@ -318,6 +318,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
         this.#assertOpen()
         return this.#commits.commit(plan)
       },
+      refusesSuspendedTenant: this.#commits.refusesSuspendedTenant(),
     })
   }
 
