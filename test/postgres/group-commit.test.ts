@@ -11,6 +11,7 @@ import { createPgliteStore } from '../../src/store/postgres/pglite.js'
 import {
   COMMIT_BATCH_UNLESS_SUSPENDED,
   COMMIT_UNLESS_SUSPENDED,
+  SERVER_STATEMENTS_IN_FLIGHT,
 } from '../../src/store/postgres/postgres-commits.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import { SQL } from '../../src/store/postgres/sql.js'
@@ -60,15 +61,15 @@ const bumpUser = (mark: string, userId: string, version: number) => async (tx: U
 
 /**
  * Starts units in one tick, so their commits queue together: the first ones take the free statement slots
- * (two on a server, one on PGlite), the rest wait and go as one statement. Blockers, which touch nothing the
- * units touch, fill the slots first.
+ * (SERVER_STATEMENTS_IN_FLIGHT on a server, one on PGlite), the rest wait and go as one statement. Blockers,
+ * which touch nothing the units touch, fill the slots first.
  */
 function together(
   store: PostgresUserEngineStore,
   tenantId: string,
   units: ReadonlyArray<(tx: UnitOfWork) => Promise<void>>,
 ) {
-  const blockers = [newUser('blocker-1'), newUser('blocker-2')]
+  const blockers = Array.from({ length: SERVER_STATEMENTS_IN_FLIGHT }, (_, i) => newUser(`blocker-${i}`))
   return Promise.allSettled([...blockers, ...units].map((fn) => store.transaction(tenantId, fn))).then(
     (results) => results.slice(blockers.length),
   )
@@ -195,7 +196,9 @@ for (const adapter of SQL_ADAPTERS) {
         [suspended, newUser('sd')],
         [active, refusing(newUser('se'))],
       ]
-      const blockers = [newUser('blocker-1'), newUser('blocker-2')].map((fn) => store.transaction(active, fn))
+      const blockers = Array.from({ length: SERVER_STATEMENTS_IN_FLIGHT }, (_, i) =>
+        store.transaction(active, newUser(`blocker-${i}`)),
+      )
       const results = await Promise.allSettled([
         ...blockers,
         ...units.map(([t, fn]) => store.transaction(t, fn)),
@@ -296,7 +299,8 @@ for (const adapter of SQL_ADAPTERS) {
       const results = await together(s, tenantId, [newUser('x1'), newUser('x2'), newUser('x3')])
       assert.ok(results.every((r) => r.status === 'fulfilled'))
       assert.deepEqual(off.batches, [])
-      assert.equal(off.singles, 1 + 5)
+      // The tenant, the blockers and the three units.
+      assert.equal(off.singles, 1 + SERVER_STATEMENTS_IN_FLIGHT + 3)
     })
 
     test('a unit the batch reports as a deadlock victim (rolled back alone) is sent again alone, once', async () => {
@@ -339,8 +343,8 @@ for (const adapter of SQL_ADAPTERS) {
         seen.batches.some((b) => b.includes('d2')),
         JSON.stringify(seen.batches),
       )
-      // The blockers that took a free statement slot (two on a server, one on PGlite), then d2 alone.
-      assert.equal(seen.singles - singles, (adapter.name === 'pglite' ? 1 : 2) + 1)
+      // The blockers that took a free statement slot (every slot on a server, one on PGlite), then d2 alone.
+      assert.equal(seen.singles - singles, (adapter.name === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT) + 1)
       for (const id of ids) assert.ok(await s.getUser(tenantId, id))
       const marks = (await s.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
       assert.deepEqual(
@@ -440,7 +444,11 @@ for (const adapter of SQL_ADAPTERS) {
           )
           assert.deepEqual(batchWith('c1'), ['c1', 'c2', 'c3'])
           assert.equal(sent.batches.filter((b) => b.includes('c1')).length, 1)
-          assert.equal(sent.singles - singles, 2 + 3, 'two blockers, then each unit once alone')
+          assert.equal(
+            sent.singles - singles,
+            SERVER_STATEMENTS_IN_FLIGHT + 3,
+            'the blockers, then each unit once alone',
+          )
           assert.equal((await store.getUser(tenantId, locked))?.version, 2)
           const marks = (await store.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
           assert.deepEqual(

@@ -53,10 +53,11 @@ export const COMMIT_BATCH_UNLESS_SUSPENDED = `WITH units AS MATERIALIZED (
 const GROUP_COMMIT_SCHEMA = 11
 
 /**
- * Group commit statements in flight at once on a server: while one waits for its WAL flush the next gathers
- * and runs. Measured against 1 and 4 in docs/performance.md.
+ * Group commit statements in flight at once on a server: while some wait for their WAL flush the next gather
+ * and run. 4 against 1, 2 and 8 in docs/performance.md: with registrations one statement each, 2 left 8
+ * callers queueing behind two statements.
  */
-const SERVER_STATEMENTS_IN_FLIGHT = 2
+export const SERVER_STATEMENTS_IN_FLIGHT = 4
 
 const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
 
