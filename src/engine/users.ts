@@ -31,15 +31,18 @@ export async function registerUser(
   const email = normalizeIdentifier('email', fields.email)
   const password = fields.password === undefined ? undefined : checkNewPassword(fields.password)
   const attributes = validateProfile(fields.profile ?? {})
-  // Hash before the unit of work (a retry must not pay for Argon2 twice), while the tenant's status is read.
-  const [phc, tenant] = await Promise.all([
-    password === undefined ? undefined : ctx.hasher.hash(password),
-    ctx.store.getTenant(tenantId),
-  ])
-  if (tenant?.status === 'suspended') throw tenantSuspended(tenantId)
-  // No reads in the unit: the commit refuses an unknown tenant (NOT_FOUND) and a taken email
-  // (DUPLICATE_IDENTIFIER), so registration is one commit on the Postgres store.
+  // Hashed once for every attempt of the unit (a retry must not pay for Argon2 twice), while the unit starts.
+  const hashing = password === undefined ? undefined : ctx.hasher.hash(password)
+  // Awaited in the unit; this keeps a unit that throws before then from leaving a rejection unhandled.
+  hashing?.catch(() => undefined)
+  // The commit refuses an unknown tenant (NOT_FOUND) and a taken email (DUPLICATE_IDENTIFIER), and on a
+  // store that can, a suspended tenant: then registration is one statement on the Postgres store, no read.
   return ctx.unit(tenantId, async (tx) => {
+    if (tx.refuseSuspendedTenant?.() !== true) {
+      const tenant = await tx.getTenant()
+      if (tenant?.status === 'suspended') throw tenantSuspended(tenantId)
+    }
+    const phc = await hashing
     const userId = newId('usr')
     const user = await recordUserChange(tx, userId, null, {
       audit: { action: AUDIT_ACTIONS.userRegistered, data: { hasPassword: phc !== undefined } },

@@ -74,11 +74,21 @@ export class BufferedUnitOfWork implements UnitOfWork {
   readonly #events: Array<Omit<EventRow, 'sequence' | 'position'>> = []
   readonly #now = new Date().toISOString()
   #sealed = false
+  #refuseSuspended = false
 
+  /** `refusesSuspendedTenant`: the store's commit honours CommitPlan.refuseSuspendedTenant. */
   constructor(
     readonly tenantId: string,
     private readonly source: RowSource,
+    private readonly options: { readonly refusesSuspendedTenant?: boolean } = {},
   ) {}
+
+  refuseSuspendedTenant(): boolean {
+    this.#assertOpen()
+    if (this.options.refusesSuspendedTenant !== true) return false
+    this.#refuseSuspended = true
+    return true
+  }
 
   async getTenant(): Promise<TenantRecord | null> {
     const row = await this.#read('tenant', this.tenantId)
@@ -324,7 +334,14 @@ export class BufferedUnitOfWork implements UnitOfWork {
       positions.set(k, position + 1)
       return { ...e, sequence, position }
     })
-    return { tenantId: this.tenantId, now: this.#now, writes, audit: [...this.#audit], events }
+    const plan: CommitPlan = {
+      tenantId: this.tenantId,
+      now: this.#now,
+      writes,
+      audit: [...this.#audit],
+      events,
+    }
+    return this.#refuseSuspended ? { ...plan, refuseSuspendedTenant: true } : plan
   }
 
   /** Seals the unit without committing: called when the callback threw, so a leaked `tx` cannot write later. */

@@ -60,4 +60,9 @@ export interface CommitPlan {
   readonly writes: readonly WriteOp[]
   readonly audit: readonly AuditRow[]
   readonly events: readonly EventRow[]
+  /**
+   * Set only for a store that asked for it (UnitOfWorkRun.refusesSuspendedTenant): the commit fails with
+   * TENANT_SUSPENDED and writes nothing when the tenant record's status is `suspended`.
+   */
+  readonly refuseSuspendedTenant?: true
 }

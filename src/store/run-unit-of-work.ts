@@ -12,6 +12,8 @@ export interface UnitOfWorkRun<T> {
   readonly work: (tx: UnitOfWork) => Promise<T>
   /** Applies the plan atomically, or throws and applies nothing. */
   readonly commit: (plan: CommitPlan) => void | Promise<void>
+  /** The commit honours CommitPlan.refuseSuspendedTenant (UnitOfWork.refuseSuspendedTenant returns true). */
+  readonly refusesSuspendedTenant?: boolean
 }
 
 /**
@@ -22,7 +24,9 @@ export interface UnitOfWorkRun<T> {
  */
 export async function runUnitOfWork<T>(run: UnitOfWorkRun<T>): Promise<T> {
   const { tenantId, reads, work, commit } = run
-  const uow = new BufferedUnitOfWork(tenantId, reads)
+  const uow = new BufferedUnitOfWork(tenantId, reads, {
+    refusesSuspendedTenant: run.refusesSuspendedTenant === true,
+  })
   let result: T
   try {
     result = await work(uow)

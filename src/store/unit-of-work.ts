@@ -110,4 +110,11 @@ export interface UnitOfWork {
 
   appendAudit(entry: AuditDraft): void
   enqueue(event: EventDraft): void
+
+  /**
+   * Optional. Returns true when the store's commit will refuse this unit with TENANT_SUSPENDED (writing
+   * nothing) if the tenant is suspended when it commits, so a use case that reads nothing else needs no read
+   * of the tenant first; false, or no such method, and the caller reads the tenant itself.
+   */
+  refuseSuspendedTenant?(): boolean
 }

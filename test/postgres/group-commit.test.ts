@@ -8,6 +8,11 @@ import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
 import { GroupCommitter, lockKeysOf, MAX_GROUP_COMMIT_BATCH } from '../../src/store/postgres/group-commit.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import { createPgliteStore } from '../../src/store/postgres/pglite.js'
+import {
+  COMMIT_BATCH_UNLESS_SUSPENDED,
+  COMMIT_UNLESS_SUSPENDED,
+  SERVER_STATEMENTS_IN_FLIGHT,
+} from '../../src/store/postgres/postgres-commits.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import { SQL } from '../../src/store/postgres/sql.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
@@ -25,10 +30,10 @@ function recording(sent: Sent) {
   return (inner: SqlDriver): SqlDriver => ({
     kind: inner.kind,
     query(sql, params) {
-      if (sql === SQL.commitBatch) {
+      if (sql === SQL.commitBatch || sql === COMMIT_BATCH_UNLESS_SUSPENDED) {
         const units = JSON.parse(String(params?.[0])) as Array<{ audit: Array<{ data: { mark?: string } }> }>
         sent.batches.push(units.map((u) => String(u.audit[0]?.data.mark)))
-      } else if (sql === SQL.commit) sent.singles++
+      } else if (sql === SQL.commit || sql === COMMIT_UNLESS_SUSPENDED) sent.singles++
       return inner.query(sql, params)
     },
     exec: (sql) => inner.exec(sql),
@@ -56,15 +61,15 @@ const bumpUser = (mark: string, userId: string, version: number) => async (tx: U
 
 /**
  * Starts units in one tick, so their commits queue together: the first ones take the free statement slots
- * (two on a server, one on PGlite), the rest wait and go as one statement. Blockers, which touch nothing the
- * units touch, fill the slots first.
+ * (SERVER_STATEMENTS_IN_FLIGHT on a server, one on PGlite), the rest wait and go as one statement. Blockers,
+ * which touch nothing the units touch, fill the slots first.
  */
 function together(
   store: PostgresUserEngineStore,
   tenantId: string,
   units: ReadonlyArray<(tx: UnitOfWork) => Promise<void>>,
 ) {
-  const blockers = [newUser('blocker-1'), newUser('blocker-2')]
+  const blockers = Array.from({ length: SERVER_STATEMENTS_IN_FLIGHT }, (_, i) => newUser(`blocker-${i}`))
   return Promise.allSettled([...blockers, ...units].map((fn) => store.transaction(tenantId, fn))).then(
     (results) => results.slice(blockers.length),
   )
@@ -165,6 +170,66 @@ for (const adapter of SQL_ADAPTERS) {
       }
     })
 
+    test('a unit refusing a suspended tenant is TENANT_SUSPENDED in a batch as alone, writes nothing, and its neighbours commit', async () => {
+      const active = await newTenant(store)
+      const suspended = await newTenant(store)
+      await store.transaction(suspended, async (tx) => {
+        const t = (await tx.getTenant())!
+        tx.putTenant({ id: suspended, name: t.name, status: 'suspended' }, { expectedVersion: t.version })
+      })
+      const taken = `taken-${newId('x')}@example.com`
+      await store.transaction(
+        active,
+        newUser('seed', undefined, (tx, id) => emailOf(tx, id, taken)),
+      )
+      const refusing =
+        (unit: (tx: UnitOfWork) => Promise<void>) =>
+        async (tx: UnitOfWork): Promise<void> => {
+          assert.equal(tx.refuseSuspendedTenant?.(), true)
+          await unit(tx)
+        }
+      const refused = newId('usr')
+      const units: Array<[string, (tx: UnitOfWork) => Promise<void>]> = [
+        [active, refusing(newUser('sa'))],
+        [suspended, refusing(newUser('sb', refused))],
+        [active, refusing(newUser('sc', undefined, (tx, id) => emailOf(tx, id, taken)))],
+        [suspended, newUser('sd')],
+        [active, refusing(newUser('se'))],
+      ]
+      const blockers = Array.from({ length: SERVER_STATEMENTS_IN_FLIGHT }, (_, i) =>
+        store.transaction(active, newUser(`blocker-${i}`)),
+      )
+      const results = await Promise.allSettled([
+        ...blockers,
+        ...units.map(([t, fn]) => store.transaction(t, fn)),
+      ]).then((r) => r.slice(blockers.length))
+      assert.ok(
+        ['sa', 'sb', 'sc', 'sd', 'se'].every((m) => batchWith('sa')?.includes(m)),
+        `one statement: ${JSON.stringify(sent.batches)}`,
+      )
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled'],
+      )
+      const inBatch = reasonOf(results[1]!) as { code: string; message: string; details: unknown }
+      assert.ok(isUserEngineError(inBatch, 'TENANT_SUSPENDED'), String(inBatch))
+      assert.ok(isUserEngineError(reasonOf(results[2]!), 'DUPLICATE_IDENTIFIER'))
+      // Nothing of the refused unit was written; a unit that did not ask still commits (the base contract).
+      assert.equal(await store.getUser(suspended, refused), null)
+      const marks = (await store.listAudit(suspended, { limit: 100 })).items.map((r) => r.data.mark)
+      assert.deepEqual(marks, ['sd'])
+      assert.equal((await store.outbox.listForAggregate(suspended, refused)).length, 0)
+      // Alone, with group commit off: the same code, message and details.
+      const alone = reasonOf(
+        (await Promise.allSettled([solo.transaction(suspended, refusing(newUser('sb', refused)))]))[0]!,
+      ) as { code: string; message: string; details: unknown }
+      assert.deepEqual(
+        [inBatch.code, inBatch.message, inBatch.details],
+        [alone.code, alone.message, alone.details],
+      )
+      assert.equal(await solo.getUser(suspended, refused), null)
+    })
+
     test('units of one user in one batch apply in order, and their events keep that order', async () => {
       const tenantId = await newTenant(store)
       const userId = newId('usr')
@@ -234,7 +299,8 @@ for (const adapter of SQL_ADAPTERS) {
       const results = await together(s, tenantId, [newUser('x1'), newUser('x2'), newUser('x3')])
       assert.ok(results.every((r) => r.status === 'fulfilled'))
       assert.deepEqual(off.batches, [])
-      assert.equal(off.singles, 1 + 5)
+      // The tenant, the blockers and the three units.
+      assert.equal(off.singles, 1 + SERVER_STATEMENTS_IN_FLIGHT + 3)
     })
 
     test('a unit the batch reports as a deadlock victim (rolled back alone) is sent again alone, once', async () => {
@@ -277,8 +343,8 @@ for (const adapter of SQL_ADAPTERS) {
         seen.batches.some((b) => b.includes('d2')),
         JSON.stringify(seen.batches),
       )
-      // The blockers that took a free statement slot (two on a server, one on PGlite), then d2 alone.
-      assert.equal(seen.singles - singles, (adapter.name === 'pglite' ? 1 : 2) + 1)
+      // The blockers that took a free statement slot (every slot on a server, one on PGlite), then d2 alone.
+      assert.equal(seen.singles - singles, (adapter.name === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT) + 1)
       for (const id of ids) assert.ok(await s.getUser(tenantId, id))
       const marks = (await s.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
       assert.deepEqual(
@@ -378,7 +444,11 @@ for (const adapter of SQL_ADAPTERS) {
           )
           assert.deepEqual(batchWith('c1'), ['c1', 'c2', 'c3'])
           assert.equal(sent.batches.filter((b) => b.includes('c1')).length, 1)
-          assert.equal(sent.singles - singles, 2 + 3, 'two blockers, then each unit once alone')
+          assert.equal(
+            sent.singles - singles,
+            SERVER_STATEMENTS_IN_FLIGHT + 3,
+            'the blockers, then each unit once alone',
+          )
           assert.equal((await store.getUser(tenantId, locked))?.version, 2)
           const marks = (await store.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
           assert.deepEqual(

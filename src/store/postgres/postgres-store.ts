@@ -321,6 +321,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
         this.#assertOpen()
         return this.#commits.commit(plan)
       },
+      refusesSuspendedTenant: this.#commits.refusesSuspendedTenant(),
     })
   }
 
