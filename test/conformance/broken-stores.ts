@@ -1039,6 +1039,11 @@ export interface BrokenStore {
   readonly options?: Partial<ConformanceOptions>
   /** Every case of the whole harness that fails on it, and no other. */
   readonly caughtBy: readonly string[]
+  /**
+   * Cases that catch it only when the clock lines up (records of separate commits in one millisecond): they
+   * may fail or pass, so they are neither required nor unexpected.
+   */
+  readonly sometimesCaughtBy?: readonly string[]
 }
 
 const DIFFERENTIAL =
@@ -1178,8 +1183,9 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       'audit: pages follow the cursor without gaps or repeats, filtered or not',
       "audit: a cursor resumes only in its own tenant: another tenant's cursor, or an unknown id, is VALIDATION",
-      DIFFERENTIAL,
     ],
+    // The random sequences show it only when two of their commits' audit records share a millisecond.
+    sometimesCaughtBy: [DIFFERENTIAL],
   },
   {
     bug: 'answers an unknown or foreign audit cursor with the first page instead of VALIDATION',
