@@ -1,5 +1,4 @@
 import { PGlite } from '@electric-sql/pglite'
-import pg from 'pg'
 import { createKeyring, generateKey } from '../src/engine/keyring.js'
 import { UserEngine } from '../src/engine/user-engine.js'
 import { createNodePostgresStore } from '../src/store/postgres/node-postgres.js'
@@ -7,7 +6,7 @@ import { createPgliteDriver } from '../src/store/postgres/pglite.js'
 import { PostgresUserEngineStore } from '../src/store/postgres/postgres-store.js'
 import type { UserEngineStore } from '../src/store/store.js'
 import { createTestDatabase } from '../test/support/services.js'
-import { type BenchResult, compare } from './measure.js'
+import { type BenchResult, benchPool, compare, endPool } from './measure.js'
 
 /**
  * Session validation (the hot path: `validateSession`, one read) against a hand-written indexed select of the
@@ -113,10 +112,12 @@ export async function runSessionBench(options: SessionBenchOptions): Promise<Ben
   }
   const database = await createTestDatabase('ue_bench_sessions')
   const poolSize = Math.max(...options.concurrencies)
-  const storePool = new pg.Pool({ connectionString: database.url, max: poolSize })
-  const baselinePool = new pg.Pool({ connectionString: database.url, max: poolSize })
+  const storePool = benchPool(database.url, poolSize)
+  const baselinePool = benchPool(database.url, poolSize)
+  let opened: UserEngineStore | undefined
   try {
     const store = await createNodePostgresStore({ pool: storePool })
+    opened = store
     await store.migrate()
     return await measure(
       {
@@ -129,8 +130,10 @@ export async function runSessionBench(options: SessionBenchOptions): Promise<Ben
       options,
     )
   } finally {
-    await storePool.end()
-    await baselinePool.end()
+    // The database goes only once no connection is left on it (see endPool).
+    await opened?.close()
+    await endPool(storePool)
+    await endPool(baselinePool)
     await database.drop()
   }
 }
