@@ -445,23 +445,38 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
     assertId(tenantId, 'tenantId')
     assertId(sessionId, 'sessionId')
-    const [r] = await this.#rows<Omit<RecordDbRow, 'record_type'> & { tenant_status: TenantStatus }>(
-      'findSession',
-      SQL.findSession,
-      [tenantId, sessionId],
-    )
-    if (!r) return null
+    const r = await this.#sessionRow(tenantId, sessionId)
+    if (r === undefined) return null
+    const [userId, version, payload, createdAt, updatedAt, tenantStatus] = r
     const row: StoredRow = {
       type: 'session',
-      id: r.record_id,
-      userId: r.user_id,
-      version: Number(r.version),
-      payload: r.payload,
-      // Already ISO text (SQL.findSession formats them), so the hot path parses no Date.
-      createdAt: r.created_at as string,
-      updatedAt: r.updated_at as string,
+      id: sessionId,
+      userId: userId as string,
+      version: Number(version),
+      payload: (typeof payload === 'string' ? JSON.parse(payload) : payload) as StoredRow['payload'],
+      // ISO text already (SQL.findSession formats them), so the hot path parses no Date.
+      createdAt: createdAt as string,
+      updatedAt: updatedAt as string,
     }
-    return { session: recordCodec.session.fromRow(tenantId, row), tenantStatus: r.tenant_status }
+    return { session: recordCodec.session.fromRow(tenantId, row), tenantStatus: tenantStatus as TenantStatus }
+  }
+
+  /**
+   * SQL.findSession's row as an array in select order: the server's text through the driver's `queryText`
+   * (no row description, no value parsing), else the driver's parsed values.
+   */
+  async #sessionRow(tenantId: string, sessionId: string): Promise<readonly unknown[] | undefined> {
+    const pending = this.#readiness()
+    if (pending !== undefined) await pending
+    const params = [tenantId, sessionId]
+    try {
+      if (this.driver.queryText !== undefined)
+        return (await this.driver.queryText(SQL.findSession, params))[0]
+      const [o] = (await this.driver.query<Record<string, unknown>>(SQL.findSession, params)).rows
+      return o && [o.user_id, o.version, o.payload, o.created_at, o.updated_at, o.tenant_status]
+    } catch (error) {
+      throw toStoreError(error, 'findSession')
+    }
   }
 
   async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
@@ -548,7 +563,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   }
 
   async #rows<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {
-    await this.#assertUsable()
+    const pending = this.#readiness()
+    if (pending !== undefined) await pending
     try {
       return (await this.driver.query<R>(sql, params)).rows
     } catch (error) {
@@ -571,6 +587,12 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
 
   #assertOpen(): void {
     if (this.#closed) throw new UserEngineError(ErrorCode.STORE_CLOSED, 'the store is closed')
+  }
+
+  /** #assertUsable with nothing to wait for once the schema is ready: undefined then (reads skip an await). */
+  #readiness(): Promise<void> | undefined {
+    this.#assertOpen()
+    return this.#schemaVersion >= this.#requiredVersion ? undefined : this.#assertUsable()
   }
 
   async #assertUsable(): Promise<void> {

@@ -50,10 +50,10 @@ export const SQL = {
   // The one read across tenants, by 0007's partial index on tenant records (code-point order, as in memory).
   listTenants: `SELECT tenant_id, ${ROW} FROM user_engine_records
     WHERE record_type = 'tenant' AND tenant_id COLLATE "C" > $1 ORDER BY tenant_id COLLATE "C" LIMIT $2`,
-  // Store rule 10: the session and its tenant's status in one statement, both rows by primary key. Only the
-  // status of the tenant: every further column costs the hot path its parsing.
-  // Times come as ISO 8601 text, as toISOString writes them: no Date parsed and formatted again per call.
-  findSession: `SELECT s.record_id, s.user_id, s.version, s.payload,
+  // Store rule 10: the session and its tenant's status in one statement, both rows by primary key. Only what
+  // the record needs, in this order (the store reads it by position): not record_id, which is $2; the status
+  // alone of the tenant; the times as ISO 8601 text, as toISOString writes them, so no Date is parsed.
+  findSession: `SELECT s.user_id, s.version, s.payload,
       to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
       to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at,
       t.payload->>'status' AS tenant_status
