@@ -157,8 +157,8 @@ interface RecordDbRow {
 }
 
 interface ListedUserDbRow extends RecordDbRow {
-  /** Present when the page asked for identifiers: `[id, payload]` per identifier, or null for none. */
-  identifiers?: Array<[string, { [key: string]: JsonValue }]> | null
+  /** Present when the page asked for identifiers: a line per identifier (see sql.ts), or null for none. */
+  identifiers?: string | null
   /** Present on a prefix search: the user's least matching value, the page's order and cursor. */
   match_value?: string
 }
@@ -185,6 +185,30 @@ const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
   lower: prefix,
   upper: prefixUpperBound(prefix),
 })
+
+/** A JSON value's text as the string the record holds: most values are a plain quoted string, sliced. */
+const jsonString = (text: string): string =>
+  text.charCodeAt(0) === 34 && !text.includes('\\') ? text.slice(1, -1) : String(JSON.parse(text))
+
+/** A listed user's identifiers from IDENTIFIERS_OF_U's lines `<id> <kind> <verified> <value as JSON>`, in id order. */
+function decodeIdentifiers(text: string): ListedIdentifier[] {
+  const identifiers: ListedIdentifier[] = []
+  for (const line of text.split('\n')) {
+    const a = line.indexOf(' ')
+    const b = line.indexOf(' ', a + 1)
+    const c = line.indexOf(' ', b + 1)
+    identifiers.push({
+      id: line.slice(0, a),
+      kind: line.slice(a + 1, b) as IdentifierKind,
+      value: jsonString(line.slice(c + 1)),
+      verified: line.slice(b + 1, c) === 'true',
+    })
+  }
+  // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
+  return identifiers.length < 2
+    ? identifiers
+    : identifiers.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+}
 
 const toStoredRow = (r: RecordDbRow): StoredRow => ({
   type: r.record_type,
@@ -379,17 +403,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     const items = rows.slice(0, limit).map((r): ListedUser => {
       const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
       if (!includeIdentifiers) return user
-      const identifiers = (r.identifiers ?? [])
-        .map(
-          ([id, payload]): ListedIdentifier => ({
-            id,
-            kind: payload.kind as IdentifierKind,
-            value: String(payload.value),
-            verified: payload.verified === true,
-          }),
-        )
-        // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
-        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      const identifiers = r.identifiers ? decodeIdentifiers(r.identifiers) : []
       return { ...user, identifiers }
     })
     const more = rows.length > limit && items.length > 0
