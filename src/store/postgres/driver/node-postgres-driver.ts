@@ -1,4 +1,4 @@
-// Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection and
+// Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection, text-row query and
 // prepared-statement switch, which all act on the same connections.
 import { createHash } from 'node:crypto'
 import { ErrorCode, isUserEngineError, UserEngineError, ValidationError } from '../../../domain/errors.js'
