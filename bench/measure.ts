@@ -1,3 +1,5 @@
+import pg from 'pg'
+
 /** One measured figure: the subject's throughput next to its baseline's, measured in the same run. */
 export interface BenchResult {
   readonly name: string
@@ -63,4 +65,39 @@ export function formatResults(results: readonly BenchResult[]): string {
         `${r.name.padEnd(width)}  ${String(r.opsPerSec).padStart(7)} ops/s  baseline ${String(r.baselineOpsPerSec).padStart(7)} ops/s  ratio ${r.ratio.toFixed(2)}`,
     )
     .join('\n')
+}
+
+const poolClients = new WeakMap<pg.Pool, Set<pg.PoolClient>>()
+
+/**
+ * A pool for a bench on a database the bench drops afterwards. An idle connection that fails emits 'error' on
+ * the pool, which would crash the process unhandled; `endPool` waits for every connection to close.
+ */
+export function benchPool(connectionString: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max })
+  pool.on('error', () => {})
+  const clients = new Set<pg.PoolClient>()
+  pool.on('connect', (client) => {
+    clients.add(client)
+    client.once('end', () => clients.delete(client))
+  })
+  poolClients.set(pool, clients)
+  return pool
+}
+
+/**
+ * Ends a pool from `benchPool` and resolves once each of its connections has closed: `pool.end()` resolves
+ * while they are still closing, and a `DROP DATABASE ... WITH (FORCE)` then terminates them (57P01).
+ */
+export async function endPool(pool: pg.Pool): Promise<void> {
+  const clients = [...(poolClients.get(pool) ?? [])]
+  const closed = clients.map((c) => new Promise((resolve) => c.once('end', resolve)))
+  await pool.end()
+  // Bounded, so a connection that never reports its end cannot hang the bench.
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise((resolve) => {
+    timer = setTimeout(resolve, 10_000)
+  })
+  await Promise.race([Promise.all(closed), limit])
+  clearTimeout(timer)
 }

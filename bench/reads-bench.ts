@@ -1,12 +1,12 @@
-import pg from 'pg'
+import type pg from 'pg'
 import { encodeCursor } from '../src/domain/cursor.js'
 import { prefixUpperBound } from '../src/domain/user-queries.js'
 import { createKeyring, generateKey } from '../src/engine/keyring.js'
 import { UserEngine } from '../src/engine/user-engine.js'
-import { createNodePostgresStore } from '../src/store/postgres/node-postgres.js'
+import { createNodePostgresStore, type PostgresUserEngineStore } from '../src/store/postgres/node-postgres.js'
 import { listUsersStatement } from '../src/store/postgres/sql.js'
 import { createTestDatabase } from '../test/support/services.js'
-import { type BenchResult, compare } from './measure.js'
+import { type BenchResult, benchPool, compare, endPool } from './measure.js'
 
 export interface ReadsBenchOptions {
   readonly durationMs: number
@@ -76,11 +76,13 @@ export async function runReadsBench(options: ReadsBenchOptions): Promise<BenchRe
   const small = options.smallUsers ?? 10_000
   const database = await createTestDatabase('ue_bench_reads')
   const poolSize = Math.max(...options.concurrencies)
-  const pool = new pg.Pool({ connectionString: database.url, max: poolSize })
-  const admin = new pg.Pool({ connectionString: database.url, max: 1 })
+  const pool = benchPool(database.url, poolSize)
+  const admin = benchPool(database.url, 1)
   const results: BenchResult[] = []
+  let opened: PostgresUserEngineStore | undefined
   try {
     const store = await createNodePostgresStore({ pool })
+    opened = store
     await store.migrate()
     const engine = new UserEngine({
       store,
@@ -149,8 +151,10 @@ export async function runReadsBench(options: ReadsBenchOptions): Promise<BenchRe
     }
     return results
   } finally {
-    await pool.end()
-    await admin.end()
+    // The database goes only once no connection is left on it (see endPool).
+    await opened?.close()
+    await endPool(pool)
+    await endPool(admin)
     await database.drop()
   }
 }

@@ -1,5 +1,4 @@
-import { PGlite } from '@electric-sql/pglite'
-import pg from 'pg'
+import { PGlite, protocol } from '@electric-sql/pglite'
 import { createKeyring, generateKey } from '../src/engine/keyring.js'
 import { UserEngine } from '../src/engine/user-engine.js'
 import { createNodePostgresStore } from '../src/store/postgres/node-postgres.js'
@@ -7,7 +6,7 @@ import { createPgliteDriver } from '../src/store/postgres/pglite.js'
 import { PostgresUserEngineStore } from '../src/store/postgres/postgres-store.js'
 import type { UserEngineStore } from '../src/store/store.js'
 import { createTestDatabase } from '../test/support/services.js'
-import { type BenchResult, compare } from './measure.js'
+import { type BenchResult, benchPool, compare, endPool } from './measure.js'
 
 /**
  * Session validation (the hot path: `validateSession`, one read) against a hand-written indexed select of the
@@ -34,6 +33,8 @@ interface Target {
   readonly store: UserEngineStore
   /** One read of a row by its key: the baseline. */
   select(tenantId: string, sessionId: string): Promise<unknown>
+  /** PGlite: the same select as a named prepared statement, as the store now sends its own there. */
+  selectPrepared?(tenantId: string, sessionId: string): Promise<unknown>
   exec(sql: string, params?: unknown[]): Promise<unknown>
 }
 
@@ -86,9 +87,46 @@ async function measure(target: Target, options: SessionBenchOptions): Promise<Be
           { concurrency: c, durationMs: options.durationMs, rounds: options.rounds },
         ),
       )
+      const prepared = target.selectPrepared
+      if (prepared) {
+        results.push(
+          await compare(
+            `${target.label} validate-session vs prepared select n=${size} c=${c}`,
+            (i) => engine.validateSession(pick(i).token),
+            (i) => prepared(tenant.id, pick(i).id),
+            { concurrency: c, durationMs: options.durationMs, rounds: options.rounds },
+          ),
+        )
+      }
     }
   }
   return results
+}
+
+/** SELECT_SESSION prepared once on PGlite and run by Bind/Execute/Sync, as the PGlite driver's queryText does. */
+function preparedSelect(db: PGlite): (tenantId: string, sessionId: string) => Promise<unknown> {
+  const { serialize } = protocol
+  let parsed = false
+  return (t, s) =>
+    db.runExclusive(async () => {
+      const parts = [
+        ...(parsed
+          ? []
+          : [serialize.parse({ name: 'bench_select_session', text: SELECT_SESSION, types: [] })]),
+        serialize.bind({ statement: 'bench_select_session', values: [t, s] }),
+        serialize.execute({}),
+        serialize.sync(),
+      ]
+      const message = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+      let at = 0
+      for (const part of parts) {
+        message.set(part, at)
+        at += part.length
+      }
+      const { messages } = await db.execProtocol(message)
+      parsed = true
+      return messages.filter((m) => m.name === 'dataRow')
+    })
 }
 
 export async function runSessionBench(options: SessionBenchOptions): Promise<BenchResult[]> {
@@ -102,6 +140,7 @@ export async function runSessionBench(options: SessionBenchOptions): Promise<Ben
           label: 'pglite',
           store,
           select: (t, s) => db.query(SELECT_SESSION, [t, s]),
+          selectPrepared: preparedSelect(db),
           exec: (sql, params) => db.query(sql, params),
         },
         options,
@@ -113,10 +152,12 @@ export async function runSessionBench(options: SessionBenchOptions): Promise<Ben
   }
   const database = await createTestDatabase('ue_bench_sessions')
   const poolSize = Math.max(...options.concurrencies)
-  const storePool = new pg.Pool({ connectionString: database.url, max: poolSize })
-  const baselinePool = new pg.Pool({ connectionString: database.url, max: poolSize })
+  const storePool = benchPool(database.url, poolSize)
+  const baselinePool = benchPool(database.url, poolSize)
+  let opened: UserEngineStore | undefined
   try {
     const store = await createNodePostgresStore({ pool: storePool })
+    opened = store
     await store.migrate()
     return await measure(
       {
@@ -129,8 +170,10 @@ export async function runSessionBench(options: SessionBenchOptions): Promise<Ben
       options,
     )
   } finally {
-    await storePool.end()
-    await baselinePool.end()
+    // The database goes only once no connection is left on it (see endPool).
+    await opened?.close()
+    await endPool(storePool)
+    await endPool(baselinePool)
     await database.drop()
   }
 }

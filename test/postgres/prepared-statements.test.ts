@@ -14,7 +14,7 @@ describe('prepared statements on the node-postgres store', { skip }, () => {
     for (const db of dbs) await db.drop()
   })
 
-  /** The statements prepared on the pool's one connection after a registration and two reads. */
+  /** The statements prepared on the pool's one connection after a registration and reads (findSession's too). */
   async function preparedAfterWork(preparedStatements: boolean | undefined): Promise<string[]> {
     const db = await createTestDatabase('ue_prepared', LATEST_SCHEMA_VERSION)
     dbs.push(db)
@@ -28,6 +28,8 @@ describe('prepared statements on the node-postgres store', { skip }, () => {
         tx.putTenant({ id: 'ten_p', name: 'P', status: 'active' }, { mustNotExist: true })
       })
       for (let i = 0; i < 3; i++) await store.getTenant('ten_p')
+      // findSession's text-row query (no Describe) prepares by the same rule.
+      for (let i = 0; i < 3; i++) assert.equal(await store.findSession('ten_p', 'ses_none'), null)
       await store.close()
       const { rows } = await pool.query<{ name: string }>('SELECT name FROM pg_prepared_statements')
       return rows.map((r) => r.name).sort()

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { openStore } from '../../src/cli/shared/open-store.js'
+import { encodeCursor } from '../../src/domain/cursor.js'
 import { prefixUpperBound } from '../../src/domain/user-queries.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import { listAuditStatement, listUsersStatement } from '../../src/store/postgres/sql.js'
@@ -79,6 +80,88 @@ for (const adapter of SQL_ADAPTERS) {
       const count = await store.countUsers(tenantId, { identifierPrefix: { kind: 'email', prefix: 'a' } })
       assert.ok(count > 100 && count < 20000)
       assert.equal(queries(), 4)
+    })
+
+    test('listed identifiers keep any value: spaces, quotes, backslashes, newlines, non-ASCII', async () => {
+      // Written by SQL, as a store-level write could: the store validates no identifier value it lists.
+      const values = [
+        'a b@example.com',
+        'quo"te',
+        'back\\slash',
+        'new\nline',
+        'ünï 漢字 😀',
+        'tab\there',
+        'null',
+      ]
+      await store.driver.query(
+        `INSERT INTO user_engine_records (tenant_id, record_type, record_id, user_id, version, payload, created_at, updated_at)
+         VALUES ($1, 'user', 'usr_zzodd', 'usr_zzodd', 1, '{"status":"active"}', now(), now())`,
+        [tenantId],
+      )
+      for (const [i, value] of values.entries()) {
+        await store.driver.query(
+          `INSERT INTO user_engine_records (tenant_id, record_type, record_id, user_id, version, payload, created_at, updated_at)
+           VALUES ($1, 'identifier', $2, 'usr_zzodd', 1,
+             jsonb_build_object('kind', 'username', 'value', $3::text, 'verified', $4::boolean), now(), now())`,
+          [tenantId, `idn_zzodd_${6 - i}`, value, i % 2 === 0],
+        )
+      }
+      const page = await store.listUsers(tenantId, {
+        limit: 1,
+        includeIdentifiers: true,
+        cursor: encodeCursor('usr_020000'),
+      })
+      assert.equal(page.items[0]?.id, 'usr_zzodd')
+      assert.deepEqual(
+        page.items[0]?.identifiers,
+        values
+          .map((value, i) => ({ id: `idn_zzodd_${6 - i}`, kind: 'username', value, verified: i % 2 === 0 }))
+          .reverse(),
+      )
+    })
+
+    test('findSession: the session and its tenant status in one read; again after the statements are gone', async () => {
+      await store.driver.query(
+        `INSERT INTO user_engine_records (tenant_id, record_type, record_id, user_id, version, payload, created_at, updated_at)
+         VALUES ($1, 'session', 'ses_reads', 'usr_000001', 3, $2::jsonb, '2026-01-02T03:04:05.678Z', '2026-01-03T04:05:06.789Z')`,
+        [
+          tenantId,
+          JSON.stringify({
+            tokenHash: 'a'.repeat(64),
+            methods: ['password', 'totp'],
+            lastSeenAt: '2026-01-03T04:05:06.789Z',
+            expiresAt: '2026-02-03T04:05:06.789Z',
+            absoluteExpiresAt: '2026-03-03T04:05:06.789Z',
+          }),
+        ],
+      )
+      const expected = {
+        id: 'ses_reads',
+        tenantId,
+        userId: 'usr_000001',
+        methods: ['password', 'totp'],
+        lastSeenAt: '2026-01-03T04:05:06.789Z',
+        expiresAt: '2026-02-03T04:05:06.789Z',
+        absoluteExpiresAt: '2026-03-03T04:05:06.789Z',
+        version: 3,
+        createdAt: '2026-01-02T03:04:05.678Z',
+        updatedAt: '2026-01-03T04:05:06.789Z',
+      }
+      const check = async () => {
+        const found = await store.findSession(tenantId, 'ses_reads')
+        assert.equal(found?.tenantStatus, 'active')
+        const { tokenHash, ...session } = found!.session
+        assert.equal(tokenHash.reveal(), 'a'.repeat(64))
+        assert.deepEqual(session, expected)
+      }
+      await check()
+      assert.equal(await store.findSession(tenantId, 'ses_none'), null)
+      assert.equal(await store.findSession('ten_other', 'ses_reads'), null)
+      if (adapter.name === 'pglite') {
+        // PGlite's one connection: its prepared statements dropped under the driver, which prepares again.
+        await store.driver.exec('DEALLOCATE ALL')
+        await check()
+      }
     })
 
     test('EXPLAIN: a prefix search reads user_engine_identifier_prefix_idx; an audit cursor, the audit id index', async () => {

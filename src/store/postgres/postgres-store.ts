@@ -157,8 +157,8 @@ interface RecordDbRow {
 }
 
 interface ListedUserDbRow extends RecordDbRow {
-  /** Present when the page asked for identifiers: `[id, payload]` per identifier, or null for none. */
-  identifiers?: Array<[string, { [key: string]: JsonValue }]> | null
+  /** Present when the page asked for identifiers: a line per identifier (see sql.ts), or null for none. */
+  identifiers?: string | null
   /** Present on a prefix search: the user's least matching value, the page's order and cursor. */
   match_value?: string
 }
@@ -185,6 +185,30 @@ const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
   lower: prefix,
   upper: prefixUpperBound(prefix),
 })
+
+/** A JSON value's text as the string the record holds: most values are a plain quoted string, sliced. */
+const jsonString = (text: string): string =>
+  text.charCodeAt(0) === 34 && !text.includes('\\') ? text.slice(1, -1) : String(JSON.parse(text))
+
+/** A listed user's identifiers from IDENTIFIERS_OF_U's lines `<id> <kind> <verified> <value as JSON>`, in id order. */
+function decodeIdentifiers(text: string): ListedIdentifier[] {
+  const identifiers: ListedIdentifier[] = []
+  for (const line of text.split('\n')) {
+    const a = line.indexOf(' ')
+    const b = line.indexOf(' ', a + 1)
+    const c = line.indexOf(' ', b + 1)
+    identifiers.push({
+      id: line.slice(0, a),
+      kind: line.slice(a + 1, b) as IdentifierKind,
+      value: jsonString(line.slice(c + 1)),
+      verified: line.slice(b + 1, c) === 'true',
+    })
+  }
+  // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
+  return identifiers.length < 2
+    ? identifiers
+    : identifiers.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+}
 
 const toStoredRow = (r: RecordDbRow): StoredRow => ({
   type: r.record_type,
@@ -383,17 +407,7 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     const items = rows.slice(0, limit).map((r): ListedUser => {
       const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
       if (!includeIdentifiers) return user
-      const identifiers = (r.identifiers ?? [])
-        .map(
-          ([id, payload]): ListedIdentifier => ({
-            id,
-            kind: payload.kind as IdentifierKind,
-            value: String(payload.value),
-            verified: payload.verified === true,
-          }),
-        )
-        // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
-        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      const identifiers = r.identifiers ? decodeIdentifiers(r.identifiers) : []
       return { ...user, identifiers }
     })
     const more = rows.length > limit && items.length > 0
@@ -449,23 +463,38 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   async findSession(tenantId: string, sessionId: string): Promise<SessionLookup | null> {
     assertId(tenantId, 'tenantId')
     assertId(sessionId, 'sessionId')
-    const [r] = await this.#rows<Omit<RecordDbRow, 'record_type'> & { tenant_status: TenantStatus }>(
-      'findSession',
-      SQL.findSession,
-      [tenantId, sessionId],
-    )
-    if (!r) return null
+    const r = await this.#sessionRow(tenantId, sessionId)
+    if (r === undefined) return null
+    const [userId, version, payload, createdAt, updatedAt, tenantStatus] = r
     const row: StoredRow = {
       type: 'session',
-      id: r.record_id,
-      userId: r.user_id,
-      version: Number(r.version),
-      payload: r.payload,
-      // Already ISO text (SQL.findSession formats them), so the hot path parses no Date.
-      createdAt: r.created_at as string,
-      updatedAt: r.updated_at as string,
+      id: sessionId,
+      userId: userId as string,
+      version: Number(version),
+      payload: (typeof payload === 'string' ? JSON.parse(payload) : payload) as StoredRow['payload'],
+      // ISO text already (SQL.findSession formats them), so the hot path parses no Date.
+      createdAt: createdAt as string,
+      updatedAt: updatedAt as string,
     }
-    return { session: recordCodec.session.fromRow(tenantId, row), tenantStatus: r.tenant_status }
+    return { session: recordCodec.session.fromRow(tenantId, row), tenantStatus: tenantStatus as TenantStatus }
+  }
+
+  /**
+   * SQL.findSession's row as an array in select order: the server's text through the driver's `queryText`
+   * (no row description, no value parsing), else the driver's parsed values.
+   */
+  async #sessionRow(tenantId: string, sessionId: string): Promise<readonly unknown[] | undefined> {
+    const pending = this.#readiness()
+    if (pending !== undefined) await pending
+    const params = [tenantId, sessionId]
+    try {
+      if (this.driver.queryText !== undefined)
+        return (await this.driver.queryText(SQL.findSession, params))[0]
+      const [o] = (await this.driver.query<Record<string, unknown>>(SQL.findSession, params)).rows
+      return o && [o.user_id, o.version, o.payload, o.created_at, o.updated_at, o.tenant_status]
+    } catch (error) {
+      throw toStoreError(error, 'findSession')
+    }
   }
 
   async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
@@ -552,7 +581,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
   }
 
   async #rows<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {
-    await this.#assertUsable()
+    const pending = this.#readiness()
+    if (pending !== undefined) await pending
     try {
       return (await this.driver.query<R>(sql, params)).rows
     } catch (error) {
@@ -575,6 +605,12 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
 
   #assertOpen(): void {
     if (this.#closed) throw new UserEngineError(ErrorCode.STORE_CLOSED, 'the store is closed')
+  }
+
+  /** #assertUsable with nothing to wait for once the schema is ready: undefined then (reads skip an await). */
+  #readiness(): Promise<void> | undefined {
+    this.#assertOpen()
+    return this.#schemaVersion >= this.#requiredVersion ? undefined : this.#assertUsable()
   }
 
   async #assertUsable(): Promise<void> {

@@ -50,10 +50,10 @@ export const SQL = {
   // The one read across tenants, by 0007's partial index on tenant records (code-point order, as in memory).
   listTenants: `SELECT tenant_id, ${ROW} FROM user_engine_records
     WHERE record_type = 'tenant' AND tenant_id COLLATE "C" > $1 ORDER BY tenant_id COLLATE "C" LIMIT $2`,
-  // Store rule 10: the session and its tenant's status in one statement, both rows by primary key. Only the
-  // status of the tenant: every further column costs the hot path its parsing.
-  // Times come as ISO 8601 text, as toISOString writes them: no Date parsed and formatted again per call.
-  findSession: `SELECT s.record_id, s.user_id, s.version, s.payload,
+  // Store rule 10: the session and its tenant's status in one statement, both rows by primary key. Only what
+  // the record needs, in this order (the store reads it by position): not record_id, which is $2; the status
+  // alone of the tenant; the times as ISO 8601 text, as toISOString writes them, so no Date is parsed.
+  findSession: `SELECT s.user_id, s.version, s.payload,
       to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
       to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at,
       t.payload->>'status' AS tenant_status
@@ -107,11 +107,14 @@ const valueC = (alias: string) => `(${alias}.payload->>'value') COLLATE "C"`
 const USER_COLUMNS = ROW.split(', ')
   .map((c) => `u.${c}`)
   .join(', ')
-// A listed user's identifiers, in id order, in the page's own statement. user_id has the default collation and
-// record_id "C": without the explicit collation the comparison cannot use user_engine_records_user_idx.
-// json (not jsonb) arrays of [id, payload], unordered (the store sorts each user's two or three): building and
-// parsing them is the page's extra cost; jsonb objects with every field took twice the server time.
-const IDENTIFIERS_OF_U = `(SELECT json_agg(json_build_array(x.record_id, x.payload))
+// A listed user's identifiers, in the page's own statement, as one text per user: a line per identifier,
+// `<id> <kind> <verified> <value as JSON>` (ids and kinds hold no space; JSON escapes any newline), unordered (the
+// store sorts each user's two or three). string_agg of text costs the server less than json_agg of arrays, and
+// splitting it costs the client less than parsing JSON (postgres-store.ts decodeIdentifiers).
+// user_id has the default collation and record_id "C": without the explicit collation the comparison cannot
+// use user_engine_records_user_idx.
+const IDENTIFIERS_OF_U = `(SELECT string_agg(x.record_id || ' ' || coalesce(x.payload->>'kind', '') || ' '
+      || coalesce(x.payload->>'verified', '') || ' ' || coalesce((x.payload->'value')::text, 'null'), E'\n')
     FROM user_engine_records x
     WHERE x.tenant_id = u.tenant_id AND x.user_id = u.record_id COLLATE "default"
       AND x.record_type = 'identifier') AS identifiers`

@@ -35,6 +35,11 @@ export interface SqlDriver extends SqlSession {
    * `onLost` once if that connection drops (the listener is then gone; listen again). Server drivers only.
    */
   listen?(channel: string, onNotify: () => void, onLost: (error: unknown) => void): Promise<SqlListener>
+  /**
+   * Optional, for hot reads whose columns the caller knows: one parameterized statement with text parameters,
+   * each row an array of the text the server sent (null for NULL), in select order, no value parsed.
+   */
+  queryText?(sql: string, params: readonly string[]): Promise<(string | null)[][]>
   /** Releases what the driver owns (a pool it created, an embedded database). */
   close(): Promise<void>
 }

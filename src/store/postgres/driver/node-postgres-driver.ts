@@ -1,4 +1,4 @@
-// Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection and
+// Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection, text-row query and
 // prepared-statement switch, which all act on the same connections.
 import { createHash } from 'node:crypto'
 import { ErrorCode, isUserEngineError, UserEngineError, ValidationError } from '../../../domain/errors.js'
@@ -233,8 +233,10 @@ interface PgProcessLike {
   readonly processID?: unknown
 }
 
-// Whether each physical connection goes through a pooler, asked once per connection.
+// Whether each physical connection goes through a pooler, asked once per connection; `knownPooled` holds the
+// answer once it came, so the hot path reads it without waiting on a promise.
 const pooledConnections = new WeakMap<object, Promise<boolean>>()
+const knownPooled = new WeakMap<object, boolean>()
 
 /**
  * A pooler answers the startup itself and announces a process id of its own making (PgBouncer: random), so
@@ -246,9 +248,11 @@ function throughPooler(client: PgClientLike): Promise<boolean> {
   if (typeof announced !== 'number') return Promise.resolve(false)
   let pooled = pooledConnections.get(client)
   if (pooled === undefined) {
-    pooled = client
-      .query('SELECT pg_backend_pid() AS pid')
-      .then((r) => Number((r.rows[0] as { pid?: unknown } | undefined)?.pid) !== announced)
+    pooled = client.query('SELECT pg_backend_pid() AS pid').then((r) => {
+      const through = Number((r.rows[0] as { pid?: unknown } | undefined)?.pid) !== announced
+      knownPooled.set(client, through)
+      return through
+    })
     pooledConnections.set(client, pooled)
     pooled.catch(() => pooledConnections.delete(client))
   }
@@ -268,28 +272,162 @@ function preparedStatementMoved(error: unknown): UserEngineError {
   )
 }
 
-const toResult = <R>(r: PgQueryResultLike): SqlResult<R> => ({
-  rows: r.rows as R[],
-  rowCount: r.rowCount ?? 0,
-})
+/** A statement's failure as the store sees it: a prepared statement gone astray, or the error noting where. */
+function queryError(error: unknown, named: boolean, target: ConnectionTarget): unknown {
+  const state = sqlState(error)
+  if (named && state !== null && MOVED_PREPARED_STATE.has(state)) return preparedStatementMoved(error)
+  return noteTarget(error, target)
+}
+
+/** One statement on a held connection; named (prepared once per connection) when `prepared` and it has values. */
+async function runStatement<R>(
+  client: PgClientLike,
+  sql: string,
+  params: readonly unknown[] | undefined,
+  prepared: boolean,
+  target: ConnectionTarget,
+): Promise<SqlResult<R>> {
+  // node-postgres reads the values and never changes them: no copy.
+  const values = params as unknown[] | undefined
+  const named = prepared && values !== undefined
+  try {
+    const r = named
+      ? await client.query({ name: statementName(sql), text: sql, values })
+      : await client.query(sql, values)
+    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 }
+  } catch (error) {
+    throw queryError(error, named, target)
+  }
+}
+
+/** The parts of node-postgres' Connection a TextRowsQuery writes with (as pg-cursor does). */
+interface PgConnectionLike {
+  parsedStatements: Record<string, string>
+  submittedNamedStatements: Record<string, string>
+  stream: { cork?: () => void; uncork?: () => void }
+  parse(message: { text: string; name: string }): void
+  bind(message: { portal: string; statement: string; values: readonly string[]; binary: boolean }): void
+  execute(message: { portal: string }): void
+  sync(): void
+  sendCopyFail(message: string): void
+}
+
+const isPgConnection = (c: unknown): c is PgConnectionLike => {
+  const x = c as Partial<Record<keyof PgConnectionLike, unknown>> | null
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.parsedStatements === 'object' &&
+    typeof x.submittedNamedStatements === 'object' &&
+    typeof x.stream === 'object' &&
+    typeof x.parse === 'function' &&
+    typeof x.bind === 'function' &&
+    typeof x.execute === 'function' &&
+    typeof x.sync === 'function' &&
+    typeof x.sendCopyFail === 'function'
+  )
+}
+
+/** A row of text values in select order; null for NULL. */
+export type TextRow = (string | null)[]
+
+/**
+ * A node-postgres Submittable (the interface pg-cursor implements) for a statement whose columns the caller
+ * knows: Parse (once per connection when named), Bind, Execute and Sync, without the Describe a pg Query
+ * sends, so no RowDescription is built, sent or parsed, and rows stay the text the server sent. The client
+ * calls the handle* methods while this is its active query.
+ */
+class TextRowsQuery {
+  readonly rows: TextRow[] = []
+  #done = false
+  constructor(
+    /** '' for an unnamed statement (parsed on every call). */
+    readonly name: string,
+    readonly text: string,
+    readonly values: readonly string[],
+    readonly resolve: (rows: TextRow[]) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  submit(connection: PgConnectionLike): null {
+    const { name, text } = this
+    connection.stream.cork?.()
+    try {
+      if (
+        name === '' ||
+        !(name in connection.parsedStatements || name in connection.submittedNamedStatements)
+      ) {
+        connection.parse({ text, name })
+        if (name !== '') connection.submittedNamedStatements[name] = text
+      }
+      connection.bind({ portal: '', statement: name, values: this.values, binary: false })
+      connection.execute({ portal: '' })
+      connection.sync()
+    } finally {
+      connection.stream.uncork?.()
+    }
+    return null
+  }
+
+  handleDataRow(message: { fields: TextRow }): void {
+    this.rows.push(message.fields)
+  }
+
+  handleError(error: unknown): void {
+    if (this.#done) return
+    this.#done = true
+    this.reject(error)
+  }
+
+  handleReadyForQuery(): void {
+    if (this.#done) return
+    this.#done = true
+    this.resolve(this.rows)
+  }
+
+  handleRowDescription(): void {}
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+  handleCopyInResponse(connection: PgConnectionLike): void {
+    connection.sendCopyFail('user-engine reads copy nothing')
+  }
+}
+
+// Every type as the text the server sent, for the fallback through an ordinary pg query.
+const TEXT_TYPES = { getTypeParser: () => (value: string) => value }
+
+async function runTextStatement(
+  client: PgClientLike,
+  sql: string,
+  params: readonly string[],
+  prepared: boolean,
+  target: ConnectionTarget,
+): Promise<TextRow[]> {
+  const name = prepared ? statementName(sql) : ''
+  try {
+    const connection = (client as { connection?: unknown }).connection
+    if (isPgConnection(connection)) {
+      return await new Promise<TextRow[]>((resolve, reject) => {
+        ;(client as unknown as { query(q: TextRowsQuery): unknown }).query(
+          new TextRowsQuery(name, sql, params, resolve, reject),
+        )
+      })
+    }
+    // A client of another kind: its own query, rows as arrays of text.
+    const config = { text: sql, values: [...params], rowMode: 'array', types: TEXT_TYPES }
+    const r = await client.query(prepared ? { ...config, name } : (config as never))
+    return r.rows as TextRow[]
+  } catch (error) {
+    throw queryError(error, prepared, target)
+  }
+}
 
 function sessionOf(client: PgClientLike, target: ConnectionTarget, prepared: boolean): SqlSession {
   return {
-    query: async <R>(sql: string, params?: readonly unknown[]) => {
-      const values = params === undefined ? undefined : [...params]
-      const named = prepared && values !== undefined
-      try {
-        return toResult<R>(
-          named
-            ? await client.query({ name: statementName(sql), text: sql, values })
-            : await client.query(sql, values),
-        )
-      } catch (error) {
-        const state = sqlState(error)
-        if (named && state !== null && MOVED_PREPARED_STATE.has(state)) throw preparedStatementMoved(error)
-        throw noteTarget(error, target)
-      }
-    },
+    query: <R>(sql: string, params?: readonly unknown[]) =>
+      runStatement<R>(client, sql, params, prepared, target),
     // No values: node-postgres sends the simple protocol, which accepts a script of several statements.
     exec: async (sql: string) => {
       try {
@@ -378,11 +516,35 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     client.release()
     return result
   }
+  /** The connection's prepared-statement switch, with no wait once its pooler check has answered. */
+  const preparedOn = (client: PgClientLike): boolean | Promise<boolean> => {
+    if (preparedSetting !== undefined) return preparedSetting
+    const pooled = knownPooled.get(client)
+    return pooled === undefined ? throughPooler(client).then((p) => !p) : !pooled
+  }
+  /** One statement on a pooled connection: onConnection's work without a session object or closures per call. */
+  const oneStatement = async <T>(
+    run: (client: PgClientLike, prepared: boolean) => Promise<T>,
+  ): Promise<T> => {
+    const client = await connect()
+    let result: T
+    try {
+      const prepared = preparedOn(client)
+      result = await run(client, typeof prepared === 'boolean' ? prepared : await prepared)
+    } catch (error) {
+      client.release(isConnectionError(error) || isUserEngineError(error, 'POOLED_CONNECTION'))
+      throw noteTarget(error, target)
+    }
+    client.release()
+    return result
+  }
   let closed = false
   return {
     kind: 'postgres',
     query: <R>(sql: string, params?: readonly unknown[]) =>
-      onConnection((session) => session.query<R>(sql, params)),
+      oneStatement((client, prepared) => runStatement<R>(client, sql, params, prepared, target)),
+    queryText: (sql: string, params: readonly string[]) =>
+      oneStatement((client, prepared) => runTextStatement(client, sql, params, prepared, target)),
     // A script must run on one connection (the pool may hand each query to a different one).
     exec: (sql) => onConnection((session) => session.exec(sql)),
     session: (fn) => onConnection(fn),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { ErrorCode, UserEngineError, ValidationError } from '../../../domain/errors.js'
@@ -12,6 +13,17 @@ export interface PGliteLike {
   exec(sql: string): Promise<unknown>
   close(): Promise<void>
   readonly closed?: boolean
+  /** PGlite's wire-protocol entry and its lock (what `queryText` prepares statements with), when present. */
+  execProtocol?(message: Uint8Array): Promise<{ messages: readonly { name: string }[] }>
+  runExclusive?<T>(fn: () => Promise<T>): Promise<T>
+}
+
+/** The part of PGlite's `protocol.serialize` (pg-protocol's) that `queryText` writes with. */
+interface ProtocolSerializer {
+  parse(message: { name: string; text: string; types: number[] }): Uint8Array
+  bind(message: { statement: string; values: string[] }): Uint8Array
+  execute(message: Record<string, never>): Uint8Array
+  sync(): Uint8Array
 }
 
 export interface PgliteDriverOptions {
@@ -109,10 +121,14 @@ export async function createPgliteDriver(options: PgliteDriverOptions = {}): Pro
       await conn.exec(sql)
     },
   }
+  const prepared = await preparedTextQuery(conn)
   let closed = false
   return {
     kind: 'pglite',
     query: (sql, params) => exclusive(() => session.query(sql, params)),
+    ...(prepared === undefined
+      ? {}
+      : { queryText: (sql: string, params: readonly string[]) => exclusive(() => prepared(sql, params)) }),
     exec: (sql) => exclusive(() => session.exec(sql)),
     session: (fn) => exclusive(() => fn(session)),
     async close() {
@@ -126,6 +142,66 @@ export async function createPgliteDriver(options: PgliteDriverOptions = {}): Pro
       }
     },
   }
+}
+
+/**
+ * `queryText` on PGlite: `query` parses and plans every statement again (PGlite has no prepared-statement API),
+ * which for findSession's join costs more than running it. This sends Parse once per statement (named by a
+ * digest of its text, so drivers sharing one instance agree), then Bind, Execute and Sync, through PGlite's
+ * wire-protocol entry under its lock. Undefined when the instance or the package offers no such entry.
+ */
+async function preparedTextQuery(
+  db: PGliteLike,
+): Promise<((sql: string, params: readonly string[]) => Promise<(string | null)[][]>) | undefined> {
+  const { execProtocol, runExclusive } = db
+  if (typeof execProtocol !== 'function' || typeof runExclusive !== 'function') return undefined
+  let serialize: ProtocolSerializer
+  try {
+    serialize = (await import('@electric-sql/pglite')).protocol.serialize as unknown as ProtocolSerializer
+  } catch {
+    return undefined
+  }
+  const locked = <T>(fn: () => Promise<T>) => runExclusive.call(db, fn) as Promise<T>
+  const parsed = new Set<string>()
+  const names = new Map<string, string>()
+  const send = async (name: string, sql: string, params: readonly string[], parse: boolean) => {
+    const parts = [
+      ...(parse ? [serialize.parse({ name, text: sql, types: [] })] : []),
+      serialize.bind({ statement: name, values: [...params] }),
+      serialize.execute({}),
+      serialize.sync(),
+    ]
+    const message = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+    let at = 0
+    for (const part of parts) {
+      message.set(part, at)
+      at += part.length
+    }
+    const { messages } = await execProtocol.call(db, message)
+    parsed.add(name)
+    const rows: (string | null)[][] = []
+    for (const m of messages)
+      if (m.name === 'dataRow') rows.push((m as { fields?: (string | null)[] }).fields ?? [])
+    return rows
+  }
+  return (sql, params) =>
+    locked(async () => {
+      let name = names.get(sql)
+      if (name === undefined) {
+        name = `ue_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`
+        names.set(sql, name)
+      }
+      const parse = !parsed.has(name)
+      try {
+        return await send(name, sql, params, parse)
+      } catch (error) {
+        // Prepared already (another driver on this instance: the same text) or gone (DEALLOCATE): once more.
+        const code = (error as { code?: unknown } | null)?.code
+        if (code === '42P05' && parse) return send(name, sql, params, false)
+        if (code === '26000' && !parse) return send(name, sql, params, true)
+        throw error
+      }
+    })
 }
 
 /** A short reason for a PGlite startup failure (its ErrnoErrors stringify as "[object Object]"). */
