@@ -12,6 +12,7 @@ import { OutboxRelay } from '../../src/outbox/index.js'
 import { JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import type { UserEngineStore } from '../../src/store/store.js'
+import { allPages } from '../../src/testing/shared/fixtures.js'
 import { NatsFixture, natsServerSkip, sleep } from './nats-servers.js'
 import { PostgresServer, postgresServerSkip } from './postgres-server.js'
 import { assertExactlyOnceInOrder, readStream, waitForDrain } from './verify.js'
@@ -149,12 +150,9 @@ test('a crashed and restarted PostgreSQL: fast typed failures, the same store an
     assert.ok(slowestFailureMs < 15_000, `a failing call took ${slowestFailureMs} ms`)
 
     await waitForDrain(store, 60_000)
-    const users: string[] = []
-    for (let cursor: string | null | undefined; cursor !== null; ) {
-      const page = await store.listUsers(tenant.id, { limit: 100, ...(cursor ? { cursor } : {}) })
-      users.push(...page.items.map((u) => u.id))
-      cursor = page.nextCursor
-    }
+    const users = (await allPages((cursor) => store.listUsers(tenant.id, { limit: 100, cursor })))
+      .flat()
+      .map((u) => u.id)
     const stored = await readStream([node.url], 'FAULTS_PG_CRASH')
     const { committed } = await assertExactlyOnceInOrder(store, tenant.id, users, stored)
     const count = (o: Outcome) => [...outcomes.values()].filter((x) => x === o).length
