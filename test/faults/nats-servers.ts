@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
+import { ServerProcess } from '../support/server-process.js'
 import { freePort } from '../support/services.js'
 
 /** The nats-server binary the fault tests start and stop themselves (never the shared one on 4222). */
@@ -20,63 +20,44 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 /** One nats-server process with JetStream: its own port, config and store directory under `dir`. */
 export class NatsNode {
-  #child: ChildProcess | null = null
-  #exited: Promise<void> = Promise.resolve()
-  log = ''
+  readonly #process: ServerProcess
 
   constructor(
     readonly name: string,
     readonly port: number,
     readonly config: string,
-  ) {}
+  ) {
+    this.#process = new ServerProcess(`nats-server ${name}`)
+  }
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`
   }
 
   get running(): boolean {
-    return this.#child !== null
+    return this.#process.running
+  }
+
+  get log(): string {
+    return this.#process.log
   }
 
   /** Starts the process and waits until it accepts clients. */
-  async start(): Promise<void> {
-    if (this.#child) return
-    const child = spawn(NATS_SERVER_BIN, ['-c', this.config], { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.#child = child
-    const append = (d: Buffer) => {
-      this.log = (this.log + d.toString()).slice(-20_000)
-    }
-    child.stdout?.on('data', append)
-    child.stderr?.on('data', append)
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
-    void this.#exited.then(() => {
-      if (this.#child === child) this.#child = null
-    })
-    const deadline = Date.now() + 15_000
-    for (;;) {
-      try {
+  start(): Promise<void> {
+    return this.#process.start(
+      NATS_SERVER_BIN,
+      ['-c', this.config],
+      async () => {
         const nc = await connect({ servers: this.url, reconnect: false, timeout: 500 })
         await nc.close()
-        return
-      } catch (error) {
-        if (this.#child !== child)
-          throw new Error(`nats-server ${this.name} exited: ${this.log.slice(-2000)}`)
-        if (Date.now() > deadline) throw error
-        await sleep(100)
-      }
-    }
+      },
+      15_000,
+    )
   }
 
   /** Stops the process by its pid: SIGTERM (a maintenance stop) or SIGKILL (a crash). */
-  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-    const child = this.#child
-    if (!child?.pid) return
-    process.kill(child.pid, signal)
-    const timer = setTimeout(() => {
-      if (child.pid && this.#child === child) process.kill(child.pid, 'SIGKILL')
-    }, 10_000)
-    await this.#exited
-    clearTimeout(timer)
+  stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    return this.#process.stop(signal)
   }
 }
 

@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { freePort } from '../support/services.js'
+import { ServerProcess } from '../support/server-process.js'
+import { answersSelect, freePort } from '../support/services.js'
 import { sleep } from './nats-servers.js'
 
 /** Where Debian keeps the server binaries; USER_ENGINE_PG_BIN overrides. */
@@ -41,9 +42,11 @@ export class PostgresServer {
   readonly dir = mkdtempSync(join(tmpdir(), 'ue-faults-pg-'))
   readonly data = join(this.dir, 'data')
   port = 0
-  #child: ChildProcess | null = null
-  #exited: Promise<void> = Promise.resolve()
-  log = ''
+  readonly #process = new ServerProcess('postgres')
+
+  get log(): string {
+    return this.#process.log
+  }
 
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`
@@ -58,8 +61,7 @@ export class PostgresServer {
   }
 
   /** Starts the postmaster and waits until it accepts connections. */
-  async start(): Promise<void> {
-    if (this.#child) return
+  start(): Promise<void> {
     const [bin, args] = command('postgres', [
       '-D',
       this.data,
@@ -72,33 +74,7 @@ export class PostgresServer {
       '-c',
       'fsync=on',
     ])
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.#child = child
-    const append = (d: Buffer) => {
-      this.log = (this.log + d.toString()).slice(-20_000)
-    }
-    child.stdout?.on('data', append)
-    child.stderr?.on('data', append)
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
-    void this.#exited.then(() => {
-      if (this.#child === child) this.#child = null
-    })
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 1000 })
-      client.on('error', () => undefined)
-      try {
-        await client.connect()
-        await client.query('SELECT 1')
-        await client.end()
-        return
-      } catch (error) {
-        await client.end().catch(() => undefined)
-        if (this.#child !== child) throw new Error(`postgres exited: ${this.log.slice(-2000)}`)
-        if (Date.now() > deadline) throw error
-        await sleep(100)
-      }
-    }
+    return this.#process.start(bin, args, () => answersSelect(this.url), 30_000)
   }
 
   /**
@@ -106,8 +82,7 @@ export class PostgresServer {
    * nothing is flushed or shut down; the next start recovers from the WAL.
    */
   async crash(): Promise<void> {
-    const child = this.#child
-    if (!child?.pid) return
+    if (!this.#process.running) return
     const pidFile = join(this.data, 'postmaster.pid')
     const postmaster = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : NaN
     if (Number.isInteger(postmaster)) {
@@ -125,8 +100,8 @@ export class PostgresServer {
       const deadline = Date.now() + 10_000
       while ([postmaster, ...backends].some(alive) && Date.now() < deadline) await sleep(50)
     }
-    if (this.#child === child) process.kill(child.pid, 'SIGKILL')
-    await this.#exited
+    // The spawned process (runuser, or the postmaster itself when not root).
+    await this.#process.stop('SIGKILL')
   }
 
   /** pg_terminate_backend on every client connection but its own; returns how many it cut. */

@@ -1,9 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { accessSync, chmodSync, chownSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { delimiter, join } from 'node:path'
-import pg from 'pg'
-import { freePort, POSTGRES_ADMIN_URL, postgresSkip, SERVICES_REQUIRED } from './services.js'
+import { ServerProcess } from './server-process.js'
+import { answersSelect, freePort, POSTGRES_ADMIN_URL, postgresSkip, SERVICES_REQUIRED } from './services.js'
 
 /**
  * A PgBouncer of the test's own in transaction pooling mode, in front of the test server: the pooled
@@ -44,8 +44,6 @@ export async function pgbouncerSkip(): Promise<string | false> {
   process.stderr.write(`# SKIP ${reason}\n`)
   return reason
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 export interface PgBouncerOptions {
   /** Server connections per database and user (default 10). */
@@ -111,28 +109,9 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
     chownSync(dir, Number(ids), Number(gid))
     chmodSync(dir, 0o755)
   }
-  const child: ChildProcess = spawn(PGBOUNCER_BIN, [...(asRoot ? ['-u', 'postgres'] : []), ini], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let log = ''
-  const append = (d: Buffer) => {
-    log = (log + d.toString()).slice(-20_000)
-  }
-  child.stdout?.on('data', append)
-  child.stderr?.on('data', append)
-  let exited = false
-  const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  void exit.then(() => {
-    exited = true
-  })
-  const pid = child.pid ?? 0
+  const bouncer = new ServerProcess('pgbouncer')
   const stop = async () => {
-    if (!exited) {
-      process.kill(pid, 'SIGTERM')
-      await Promise.race([exit, sleep(5000)])
-      if (!exited) process.kill(pid, 'SIGKILL')
-      await exit
-    }
+    await bouncer.stop('SIGTERM', 5000)
     rmSync(dir, { recursive: true, force: true })
   }
   const urlFor = (database: string) => {
@@ -142,23 +121,17 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
     url.pathname = `/${database}`
     return url.toString()
   }
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const client = new pg.Client({ connectionString: urlFor('postgres') })
-    client.on('error', () => undefined)
-    try {
-      await client.connect()
-      await client.query('SELECT 1')
-      await client.end()
-      break
-    } catch (error) {
-      await client.end().catch(() => undefined)
-      if (exited || Date.now() > deadline) {
-        await stop()
-        throw new Error(`pgbouncer did not start: ${String(error)}\n${log.slice(-2000)}`)
-      }
-      await sleep(100)
-    }
+  try {
+    await bouncer.start(
+      PGBOUNCER_BIN,
+      [...(asRoot ? ['-u', 'postgres'] : []), ini],
+      () => answersSelect(urlFor('postgres')),
+      15_000,
+    )
+  } catch (error) {
+    await stop()
+    throw new Error(`pgbouncer did not start: ${String(error)}\n${bouncer.log.slice(-2000)}`)
   }
-  return { port, pid, urlFor, log: () => log, stop }
+  const pid = bouncer.pid ?? 0
+  return { port, pid, urlFor, log: () => bouncer.log, stop }
 }

@@ -162,6 +162,18 @@ export async function rawClient(url: string): Promise<pg.Client> {
   return client
 }
 
+/** Resolves once a server at `url` (Postgres, or a pooler in front of it) answers `SELECT 1`; else throws. */
+export async function answersSelect(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 })
+  client.on('error', () => undefined)
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
 /** A port free on loopback right now. */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
