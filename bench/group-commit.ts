@@ -16,6 +16,7 @@ import type { BenchResult } from './measure.js'
 
 const INSERT_RECORD = `INSERT INTO user_engine_records (tenant_id, record_type, record_id, user_id, version, payload, created_at, updated_at)
   VALUES ($1, $2, $3, $4, 1, $5, now(), now())`
+const SQL_COMMIT = 'SELECT user_engine_commit($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::timestamptz)'
 const INSERT_AUDIT = `INSERT INTO user_engine_audit (tenant_id, id, occurred_at, action, user_id, data) VALUES ($1, $2, now(), $3, $4, $5)`
 const INSERT_EVENT = `INSERT INTO user_engine_outbox (tenant_id, id, aggregate_type, aggregate_id, sequence, position, type, payload, occurred_at, available_at)
   VALUES ($1, $2, 'user', $3, 1, 0, 'user.registered', $4, now(), now())`
@@ -106,6 +107,124 @@ async function measure(
 }
 
 const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100
+
+/** A registration as registerUser's commit plan sends it in a batch: user, email, profile, audit, event. */
+function registrationUnit(tenantId: string, value: string) {
+  const userId = newId('usr')
+  return {
+    tenantId,
+    now: new Date().toISOString(),
+    writes: [
+      { op: 'insert', type: 'user', id: userId, userId, payload: { status: 'active' } },
+      {
+        op: 'insert',
+        type: 'identifier',
+        id: newId('idn'),
+        userId,
+        payload: { kind: 'email', value, verified: false },
+      },
+      { op: 'insert', type: 'profile', id: userId, userId, payload: { attributes: {} } },
+    ],
+    audit: [
+      {
+        id: newId('aud'),
+        action: 'user.registered',
+        userId,
+        actorId: null,
+        requestId: null,
+        ip: null,
+        userAgent: null,
+        data: { hasPassword: false },
+      },
+    ],
+    events: [
+      {
+        id: newId('evt'),
+        aggregateType: 'user',
+        aggregateId: userId,
+        type: 'user.registered',
+        payload: { userId },
+        sequence: 1,
+        position: 0,
+      },
+    ],
+  }
+}
+
+/**
+ * The batch function alone, one connection, no WAL flush wait (synchronous_commit off): registrations per
+ * second inside user_engine_commit_batch at schema 11 (a subtransaction and a statement per record for each
+ * unit) and at 12 (set-based), batches of 8 and 32, alternating. Server work per unit, not what a caller sees.
+ */
+async function runBatchFunctionBench(
+  options: CommitBenchOptions,
+  email: () => string,
+): Promise<BenchResult[]> {
+  const results: BenchResult[] = []
+  const subjects: Array<{ name: string; client: pg.Client; tenantId: string; drop: () => Promise<void> }> = []
+  try {
+    for (const version of [11, 12]) {
+      const database = await createTestDatabase('ue_bench_gcfn', version)
+      const client = new pg.Client({ connectionString: database.url })
+      client.on('error', () => undefined)
+      await client.connect()
+      subjects.push({ name: `schema ${version}`, client, tenantId: newId('tnt'), drop: database.drop })
+      const s = subjects.at(-1)!
+      await client.query('SET synchronous_commit = off')
+      await client.query(SQL_COMMIT, [
+        s.tenantId,
+        JSON.stringify([
+          {
+            op: 'insert',
+            type: 'tenant',
+            id: s.tenantId,
+            userId: null,
+            payload: { name: 'bench', status: 'active' },
+          },
+        ]),
+        '[]',
+        '[]',
+        new Date().toISOString(),
+      ])
+    }
+    for (const size of [8, 32]) {
+      const rates: Record<string, number[]> = Object.fromEntries(subjects.map((s) => [s.name, []]))
+      for (let round = 0; round <= options.rounds; round++) {
+        for (const s of subjects) {
+          let units = 0
+          const started = performance.now()
+          while (performance.now() - started < options.durationMs / 2) {
+            const batch = Array.from({ length: size }, () => registrationUnit(s.tenantId, email()))
+            const { rows } = await s.client.query(
+              'SELECT unit_index FROM user_engine_commit_batch($1::jsonb)',
+              [JSON.stringify(batch)],
+            )
+            if (rows.length > 0) throw new Error('a registration in the batch failed')
+            units += size
+          }
+          // Round 0 warms both (plans, caches) and is not counted.
+          if (round > 0) rates[s.name]!.push(units / ((performance.now() - started) / 1000))
+        }
+      }
+      const [before, after] = subjects.map((s) => median(rates[s.name]!)) as [number, number]
+      options.log(
+        `bench: batch function alone, batches of ${size}: schema 11 ${Math.round(before)}/s, 12 ${Math.round(after)}/s`,
+      )
+      results.push({
+        name: `postgres batch function alone (set-based, 12) vs unit by unit (11), batches of ${size}`,
+        opsPerSec: Math.round(after),
+        baselineOpsPerSec: Math.round(before),
+        ratio: ratio(after, before),
+      })
+    }
+  } finally {
+    for (const s of subjects) {
+      await s.client.end().catch(() => undefined)
+      await s.drop().catch(() => undefined)
+    }
+  }
+  return results
+}
 
 /** BenchResult rows: each engine variant against each baseline; p50/p99 go to `figures`. */
 function toResults(f: CommitFigures): BenchResult[] {
@@ -223,7 +342,9 @@ export async function runGroupCommitBench(
   } finally {
     for (const f of cleanup) await f().catch(() => undefined)
   }
-  return { results: figures.flatMap(toResults), figures }
+  const results = figures.flatMap(toResults)
+  if (options.target === 'postgres') results.push(...(await runBatchFunctionBench(options, email)))
+  return { results, figures }
 }
 
 /** p50/p99 per subject, and group commit on against off (ratios: lower latency is better). */

@@ -94,6 +94,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       'user_engine_commit_batch: several units of work in one statement and one transaction, each in a subtransaction of its own, reporting each failure as user_engine_commit raised it (group commit).',
   },
+  {
+    version: 12,
+    name: 'group_commit_set_based',
+    recordTypes: [],
+    purpose:
+      'user_engine_commit_batch applies a batch set-based first (a statement per table for all units, one subtransaction), and one unit at a time as before when anything in it fails.',
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

@@ -129,6 +129,9 @@ DROP INDEX ue_outbox_leased_or_dead_idx;`,
   // transaction, so the version changes nothing here but is recorded like the others.
   11: `
 SELECT 'group_commit: nothing to change in SQLite';`,
+  // Set-based group commit is the Postgres batch function's own way of applying a batch: nothing here.
+  12: `
+SELECT 'group_commit_set_based: nothing to change in SQLite';`,
 }
 
 /**

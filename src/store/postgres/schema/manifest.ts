@@ -92,4 +92,10 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     checksum: 'a6b69c59fe14bafb27ce7e2d8e2e24fce406755f4e4e1bf489f5afbb0233ceb6',
     transactional: true,
   },
+  {
+    ...schemaVersion(12),
+    file: '0012_group_commit_set_based.sql',
+    checksum: '8635a5e2e7e1e3dd1b90ce80978b86953ea670d59da590f2107744433148131a',
+    transactional: true,
+  },
 ])
