@@ -59,6 +59,36 @@ async function seedTenant(db: pg.Pool, tenantId: string, users: number, log: (l:
   }
 }
 
+/**
+ * A statement prepared as the store prepares its own (a named statement: after five custom plans the plan cache
+ * may keep a generic one), then run `runs` times under EXPLAIN ANALYZE: the median planning and execution times
+ * in ms, and the last plan.
+ */
+async function serverTimes(db: pg.Pool, statement: { text: string; values: unknown[] }, runs = 50) {
+  const c = await db.connect()
+  try {
+    await c.query(`PREPARE bench_page AS ${statement.text}`)
+    const args = statement.values
+      .map((v) => (typeof v === 'number' ? String(v) : c.escapeLiteral(String(v))))
+      .join(', ')
+    const planning: number[] = []
+    const execution: number[] = []
+    let plan: string[] = []
+    for (let i = 0; i < runs; i++) {
+      const r = await c.query(`EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) EXECUTE bench_page(${args})`)
+      plan = r.rows.map((row) => String(Object.values(row)[0]))
+      const text = plan.join('\n')
+      planning.push(Number(/Planning Time: ([\d.]+)/.exec(text)?.[1] ?? 0))
+      execution.push(Number(/Execution Time: ([\d.]+)/.exec(text)?.[1] ?? 0))
+    }
+    await c.query('DEALLOCATE bench_page')
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    return { planning: median(planning), execution: median(execution), plan }
+  } finally {
+    c.release()
+  }
+}
+
 const HEX = '0123456789abcdef'
 /** The i-th two-character prefix of 256, shuffled by a multiplier coprime to 256. */
 const prefixOf = (i: number) => {
@@ -106,6 +136,22 @@ export async function runReadsBench(options: ReadsBenchOptions): Promise<BenchRe
     const explained = await admin.query(`EXPLAIN (ANALYZE, BUFFERS) ${plan.text}`, plan.values)
     options.log(`bench: reads prefix plan on ${large} users:`)
     for (const row of explained.rows) options.log(`  ${Object.values(row)[0]}`)
+
+    for (const includeIdentifiers of [false, true]) {
+      const page = listUsersStatement({
+        tenantId: pageTenant,
+        limit: 50,
+        after: `usr_${pageTenant}_${String(small >> 1).padStart(8, '0')}`,
+        status: undefined,
+        prefix: undefined,
+        includeIdentifiers,
+      })
+      const t = await serverTimes(admin, page)
+      options.log(
+        `bench: reads page of 50${includeIdentifiers ? ' with identifiers' : ''}, prepared, median of 50: planning ${t.planning} ms, execution ${t.execution} ms`,
+      )
+      if (includeIdentifiers) for (const line of t.plan) options.log(`  ${line}`)
+    }
 
     // Random positions: a page starts after a random user of the tenant.
     const cursorAt = (i: number) =>

