@@ -53,7 +53,8 @@ export interface NodePostgresStoreOptions extends PostgresStoreOptions {
  * Errors, each a UserEngineError: VALIDATION for bad options (checked before anything connects),
  * DEPENDENCY_MISSING without the `pg` package, STORE_REFUSED when the server refuses the connection (no
  * such database or role, failed authentication, a refused startup parameter), STORE_UNAVAILABLE when it
- * cannot be reached or a statement gets no answer within `queryTimeoutMs`; then the schema errors of `PostgresUserEngineStore.open`.
+ * cannot be reached or a statement gets no answer within `queryTimeoutMs`; then the schema errors of
+ * `PostgresUserEngineStore.open`.
  */
 export async function createNodePostgresStore(
   options: NodePostgresStoreOptions = {},
