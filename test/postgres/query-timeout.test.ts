@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { after, before, describe, test } from 'node:test'
+import { after, before, beforeEach, describe, test } from 'node:test'
 import { UserEngine } from '../../src/engine/index.js'
 import { createKeyring, generateKey } from '../../src/engine/keyring.js'
 import { isConnectionError } from '../../src/store/postgres/driver/errors.js'
@@ -151,7 +151,8 @@ test('queryTimeoutMs is validated: a bad value or one beside a pool is VALIDATIO
 
 const skip = await postgresSkip()
 
-describe('a frozen server', { skip }, () => {
+// Timeouts so that a regression fails the file instead of hanging it.
+describe('a frozen server', { skip, timeout: 120_000 }, () => {
   const proxy = new FreezingProxy()
   let db: TestDatabase
   let store: PostgresUserEngineStore
@@ -176,6 +177,9 @@ describe('a frozen server', { skip }, () => {
     tenantId = (await engine.createTenant('Frozen')).id
   })
 
+  // A test that failed mid-freeze must not leave the next one frozen.
+  beforeEach(() => proxy.unfreeze())
+
   after(async () => {
     proxy.unfreeze()
     await store?.close()
@@ -183,7 +187,9 @@ describe('a frozen server', { skip }, () => {
     await db?.drop()
   })
 
-  test('a read fails within the bound with STORE_UNAVAILABLE naming host and port; the store recovers', async () => {
+  test('a read fails within the bound with STORE_UNAVAILABLE naming host and port; the store recovers', {
+    timeout: 30_000,
+  }, async () => {
     const first = await engine.registerUser(tenantId, { email: 'before@example.com' })
     await warm(store.driver)
     proxy.freeze()
@@ -206,7 +212,9 @@ describe('a frozen server', { skip }, () => {
     assert.equal((await store.readiness()).ready, true)
   })
 
-  test('a registration whose commit gets no answer: "may or may not have been applied", sent once, not retried', async () => {
+  test('a registration whose commit gets no answer: "may or may not have been applied", sent once, not retried', {
+    timeout: 30_000,
+  }, async () => {
     const marks = ['user_engine_commit', preparedName(COMMIT_UNLESS_SUSPENDED)]
     await warm(store.driver)
     proxy.freezeAfter(marks)
@@ -230,7 +238,9 @@ describe('a frozen server', { skip }, () => {
     assert.equal((await engine.getUser(tenantId, next.id))?.id, next.id)
   })
 
-  test('the driver: a timed-out statement closes its connection; its late answer reaches no other statement', async () => {
+  test('the driver: a timed-out statement closes its connection; its late answer reaches no other statement', {
+    timeout: 30_000,
+  }, async () => {
     const driver = await createNodePostgresDriver({
       connectionString: proxy.url(db.name),
       queryTimeoutMs: TIMEOUT_MS,
