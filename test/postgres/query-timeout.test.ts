@@ -159,6 +159,30 @@ test('queryTimeoutMs is validated: a bad value or one beside a pool is VALIDATIO
   assert.equal(DEFAULT_QUERY_TIMEOUT_MS, 30_000)
 })
 
+test("a caller's pool with node-postgres' query_timeout: typed as a lost connection, the connection removed", async () => {
+  const released: Array<boolean | Error | undefined> = []
+  const client = {
+    processID: undefined,
+    on: () => client,
+    // What pg's Client rejects with when its query_timeout fires; it keeps waiting for the answer.
+    query: () => Promise.reject(new Error('Query read timeout')),
+    release: (destroy?: boolean | Error) => void released.push(destroy),
+  }
+  const pool = {
+    query: () => Promise.reject(new Error('not used')),
+    connect: async () => client,
+    end: async () => {},
+  }
+  const driver = await createNodePostgresDriver({ pool: pool as never, preparedStatements: false })
+  await assert.rejects(driver.query('SELECT 1', [1]), (error: unknown) => {
+    assert.ok(isConnectionError(error), String(error))
+    assert.equal((error as { code?: string }).code, 'ETIMEDOUT')
+    return true
+  })
+  assert.deepEqual(released, [true], 'a connection still waiting for an answer went back to the pool')
+  await driver.close()
+})
+
 const skip = await postgresSkip()
 
 // Timeouts so that a regression fails the file instead of hanging it.
