@@ -304,6 +304,27 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     assert.equal(proxy.marked, 1, 'a plan of the batch was sent again after its outcome became unknown')
   })
 
+  test('a slow statement is cut like a frozen one; a migration script (exec) is not', {
+    timeout: 30_000,
+  }, async () => {
+    const driver = await createNodePostgresDriver({ connectionString: db.url, queryTimeoutMs: 100 })
+    try {
+      await assert.rejects(driver.query('SELECT pg_sleep(0.5)'), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'ETIMEDOUT', String(error))
+        return true
+      })
+      // Scripts are migrations: CREATE INDEX CONCURRENTLY may rightly run far longer than any statement.
+      await driver.exec('SELECT pg_sleep(0.5)')
+      await driver.session(async (session) => {
+        await session.exec('SELECT pg_sleep(0.5)')
+        await assert.rejects(session.query('SELECT pg_sleep(0.5)'), { code: 'ETIMEDOUT' })
+      })
+      assert.equal((await driver.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one, 1)
+    } finally {
+      await driver.close()
+    }
+  })
+
   test('the driver: a timed-out statement closes its connection; its late answer reaches no other statement', {
     timeout: 30_000,
   }, async () => {
