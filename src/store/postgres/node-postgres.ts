@@ -36,6 +36,14 @@ export interface NodePostgresStoreOptions extends PostgresStoreOptions {
    * docs/operations.md.
    */
   readonly preparedStatements?: boolean
+  /**
+   * The longest one statement waits for the server's answer on the store's own connections, in ms
+   * (not with `pool`). Default 30 000; 0 turns it off. Past it the call fails with STORE_UNAVAILABLE naming
+   * host and port (a commit: "may or may not have been applied"; nothing is retried) and the connection is
+   * closed, so a late answer never reaches another statement. Migration scripts are not bounded. See
+   * docs/operations.md, "When the database stops answering".
+   */
+  readonly queryTimeoutMs?: number
 }
 
 /**
@@ -45,7 +53,8 @@ export interface NodePostgresStoreOptions extends PostgresStoreOptions {
  * Errors, each a UserEngineError: VALIDATION for bad options (checked before anything connects),
  * DEPENDENCY_MISSING without the `pg` package, STORE_REFUSED when the server refuses the connection (no
  * such database or role, failed authentication, a refused startup parameter), STORE_UNAVAILABLE when it
- * cannot be reached; then the schema errors of `PostgresUserEngineStore.open`.
+ * cannot be reached or a statement gets no answer within `queryTimeoutMs`; then the schema errors of
+ * `PostgresUserEngineStore.open`.
  */
 export async function createNodePostgresStore(
   options: NodePostgresStoreOptions = {},

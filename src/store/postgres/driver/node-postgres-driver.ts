@@ -49,10 +49,34 @@ export interface NodePostgresDriverOptions {
    * 1.21+ with `max_prepared_statements` above 0, or session mode); else calls fail with POOLED_CONNECTION.
    */
   readonly preparedStatements?: boolean
+  /**
+   * How long one statement may wait for the server's answer, in ms, on the connections the driver opens
+   * itself (not with `pool`: set node-postgres' `query_timeout` on it). Default 30 000; 0 turns it off.
+   * A statement without an answer in time fails with STORE_UNAVAILABLE naming host and port (a commit: "may
+   * or may not have been applied"), and its connection is closed, never reused, so a late answer cannot
+   * reach another statement. Nothing is retried. It bounds a frozen server (stopped process, network
+   * partition), not a slow one only: a statement waiting this long on a lock is cut as well. Migration
+   * scripts (`exec`: CREATE INDEX CONCURRENTLY on a large table can run for hours) are not bounded.
+   */
+  readonly queryTimeoutMs?: number
 }
 
 /** The options' keys, for factories that accept them among their own. */
-export const NODE_POSTGRES_DRIVER_OPTION_KEYS = ['connectionString', 'pool', 'preparedStatements'] as const
+export const NODE_POSTGRES_DRIVER_OPTION_KEYS = [
+  'connectionString',
+  'pool',
+  'preparedStatements',
+  'queryTimeoutMs',
+] as const
+
+/**
+ * The default bound on one statement's wait: the store's statements answer in milliseconds (a registration's
+ * p99 measured 12-50 ms at 8 callers under load, docs/performance.md), so 30 s is far above any healthy wait
+ * and short enough that callers see an outage instead of hanging.
+ */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000
+// setTimeout's largest delay; a longer one would fire at once.
+const MAX_TIMER_MS = 2_147_483_647
 
 const POOL_FUNCTIONS = ['query', 'connect', 'end'] as const
 const URL_MESSAGE =
@@ -144,9 +168,30 @@ export function validateNodePostgresOptions(
       details: { field: 'preparedStatements' },
     })
   }
+  if (
+    o.queryTimeoutMs !== undefined &&
+    (typeof o.queryTimeoutMs !== 'number' ||
+      !Number.isInteger(o.queryTimeoutMs) ||
+      o.queryTimeoutMs < 0 ||
+      o.queryTimeoutMs > MAX_TIMER_MS)
+  ) {
+    throw new ValidationError(
+      `${what}.queryTimeoutMs must be an integer number of milliseconds from 0 (off) to ${MAX_TIMER_MS}`,
+      { details: { field: 'queryTimeoutMs' } },
+    )
+  }
+  if (o.pool !== undefined && o.queryTimeoutMs !== undefined) {
+    throw new ValidationError(
+      `${what}: queryTimeoutMs applies to connections the store opens; with a pool, set node-postgres' query_timeout on the pool instead`,
+      { details: { field: 'queryTimeoutMs' } },
+    )
+  }
   const prepared = o.preparedStatements === undefined ? {} : { preparedStatements: o.preparedStatements }
   if (o.pool !== undefined) return { pool: o.pool, ...prepared }
-  return o.connectionString === undefined ? prepared : { connectionString: o.connectionString, ...prepared }
+  const timeout = o.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: o.queryTimeoutMs }
+  return o.connectionString === undefined
+    ? { ...prepared, ...timeout }
+    : { connectionString: o.connectionString, ...prepared, ...timeout }
 }
 
 // Statement names by SQL text. The store's statements are a fixed set of constants, so the map stays small;
@@ -222,6 +267,59 @@ function failedTarget(error: unknown, target: ConnectionTarget): ConnectionTarge
 }
 
 const CONNECT_TIMEOUT_MS = 10_000
+// First keep-alive probe after 10 s idle instead of the OS's 2 hours: a LISTEN connection or an idle pooled
+// one whose peer vanished (host down, partition) is found and dropped; Node 20 sets only this delay, so the
+// probes' interval and count stay the OS's (Linux: 9 probes 75 s apart).
+const KEEPALIVE_DELAY_MS = 10_000
+
+// Connections closed because a statement got no answer in time: never returned to the pool.
+const timedOut = new WeakSet<object>()
+
+/** What a statement without an answer in time fails with: a connection error (ETIMEDOUT) to every mapper. */
+function queryTimeoutError(ms: number): Error {
+  return Object.assign(
+    new Error(`the server did not answer within ${ms} ms (queryTimeoutMs); the connection was closed`),
+    { code: 'ETIMEDOUT' },
+  )
+}
+
+/**
+ * Runs `send` with a bound on its wait. On timeout the socket is destroyed, so the connection can never
+ * hand the statement's late answer to the next one, and the client is marked to be removed on release.
+ * node-postgres' own query_timeout fails the call but keeps the connection, its active query still waiting.
+ */
+function bounded<T>(client: PgClientLike, ms: number, send: () => Promise<T>): Promise<T> {
+  if (ms === 0) return send()
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      timedOut.add(client)
+      ;(client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
+      reject(queryTimeoutError(ms))
+    }, ms)
+    // After a timeout the destroyed connection fails `send` too: the first outcome stands.
+    send().then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}
+
+/** node-postgres' own query_timeout (a caller's pool): the connection still waits for the answer. */
+const isPgReadTimeout = (error: unknown): boolean =>
+  error instanceof Error && error.message === 'Query read timeout'
+
+/** A connection that must not go back to the pool. */
+const broken = (client: PgClientLike, error: unknown): boolean =>
+  timedOut.has(client) ||
+  isPgReadTimeout(error) ||
+  isConnectionError(error) ||
+  isUserEngineError(error, 'POOLED_CONNECTION')
 
 /** `pg` is an optional peer: without it, DEPENDENCY_MISSING naming `npm i pg`. */
 async function loadPg() {
@@ -243,12 +341,12 @@ const knownPooled = new WeakMap<object, boolean>()
  * a connection whose announced id differs from `pg_backend_pid()` goes through one. A client that announces
  * none (a caller's pool of another kind) counts as direct: there is nothing to compare.
  */
-function throughPooler(client: PgClientLike): Promise<boolean> {
+function throughPooler(client: PgClientLike, timeoutMs: number): Promise<boolean> {
   const announced = (client as PgClientLike & PgProcessLike).processID
   if (typeof announced !== 'number') return Promise.resolve(false)
   let pooled = pooledConnections.get(client)
   if (pooled === undefined) {
-    pooled = client.query('SELECT pg_backend_pid() AS pid').then((r) => {
+    pooled = bounded(client, timeoutMs, () => client.query('SELECT pg_backend_pid() AS pid')).then((r) => {
       const through = Number((r.rows[0] as { pid?: unknown } | undefined)?.pid) !== announced
       knownPooled.set(client, through)
       return through
@@ -274,6 +372,12 @@ function preparedStatementMoved(error: unknown): UserEngineError {
 
 /** A statement's failure as the store sees it: a prepared statement gone astray, or the error noting where. */
 function queryError(error: unknown, named: boolean, target: ConnectionTarget): unknown {
+  if (isPgReadTimeout(error)) {
+    const lost = new Error(
+      "the server did not answer within the pool's query_timeout; the connection is closed",
+    )
+    return noteTarget(Object.assign(lost, { code: 'ETIMEDOUT' }), target)
+  }
   const state = sqlState(error)
   if (named && state !== null && MOVED_PREPARED_STATE.has(state)) return preparedStatementMoved(error)
   return noteTarget(error, target)
@@ -286,14 +390,15 @@ async function runStatement<R>(
   params: readonly unknown[] | undefined,
   prepared: boolean,
   target: ConnectionTarget,
+  timeoutMs: number,
 ): Promise<SqlResult<R>> {
   // node-postgres reads the values and never changes them: no copy.
   const values = params as unknown[] | undefined
   const named = prepared && values !== undefined
   try {
-    const r = named
-      ? await client.query({ name: statementName(sql), text: sql, values })
-      : await client.query(sql, values)
+    const r = await bounded(client, timeoutMs, () =>
+      named ? client.query({ name: statementName(sql), text: sql, values }) : client.query(sql, values),
+    )
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 }
   } catch (error) {
     throw queryError(error, named, target)
@@ -404,39 +509,53 @@ async function runTextStatement(
   params: readonly string[],
   prepared: boolean,
   target: ConnectionTarget,
+  timeoutMs: number,
 ): Promise<TextRow[]> {
   const name = prepared ? statementName(sql) : ''
   try {
     const connection = (client as { connection?: unknown }).connection
     if (isPgConnection(connection)) {
-      return await new Promise<TextRow[]>((resolve, reject) => {
-        ;(client as unknown as { query(q: TextRowsQuery): unknown }).query(
-          new TextRowsQuery(name, sql, params, resolve, reject),
-        )
-      })
+      return await bounded(
+        client,
+        timeoutMs,
+        () =>
+          new Promise<TextRow[]>((resolve, reject) => {
+            ;(client as unknown as { query(q: TextRowsQuery): unknown }).query(
+              new TextRowsQuery(name, sql, params, resolve, reject),
+            )
+          }),
+      )
     }
     // A client of another kind: its own query, rows as arrays of text.
     const config = { text: sql, values: [...params], rowMode: 'array', types: TEXT_TYPES }
-    const r = await client.query(prepared ? { ...config, name } : (config as never))
+    const r = await bounded(client, timeoutMs, () =>
+      client.query(prepared ? { ...config, name } : (config as never)),
+    )
     return r.rows as TextRow[]
   } catch (error) {
     throw queryError(error, prepared, target)
   }
 }
 
-function sessionOf(client: PgClientLike, target: ConnectionTarget, prepared: boolean): SqlSession {
+function sessionOf(
+  client: PgClientLike,
+  target: ConnectionTarget,
+  prepared: boolean,
+  timeoutMs: number,
+): SqlSession {
   return {
     query: <R>(sql: string, params?: readonly unknown[]) =>
-      runStatement<R>(client, sql, params, prepared, target),
+      runStatement<R>(client, sql, params, prepared, target, timeoutMs),
     // No values: node-postgres sends the simple protocol, which accepts a script of several statements.
+    // Not bounded: scripts are migrations, whose CREATE INDEX (CONCURRENTLY) may rightly run for hours.
     exec: async (sql: string) => {
       try {
         await client.query(sql)
       } catch (error) {
-        throw noteTarget(error, target)
+        throw queryError(error, false, target)
       }
     },
-    throughPooler: () => throughPooler(client as PgClientLike),
+    throughPooler: () => throughPooler(client, timeoutMs),
   }
 }
 
@@ -462,7 +581,9 @@ function guardCheckedOut(client: PgClientLike): void {
  * Nothing connects until the first statement. A connection that cannot be opened raises STORE_REFUSED (the
  * server refused it: unknown database or role, failed authentication, a refused startup parameter) or
  * STORE_UNAVAILABLE (unreachable, starting, stopping, full), naming host and port and never a password.
- * Invalid options raise VALIDATION; a missing `pg` package DEPENDENCY_MISSING.
+ * A statement without an answer within `queryTimeoutMs` fails with an ETIMEDOUT connection error (the store
+ * types it STORE_UNAVAILABLE) and its connection is closed. Invalid options raise VALIDATION; a missing `pg`
+ * package DEPENDENCY_MISSING.
  */
 export async function createNodePostgresDriver(options: NodePostgresDriverOptions = {}): Promise<SqlDriver> {
   const valid = validateNodePostgresOptions(options)
@@ -477,6 +598,7 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
       // not hold it forever; keep-alive finds connections a dead peer left open.
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
     })
     // An idle connection dropped by the server emits 'error' on the pool; unhandled, it would crash the
     // process. The next query reports the outage as STORE_UNAVAILABLE instead.
@@ -490,6 +612,8 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   }
   const p = pool
   const preparedSetting = valid.preparedStatements
+  // Only on connections opened here: a caller's pool brings its own (node-postgres' query_timeout).
+  const timeoutMs = owned ? (valid.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : 0
   const connect = async (): Promise<PgClientLike> => {
     let client: PgClientLike
     try {
@@ -506,21 +630,22 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     let result: T
     try {
       // Unset: named statements on a direct connection only (a pooler may not carry them).
-      const prepared = preparedSetting ?? !(await throughPooler(client))
-      result = await fn(sessionOf(client, target, prepared))
+      const prepared = preparedSetting ?? !(await throughPooler(client, timeoutMs))
+      result = await fn(sessionOf(client, target, prepared, timeoutMs))
     } catch (error) {
       // A broken connection must not go back to the pool, nor one whose prepared statements are astray.
-      client.release(isConnectionError(error) || isUserEngineError(error, 'POOLED_CONNECTION'))
+      client.release(broken(client, error))
       throw noteTarget(error, target)
     }
-    client.release()
+    // `fn` may have caught a timeout and gone on: the closed connection still must not be reused.
+    client.release(timedOut.has(client))
     return result
   }
   /** The connection's prepared-statement switch, with no wait once its pooler check has answered. */
   const preparedOn = (client: PgClientLike): boolean | Promise<boolean> => {
     if (preparedSetting !== undefined) return preparedSetting
     const pooled = knownPooled.get(client)
-    return pooled === undefined ? throughPooler(client).then((p) => !p) : !pooled
+    return pooled === undefined ? throughPooler(client, timeoutMs).then((p) => !p) : !pooled
   }
   /** One statement on a pooled connection: onConnection's work without a session object or closures per call. */
   const oneStatement = async <T>(
@@ -532,7 +657,7 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
       const prepared = preparedOn(client)
       result = await run(client, typeof prepared === 'boolean' ? prepared : await prepared)
     } catch (error) {
-      client.release(isConnectionError(error) || isUserEngineError(error, 'POOLED_CONNECTION'))
+      client.release(broken(client, error))
       throw noteTarget(error, target)
     }
     client.release()
@@ -542,14 +667,14 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   return {
     kind: 'postgres',
     query: <R>(sql: string, params?: readonly unknown[]) =>
-      oneStatement((client, prepared) => runStatement<R>(client, sql, params, prepared, target)),
+      oneStatement((client, prepared) => runStatement<R>(client, sql, params, prepared, target, timeoutMs)),
     queryText: (sql: string, params: readonly string[]) =>
-      oneStatement((client, prepared) => runTextStatement(client, sql, params, prepared, target)),
+      oneStatement((client, prepared) => runTextStatement(client, sql, params, prepared, target, timeoutMs)),
     // A script must run on one connection (the pool may hand each query to a different one).
     exec: (sql) => onConnection((session) => session.exec(sql)),
     session: (fn) => onConnection(fn),
     throughPooler: () => onConnection((session) => session.throughPooler?.() ?? Promise.resolve(false)),
-    listen: (channel, onNotify, onLost) => listenOn(connect, channel, onNotify, onLost, target),
+    listen: (channel, onNotify, onLost) => listenOn(connect, channel, onNotify, onLost, target, timeoutMs),
     async close() {
       if (closed) return
       closed = true
@@ -568,6 +693,7 @@ async function listenOn(
   onNotify: () => void,
   onLost: (error: unknown) => void,
   target: ConnectionTarget,
+  timeoutMs: number,
 ): Promise<SqlListener> {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) {
     throw new ValidationError('a LISTEN channel must be a plain lower-case name', {
@@ -601,7 +727,7 @@ async function listenOn(
   on('error', onError)
   on('end', onEnd)
   try {
-    await client.query(`LISTEN ${channel}`)
+    await bounded(client, timeoutMs, () => client.query(`LISTEN ${channel}`))
   } catch (error) {
     done = true
     off('notification', onNotification)
