@@ -30,10 +30,14 @@ interface TrialResult {
 }
 
 /**
- * After migrators ran through the pooler: nothing or every version once, no INVALID index, no migration lock
- * left, and a direct migrate takes the lock at once. Returns the version the pooled runs left.
+ * After migrators ran through the pooler: nothing or every version once (or, with `stopsBetweenVersions`, the
+ * first versions, each once), no INVALID index, no migration lock left, and a direct migrate takes the lock at
+ * once and applies the rest. Returns the version the pooled runs left.
  */
-async function assertCleanAfterPooled(db: TestDatabase): Promise<number> {
+async function assertCleanAfterPooled(
+  db: TestDatabase,
+  { stopsBetweenVersions = false }: { stopsBetweenVersions?: boolean } = {},
+): Promise<number> {
   const client = await rawClient(db.url)
   let versionAfterPooled = 0
   try {
@@ -47,11 +51,15 @@ async function assertCleanAfterPooled(db: TestDatabase): Promise<number> {
       : []
     const versions = history.map((r) => Number(r.version))
     versionAfterPooled = versions.at(-1) ?? 0
-    // Never half-migrated: nothing, or every version once, in order.
-    assert.ok(
-      versions.length === 0 || versions.length === LATEST_SCHEMA_VERSION,
-      `half-migrated: versions ${versions.join(',')}`,
-    )
+    // Refused before the lock (pooler detected): nothing, or every version. With the detection hidden, the
+    // lock's guards may stop a migrator between two versions: the versions before stay, each whole with its
+    // history row, and the direct migrate below applies the rest.
+    if (!stopsBetweenVersions) {
+      assert.ok(
+        versions.length === 0 || versions.length === LATEST_SCHEMA_VERSION,
+        `half-migrated: versions ${versions.join(',')}`,
+      )
+    }
     assert.deepEqual(
       versions,
       versions.map((_, i) => i + 1),
@@ -164,7 +172,7 @@ describe('concurrent migrate through PgBouncer (pool_mode = transaction)', { ski
           if (r.status === 'fulfilled') ok++
           else assert.ok(isUserEngineError(r.reason, 'POOLED_CONNECTION'), String(r.reason))
         }
-        const version = await assertCleanAfterPooled(db)
+        const version = await assertCleanAfterPooled(db, { stopsBetweenVersions: true })
         outcomes.push(`${ok} ok/${PROCESSES - ok} refused/v${version}`)
       } finally {
         await db.drop()
