@@ -1,11 +1,11 @@
 // Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection, text-row query and
 // prepared-statement switch, which all act on the same connections.
-import { createHash } from 'node:crypto'
 import { ErrorCode, isUserEngineError, UserEngineError, ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
 import { optionsObject } from '../../../domain/validation.js'
 import type { SqlDriver, SqlListener, SqlResult, SqlSession } from './driver.js'
 import { type ConnectionTarget, connectError, isConnectionError, noteTarget, sqlState } from './errors.js'
+import { statementName } from './statement-names.js'
 
 /** The part of a `pg` result the driver reads. */
 export interface PgQueryResultLike {
@@ -192,18 +192,6 @@ export function validateNodePostgresOptions(
   return o.connectionString === undefined
     ? { ...prepared, ...timeout }
     : { connectionString: o.connectionString, ...prepared, ...timeout }
-}
-
-// Statement names by SQL text. The store's statements are a fixed set of constants, so the map stays small;
-// a name is a digest of the text, the same on every connection and in every process.
-const statementNames = new Map<string, string>()
-function statementName(sql: string): string {
-  let name = statementNames.get(sql)
-  if (name === undefined) {
-    name = `ue_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`
-    statementNames.set(sql, name)
-  }
-  return name
 }
 
 const env = (name: string): string | undefined => {

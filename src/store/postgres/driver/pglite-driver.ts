@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { ErrorCode, UserEngineError, ValidationError } from '../../../domain/errors.js'
@@ -6,6 +5,7 @@ import { importOptional } from '../../../domain/optional-import.js'
 import { acquireLock, type HeldLock, PGLITE_LOCK_FILE } from './data-dir-lock.js'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
 import { errnoCode, fsFailure } from './fs-failure.js'
+import { statementName } from './statement-names.js'
 
 /** The part of a PGlite instance the driver uses, typed structurally so the package stays optional. */
 export interface PGliteLike {
@@ -146,8 +146,8 @@ export async function createPgliteDriver(options: PgliteDriverOptions = {}): Pro
 
 /**
  * `queryText` on PGlite: `query` parses and plans every statement again (PGlite has no prepared-statement API),
- * which for findSession's join costs more than running it. This sends Parse once per statement (named by a
- * digest of its text, so drivers sharing one instance agree), then Bind, Execute and Sync, through PGlite's
+ * which for findSession's join costs more than running it. This sends Parse once per statement (named by
+ * `statementName`, so drivers sharing one instance agree), then Bind, Execute and Sync, through PGlite's
  * wire-protocol entry under its lock. Undefined when the instance or the package offers no such entry.
  */
 async function preparedTextQuery(
@@ -163,7 +163,6 @@ async function preparedTextQuery(
   }
   const locked = <T>(fn: () => Promise<T>) => runExclusive.call(db, fn) as Promise<T>
   const parsed = new Set<string>()
-  const names = new Map<string, string>()
   const send = async (name: string, sql: string, params: readonly string[], parse: boolean) => {
     const parts = [
       ...(parse ? [serialize.parse({ name, text: sql, types: [] })] : []),
@@ -186,11 +185,7 @@ async function preparedTextQuery(
   }
   return (sql, params) =>
     locked(async () => {
-      let name = names.get(sql)
-      if (name === undefined) {
-        name = `ue_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`
-        names.set(sql, name)
-      }
+      const name = statementName(sql)
       const parse = !parsed.has(name)
       try {
         return await send(name, sql, params, parse)
