@@ -104,9 +104,9 @@ export class Params {
 
 // An identifier value in code-point order: the expression of user_engine_identifier_prefix_idx (0008).
 const valueC = (alias: string) => `(${alias}.payload->>'value') COLLATE "C"`
-const USER_COLUMNS = ROW.split(', ')
-  .map((c) => `u.${c}`)
-  .join(', ')
+// ROW's columns, each written by `column`: qualified by a table alias, or a NULL in its place.
+const rowColumns = (column: (name: string) => string) => ROW.split(', ').map(column).join(', ')
+const USER_COLUMNS = rowColumns((c) => `u.${c}`)
 // A listed user's identifiers as text: a line per identifier, `<user id> <id> <kind> <verified> <value as JSON>`
 // (ids and kinds hold no space; JSON escapes any newline), unordered (the store sorts each user's two or three).
 // string_agg of text costs the server less than json_agg of arrays, and splitting it costs the client less than
@@ -122,12 +122,8 @@ const IDENTIFIERS_OF_U = `(SELECT ${IDENTIFIER_LINES}
     FROM user_engine_records x
     WHERE x.tenant_id = u.tenant_id AND x.user_id = u.record_id COLLATE "default"
       AND x.record_type = 'identifier') AS identifiers`
-const PAGE_COLUMNS = ROW.split(', ')
-  .map((c) => `p.${c}`)
-  .join(', ')
-const NO_ROW = ROW.split(', ')
-  .map(() => 'NULL')
-  .join(', ')
+const PAGE_COLUMNS = rowColumns((c) => `p.${c}`)
+const NO_ROW = rowColumns(() => 'NULL')
 
 /**
  * A value the planner cannot see: `(SELECT $n::type)` is an InitPlan, so a custom plan estimates the statement
