@@ -4,9 +4,10 @@
 // test/faults/ (minutes of broker outages and cluster kills) runs only when a filter names it:
 // `npm run test:faults` is `node scripts/run-tests.mjs test/faults/`.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { buildSync } from 'esbuild'
 
 const filters = process.argv.slice(2)
 const files = readdirSync('test', { recursive: true })
@@ -21,8 +22,38 @@ if (files.length === 0) {
 }
 // PGlite images built by the first file that needs one and loaded by the others (test/support/images.ts).
 const images = mkdtempSync(join(tmpdir(), 'user-engine-test-images-'))
+// The CLI bundled once (its packages left external), for the tests that spawn it (test/cli/run-cli.ts):
+// plain node starts it with a fifth of tsx's CPU. It lies under node_modules/.cache, so it finds the
+// packages and migrations/ from there as the built package does.
+mkdirSync(join('node_modules', '.cache'), { recursive: true })
+const cli = mkdtempSync(join('node_modules', '.cache', 'user-engine-test-cli-'))
+// The longest files start first, so two short ones, not one long one, end the run.
+const LONGEST_FIRST = [
+  'test/engine/',
+  'test/conformance/broken-stores',
+  'test/conformance/harness-on-p',
+  'test/package/',
+  'test/pooler/migrate',
+  'test/cli/',
+  'test/migrations/upgrade',
+  'test/postgres/pglite-guard',
+]
+const rank = (f) => {
+  const i = LONGEST_FIRST.findIndex((prefix) => f.replaceAll('\\', '/').startsWith(prefix))
+  return i === -1 ? LONGEST_FIRST.length : i
+}
+files.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
 let result
 try {
+  buildSync({
+    entryPoints: ['src/cli/bin.ts'],
+    outfile: join(cli, 'bin.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    packages: 'external',
+    logLevel: 'warning',
+  })
   result = spawnSync(
     process.execPath,
     [
@@ -34,10 +65,15 @@ try {
     ],
     {
       stdio: 'inherit',
-      env: { ...process.env, USER_ENGINE_TEST_IMAGES: images },
+      env: {
+        ...process.env,
+        USER_ENGINE_TEST_IMAGES: images,
+        USER_ENGINE_TEST_CLI: join(process.cwd(), cli, 'bin.mjs'),
+      },
     },
   )
 } finally {
   rmSync(images, { recursive: true, force: true })
+  rmSync(cli, { recursive: true, force: true })
 }
 process.exit(result.status ?? 1)

@@ -11,7 +11,7 @@ import type { UserEngineStore } from '../../src/store/store.js'
 import { codeFor, FAST_HASHING, T0 } from '../engine/support.js'
 import { ADAPTERS } from '../support/adapters.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
-import { runCli } from './run-cli.js'
+import { cliCommand, runCli } from './run-cli.js'
 
 const K1 = generateKey()
 const K2 = generateKey()
@@ -167,17 +167,7 @@ describe('keys reseal resumes after a kill (spawned, server)', { skip: serverSki
         (resolve, reject) => {
           const child = spawn(
             process.execPath,
-            [
-              '--import',
-              'tsx',
-              'src/cli/bin.ts',
-              'keys',
-              'reseal',
-              '--database-url',
-              db.url,
-              '--batch-size',
-              '1',
-            ],
+            cliCommand('keys', 'reseal', '--database-url', db.url, '--batch-size', '1'),
             { env: { ...process.env, DATABASE_URL: '', ...ROTATED }, stdio: ['ignore', 'ignore', 'pipe'] },
           )
           let stderr = ''

@@ -16,7 +16,7 @@ import {
   postgresSkip,
   type TestDatabase,
 } from '../support/services.js'
-import { runCli } from './run-cli.js'
+import { cliCommand, runCli } from './run-cli.js'
 
 const skip = (await postgresSkip()) || (await natsSkip())
 
@@ -92,10 +92,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
     streams.push(stream)
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/bin.ts',
+      cliCommand(
         'relay',
         '--database-url',
         db.url,
@@ -105,7 +102,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
         stream,
         '--subject-prefix',
         `ue-cli-term-${run}`,
-      ],
+      ),
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     let stderr = ''

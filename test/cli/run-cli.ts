@@ -30,6 +30,16 @@ export async function runCli(args: readonly string[], env: Record<string, string
   return { code, stdout, stderr }
 }
 
+/**
+ * How to start the bin in a child process: the bundle scripts/run-tests.mjs built for this run
+ * (USER_ENGINE_TEST_CLI: plain node, a fifth of tsx's start-up), else the source through tsx (a file run by
+ * hand). Arguments for `process.execPath`.
+ */
+export function cliCommand(...args: readonly string[]): string[] {
+  const bundled = process.env.USER_ENGINE_TEST_CLI
+  return [...(bundled ? [bundled] : ['--import', 'tsx', 'src/cli/bin.ts']), ...args]
+}
+
 /** Runs the command as a user would: the bin in a child process (the smoke tests: exit codes, signals). */
 export function spawnCli(
   args: readonly string[],
@@ -37,7 +47,7 @@ export function spawnCli(
   timeoutMs = 120_000,
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], {
+    const child = spawn(process.execPath, cliCommand(...args), {
       env: { ...process.env, DATABASE_URL: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

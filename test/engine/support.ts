@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { TOTP, URI } from 'otpauth'
 import {
   createKeyring,
@@ -165,7 +165,7 @@ async function describeEachAdapter(title: string, body: (adapter: Adapter) => vo
 
 /**
  * Registers `body` once per shipped store; `fresh()` gives a migrated store over a database of its own
- * (PGlite from an image, the server from a template), released when the block ends. For tests that count
+ * (PGlite from an image, the server from a template), released when its test ends. For tests that count
  * what is stored (diagnostics), where a shared database would hold other tests' records.
  */
 export async function forEachFreshStore(
@@ -174,7 +174,7 @@ export async function forEachFreshStore(
 ): Promise<void> {
   await describeEachAdapter(title, (adapter) => {
     const releases: (() => Promise<void>)[] = []
-    after(async () => {
+    afterEach(async () => {
       await Promise.all(releases.splice(0).map((release) => release()))
     })
     body(async () => {

@@ -9,7 +9,7 @@ import {
 } from '../../src/store/postgres/postgres-store.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UserEngineStore } from '../../src/store/store.js'
-import { openPgliteImage } from './images.js'
+import { openPgliteImage, releasePgliteImage } from './images.js'
 import { createTestDatabase, postgresSkip } from './services.js'
 
 /**
@@ -112,7 +112,8 @@ const pglite: SqlAdapter = {
       },
       async drop() {
         for (const s of stores) await s.close().catch(() => {})
-        await db.close()
+        // Emptied back to its image and reused by the next database of this version, if its catalog allows.
+        await releasePgliteImage(db, schemaVersion)
       },
     }
   },

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { openPgliteImage, setPgliteImageCache } from '../../src/store/postgres/pglite-images.js'
+import { after } from 'node:test'
+import {
+  closeIdlePgliteImages,
+  openPgliteImage,
+  releasePgliteImage,
+  setPgliteImageCache,
+} from '../../src/store/postgres/pglite-images.js'
 
 /**
  * PGlite images for the tests, shared across the test files of one run: scripts/run-tests.mjs names a
@@ -31,4 +37,7 @@ if (IMAGE_DIR) {
   })
 }
 
-export { openPgliteImage }
+// Databases released by the file's tests close when the file ends, not a second later.
+after(closeIdlePgliteImages)
+
+export { openPgliteImage, releasePgliteImage }

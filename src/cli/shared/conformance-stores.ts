@@ -195,13 +195,15 @@ async function pooledDatabaseStores(pooledUrl: string, directUrl: string): Promi
 }
 
 async function pgliteStores(): Promise<ConformanceStores> {
-  const [{ openPgliteImage }, { createPgliteDriver, PostgresUserEngineStore }] = await Promise.all([
+  const [
+    { closeIdlePgliteImages, openPgliteImage, releasePgliteImage },
+    { createPgliteDriver, PostgresUserEngineStore },
+  ] = await Promise.all([
     import('../../store/postgres/pglite-images.js'),
     import('../../store/postgres/pglite.js'),
   ])
-  const owned = new Map<UserEngineStore, PgliteInstance>()
-  // Stores reopened over an owned database: closed, never the database itself (its owner closes it).
-  const reopened = new Map<UserEngineStore, PgliteInstance>()
+  // Each store over a database of its own, and that database (reopened stores share their owner's).
+  const databases = new Map<UserEngineStore, PgliteInstance>()
   // Cases that do not need a database of their own share one (each uses its own tenant), already migrated.
   let shared: Promise<PgliteInstance> | undefined
   const open = async (ctx: FactoryContext) => {
@@ -212,17 +214,18 @@ async function pgliteStores(): Promise<ConformanceStores> {
     // Initdb ran once, for the image; a database of its own is never migrated, as the harness asks.
     const db = await openPgliteImage(0)
     const store = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
-    owned.set(store, db)
+    databases.set(store, db)
     return store
   }
   const destroy = async (store: UserEngineStore) => {
     await store.close()
-    reopened.delete(store)
-    await owned.get(store)?.close()
-    owned.delete(store)
+    const db = databases.get(store)
+    databases.delete(store)
+    // With its last store closed, the database goes back to version 0 for the next case that needs one.
+    if (db && ![...databases.values()].includes(db)) await releasePgliteImage(db, 0)
   }
   const databaseOf = (store: UserEngineStore): PgliteInstance => {
-    const db = owned.get(store) ?? reopened.get(store)
+    const db = databases.get(store)
     if (!db)
       throw new ValidationError(
         'plantSchemaVersion and reopenStore take a store over a database of its own',
@@ -231,7 +234,8 @@ async function pgliteStores(): Promise<ConformanceStores> {
     return db
   }
   return {
-    description: 'embedded PGlite: a fresh in-memory database per case that needs one, else one shared',
+    description:
+      'embedded PGlite: an in-memory database of its own per case that needs one (emptied back to version 0 and checked before the next case reuses it), else one shared',
     createStore: open,
     destroyStore: destroy,
     plantSchemaVersion: async (store, row) => {
@@ -240,12 +244,13 @@ async function pgliteStores(): Promise<ConformanceStores> {
     reopenStore: async (store) => {
       const db = databaseOf(store)
       const again = await PostgresUserEngineStore.open(await createPgliteDriver({ db }))
-      reopened.set(again, db)
+      databases.set(again, db)
       return again
     },
     dispose: async () => {
-      await Promise.all([...owned.keys()].map(destroy))
+      await Promise.all([...databases.keys()].map(destroy))
       await (await shared)?.close()
+      await closeIdlePgliteImages()
     },
   }
 }
