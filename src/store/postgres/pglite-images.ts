@@ -27,8 +27,10 @@ const images = new Map<number, Promise<PgliteImage>>()
  * once per run instead of once per test file. `name` changes with the migrations an image holds.
  */
 export interface PgliteImageCache {
+  /** The image, or undefined: the caller builds it and then calls `set`, or `abandon` if the build failed. */
   get(name: string): Promise<PgliteImage | undefined>
   set(name: string, image: PgliteImage): Promise<void>
+  abandon?(name: string): Promise<void>
 }
 
 let cache: PgliteImageCache | undefined
@@ -98,7 +100,13 @@ async function cachedOrBuilt(schemaVersion: number): Promise<PgliteImage> {
   const name = imageName(schemaVersion)
   const kept = await cache?.get(name)
   if (kept !== undefined) return kept
-  const image = await build(schemaVersion)
+  let image: PgliteImage
+  try {
+    image = await build(schemaVersion)
+  } catch (error) {
+    await cache?.abandon?.(name)
+    throw error
+  }
   await cache?.set(name, image)
   return image
 }
