@@ -27,22 +27,6 @@ const images = mkdtempSync(join(tmpdir(), 'user-engine-test-images-'))
 // packages and migrations/ from there as the built package does.
 mkdirSync(join('node_modules', '.cache'), { recursive: true })
 const cli = mkdtempSync(join('node_modules', '.cache', 'user-engine-test-cli-'))
-// The longest files start first, so two short ones, not one long one, end the run.
-const LONGEST_FIRST = [
-  'test/engine/',
-  'test/conformance/broken-stores',
-  'test/conformance/harness-on-p',
-  'test/package/',
-  'test/pooler/migrate',
-  'test/cli/',
-  'test/migrations/upgrade',
-  'test/postgres/pglite-guard',
-]
-const rank = (f) => {
-  const i = LONGEST_FIRST.findIndex((prefix) => f.replaceAll('\\', '/').startsWith(prefix))
-  return i === -1 ? LONGEST_FIRST.length : i
-}
-files.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
 let result
 try {
   buildSync({
