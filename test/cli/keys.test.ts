@@ -10,6 +10,7 @@ import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 import { codeFor, FAST_HASHING, T0 } from '../engine/support.js'
 import { ADAPTERS } from '../support/adapters.js'
+import { dataDirFromImage } from '../support/images.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
 import { cliCommand, runCli } from './run-cli.js'
 
@@ -72,7 +73,8 @@ describe('keys status and keys reseal (in process, PGlite)', () => {
   test('status counts seeds per key; reseal in bounded batches resumes and ends at 0 under the old key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ue-keys-'))
     dirs.push(dir)
-    const url = `pglite:${dir}`
+    // Migrated from the image: these tests are about keys, not initdb.
+    const url = `pglite:${await dataDirFromImage(join(dir, 'db'))}`
     const { t, users } = await seed(url, 5)
 
     const diagnostics = await runCli(['diagnostics', '--database-url', url])
@@ -133,7 +135,8 @@ describe('purge (in process)', () => {
   test('deletes expired sessions and tokens once and reports counts; --interval is checked', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ue-purge-'))
     dirs.push(dir)
-    const url = `pglite:${dir}`
+    // Migrated from the image: these tests are about keys, not initdb.
+    const url = `pglite:${await dataDirFromImage(join(dir, 'db'))}`
     await withEngine(url, async (engine) => {
       const t = (await engine.createTenant('Purge')).id
       for (const email of ['a@example.com', 'b@example.com']) {

@@ -9,6 +9,7 @@ import { UsageError } from '../../src/cli/shared/usage-error.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import { createPgliteStore } from '../../src/store/postgres/pglite.js'
 import { commitEvents } from '../outbox/helpers.js'
+import { dataDirFromImage } from '../support/images.js'
 import { createTestDatabase, NATS_URL, natsSkip, postgresSkip } from '../support/services.js'
 import { runCli, spawnCli } from './run-cli.js'
 
@@ -66,7 +67,8 @@ describe('relay settings from flags and USER_ENGINE_RELAY_* variables', () => {
 describe('outbox list (PGlite data directory)', () => {
   test('finds dead and pending events by user, pages them, never prints payloads; retry takes the listed id', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ue-outbox-list-'))
-    const url = `pglite:${join(dir, 'data')}`
+    // Migrated from the image: this test is about the outbox commands, not initdb.
+    const url = `pglite:${await dataDirFromImage(join(dir, 'data'))}`
     let deadId: string
     try {
       const store = await createPgliteStore({ dataDir: join(dir, 'data') })

@@ -9,6 +9,7 @@ import {
   releasePgliteImage,
   setPgliteImageCache,
 } from '../../src/store/postgres/pglite-images.js'
+import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 
 /**
  * PGlite images for the tests, shared across the test files of one run: scripts/run-tests.mjs names a
@@ -77,6 +78,16 @@ if (IMAGE_DIR) {
       await unlink(lock(name)).catch(() => undefined)
     },
   })
+}
+
+/**
+ * Writes a data directory at `dir` holding a database at `schemaVersion` (default the latest) from its image,
+ * for tests of a store over a directory that are not about initdb (which takes seconds of CPU).
+ */
+export async function dataDirFromImage(dir: string, schemaVersion = LATEST_SCHEMA_VERSION): Promise<string> {
+  const db = await openPgliteImage(schemaVersion, dir)
+  await db.close()
+  return dir
 }
 
 // Databases released by the file's tests close when the file ends, not a second later.
