@@ -87,7 +87,7 @@ describe('PGlite images: a released database is emptied back to its image and re
   })
 
   test('releases at once keep at most two per version and close the rest', async () => {
-    const dbs = await Promise.all(Array.from({ length: 5 }, () => openPgliteImage(LATEST_SCHEMA_VERSION)))
+    const dbs = await Promise.all(Array.from({ length: 3 }, () => openPgliteImage(LATEST_SCHEMA_VERSION)))
     await Promise.all(dbs.map((db) => releasePgliteImage(db, LATEST_SCHEMA_VERSION)))
     assert.equal(dbs.filter((db) => !db.closed).length, 2)
     const taken = [await openPgliteImage(LATEST_SCHEMA_VERSION), await openPgliteImage(LATEST_SCHEMA_VERSION)]
