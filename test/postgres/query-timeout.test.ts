@@ -237,7 +237,9 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     assert.ok(ms >= TIMEOUT_MS - 50, `failed after ${ms} ms, before the bound`)
     assert.ok(ms < WITHIN_MS, `a read took ${Math.round(ms)} ms on a frozen server (bound ${TIMEOUT_MS} ms)`)
     assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${proxy.port}`))
+    assert.match(e.message, new RegExp(`did not answer within ${TIMEOUT_MS} ms \\(.*queryTimeoutMs\\)`))
     assert.equal(e.details?.port, String(proxy.port))
+    assert.equal(e.details?.timeoutMs, TIMEOUT_MS)
     assert.doesNotMatch(JSON.stringify({ message: e.message, details: e.details }), /postgres:\/\/|password/i)
 
     proxy.unfreeze()
@@ -258,9 +260,10 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     const email = 'frozen-commit@example.com'
     const { error, ms } = await settleWithin(engine.registerUser(tenantId, { email }), WITHIN_MS * 3)
     assert.ok(error !== undefined, 'a registration on a frozen server succeeded')
-    const e = error as { code?: string; message: string }
+    const e = error as { code?: string; message: string; details?: Record<string, unknown> }
     assert.equal(e.code, 'STORE_UNAVAILABLE', e.message)
-    assert.match(e.message, /may or may not have been applied/)
+    assert.match(e.message, new RegExp(`did not answer within ${TIMEOUT_MS} ms .*may or may not have been applied`))
+    assert.equal(e.details?.timeoutMs, TIMEOUT_MS)
     assert.ok(ms < WITHIN_MS, `a registration took ${Math.round(ms)} ms on a frozen server`)
     // A resend would sit on a pooled connection, held by the freeze: unfrozen, it would be counted.
     await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS))
@@ -296,7 +299,7 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     for (const outcome of outcomes) {
       const e = outcome as { code?: string; message?: string } | null
       assert.equal(e?.code, 'STORE_UNAVAILABLE', String(e?.message))
-      assert.match(String(e?.message), /may or may not have been applied/)
+      assert.match(String(e?.message), /did not answer within \d+ ms .*may or may not have been applied/)
     }
     await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS))
     proxy.unfreeze()

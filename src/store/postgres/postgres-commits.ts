@@ -13,7 +13,13 @@ import {
 import { shownId } from '../../domain/ids.js'
 import type { CommitPlan } from '../commit-plan.js'
 import type { SqlDriver } from './driver/driver.js'
-import { isConnectionError, sanitizeDatabaseError, sqlState, toStoreError } from './driver/errors.js'
+import {
+  answerTimeoutOf,
+  isConnectionError,
+  sanitizeDatabaseError,
+  sqlState,
+  toStoreError,
+} from './driver/errors.js'
 import { GroupCommitter } from './group-commit.js'
 import { SQL } from './sql.js'
 
@@ -242,10 +248,13 @@ function commitError(plan: CommitPlan, error: unknown): unknown {
     )
   }
   if (isConnectionError(error)) {
+    const timeoutMs = answerTimeoutOf(error)
     return new UserEngineError(
       ErrorCode.STORE_UNAVAILABLE,
-      'the database is unavailable; the commit may or may not have been applied',
-      { cause },
+      timeoutMs === undefined
+        ? 'the database is unavailable; the commit may or may not have been applied'
+        : `the database did not answer within ${timeoutMs} ms (queryTimeoutMs); the commit may or may not have been applied`,
+      { cause, ...(timeoutMs === undefined ? {} : { details: { timeoutMs } }) },
     )
   }
   return toStoreError(error, 'commit')

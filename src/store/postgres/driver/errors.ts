@@ -223,6 +223,12 @@ export function connectError(error: unknown, target: ConnectionTarget): unknown 
   return error
 }
 
+/** The bound whose wait ran out, when a statement failed for want of an answer (the driver's queryTimeoutMs). */
+export function answerTimeoutOf(error: unknown): number | undefined {
+  const ms = (error as { queryTimeoutMs?: unknown } | null)?.queryTimeoutMs
+  return typeof ms === 'number' ? ms : undefined
+}
+
 /**
  * Turns a driver error into what the library throws: connection trouble becomes STORE_UNAVAILABLE, any
  * other database error its sanitized form. Errors that are not from the driver (bugs) pass unchanged.
@@ -233,9 +239,18 @@ export function toStoreError(error: unknown, what: string): unknown {
   if (isConnectionError(error) || isRefusal(state, messageOf(error))) {
     const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
     const at = target === undefined ? '' : ` at ${describeTarget(target)}`
+    const timeoutMs = answerTimeoutOf(error)
     const details = {
       ...(target === undefined ? {} : { host: target.host, port: target.port }),
       ...(state === null ? {} : { sqlState: state }),
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    }
+    if (timeoutMs !== undefined) {
+      return new UserEngineError(
+        ErrorCode.STORE_UNAVAILABLE,
+        `the database${at} did not answer within ${timeoutMs} ms (${what}; queryTimeoutMs); the connection was closed`,
+        { cause: sanitizeDatabaseError(error), details },
+      )
     }
     // The server's (or pooler's) own words, which for these states name no value: what the operator needs.
     const said =

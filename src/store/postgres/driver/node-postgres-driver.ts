@@ -263,11 +263,14 @@ const KEEPALIVE_DELAY_MS = 10_000
 // Connections closed because a statement got no answer in time: never returned to the pool.
 const timedOut = new WeakSet<object>()
 
-/** What a statement without an answer in time fails with: a connection error (ETIMEDOUT) to every mapper. */
+/**
+ * What a statement without an answer in time fails with: a connection error (ETIMEDOUT) to every mapper,
+ * carrying the bound so the typed error can say which wait ran out (`answerTimeoutOf`).
+ */
 function queryTimeoutError(ms: number): Error {
   return Object.assign(
     new Error(`the server did not answer within ${ms} ms (queryTimeoutMs); the connection was closed`),
-    { code: 'ETIMEDOUT' },
+    { code: 'ETIMEDOUT', queryTimeoutMs: ms },
   )
 }
 
