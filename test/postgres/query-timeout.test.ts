@@ -262,7 +262,10 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     assert.ok(error !== undefined, 'a registration on a frozen server succeeded')
     const e = error as { code?: string; message: string; details?: Record<string, unknown> }
     assert.equal(e.code, 'STORE_UNAVAILABLE', e.message)
-    assert.match(e.message, new RegExp(`did not answer within ${TIMEOUT_MS} ms .*may or may not have been applied`))
+    assert.match(
+      e.message,
+      new RegExp(`did not answer within ${TIMEOUT_MS} ms .*may or may not have been applied`),
+    )
     assert.equal(e.details?.timeoutMs, TIMEOUT_MS)
     assert.ok(ms < WITHIN_MS, `a registration took ${Math.round(ms)} ms on a frozen server`)
     // A resend would sit on a pooled connection, held by the freeze: unfrozen, it would be counted.
