@@ -11,6 +11,7 @@ import { RELAY_OPTIONS, relayCommand } from './commands/relay.js'
 import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
+import { queryTimeoutFlag } from './shared/flags.js'
 import { openStore, parseStoreLocation, redactUrl, resolveDatabaseUrl } from './shared/open-store.js'
 import { type CliIo, createOutput, type Output, processIo } from './shared/output.js'
 import { UsageError } from './shared/usage-error.js'
@@ -46,6 +47,8 @@ const USAGE = `usage: user-engine <command> [options]
 URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
      default: $DATABASE_URL, else pglite:./.user-engine/data; migrate, status, plan and conformance
      prefer $USER_ENGINE_MIGRATION_URL (a direct connection: not through a transaction-mode pooler)
+     --query-timeout DURATION|off (or $USER_ENGINE_QUERY_TIMEOUT): on postgres:// URLs, how long each
+     statement may wait for an answer before it fails (default 30s; commands that open a store)
 exit: 0 ok, 1 failure, 2 usage, 3 pending migrations, 4 schema drift or database newer than code`
 
 type StoreCommand = (ctx: CommandContext) => Promise<ExitCode>
@@ -73,11 +76,21 @@ function withStore(
   purpose: 'service' | 'schema' = 'service',
 ): CommandSpec {
   return {
-    options,
+    options: { ...options, 'query-timeout': { type: 'string' } },
     positionals,
     async run({ flags, positionals: args, out, io }) {
       const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, purpose)
-      const store = await openStore(parseStoreLocation(databaseUrl))
+      const location = parseStoreLocation(databaseUrl)
+      const flag = flags['query-timeout'] as string | undefined
+      // The flag on a store without a server is a mistake; the variable, set for a whole deployment, is not.
+      if (flag !== undefined && location.kind !== 'postgres') {
+        throw new UsageError('--query-timeout applies to postgres:// and postgresql:// URLs only')
+      }
+      const queryTimeoutMs = queryTimeoutFlag(
+        flag ?? (io.env.USER_ENGINE_QUERY_TIMEOUT || undefined),
+        flag === undefined ? 'USER_ENGINE_QUERY_TIMEOUT' : '--query-timeout',
+      )
+      const store = await openStore(location, { queryTimeoutMs })
       try {
         return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
       } finally {

@@ -23,6 +23,15 @@ export function durationFlag(value: unknown, name: string): number | undefined {
 }
 
 /**
+ * `--query-timeout` (or USER_ENGINE_QUERY_TIMEOUT): a duration, or `off`/`0` for none; undefined when absent
+ * (the store's default then applies).
+ */
+export function queryTimeoutFlag(value: unknown, name: string): number | undefined {
+  if (value === 'off' || value === '0') return 0
+  return durationFlag(value, name)
+}
+
+/**
  * Runs `work` with a signal that SIGINT or SIGTERM aborts (the work then finishes what it has in flight and
  * returns), and removes the handlers afterwards.
  */

@@ -68,21 +68,36 @@ export function redactUrl(url: string): string {
     .join(',')
 }
 
+/** How the CLI opens a store beyond its location. */
+export interface OpenStoreOptions {
+  /** The bound on each statement's wait on a PostgreSQL server (0: none); the driver's default when absent. */
+  readonly queryTimeoutMs?: number | undefined
+}
+
 /** A driver for a SQL location. Postgres modules load lazily so `memory:` needs neither driver package. */
-async function openDriver(location: Exclude<StoreLocation, { kind: 'memory' }>): Promise<SqlDriver> {
+async function openDriver(
+  location: Exclude<StoreLocation, { kind: 'memory' }>,
+  { queryTimeoutMs }: OpenStoreOptions = {},
+): Promise<SqlDriver> {
   if (location.kind === 'pglite') {
     const { createPgliteDriver } = await import('../../store/postgres/driver/pglite-driver.js')
     return createPgliteDriver(location.dataDir === undefined ? {} : { dataDir: location.dataDir })
   }
   const { createNodePostgresDriver } = await import('../../store/postgres/driver/node-postgres-driver.js')
-  return createNodePostgresDriver({ connectionString: location.connectionString })
+  return createNodePostgresDriver({
+    connectionString: location.connectionString,
+    ...(queryTimeoutMs === undefined ? {} : { queryTimeoutMs }),
+  })
 }
 
 /** Opens the store a location names (refusing drift and a newer schema, as every store open does). */
-export async function openStore(location: StoreLocation): Promise<UserEngineStore> {
+export async function openStore(
+  location: StoreLocation,
+  options: OpenStoreOptions = {},
+): Promise<UserEngineStore> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore()
   const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
-  return PostgresUserEngineStore.open(await openDriver(location))
+  return PostgresUserEngineStore.open(await openDriver(location, options))
 }
 
 /**
