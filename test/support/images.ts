@@ -54,7 +54,7 @@ if (IMAGE_DIR) {
         try {
           await writeFile(lock(name), String(process.pid), { flag: 'wx' })
           // Built meanwhile by the holder of a lock that was just removed: nothing to build.
-          return (await read(name)) ?? undefined
+          return await read(name)
         } catch (error) {
           if ((error as { code?: string }).code !== 'EEXIST') throw error
         }

@@ -185,6 +185,8 @@ const idle = new Map<number, PgliteInstance[]>()
  * ends it at once.
  */
 const IDLE_MS = 1000
+/** The timer that closes each released database left waiting too long. */
+const closing = new Map<PgliteInstance, ReturnType<typeof setTimeout>>()
 /** Each version's catalog as its image has it (`catalogOf`). */
 const pristine = new Map<number, string>()
 /** Databases kept per version: a test file or a conformance run holds one or two at a time. */
@@ -262,27 +264,25 @@ const DROP_ALL = `
   DO $$
   DECLARE r record;
   BEGIN
-    FOR r IN SELECT c.oid::regclass AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    -- Tables first (their views, identities and partitions go with them), then what is left. By name, not oid:
+    -- IF EXISTS then also covers an object an earlier CASCADE took along.
+    FOR r IN SELECT kind, name FROM (
+      SELECT 1 AS rank, CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+          WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
+          format('%I.%I', n.nspname, c.relname) AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      UNION ALL
+      SELECT 2, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+          format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+      UNION ALL
+      SELECT 3, 'TYPE', format('%I.%I', n.nspname, t.typname)
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = 'public' AND t.typrelid = 0 AND t.typelem = 0
+    ) objects ORDER BY rank, kind = 'SEQUENCE'
     LOOP
-      EXECUTE format('DROP %s IF EXISTS %s CASCADE',
-        CASE (SELECT relkind FROM pg_class WHERE oid = r.t) WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-          WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.t);
-    END LOOP;
-    FOR r IN SELECT c.oid::regclass AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relkind = 'S'
-    LOOP
-      EXECUTE format('DROP SEQUENCE IF EXISTS %s CASCADE', r.t);
-    END LOOP;
-    FOR r IN SELECT p.oid::regprocedure AS f, p.prokind FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE n.nspname = 'public'
-    LOOP
-      EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.f);
-    END LOOP;
-    FOR r IN SELECT t.oid::regtype AS t FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-      WHERE n.nspname = 'public' AND t.typrelid = 0 AND t.typelem = 0
-    LOOP
-      EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', r.t);
+      EXECUTE format('DROP %s IF EXISTS %s CASCADE', r.kind, r.name);
     END LOOP;
   END $$`
 
@@ -318,8 +318,6 @@ export async function releasePgliteImage(db: PgliteInstance, schemaVersion: numb
   timer.unref()
   closing.set(db, timer)
 }
-
-const closing = new Map<PgliteInstance, ReturnType<typeof setTimeout>>()
 
 async function closeIdle(db: PgliteInstance, schemaVersion: number): Promise<void> {
   clearTimeout(closing.get(db))

@@ -245,13 +245,6 @@ export function toStoreError(error: unknown, what: string): unknown {
       ...(state === null ? {} : { sqlState: state }),
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
     }
-    if (timeoutMs !== undefined) {
-      return new UserEngineError(
-        ErrorCode.STORE_UNAVAILABLE,
-        `the database${at} did not answer within ${timeoutMs} ms (${what}; queryTimeoutMs); the connection was closed`,
-        { cause: sanitizeDatabaseError(error), details },
-      )
-    }
     // The server's (or pooler's) own words, which for these states name no value: what the operator needs.
     const said =
       state === null
@@ -267,7 +260,9 @@ export function toStoreError(error: unknown, what: string): unknown {
     }
     return new UserEngineError(
       ErrorCode.STORE_UNAVAILABLE,
-      `the database${at} is unavailable (${what})${said}`,
+      timeoutMs === undefined
+        ? `the database${at} is unavailable (${what})${said}`
+        : `the database${at} did not answer within ${timeoutMs} ms (${what}; queryTimeoutMs); the connection was closed`,
       {
         cause: sanitizeDatabaseError(error),
         ...(Object.keys(details).length === 0 ? {} : { details }),
