@@ -155,12 +155,10 @@ export async function listUsers(
     ...(identifierPrefix ? { identifierPrefix } : {}),
     ...(include.length > 0 ? { includeIdentifiers: true } : {}),
   }
-  // The tenant read runs beside the page: an unknown tenant lists nothing, and is then NOT_FOUND.
-  const [tenant, page] = await Promise.all([
-    ctx.store.getTenant(tenantId),
-    ctx.store.listUsers(tenantId, query),
-  ])
-  if (!tenant) throw tenantNotFound(tenantId)
+  // Users exist only under a registered tenant, and a tenant is never deleted: a page with users proves the
+  // tenant, so the tenant is read only for an empty page (an unknown tenant lists nothing, and is NOT_FOUND).
+  const page = await ctx.store.listUsers(tenantId, query)
+  if (page.items.length === 0 && !(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
   return page
 }
 
@@ -177,10 +175,8 @@ export async function countUsers(
     ...(o.status === undefined ? {} : { status: o.status as UserStatus }),
     ...(identifierPrefix ? { identifierPrefix } : {}),
   }
-  const [tenant, count] = await Promise.all([
-    ctx.store.getTenant(tenantId),
-    ctx.store.countUsers(tenantId, query),
-  ])
-  if (!tenant) throw tenantNotFound(tenantId)
+  // As in listUsers: a count above zero proves the tenant.
+  const count = await ctx.store.countUsers(tenantId, query)
+  if (count === 0 && !(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
   return count
 }

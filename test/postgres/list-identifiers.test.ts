@@ -4,8 +4,9 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { openStore } from '../../src/cli/shared/open-store.js'
 import { encodeCursor } from '../../src/domain/cursor.js'
+import type { SqlDriver } from '../../src/store/postgres/driver/driver.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
-import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
+import { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import { listUsersStatement } from '../../src/store/postgres/sql.js'
 import type { ListedIdentifier } from '../../src/store/store.js'
 import { SQL_ADAPTERS } from '../support/adapters.js'
@@ -175,6 +176,25 @@ for (const adapter of SQL_ADAPTERS) {
 
     test('every page holds exactly its users identifiers: none, first, last and empty pages, by status', async () => {
       await checkPages(store, users)
+    })
+
+    test('the statement has no ORDER BY over its union: rows in reverse order give the same pages', async () => {
+      // A driver that hands every page with identifiers back reversed (its identifiers row first): the store
+      // must find that row and order the users itself, not trust the executor's order.
+      const driver = store.driver
+      const reversing: SqlDriver = {
+        kind: driver.kind,
+        session: (fn) => driver.session(fn),
+        exec: (sql) => driver.exec(sql),
+        async query<R>(sql: string, params?: readonly unknown[]) {
+          const result = await driver.query<R>(sql, params)
+          return sql.includes('AS identifiers') ? { ...result, rows: [...result.rows].reverse() } : result
+        },
+        close: async () => {},
+      }
+      const reordered = await PostgresUserEngineStore.open(reversing)
+      await checkPages(reordered, users)
+      await reordered.close()
     })
 
     test('EXPLAIN: one scan of user_engine_records_user_idx per page, not one per listed user', async () => {

@@ -15,6 +15,7 @@ import type {
   UserRecord,
 } from '../../domain/records.js'
 import {
+  compareCodePoints,
   type IdentifierPrefix,
   prefixUpperBound,
   validateCountUsersQuery,
@@ -220,6 +221,14 @@ function decodeIdentifiers(text: string | null | undefined): Map<string, ListedI
   return byUser
 }
 
+/** Whether rows are in ascending id order (code-point order, as the page's `ORDER BY record_id` in "C"). */
+function inIdOrder(rows: readonly RecordDbRow[]): boolean {
+  for (let i = 1; i < rows.length; i++) {
+    if (compareCodePoints(rows[i - 1]!.record_id, rows[i]!.record_id) >= 0) return false
+  }
+  return true
+}
+
 const toStoredRow = (r: RecordDbRow): StoredRow => ({
   type: r.record_type,
   id: r.record_id,
@@ -413,12 +422,15 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     const prefix = identifierPrefix && toRange(identifierPrefix)
     const after = cursor === undefined ? null : prefix ? decodeValueCursor(cursor) : decodeIdCursor(cursor)
     const statement = listUsersStatement({ tenantId, limit, after, status, prefix, includeIdentifiers })
-    const rows = await this.#rows<ListedUserDbRow>('listUsers', statement.text, statement.values)
-    // A page by id with identifiers ends with one row of them all, its record columns null (sql.ts).
-    const ofPage =
-      includeIdentifiers && !prefix && rows.at(-1)?.record_type === null
-        ? decodeIdentifiers(rows.pop()!.identifiers)
-        : undefined
+    let rows = await this.#rows<ListedUserDbRow>('listUsers', statement.text, statement.values)
+    // A page by id with identifiers has one more row holding them all, its record columns null (sql.ts). The
+    // statement has no ORDER BY over its union, so the order is checked here rather than assumed.
+    let ofPage: Map<string, ListedIdentifier[]> | undefined
+    if (includeIdentifiers && !prefix) {
+      ofPage = decodeIdentifiers(rows.find((r) => r.record_type === null)?.identifiers)
+      rows = rows.filter((r) => r.record_type !== null)
+      if (!inIdOrder(rows)) rows.sort((x, y) => compareCodePoints(x.record_id, y.record_id))
+    }
     const items = rows.slice(0, limit).map((r): ListedUser => {
       const user = recordCodec.user.fromRow(tenantId, toStoredRow(r))
       if (!includeIdentifiers) return user

