@@ -7,6 +7,7 @@ import { AUDIT_ACTIONS } from './events.js'
 import { acceptRecoveryCode, RECOVERY_CODE_MAX_LENGTH } from './recovery-codes.js'
 import { bufferNewSession, type NewSession } from './sessions.js'
 import { invalidCredentials, secondFactorsOf, throttleKey } from './sign-in.js'
+import { invalidToken } from './token-codec.js'
 import { useToken } from './tokens.js'
 import { acceptTotp, TOTP_MAX_CODE_LENGTH } from './totp.js'
 
@@ -69,16 +70,17 @@ export async function completeSignIn(
     }
     const allowed = Array.isArray(record.data.factors) && record.data.factors.includes(kind)
     const factor = secondFactorsOf(factors).includes(kind) ? factors.find((f) => f.kind === kind) : undefined
-    if (!allowed || !factor) {
-      reject(tx, rejected, user.id, 'no_factor')
-      return { ok: false, userId: user.id, tenantId }
-    }
     const accepted =
-      kind === 'totp'
-        ? acceptTotp(ctx, tx, user.id, factor, code)
-        : acceptRecoveryCode(tx, user.id, factor, code)
-    if (!accepted.ok) {
-      reject(tx, rejected, user.id, accepted.reason, factor.id)
+      !allowed || !factor
+        ? undefined
+        : kind === 'totp'
+          ? acceptTotp(ctx, tx, user.id, factor, code)
+          : acceptRecoveryCode(tx, user.id, factor, code)
+    if (!accepted?.ok) {
+      // A challenge a racing completion consumed is INVALID_TOKEN, not a failed attempt on the user's key.
+      if (!(await use.stillLive())) throw invalidToken()
+      if (accepted) reject(tx, rejected, user.id, accepted.reason, factor?.id)
+      else reject(tx, rejected, user.id, 'no_factor')
       return { ok: false, userId: user.id, tenantId }
     }
     const consumed = use.consume()

@@ -99,6 +99,12 @@ export interface TokenUse {
    * `token.consumed` audit record, and returns its event. Call it once the work will succeed.
    */
   consume(): UserEvent
+  /**
+   * Reads the token again: false once a racing use consumed (or changed) it since this use read it. Reads in
+   * a unit are not one snapshot, so a refusal on the user's proof re-checks first: a loser of a race may have
+   * read the token before the winner's commit and the factor after it (its TOTP step then looks replayed).
+   */
+  stillLive(): Promise<boolean>
 }
 
 /**
@@ -152,6 +158,7 @@ export async function useToken<T>(
         }
         return { type: EVENT_TYPES.tokenConsumed, payload: { userId: user.id, tokenId: record.id, purpose } }
       },
+      stillLive: async () => (await tx.getToken(record.id))?.version === record.version,
     })
   })
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { IssuedToken, NewSession, SignInResult, UserEngine } from '../../src/engine/index.js'
+import { throttleKey } from '../../src/engine/sign-in.js'
+import type { UserEngineStore } from '../../src/store/store.js'
+import type { UnitOfWork } from '../../src/store/unit-of-work.js'
 import { barrier } from '../../src/testing/shared/barrier.js'
 import { codeFor, forEachStore, type Harness, rejectsWith, setup, tracing } from './support.js'
 
@@ -55,6 +58,36 @@ async function race(
     .filter((s): s is PromiseRejectedResult => s.status === 'rejected')
     .map((s) => (s.reason as { code?: string }).code ?? String(s.reason))
   return { ok: settled.length - codes.length, codes }
+}
+
+/**
+ * `store` with each unit's first `listFactors` held until `hold()` resolves: where a racing unit's commit lands
+ * between two reads of one unit. Methods are bound to the store (the Postgres store keeps private fields).
+ */
+function pausingFactorReads(store: UserEngineStore, hold: () => Promise<void>): UserEngineStore {
+  let held = false
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target)
+      if (prop !== 'transaction') return typeof value === 'function' ? value.bind(target) : value
+      return (tenantId: string, fn: (tx: UnitOfWork) => Promise<unknown>) =>
+        target.transaction(tenantId, (tx) =>
+          fn(
+            new Proxy(tx, {
+              get(t, p) {
+                const v = Reflect.get(t, p, t)
+                if (p !== 'listFactors' || held) return typeof v === 'function' ? v.bind(t) : v
+                return async (userId: string) => {
+                  held = true
+                  await hold()
+                  return t.listFactors(userId)
+                }
+              },
+            }),
+          ),
+        )
+    },
+  })
 }
 
 await forEachStore('single-use tokens', ({ store, open }) => {
@@ -286,6 +319,45 @@ await forEachStore('single-use tokens', ({ store, open }) => {
       sequences,
       Array.from({ length: version }, (_, i) => i + 1),
     )
+  })
+
+  test('a completion that read the challenge before a racing one committed and the factor after is INVALID_TOKEN', async () => {
+    // Reads in a unit are not one snapshot. The loser's unit reads the challenge, then waits here before it
+    // reads the factors until the winner has committed: it then sees its TOTP step used. That is a consumed
+    // challenge (INVALID_TOKEN), not a wrong code counted on the user's throttle key.
+    const h = setup({ store: store() })
+    const { t, user, uri } = await withSecondFactor(h)
+    let reached!: () => void
+    const atFactors = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    const paused = pausingFactorReads(h.store, () => {
+      reached()
+      return gate
+    })
+    const loser = setup({ store: paused, clock: () => h.now, keyring: h.keyring }).engine
+    const challenge = await challengeFor(h.engine, t)
+    const code = codeFor(uri, h.now)
+    const lost = loser.completeSignIn(challenge, { totp: code })
+    lost.catch(() => undefined)
+    await atFactors
+    assert.equal((await h.engine.completeSignIn(challenge, { totp: code })).status, 'signed_in')
+    open()
+    await rejectsWith(lost, 'INVALID_TOKEN')
+    const audit = (await h.store.listAudit(t, { limit: 100 })).items
+    assert.deepEqual(
+      audit.filter((a) => a.action === 'totp.rejected'),
+      [],
+    )
+    // No failure was counted: a wrong code now is the first, not a lockout-bound second.
+    const again = await challengeFor(h.engine, t)
+    await rejectsWith(h.engine.completeSignIn(again, { totp: '000000' }), 'INVALID_CREDENTIALS')
+    const [state] = await h.store.throttle.read(t, [throttleKey('user', user.id)])
+    assert.equal(state?.failures, 1)
   })
 
   test('disabling a user drops their tokens; a suspended tenant refuses them until reactivated', async () => {
