@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: the type check and Biome run beside the node:test run (they use a core the tests leave idle
-// while they wait on timers, locks and child processes), then the vitest specs. Each check's output is
-// printed when it ends; the exit code is the first failure's, and every part runs to its end.
+// `npm test`: the type check, Biome and then the vitest specs run beside the node:test run (they use a core
+// the tests leave idle while they wait on timers, locks and child processes). Their output is printed after
+// the node:test run's; the exit code is the first failure's, and every part runs to its end.
 import { spawn } from 'node:child_process'
 
 const bin = (name) => `node_modules/.bin/${name}`
@@ -31,15 +31,13 @@ const report = ({ label, code, output }) => {
   return code
 }
 
-const checks = Promise.all([
-  run('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'], { buffered: true }),
-  run('lint', bin('biome'), ['check', '.'], { buffered: true }),
-])
+const beside = (async () => {
+  const checks = await Promise.all([
+    run('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'], { buffered: true }),
+    run('lint', bin('biome'), ['check', '.'], { buffered: true }),
+  ])
+  return [...checks, await run('vitest', bin('vitest'), ['run'], { buffered: true })]
+})()
 const nodeTests = await run('node:test', process.execPath, ['scripts/run-tests.mjs'], { buffered: false })
-const vitest = await run('vitest', bin('vitest'), ['run'], { buffered: false })
-const codes = [
-  ...(await checks).map(report),
-  report({ ...nodeTests, output: '' }),
-  report({ ...vitest, output: '' }),
-]
+const codes = [...(await beside).map(report), report({ ...nodeTests, output: '' })]
 process.exit(codes.find((c) => c !== 0) ?? 0)
