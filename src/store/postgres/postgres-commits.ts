@@ -59,11 +59,12 @@ export const COMMIT_BATCH_UNLESS_SUSPENDED = `WITH units AS MATERIALIZED (
 const GROUP_COMMIT_SCHEMA = 11
 
 /**
- * Group commit statements in flight at once on a server: while some wait for their WAL flush the next gather
- * and run. 4 against 1, 2 and 8 in docs/performance.md: with registrations one statement each, 2 left 8
- * callers queueing behind two statements.
+ * Group commit statements in flight at once on a server: while one waits for its WAL flush the next gathers
+ * and runs. 2 against 1, 3 and 4 on a quiet machine (docs/performance.md, "Statement slots"): with 4, 8 callers
+ * mostly sent one registration a statement, no faster than group commit off; with 1, each batch waited for
+ * its flush with the server idle.
  */
-export const SERVER_STATEMENTS_IN_FLIGHT = 4
+export const SERVER_STATEMENTS_IN_FLIGHT = 2
 
 const IDENTIFIER_INDEX = 'user_engine_identifier_value_key'
 
