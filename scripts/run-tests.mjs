@@ -34,7 +34,8 @@ const ONE_FILE_A_PROCESS = ['faults']
  * process pays tsx's start-up and, once, PGlite's WebAssembly compile (about 2.5 s of CPU, then each
  * database comes from an image): paid per group instead of per file, that is a quarter of the run's CPU.
  * Test files keep no state across files (top-level hooks only clean up after themselves), so a group runs
- * them as separate processes would. A file alone in its group runs as itself.
+ * them as separate processes would. A run of one file runs it as itself. A file that fails to load fails its
+ * group's entry, whose first line names the group's files.
  */
 function shard(testFiles, dir) {
   const byFolder = new Map()
