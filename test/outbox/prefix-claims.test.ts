@@ -2,6 +2,7 @@
 // on the memory store (and PGlite / the server where the store matters).
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import pg from 'pg'
 import { ErrorCode, UserEngineError } from '../../src/domain/errors.js'
 import type { LogLevel } from '../../src/domain/logger.js'
 import {
@@ -16,6 +17,7 @@ import {
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import { createPgliteStore } from '../../src/store/postgres/pglite.js'
+import { NOTIFY_CHANNEL, NOTIFY_INTERVAL_MS } from '../../src/store/postgres/postgres-outbox.js'
 import type { OutboxAccess, UserEngineStore } from '../../src/store/store.js'
 import { createTestDatabase, postgresSkip } from '../support/services.js'
 import { commitEvents, sleep, waitFor } from './helpers.js'
@@ -242,6 +244,54 @@ describe('OutboxRelay: wake on commit', () => {
       }
     })
   }
+
+  test('postgres: a burst of commits sends at most one NOTIFY per interval, and none is lost, not even at close', {
+    skip: pgSkip,
+  }, async () => {
+    const db = await createTestDatabase('ue_notify')
+    const writer = await createNodePostgresStore({ connectionString: db.url })
+    const listener = new pg.Client({ connectionString: db.url })
+    const heard: number[] = []
+    try {
+      await writer.migrate()
+      await commitEvents(writer, 't1', 'warmup')
+      await listener.connect()
+      listener.on('notification', () => void heard.push(performance.now()))
+      await listener.query(`LISTEN ${NOTIFY_CHANNEL}`)
+      await sleep(2 * NOTIFY_INTERVAL_MS)
+      // 8 callers committing 10 times each: one NOTIFY at the first commit, then at most one per interval
+      // (unthrottled, about one per batch the group commit sends).
+      const started = performance.now()
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, i) => {
+          for (let k = 0; k < 10; k++) await commitEvents(writer, 't1', `burst${i}`)
+        }),
+      )
+      const elapsed = performance.now() - started
+      await waitFor(() => heard.length >= 1, 5000, 'a NOTIFY for the burst')
+      await sleep(10 * NOTIFY_INTERVAL_MS)
+      assert.ok(
+        heard.length <= Math.ceil(elapsed / NOTIFY_INTERVAL_MS) + 2,
+        `${heard.length} NOTIFYs for 80 commits in ${elapsed.toFixed(1)} ms`,
+      )
+      // Two commits inside one interval: the second is announced too, an interval later.
+      heard.length = 0
+      await commitEvents(writer, 't1', 'a')
+      await commitEvents(writer, 't1', 'b')
+      await waitFor(() => heard.length === 2, 5000, 'a NOTIFY for each of two close commits')
+      // A commit owed its NOTIFY when the store closes: close sends it.
+      heard.length = 0
+      await sleep(2 * NOTIFY_INTERVAL_MS)
+      await commitEvents(writer, 't1', 'c')
+      await commitEvents(writer, 't1', 'd')
+      await writer.close()
+      await waitFor(() => heard.length === 2, 5000, 'the owed NOTIFY, sent at close')
+    } finally {
+      await writer.close()
+      await listener.end().catch(() => undefined)
+      await db.drop()
+    }
+  })
 
   test('postgres: a commit in another process (another store) wakes the relay through LISTEN/NOTIFY', {
     skip: pgSkip,

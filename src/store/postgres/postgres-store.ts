@@ -585,6 +585,8 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     this.#closed = true
     // Commits already queued are sent and answered before the driver closes.
     await this.#commits.drain()
+    // A NOTIFY still owed to relays elsewhere goes now, not after the interval.
+    await this.outbox.flushNotify()
     // A relay's LISTEN connection is checked out of the pool: a pool ends only once it is back.
     await this.outbox.closeSubscriptions()
     await this.driver.close()
