@@ -38,6 +38,7 @@ const ONE_FILE_A_PROCESS = ['faults']
  * group's entry, whose first line names the group's files.
  */
 function shard(testFiles, dir) {
+  if (testFiles.length === 1) return testFiles
   const byFolder = new Map()
   for (const f of testFiles) {
     const folder = f.split(/[\\/]/)[1]
@@ -55,10 +56,6 @@ function shard(testFiles, dir) {
     const groups = Array.from({ length: Math.ceil(inFolder.length / GROUP_SIZE) }, () => [])
     for (const [k, f] of inFolder.entries()) groups[k % groups.length].push(f)
     for (const [k, group] of groups.entries()) {
-      if (group.length === 1 && testFiles.length === 1) {
-        entries.push(group[0])
-        continue
-      }
       // node --test runs the files it is given in name order: the number keeps the order chosen above.
       const entry = join(dir, `${String(entries.length).padStart(2, '0')}-${folder}-${k + 1}.test.mjs`)
       const imports = group.map((f) => `import ${JSON.stringify(pathToFileURL(resolve(f)).href)}\n`).join('')

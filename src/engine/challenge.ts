@@ -3,7 +3,7 @@ import { SIGN_IN_METHODS, type SignInMethod, type UserRecord } from '../domain/r
 import { assertString } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import { asObject, type EngineContext, reject } from './context.js'
-import { AUDIT_ACTIONS } from './events.js'
+import { AUDIT_ACTIONS, type RejectReason } from './events.js'
 import { acceptRecoveryCode, RECOVERY_CODE_MAX_LENGTH } from './recovery-codes.js'
 import { bufferNewSession, type NewSession } from './sessions.js'
 import { invalidCredentials, secondFactorsOf, throttleKey } from './sign-in.js'
@@ -68,21 +68,20 @@ export async function completeSignIn(
         details: { retryAfterMs },
       })
     }
-    const allowed = Array.isArray(record.data.factors) && record.data.factors.includes(kind)
-    const factor = secondFactorsOf(factors).includes(kind) ? factors.find((f) => f.kind === kind) : undefined
-    const accepted =
-      !allowed || !factor
-        ? undefined
-        : kind === 'totp'
-          ? acceptTotp(ctx, tx, user.id, factor, code)
-          : acceptRecoveryCode(tx, user.id, factor, code)
-    if (!accepted?.ok) {
+    const refuse = async (reason: RejectReason, factorId?: string): Promise<Outcome> => {
       // A challenge a racing completion consumed is INVALID_TOKEN, not a failed attempt on the user's key.
       if (!(await use.stillLive())) throw invalidToken()
-      if (accepted) reject(tx, rejected, user.id, accepted.reason, factor?.id)
-      else reject(tx, rejected, user.id, 'no_factor')
+      reject(tx, rejected, user.id, reason, factorId)
       return { ok: false, userId: user.id, tenantId }
     }
+    const allowed = Array.isArray(record.data.factors) && record.data.factors.includes(kind)
+    const factor = secondFactorsOf(factors).includes(kind) ? factors.find((f) => f.kind === kind) : undefined
+    if (!allowed || !factor) return refuse('no_factor')
+    const accepted =
+      kind === 'totp'
+        ? acceptTotp(ctx, tx, user.id, factor, code)
+        : acceptRecoveryCode(tx, user.id, factor, code)
+    if (!accepted.ok) return refuse(accepted.reason, factor.id)
     const consumed = use.consume()
     const before = Array.isArray(record.data.methods) ? record.data.methods : []
     const methods = [
