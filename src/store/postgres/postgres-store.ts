@@ -71,6 +71,7 @@ import {
   readSchemaHistory,
 } from './schema/runner.js'
 import { countPrefixStatement, listAuditStatement, listUsersStatement, type PrefixRange, SQL } from './sql.js'
+import { isoFromTimestamptz } from './timestamp-text.js'
 
 export interface PostgresStoreOptions {
   /** How long `migrate()` waits for another process's migration lock. Default 60 000 ms. */
@@ -229,6 +230,17 @@ const toStoredRow = (r: RecordDbRow): StoredRow => ({
   payload: r.payload,
   createdAt: isoOf(r.created_at),
   updatedAt: isoOf(r.updated_at),
+})
+
+/** A ROW of text values (the driver's queryText) as a StoredRow. */
+const storedRowOfText = (r: (string | null)[]): StoredRow => ({
+  type: r[0] as RecordType,
+  id: r[1] as string,
+  userId: r[2] ?? null,
+  version: Number(r[3]),
+  payload: JSON.parse(r[4] as string) as StoredRow['payload'],
+  createdAt: isoFromTimestamptz(r[5] as string),
+  updatedAt: isoFromTimestamptz(r[6] as string),
 })
 
 /**
@@ -595,14 +607,31 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
     return {
       readRow: (type, id) => this.#one(SQL.readRow, [tenantId, type, id]),
       readIdentifierRow: (kind, value) => this.#one(SQL.readIdentifierRow, [tenantId, kind, value]),
-      readUserRows: async (userId, type) =>
-        (await this.#rows<RecordDbRow>('read', SQL.readUserRows, [tenantId, userId, type])).map(toStoredRow),
+      readUserRows: (userId, type) => this.#records(SQL.readUserRows, [tenantId, userId, type]),
     }
   }
 
-  async #one(sql: string, params: readonly unknown[]): Promise<StoredRow | null> {
-    const rows = await this.#rows<RecordDbRow>('read', sql, params)
-    return rows[0] ? toStoredRow(rows[0]) : null
+  async #one(sql: string, params: readonly string[]): Promise<StoredRow | null> {
+    return (await this.#records(sql, params))[0] ?? null
+  }
+
+  /**
+   * Rows of a statement selecting SQL's ROW columns, in that order. Through the driver's `queryText` when it
+   * has one: no row description is sent or parsed and no Date is built (timestamp-text.ts), which is most of
+   * a point read's client work.
+   */
+  async #records(sql: string, params: readonly string[]): Promise<StoredRow[]> {
+    const queryText = this.driver.queryText
+    if (queryText === undefined) return (await this.#rows<RecordDbRow>('read', sql, params)).map(toStoredRow)
+    const pending = this.#readiness()
+    if (pending !== undefined) await pending
+    let rows: (string | null)[][]
+    try {
+      rows = await queryText.call(this.driver, sql, params)
+    } catch (error) {
+      throw toStoreError(error, 'read')
+    }
+    return rows.map(storedRowOfText)
   }
 
   async #rows<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {

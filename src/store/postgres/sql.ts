@@ -41,11 +41,12 @@ export const SQL = {
     WHERE tenant_id = $1 AND record_type = 'identifier' AND payload->>'kind' = $2 AND payload->>'value' = $3`,
   readUserRows: `SELECT ${ROW} FROM user_engine_records
     WHERE tenant_id = $1 AND user_id = $2 AND record_type = $3 ORDER BY record_id`,
-  findUserByIdentifier: `SELECT u.record_type, u.record_id, u.user_id, u.version, u.payload, u.created_at, u.updated_at
-    FROM user_engine_records i
-    JOIN user_engine_records u
-      ON u.tenant_id = i.tenant_id AND u.record_type = 'user' AND u.record_id = i.user_id
-    WHERE i.tenant_id = $1 AND i.record_type = 'identifier' AND i.payload->>'kind' = $2 AND i.payload->>'value' = $3`,
+  // A scalar subquery, not a join: the same two index probes (the identifier is unique per tenant and kind),
+  // planned in 0.10-0.18 ms against the join's 0.25 ms, which an unprepared lookup pays every time.
+  findUserByIdentifier: `SELECT ${ROW} FROM user_engine_records
+    WHERE tenant_id = $1 AND record_type = 'user' AND record_id = (
+      SELECT i.user_id FROM user_engine_records i
+      WHERE i.tenant_id = $1 AND i.record_type = 'identifier' AND i.payload->>'kind' = $2 AND i.payload->>'value' = $3)`,
 
   // The one read across tenants, by 0007's partial index on tenant records (code-point order, as in memory).
   listTenants: `SELECT tenant_id, ${ROW} FROM user_engine_records
