@@ -49,10 +49,11 @@ export function lockKeysOf(plan: CommitPlan): string[] {
 }
 
 /**
- * Group commit without a timer: a commit goes out at once when a statement slot is free (`maxInFlight`);
- * commits that become ready while every slot is busy queue, and go together, in arrival order, as one
- * statement when a slot frees. A lone caller therefore waits for nothing; under load each statement (and its
- * WAL flush) carries up to `maxBatch` commits. A queued plan that touches a row or identifier value of a
+ * Group commit without a timer: a commit that finds a statement slot free (`maxInFlight`) goes out as soon as
+ * the promise jobs running now have settled, with every commit they queued; commits that become ready while
+ * every slot is busy queue, and go together, in arrival order, as one statement when a slot frees. A lone
+ * caller therefore waits for nothing but that turn of the job queue; under load each statement (and its WAL
+ * flush) carries up to `maxBatch` commits. A queued plan that touches a row or identifier value of a
  * statement in flight stays queued until that statement returns (and so do later plans touching the same),
  * so one key's plans apply in arrival order and statements in flight do not wait on each other's rows.
  */
@@ -63,6 +64,8 @@ export class GroupCommitter {
   readonly #maxInFlight: number
   /** Each statement in flight, with the keys its plans lock. */
   readonly #inFlight = new Map<Promise<void>, ReadonlySet<string>>()
+  /** The send scheduled by #schedule, until it runs. */
+  #scheduled: Promise<void> | undefined
 
   constructor(sender: GroupCommitSender, options: GroupCommitOptions) {
     this.#sender = sender
@@ -74,13 +77,36 @@ export class GroupCommitter {
   commit(plan: CommitPlan): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ plan, keys: this.#maxInFlight > 1 ? lockKeysOf(plan) : [], resolve, reject })
-      this.#next()
+      this.#schedule()
     })
   }
 
   /** Resolves when every queued commit has been sent and answered. */
   async drain(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight.keys())
+    while (this.#scheduled !== undefined || this.#inFlight.size > 0) {
+      await this.#scheduled
+      await Promise.all(this.#inFlight.keys())
+    }
+  }
+
+  /**
+   * A commit that finds a slot free is sent once the promise jobs running now have settled, not at once: the
+   * callers a statement's answer resumes reach their next commits in those jobs, and they then leave as one
+   * statement instead of the first alone and the rest behind it. No timer: a lone caller waits one turn of
+   * the job queue (a process.nextTick queued from a promise job runs after every promise job queued
+   * meanwhile, which is how DataLoader gathers its loads).
+   */
+  #schedule(): void {
+    if (this.#scheduled !== undefined || this.#inFlight.size >= this.#maxInFlight) return
+    this.#scheduled = new Promise<void>((resolve) => {
+      queueMicrotask(() =>
+        process.nextTick(() => {
+          this.#scheduled = undefined
+          this.#next()
+          resolve()
+        }),
+      )
+    })
   }
 
   #next(): void {
@@ -90,6 +116,7 @@ export class GroupCommitter {
       const keys = new Set(batch.flatMap((w) => w.keys))
       const sent: Promise<void> = this.#send(batch).then(() => {
         this.#inFlight.delete(sent)
+        // Plans that queued meanwhile have waited already: they go now.
         this.#next()
       })
       this.#inFlight.set(sent, keys)
