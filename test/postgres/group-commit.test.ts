@@ -25,17 +25,24 @@ interface Sent {
   singles: string[]
 }
 
+/** While set, a blocker's commit statement waits for it before it reaches the database (`together`). */
+let blockersHeld: Promise<void> | undefined
+
 /** Records every commit statement; a unit's mark is its first audit record's data.mark. */
 function recording(sent: Sent) {
   return (inner: SqlDriver): SqlDriver => ({
     kind: inner.kind,
-    query(sql, params) {
+    async query(sql, params) {
       if (sql === SQL.commitBatch || sql === COMMIT_BATCH_UNLESS_SUSPENDED) {
         const units = JSON.parse(String(params?.[0])) as Array<{ audit: Array<{ data: { mark?: string } }> }>
-        sent.batches.push(units.map((u) => String(u.audit[0]?.data.mark)))
+        const marks = units.map((u) => String(u.audit[0]?.data.mark))
+        sent.batches.push(marks)
+        if (marks.some((m) => m.startsWith('blocker-'))) await blockersHeld
       } else if (sql === SQL.commit || sql === COMMIT_UNLESS_SUSPENDED) {
         const audit = JSON.parse(String(params?.[2])) as Array<{ data: { mark?: string } }>
-        sent.singles.push(String(audit[0]?.data.mark))
+        const mark = String(audit[0]?.data.mark)
+        sent.singles.push(mark)
+        if (mark.startsWith('blocker-')) await blockersHeld
       }
       return inner.query(sql, params)
     },
@@ -65,25 +72,35 @@ const bumpUser = (mark: string, userId: string, version: number) => async (tx: U
 const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 /**
- * Blockers, which touch nothing the units touch, first take the statement slots (SERVER_STATEMENTS_IN_FLIGHT
- * on a server, one on PGlite), each started in a turn of its own so that each goes alone; then the units start
- * in one turn, so their commits queue together and go as one statement when a slot frees.
+ * Blockers, which touch nothing the units touch, take every statement slot (SERVER_STATEMENTS_IN_FLIGHT on a
+ * server, one on PGlite) and are held there (`blockersHeld`) while the units start in one turn; the units'
+ * commits therefore queue together, and go as one statement when the blockers are let go. `tenantOf` gives
+ * each unit's tenant (default `tenantId`).
  */
 async function together(
   store: PostgresUserEngineStore,
   tenantId: string,
   units: ReadonlyArray<(tx: UnitOfWork) => Promise<void>>,
+  tenantOf: (i: number) => string = () => tenantId,
 ) {
-  const blockers: Promise<void>[] = []
-  for (let i = 0; i < SERVER_STATEMENTS_IN_FLIGHT; i++) {
-    blockers.push(store.transaction(tenantId, newUser(`blocker-${i}`)))
+  let letGo = () => {}
+  blockersHeld = new Promise<void>((resolve) => {
+    letGo = resolve
+  })
+  try {
+    const blockers = Array.from({ length: SERVER_STATEMENTS_IN_FLIGHT }, (_, i) =>
+      store.transaction(tenantId, newUser(`blocker-${i}`)),
+    )
     await turn()
+    const running = units.map((fn, i) => store.transaction(tenantOf(i), fn))
+    const settled = Promise.allSettled([...blockers, ...running])
+    await turn()
+    letGo()
+    return (await settled).slice(blockers.length)
+  } finally {
+    letGo()
+    blockersHeld = undefined
   }
-  const results = await Promise.allSettled([
-    ...blockers,
-    ...units.map((fn) => store.transaction(tenantId, fn)),
-  ])
-  return results.slice(blockers.length)
 }
 
 const reasonOf = (r: PromiseSettledResult<unknown>) => {
@@ -207,13 +224,12 @@ for (const adapter of SQL_ADAPTERS) {
         [suspended, newUser('sd')],
         [active, refusing(newUser('se'))],
       ]
-      const blockers = Array.from({ length: SERVER_STATEMENTS_IN_FLIGHT }, (_, i) =>
-        store.transaction(active, newUser(`blocker-${i}`)),
+      const results = await together(
+        store,
+        active,
+        units.map(([, fn]) => fn),
+        (i) => units[i]![0],
       )
-      const results = await Promise.allSettled([
-        ...blockers,
-        ...units.map(([t, fn]) => store.transaction(t, fn)),
-      ]).then((r) => r.slice(blockers.length))
       assert.ok(
         ['sa', 'sb', 'sc', 'sd', 'se'].every((m) => batchWith('sa')?.includes(m)),
         `one statement: ${JSON.stringify(sent.batches)}`,
@@ -384,7 +400,10 @@ for (const adapter of SQL_ADAPTERS) {
         const on: Sent = { batches: [], singles: [] }
         const forced = await db.store({ groupCommit: true, wrap: recording(on) })
         await together(forced, tenantId, [newUser('e4'), newUser('e5'), newUser('e6')])
-        assert.equal(on.batches.length, 1)
+        assert.deepEqual(
+          on.batches.filter((b) => b.some((m) => m.startsWith('e'))),
+          [['e4', 'e5', 'e6']],
+        )
         process.env.USER_ENGINE_GROUP_COMMIT = 'sometimes'
         await assert.rejects(db.store(), (e) => isUserEngineError(e, 'VALIDATION'))
       } finally {
@@ -609,6 +628,34 @@ describe('GroupCommitter (no database)', () => {
     assert.deepEqual(statements[2]?.ids, ['lone'])
     statements[2]!.finish()
     await lone
+  })
+
+  test('commits gathered in one turn are shared among the free slots, one key never in two at once', async () => {
+    const { statements, sender } = manualSender()
+    const committer = new GroupCommitter(sender, { maxInFlight: 2 })
+    const done = ['a', 'b', 'c', 'd', 'e'].map((id) => committer.commit(plan('t', id)))
+    await tick()
+    assert.deepEqual(
+      statements.map((s) => s.ids),
+      [
+        ['a', 'b', 'c'],
+        ['d', 'e'],
+      ],
+    )
+    for (const s of statements) s.finish()
+    await Promise.all(done)
+    // x twice: the second x may not go beside the first, so it waits for the first's answer.
+    const again = ['x', 'y', 'x'].map((id) => committer.commit(plan('t', id)))
+    await tick()
+    assert.deepEqual(
+      statements.slice(2).map((s) => s.ids),
+      [['x', 'y']],
+    )
+    statements[2]!.finish()
+    await tick()
+    assert.deepEqual(statements[3]?.ids, ['x'])
+    statements[3]!.finish()
+    await Promise.all(again)
   })
 
   test('drain waits for a commit whose send is still scheduled', async () => {

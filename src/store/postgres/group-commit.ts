@@ -111,7 +111,9 @@ export class GroupCommitter {
 
   #next(): void {
     while (this.#inFlight.size < this.#maxInFlight && this.#queue.length > 0) {
-      const batch = this.#take()
+      // Shared evenly among the free slots, so that the server applies them on as many backends at once.
+      const free = this.#maxInFlight - this.#inFlight.size
+      const batch = this.#take(Math.min(this.#maxBatch, Math.ceil(this.#queue.length / free)))
       if (batch.length === 0) return
       const keys = new Set(batch.flatMap((w) => w.keys))
       const sent: Promise<void> = this.#send(batch).then(() => {
@@ -123,15 +125,15 @@ export class GroupCommitter {
     }
   }
 
-  /** The next batch, in queue order, leaving plans that share a key with a statement in flight. */
-  #take(): Waiting[] {
-    if (this.#inFlight.size === 0) return this.#queue.splice(0, this.#maxBatch)
+  /** The next batch of at most `most`, in queue order, leaving plans that share a key with a statement in flight. */
+  #take(most: number): Waiting[] {
+    if (this.#inFlight.size === 0) return this.#queue.splice(0, most)
     const busy = new Set<string>()
     for (const keys of this.#inFlight.values()) for (const k of keys) busy.add(k)
     const batch: Waiting[] = []
     const left: Waiting[] = []
     for (const w of this.#queue) {
-      if (batch.length < this.#maxBatch && !w.keys.some((k) => busy.has(k))) batch.push(w)
+      if (batch.length < most && !w.keys.some((k) => busy.has(k))) batch.push(w)
       else {
         left.push(w)
         // A later plan on the same key must not overtake this one.
