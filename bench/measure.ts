@@ -73,8 +73,8 @@ const poolClients = new WeakMap<pg.Pool, Set<pg.PoolClient>>()
  * A pool for a bench on a database the bench drops afterwards. An idle connection that fails emits 'error' on
  * the pool, which would crash the process unhandled; `endPool` waits for every connection to close.
  */
-export function benchPool(connectionString: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max })
+export function benchPool(connectionString: string, max: number, settings: pg.PoolConfig = {}): pg.Pool {
+  const pool = new pg.Pool({ ...settings, connectionString, max })
   pool.on('error', () => {})
   const clients = new Set<pg.PoolClient>()
   pool.on('connect', (client) => {

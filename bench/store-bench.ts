@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite'
-import pg from 'pg'
+import type pg from 'pg'
 import { newId } from '../src/domain/ids.js'
 import { createKeyring, generateKey } from '../src/engine/keyring.js'
 import { UserEngine } from '../src/engine/user-engine.js'
@@ -8,7 +8,7 @@ import { createPgliteDriver } from '../src/store/postgres/pglite.js'
 import { PostgresUserEngineStore } from '../src/store/postgres/postgres-store.js'
 import type { UserEngineStore } from '../src/store/store.js'
 import { createTestDatabase } from '../test/support/services.js'
-import { type BenchResult, compare } from './measure.js'
+import { type BenchResult, benchPool, compare, endPool } from './measure.js'
 
 /** The baseline's only need: one parameterized statement, and a connection held for BEGIN..COMMIT. */
 interface BaselineDb {
@@ -167,17 +167,21 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<BenchRe
   const poolSize = Math.max(...options.concurrencies)
   const async = options.target === 'postgres-async'
   const settings = async ? { options: '-c synchronous_commit=off' } : {}
-  const storePool = new pg.Pool({ connectionString: database.url, max: poolSize, ...settings })
-  const baselinePool = new pg.Pool({ connectionString: database.url, max: poolSize, ...settings })
+  const storePool = benchPool(database.url, poolSize, settings)
+  const baselinePool = benchPool(database.url, poolSize, settings)
+  let store: UserEngineStore | undefined
   try {
     const unprepared = options.target === 'postgres-unprepared'
-    const store = await createNodePostgresStore({ pool: storePool, preparedStatements: !unprepared })
+    store = await createNodePostgresStore({ pool: storePool, preparedStatements: !unprepared })
     await store.migrate()
     const label = async ? 'postgres synchronous_commit=off' : unprepared ? 'postgres unprepared' : 'postgres'
     return await runCases(label, store, nodePostgresBaseline(baselinePool), options, async)
   } finally {
-    await storePool.end()
-    await baselinePool.end()
+    // The store's last NOTIFY goes before its pool ends; the database goes only once no connection is left
+    // on it (see endPool).
+    await store?.close()
+    await endPool(storePool)
+    await endPool(baselinePool)
     await database.drop()
   }
 }

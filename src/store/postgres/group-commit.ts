@@ -51,9 +51,10 @@ export function lockKeysOf(plan: CommitPlan): string[] {
 /**
  * Group commit without a timer: a commit that finds a statement slot free (`maxInFlight`) goes out as soon as
  * the promise jobs running now have settled, with every commit they queued; commits that become ready while
- * every slot is busy queue, and go together, in arrival order, as one statement when a slot frees. A lone
- * caller therefore waits for nothing but that turn of the job queue; under load each statement (and its WAL
- * flush) carries up to `maxBatch` commits. A queued plan that touches a row or identifier value of a
+ * every slot is busy queue, and go together, in arrival order, as one statement when a slot frees; commits
+ * gathered while several slots are free are shared evenly among them. A lone caller therefore waits for
+ * nothing but that turn of the job queue; under load each statement (and its WAL flush) carries up to
+ * `maxBatch` commits. A queued plan that touches a row or identifier value of a
  * statement in flight stays queued until that statement returns (and so do later plans touching the same),
  * so one key's plans apply in arrival order and statements in flight do not wait on each other's rows.
  */
