@@ -5,6 +5,7 @@ import { OUTBOX_SQL } from './outbox-sql.js'
  * spliced into this text. Every statement on tenant data names `tenant_id` first, so it uses the keys.
  */
 
+// A record's columns. Point reads take them by position (postgres-store.ts, storedRowOfText): keep the order.
 const ROW = 'record_type, record_id, user_id, version, payload, created_at, updated_at'
 // Schema 8 added the request context; on an older schema (requireLatestSchema: false) it reads as null.
 const AUDIT = 'id, occurred_at, action, user_id, actor_id, request_id, client_ip, user_agent, data'
