@@ -519,17 +519,11 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
    * (no row description, no value parsing), else the driver's parsed values.
    */
   async #sessionRow(tenantId: string, sessionId: string): Promise<readonly unknown[] | undefined> {
-    const pending = this.#readiness()
-    if (pending !== undefined) await pending
     const params = [tenantId, sessionId]
-    try {
-      if (this.driver.queryText !== undefined)
-        return (await this.driver.queryText(SQL.findSession, params))[0]
-      const [o] = (await this.driver.query<Record<string, unknown>>(SQL.findSession, params)).rows
-      return o && [o.user_id, o.version, o.payload, o.created_at, o.updated_at, o.tenant_status]
-    } catch (error) {
-      throw toStoreError(error, 'findSession')
-    }
+    if (this.driver.queryText !== undefined)
+      return (await this.#textRows('findSession', SQL.findSession, params))[0]
+    const [o] = await this.#rows<Record<string, unknown>>('findSession', SQL.findSession, params)
+    return o && [o.user_id, o.version, o.payload, o.created_at, o.updated_at, o.tenant_status]
   }
 
   async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
@@ -621,17 +615,24 @@ export class PostgresUserEngineStore implements UserEngineStore, SchemaAdministr
    * a point read's client work.
    */
   async #records(sql: string, params: readonly string[]): Promise<StoredRow[]> {
-    const queryText = this.driver.queryText
-    if (queryText === undefined) return (await this.#rows<RecordDbRow>('read', sql, params)).map(toStoredRow)
+    if (this.driver.queryText === undefined)
+      return (await this.#rows<RecordDbRow>('read', sql, params)).map(toStoredRow)
+    return (await this.#textRows('read', sql, params)).map(storedRowOfText)
+  }
+
+  /** #rows through the driver's `queryText` (which the caller has checked it has): rows of the server's text. */
+  async #textRows(what: string, sql: string, params: readonly string[]): Promise<(string | null)[][]> {
     const pending = this.#readiness()
     if (pending !== undefined) await pending
-    let rows: (string | null)[][]
     try {
-      rows = await queryText.call(this.driver, sql, params)
+      return await (this.driver.queryText as NonNullable<SqlDriver['queryText']>).call(
+        this.driver,
+        sql,
+        params,
+      )
     } catch (error) {
-      throw toStoreError(error, 'read')
+      throw toStoreError(error, what)
     }
-    return rows.map(storedRowOfText)
   }
 
   async #rows<R>(what: string, sql: string, params: readonly unknown[]): Promise<R[]> {
