@@ -101,6 +101,13 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = Object.freeze([
     purpose:
       'user_engine_commit_batch applies a batch set-based first (a statement per table for all units, one subtransaction), and one unit at a time as before when anything in it fails.',
   },
+  {
+    version: 13,
+    name: 'group_commit_refuses_suspended_tenant',
+    recordTypes: [],
+    purpose:
+      'user_engine_commit_batch refuses a unit that asks it (refuseSuspendedTenant) when its tenant is suspended, reporting UE005, so the store sends the batch without a wrapping read of each tenant.',
+  },
 ])
 
 /** The schema version this code needs: the last logical version. Every store's readiness compares with it. */

@@ -257,6 +257,87 @@ for (const adapter of SQL_ADAPTERS) {
       assert.equal(await solo.getUser(suspended, refused), null)
     })
 
+    test('a suspension earlier in a batch refuses the registrations after it, as one commit after another would', async () => {
+      const tenantId = await newTenant(store)
+      const refused = newId('usr')
+      // No read first, so that its commit queues before the units after it (newTenant wrote version 1).
+      const suspend = async (tx: UnitOfWork) => {
+        tx.putTenant({ id: tenantId, name: 'T', status: 'suspended' }, { expectedVersion: 1 })
+        tx.appendAudit({ action: 'test.group', data: { mark: 'suspend' } })
+      }
+      // Not async itself, so that its commit queues in the same turn as its neighbours'.
+      const refusing = (tx: UnitOfWork) => {
+        assert.equal(tx.refuseSuspendedTenant?.(), true)
+        return newUser('after', refused)(tx)
+      }
+      const results = await together(store, tenantId, [suspend, refusing, newUser('unasked')])
+      assert.deepEqual(
+        batchWith('suspend'),
+        ['suspend', 'after', 'unasked'],
+        `one statement, in that order: ${JSON.stringify(sent.batches)}`,
+      )
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      )
+      assert.ok(isUserEngineError(reasonOf(results[1]!), 'TENANT_SUSPENDED'), String(reasonOf(results[1]!)))
+      assert.equal(await store.getUser(tenantId, refused), null)
+      const marks = (await store.listAudit(tenantId, { limit: 100 })).items.map((r) => r.data.mark)
+      assert.deepEqual(
+        marks.filter((m) => m !== undefined && !String(m).startsWith('blocker-')),
+        ['suspend', 'unasked'],
+      )
+    })
+
+    test('on schema 12, which predates the batch refusing itself, a refusing unit of a suspended tenant is still TENANT_SUSPENDED', async () => {
+      const old = await adapter.database(12)
+      try {
+        const oldSent: Sent = { batches: [], singles: [] }
+        const statements: string[] = []
+        const oldStore = await old.store({
+          groupCommit: true,
+          requireLatestSchema: false,
+          wrap: (inner) => {
+            const recorded = recording(oldSent)(inner)
+            return {
+              ...recorded,
+              query: (sql, params) => {
+                statements.push(sql)
+                return recorded.query(sql, params)
+              },
+            }
+          },
+        })
+        const active = await newTenant(oldStore)
+        const suspended = await newTenant(oldStore)
+        await oldStore.transaction(suspended, async (tx) => {
+          const t = (await tx.getTenant())!
+          tx.putTenant({ id: suspended, name: t.name, status: 'suspended' }, { expectedVersion: t.version })
+        })
+        const refused = newId('usr')
+        const refusing = (mark: string, userId?: string) => async (tx: UnitOfWork) => {
+          assert.equal(tx.refuseSuspendedTenant?.(), true)
+          await newUser(mark, userId)(tx)
+        }
+        const results = await together(oldStore, active, [refusing('o1'), refusing('o2', refused)], (i) =>
+          i === 0 ? active : suspended,
+        )
+        assert.ok(
+          oldSent.batches.some((b) => b.includes('o1') && b.includes('o2')),
+          `one statement: ${JSON.stringify(oldSent.batches)}`,
+        )
+        assert.ok(
+          statements.includes(COMMIT_BATCH_UNLESS_SUSPENDED),
+          'the batch went through the tenant read',
+        )
+        assert.equal(results[0]?.status, 'fulfilled')
+        assert.ok(isUserEngineError(reasonOf(results[1]!), 'TENANT_SUSPENDED'))
+        assert.equal(await oldStore.getUser(suspended, refused), null)
+      } finally {
+        await old.drop()
+      }
+    })
+
     test('units of one user in one batch apply in order, and their events keep that order', async () => {
       const tenantId = await newTenant(store)
       const userId = newId('usr')

@@ -132,6 +132,10 @@ SELECT 'group_commit: nothing to change in SQLite';`,
   // Set-based group commit is the Postgres batch function's own way of applying a batch: nothing here.
   12: `
 SELECT 'group_commit_set_based: nothing to change in SQLite';`,
+  // The batch function refusing a suspended tenant is the Postgres store's own: this store commits one unit
+  // per transaction and reads the tenant in it.
+  13: `
+SELECT 'group_commit_refuses_suspended_tenant: nothing to change in SQLite';`,
 }
 
 /**

@@ -98,4 +98,10 @@ export const MIGRATIONS: readonly MigrationEntry[] = Object.freeze([
     checksum: '8635a5e2e7e1e3dd1b90ce80978b86953ea670d59da590f2107744433148131a',
     transactional: true,
   },
+  {
+    ...schemaVersion(13),
+    file: '0013_group_commit_refuses_suspended_tenant.sql',
+    checksum: '9c874924af93e8d0f76689db0b4d9c0f8827bab821fc7aab4426058af2b0dd7e',
+    transactional: true,
+  },
 ])
