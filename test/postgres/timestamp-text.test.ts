@@ -7,7 +7,7 @@ import { UserEngine } from '../../src/engine/index.js'
 import { createKeyring, generateKey } from '../../src/engine/keyring.js'
 import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
-import { isoFromTimestamptz } from '../../src/store/postgres/timestamp-text.js'
+import { isoFromTimestamptz, isoOf } from '../../src/store/postgres/timestamp-text.js'
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../support/services.js'
 
 describe('isoFromTimestamptz', () => {
@@ -26,6 +26,23 @@ describe('isoFromTimestamptz', () => {
     assert.equal(isoFromTimestamptz('2026-11-30 14:56:36-05'), '2026-11-30T19:56:36.000Z')
     assert.equal(isoFromTimestamptz('1900-01-01 00:19:32+00:19:32'), '1900-01-01T00:00:00.000Z')
     assert.equal(isoFromTimestamptz('0099-01-01 05:00:00+05'), '0099-01-01T00:00:00.000Z')
+  })
+
+  test("ISO 8601 text, as a provider's driver may return it, names the same instant", () => {
+    assert.equal(isoFromTimestamptz('2026-11-30T19:56:36.120Z'), '2026-11-30T19:56:36.120Z')
+    assert.equal(isoFromTimestamptz('2026-11-30T19:56:36Z'), '2026-11-30T19:56:36.000Z')
+    assert.equal(isoFromTimestamptz('2026-12-01T01:26:36.12+05:30'), '2026-11-30T19:56:36.120Z')
+    assert.equal(isoFromTimestamptz('2026-12-01T01:26:36.12+0530'), '2026-11-30T19:56:36.120Z')
+    assert.equal(isoFromTimestamptz('0099-01-02T03:04:05.600Z'), '0099-01-02T03:04:05.600Z')
+  })
+
+  test('isoOf takes a Date as it is and text without new Date (year 0099 stays 0099)', () => {
+    const at = new Date('2026-11-30T19:56:36.123Z')
+    assert.equal(isoOf(at), '2026-11-30T19:56:36.123Z')
+    assert.equal(isoOf('2026-11-30 19:56:36.123+00'), '2026-11-30T19:56:36.123Z')
+    assert.equal(isoOf('0099-01-02 03:04:05+00'), '0099-01-02T03:04:05.000Z')
+    assert.equal(isoOf('0099-01-02T03:04:05.000Z'), '0099-01-02T03:04:05.000Z')
+    assert.throws(() => isoOf('not a time'), /DateStyle ISO/)
   })
 
   test('text that is not DateStyle ISO is refused without echoing it', () => {

@@ -22,6 +22,7 @@ import type {
 import type { SqlDriver, SqlListener } from './driver/driver.js'
 import { toStoreError } from './driver/errors.js'
 import { SQL } from './sql.js'
+import { isoOf } from './timestamp-text.js'
 
 interface OutboxDbRow {
   tenant_id: string
@@ -43,8 +44,6 @@ interface OutboxDbRow {
 }
 
 /** Both drivers return timestamptz as Date; a string (a custom type parser) is accepted too. */
-export const isoOf = (value: Date | string): string =>
-  (value instanceof Date ? value : new Date(value)).toISOString()
 const isoOrNull = (value: Date | string | null): string | null => (value === null ? null : isoOf(value))
 
 function toEntry(r: OutboxDbRow): OutboxEntry {

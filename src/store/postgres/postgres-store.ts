@@ -61,7 +61,7 @@ import type { UnitOfWork } from '../unit-of-work.js'
 import type { SqlDriver } from './driver/driver.js'
 import { toStoreError } from './driver/errors.js'
 import { PostgresCommits } from './postgres-commits.js'
-import { isoOf, PostgresOutbox } from './postgres-outbox.js'
+import { PostgresOutbox } from './postgres-outbox.js'
 import { PostgresThrottle } from './postgres-throttle.js'
 import {
   assertValidHistory,
@@ -71,7 +71,7 @@ import {
   readSchemaHistory,
 } from './schema/runner.js'
 import { countPrefixStatement, listAuditStatement, listUsersStatement, type PrefixRange, SQL } from './sql.js'
-import { isoFromTimestamptz } from './timestamp-text.js'
+import { isoFromTimestamptz, isoOf } from './timestamp-text.js'
 
 export interface PostgresStoreOptions {
   /** How long `migrate()` waits for another process's migration lock. Default 60 000 ms. */

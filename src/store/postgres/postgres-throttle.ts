@@ -6,8 +6,8 @@ import {
 } from '../throttle.js'
 import type { SqlDriver } from './driver/driver.js'
 import { toStoreError } from './driver/errors.js'
-import { isoOf } from './postgres-outbox.js'
 import { SQL } from './sql.js'
+import { isoOf } from './timestamp-text.js'
 
 interface ThrottleDbRow {
   key: string

@@ -15,8 +15,19 @@ export function isoFromTimestamptz(text: string): string {
   return viaDate(text)
 }
 
+// The server's form (a space, `+hh[:mm[:ss]]`), and ISO 8601's (a `T`, `Z` or `+hh[:]mm`) that a provider's
+// driver may hand back instead.
 const TIMESTAMPTZ =
-  /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?$/
+  /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:Z|([+-])(\d\d)(?::?(\d\d))?(?::(\d\d))?)$/
+
+/**
+ * A timestamp column as a driver returned it: a Date (node-postgres, PGlite) or text (a driver that leaves
+ * types to the caller), in the server's form or ISO 8601's. Text never goes through `new Date(text)`, which
+ * reads year 0099 as 1999.
+ */
+export function isoOf(value: Date | string): string {
+  return value instanceof Date ? value.toISOString() : isoFromTimestamptz(value)
+}
 
 function viaDate(text: string): string {
   const m = TIMESTAMPTZ.exec(text)
@@ -26,7 +37,7 @@ function viaDate(text: string): string {
       'a timestamptz came back in a form the store does not read; the session needs DateStyle ISO',
     )
   }
-  const [, year, month, day, hour, minute, second, fraction = '', sign, oh, om = '0', os = '0'] = m
+  const [, year, month, day, hour, minute, second, fraction = '', sign, oh = '0', om = '0', os = '0'] = m
   const offsetMs = (sign === '-' ? -1 : 1) * ((Number(oh) * 60 + Number(om)) * 60 + Number(os)) * 1000
   const utc = new Date(0)
   utc.setUTCFullYear(Number(year), Number(month) - 1, Number(day))
