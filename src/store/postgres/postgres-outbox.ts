@@ -43,7 +43,7 @@ interface OutboxDbRow {
   last_error: string | null
 }
 
-/** Both drivers return timestamptz as Date; a string (a custom type parser) is accepted too. */
+/** isoOf (timestamp-text.ts) for a nullable column. */
 const isoOrNull = (value: Date | string | null): string | null => (value === null ? null : isoOf(value))
 
 function toEntry(r: OutboxDbRow): OutboxEntry {
