@@ -2,7 +2,8 @@
  * A `timestamptz` as the server writes it in text (DateStyle ISO: `2026-11-30 19:56:36.12+00`) to the ISO 8601
  * text records carry (`2026-11-30T19:56:36.120Z`, milliseconds, as `Date.prototype.toISOString` writes it).
  * A session in UTC (the common server setting) takes the string path, with no Date; any other offset is
- * converted through one. Fractions past milliseconds are cut, as a JavaScript Date cuts them.
+ * converted through one. Fractions past milliseconds are cut, as a JavaScript Date cuts them. ISO 8601 text
+ * (`T`, `Z`), which a provider's driver may return, is read too.
  */
 export function isoFromTimestamptz(text: string): string {
   const n = text.length
