@@ -137,10 +137,7 @@ export function normalizeIdentifier(kind: IdentifierKind, raw: unknown): string 
 
 /** Validates profile attributes: flat, bounded keys, scalar values, bounded total size. Returns a frozen copy. */
 export function validateProfile(value: unknown): ProfileAttributes {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError('profile must be an object', { details: { field: 'profile' } })
-  }
-  const entries = Object.entries(value)
+  const entries = Object.entries(plainObject(value, 'profile'))
   if (entries.length > LIMITS.profileKeys) {
     throw new ValidationError('profile has too many attributes', {
       details: {
@@ -200,9 +197,41 @@ export function validatePageSize(value: unknown, fallback = 50): number {
 const OPTION_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
 
 /**
- * Checks an options (or query) argument: `undefined` is `{}`; null, an array, a non-object or a key not in
- * `known` is a ValidationError naming `what` (e.g. `createNodePostgresStore options`). A misspelt option
- * fails here instead of being silently ignored. Values are never echoed; a key is, when it looks like a name.
+ * A plain object (an object literal, or one with a null prototype), copied: its own enumerable properties
+ * read once into a fresh object, so a getter that throws is a ValidationError and one that answers
+ * differently on each read cannot change a value after it was checked. A Map, a Date, a boxed string, an
+ * array or a class instance is refused: none carries what the caller meant as fields.
+ */
+export function plainObject(value: unknown, what: string): Record<string, unknown> {
+  const notObject = () => new ValidationError(`${what} must be an object`, { details: { field: what } })
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw notObject()
+  const copy: Record<string, unknown> = {}
+  try {
+    // Any realm's Object.prototype has a null prototype; Map.prototype, Date.prototype and a class's do not.
+    const proto = Object.getPrototypeOf(value) as object | null
+    if (proto !== null && Object.getPrototypeOf(proto) !== null) throw notObject()
+    for (const key of Object.keys(value)) {
+      // Own keys only: a `__proto__` key would otherwise set the copy's prototype.
+      Object.defineProperty(copy, key, {
+        value: (value as Record<string, unknown>)[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    }
+  } catch (error) {
+    if (error instanceof ValidationError) throw error
+    // The caller's getter or proxy threw: its error is not shown (it may hold the value it guarded).
+    throw new ValidationError(`${what} could not be read`, { details: { field: what } })
+  }
+  return copy
+}
+
+/**
+ * Checks an options (or query) argument: `undefined` is `{}`; null, an array, anything but a plain object
+ * or a key not in `known` is a ValidationError naming `what` (e.g. `createNodePostgresStore options`). A
+ * misspelt option fails here instead of being silently ignored. Returns a copy (see `plainObject`). Values
+ * are never echoed; a key is, when it looks like a name.
  */
 export function optionsObject(
   value: unknown,
@@ -210,20 +239,53 @@ export function optionsObject(
   known: readonly string[],
 ): Record<string, unknown> {
   if (value === undefined) return {}
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError(`${what} must be an object`, { details: { field: what } })
-  }
-  for (const key of Object.keys(value)) {
+  return knownKeys(plainObject(value, what), what, known)
+}
+
+/** As `optionsObject`, for an argument that must be given (a registration's input, a sign-in's credentials). */
+export function inputObject(value: unknown, what: string, known: readonly string[]): Record<string, unknown> {
+  return knownKeys(plainObject(value, what), what, known)
+}
+
+function knownKeys(
+  o: Record<string, unknown>,
+  what: string,
+  known: readonly string[],
+): Record<string, unknown> {
+  for (const key of Object.keys(o)) {
     if (!known.includes(key)) {
       const name = OPTION_NAME.test(key) ? `"${key}"` : '(not a name)'
       throw new ValidationError(`${what} has an unknown key ${name}; known keys: ${known.join(', ')}`, {
-        details: {
-          field: what,
-        },
+        details: { field: what },
       })
     }
   }
-  return value as Record<string, unknown>
+  return o
+}
+
+/** An AbortSignal, or anything shaped like one (`aborted` is a boolean), or undefined. */
+export function assertOptionalSignal(
+  value: unknown,
+  field: string,
+): asserts value is AbortSignal | undefined {
+  if (
+    value !== undefined &&
+    (typeof value !== 'object' ||
+      value === null ||
+      typeof (value as { aborted?: unknown }).aborted !== 'boolean')
+  ) {
+    throw new ValidationError(`${field} must be an AbortSignal`, { details: { field } })
+  }
+}
+
+/** Most milliseconds from the epoch a Date holds, either way. */
+export const MAX_TIME_MS = 8.64e15
+
+/** A time in ms since the epoch that a Date can hold. */
+export function assertTimeMs(value: unknown, field: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || Math.abs(value) > MAX_TIME_MS) {
+    throw new ValidationError(`${field} must be a time in ms since the epoch`, { details: { field } })
+  }
 }
 
 export function assertOptionalBoolean(value: unknown, field: string): asserts value is boolean | undefined {

@@ -20,7 +20,7 @@ import { boundIdentifier, bufferNewToken, type IssuedToken, identifierBinding, u
 export type AccountIdentifier = { readonly email: string } | { readonly username: string }
 
 function parseIdentifier(value: unknown): { kind: IdentifierKind; value: string } {
-  const o = asObject(value, 'identifier')
+  const o = asObject(value, 'identifier', ['email', 'username'])
   if ((o.email === undefined) === (o.username === undefined)) {
     throw new ValidationError('identifier needs exactly one of email and username', {
       details: { field: 'identifier' },

@@ -21,7 +21,7 @@ export interface CompletedSignIn {
 }
 
 function parseProof(proof: unknown): { kind: 'totp' | 'recovery_codes'; code: string } {
-  const p = asObject(proof, 'proof')
+  const p = asObject(proof, 'proof', ['totp', 'recoveryCode'])
   if ((p.totp === undefined) === (p.recoveryCode === undefined)) {
     throw new ValidationError('proof needs exactly one of totp and recoveryCode', {
       details: { field: 'proof' },

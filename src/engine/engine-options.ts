@@ -1,5 +1,10 @@
 import { ValidationError } from '../domain/errors.js'
-import { assertIntegerInRange, assertOptionalBoolean, optionsObject } from '../domain/validation.js'
+import {
+  assertIntegerInRange,
+  assertOptionalBoolean,
+  MAX_TIME_MS,
+  optionsObject,
+} from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'
 import { createKeyring, type Keyring } from './keyring.js'
@@ -172,6 +177,25 @@ export interface ValidEngineOptions {
  * constructor rather than a TypeError at the first use case that touches it. Unknown keys are refused: a
  * misspelt option would otherwise be ignored silently.
  */
+/**
+ * A caller's clock, checked on every read: `clock: Date` (for `Date.now`) or one that answers NaN or a string
+ * fails as VALIDATION naming the option, not as a RangeError deep in a use case. Not read here: a test's
+ * clock may answer only once the test has set its time.
+ */
+function checkedClock(given: unknown): () => number {
+  const invalid = () =>
+    new ValidationError('options.clock must be a function returning the time in ms', {
+      details: { field: 'clock' },
+    })
+  if (typeof given !== 'function') throw invalid()
+  const read = (): number => {
+    const t: unknown = given()
+    if (typeof t !== 'number' || !Number.isFinite(t) || Math.abs(t) > MAX_TIME_MS) throw invalid()
+    return t
+  }
+  return read
+}
+
 export function validateEngineOptions(options: unknown): ValidEngineOptions {
   if (options === undefined) {
     throw new ValidationError('UserEngine options must be an object with at least store and keyring', {
@@ -225,12 +249,7 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   const maxAttempts = o.maxAttempts === undefined ? 8 : o.maxAttempts
   assertIntegerInRange(maxAttempts, 'options.maxAttempts', 1, 100)
   assertOptionalBoolean(o.recordClientInfo, 'options.recordClientInfo')
-  const clock = o.clock === undefined ? Date.now : o.clock
-  if (typeof clock !== 'function') {
-    throw new ValidationError('options.clock must be a function returning the time in ms', {
-      details: { field: 'clock' },
-    })
-  }
+  const clock = o.clock === undefined ? Date.now : checkedClock(o.clock)
 
   if (o.tracer !== undefined && !isTracer(o.tracer)) {
     throw new ValidationError(

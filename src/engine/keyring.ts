@@ -47,7 +47,8 @@ export function createKeyring(input: {
     }
     keys[id] = Uint8Array.from(bytes)
   }
-  if (keys[input.currentKeyId] === undefined) {
+  // Own keys only: `constructor` or `toString` as the current key id must not find Object.prototype's.
+  if (!Object.hasOwn(keys, input.currentKeyId)) {
     throw new UserEngineError(
       ErrorCode.KEY_NOT_FOUND,
       `current key ${input.currentKeyId} is not in the keyring`,
@@ -83,6 +84,13 @@ export function keyringFromEnv(
     if (at <= 0)
       throw new ValidationError(`${keysVar} must be a list of id:base64`, { details: { field: keysVar } })
     const id = part.slice(0, at).trim()
+    if (Object.hasOwn(keys, id)) {
+      // Which of two keys under one id is meant cannot be known; the id is safe to show once it is an id.
+      assertId(id, 'keyId')
+      throw new ValidationError(`${keysVar} names key ${id} twice`, {
+        details: { field: keysVar, keyId: id },
+      })
+    }
     keys[id] = part.slice(at + 1).trim()
     first ??= id
   }

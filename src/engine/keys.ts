@@ -1,7 +1,12 @@
 import { isUserEngineError } from '../domain/errors.js'
 import type { FactorRecord, TenantRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
-import { assertIntegerInRange, optionsObject } from '../domain/validation.js'
+import {
+  assertFunction,
+  assertIntegerInRange,
+  assertOptionalSignal,
+  optionsObject,
+} from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { UserEngineStore } from '../store/store.js'
 import type { EngineContext } from './context.js'
@@ -32,7 +37,7 @@ export async function keyUsage(ctx: EngineContext): Promise<KeyUsage> {
     currentKeyId: ctx.keyring.currentKeyId,
     keys: ids.map((keyId) => ({
       keyId,
-      sealed: sealedByKeyId[keyId] ?? 0,
+      sealed: Object.hasOwn(sealedByKeyId, keyId) ? (sealedByKeyId[keyId] ?? 0) : 0,
       inKeyring: Object.hasOwn(ctx.keyring.keys, keyId),
       current: keyId === ctx.keyring.currentKeyId,
     })),
@@ -86,7 +91,9 @@ export async function resealSeeds(ctx: EngineContext, options: ResealOptions = {
   const batchSize = o.batchSize === undefined ? 100 : o.batchSize
   assertIntegerInRange(batchSize, 'batchSize', 1, 500)
   if (o.maxBatches !== undefined) assertIntegerInRange(o.maxBatches, 'maxBatches', 1, Number.MAX_SAFE_INTEGER)
-  const signal = o.signal as AbortSignal | undefined
+  assertOptionalSignal(o.signal, 'signal')
+  if (o.onProgress !== undefined) assertFunction(o.onProgress, 'onProgress')
+  const signal = o.signal
   const onProgress = o.onProgress as ResealOptions['onProgress']
   const maxBatches = (o.maxBatches as number | undefined) ?? Number.POSITIVE_INFINITY
   const current = ctx.keyring.currentKeyId

@@ -1,5 +1,12 @@
 import { ValidationError } from '../domain/errors.js'
-import { assertIntegerInRange, MAX_PURGE_BATCH, optionsObject } from '../domain/validation.js'
+import {
+  assertFunction,
+  assertIntegerInRange,
+  assertOptionalSignal,
+  assertTimeMs,
+  MAX_PURGE_BATCH,
+  optionsObject,
+} from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 
 export interface PurgeOptions {
@@ -21,22 +28,34 @@ export interface PurgeResult {
   readonly complete: boolean
 }
 
+const PURGE_OPTION_KEYS = ['batchSize', 'maxBatches', 'now', 'signal']
+
+/** The engine's `purgeExpired`: `now` defaults to the engine's clock. */
+export function purgeExpiredByClock(
+  store: UserEngineStore,
+  clock: () => number,
+  options: PurgeOptions | undefined,
+): Promise<PurgeResult> {
+  // Checked before the spread: spreading null, 42 or an array would quietly purge with the defaults.
+  const given = optionsObject(options, 'purgeExpired options', PURGE_OPTION_KEYS)
+  return purgeExpired(store, { now: clock(), ...given })
+}
+
 /**
  * Deletes expired sessions and tokens of every tenant, in bounded batches (store rule 11: one statement per
  * batch, only records that were already expired; live ones are never touched). Needs no keyring: the CLI's
  * `purge` and a service's timer call it with the store alone.
  */
 export async function purgeExpired(store: UserEngineStore, options: PurgeOptions = {}): Promise<PurgeResult> {
-  const o = optionsObject(options, 'purgeExpired options', ['batchSize', 'maxBatches', 'now', 'signal'])
+  const o = optionsObject(options, 'purgeExpired options', PURGE_OPTION_KEYS)
   const batchSize = o.batchSize === undefined ? 1000 : o.batchSize
   assertIntegerInRange(batchSize, 'batchSize', 1, MAX_PURGE_BATCH)
   if (o.maxBatches !== undefined) assertIntegerInRange(o.maxBatches, 'maxBatches', 1, Number.MAX_SAFE_INTEGER)
   const now = o.now === undefined ? Date.now() : o.now
-  if (typeof now !== 'number' || !Number.isFinite(now)) {
-    throw new ValidationError('now must be a time in ms', { details: { field: 'now' } })
-  }
+  assertTimeMs(now, 'now')
+  assertOptionalSignal(o.signal, 'signal')
   const before = new Date(now).toISOString()
-  const signal = o.signal as AbortSignal | undefined
+  const signal = o.signal
   const maxBatches = (o.maxBatches as number | undefined) ?? Number.POSITIVE_INFINITY
   const total = { sessions: 0, tokens: 0, tenants: 0, batches: 0 }
   let cursor: string | undefined
@@ -85,8 +104,14 @@ export function createExpiryPurger(options: ExpiryPurgerOptions): ExpiryPurger {
     'onPass',
   ])
   const store = o.store as UserEngineStore
+  if (typeof store !== 'object' || store === null || typeof store.purgeExpired !== 'function') {
+    throw new ValidationError('store must be a UserEngineStore', { details: { field: 'store' } })
+  }
   const intervalMs = o.intervalMs === undefined ? 300_000 : o.intervalMs
   assertIntegerInRange(intervalMs, 'intervalMs', 10, 86_400_000)
+  // Checked now, not at the first pass: a bad value would otherwise fail every pass, reported only to onPass.
+  if (o.batchSize !== undefined) assertIntegerInRange(o.batchSize, 'batchSize', 1, MAX_PURGE_BATCH)
+  if (o.onPass !== undefined) assertFunction(o.onPass, 'onPass')
   const batchSize = o.batchSize as number | undefined
   const onPass = o.onPass as ExpiryPurgerOptions['onPass']
   let timer: NodeJS.Timeout | undefined

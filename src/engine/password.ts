@@ -1,3 +1,4 @@
+import { ValidationError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
 import { LIMITS } from '../domain/limits.js'
 import type { JsonValue, UserRecord } from '../domain/records.js'
@@ -83,9 +84,15 @@ export async function verifyPassword(
   password: string,
 ): Promise<boolean> {
   assertId(tenantId, 'tenantId')
-  const s = asObject(subject, 'subject')
+  const s = asObject(subject, 'subject', ['email', 'userId'])
+  // Exactly one: a subject built as { userId: session.userId, ...body } must not check the body's email.
+  if ((s.email === undefined) === (s.userId === undefined)) {
+    throw new ValidationError('subject needs exactly one of email and userId', {
+      details: { field: 'subject' },
+    })
+  }
   const checked: CheckSubject =
-    'email' in s
+    s.email !== undefined
       ? { kind: 'email', value: normalizeIdentifier('email', s.email) }
       : { userId: s.userId as string }
   if ('userId' in checked) assertId(checked.userId, 'userId')

@@ -42,7 +42,7 @@ export async function updateProfile(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   const patch = validateProfile(attributes)
-  const opts = asObject(options, 'options')
+  const opts = asObject(options, 'options', ['expectedVersion', 'mode'])
   const expectedVersion = opts.expectedVersion
   if (expectedVersion !== undefined) assertPositiveInt(expectedVersion, 'expectedVersion')
   const mode = opts.mode ?? 'merge'

@@ -161,7 +161,7 @@ export async function createSession(
 ): Promise<NewSession> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const methods = asObject(options, 'options').methods ?? ['external']
+  const methods = asObject(options, 'options', ['methods']).methods ?? ['external']
   if (
     !Array.isArray(methods) ||
     methods.length === 0 ||
@@ -293,7 +293,7 @@ export async function revokeAllSessions(
 ): Promise<number> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const except = asObject(options, 'options').exceptSessionId
+  const except = asObject(options, 'options', ['exceptSessionId']).exceptSessionId
   if (except !== undefined) assertId(except, 'exceptSessionId')
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'revokeAllSessions')

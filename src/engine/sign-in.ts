@@ -112,7 +112,7 @@ export function parseCredentials(credentials: unknown): {
   password: string
   callerKey: string | undefined
 } {
-  const c = asObject(credentials, 'credentials')
+  const c = asObject(credentials, 'credentials', ['email', 'username', 'password', 'throttleKey'])
   const hasEmail = c.email !== undefined
   if (hasEmail === (c.username !== undefined)) {
     throw new UserEngineError(ErrorCode.VALIDATION, 'credentials need exactly one of email and username', {

@@ -30,7 +30,7 @@ export async function enrollTotp(
 ): Promise<TotpEnrollment> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const label = asObject(options, 'options').label
+  const label = asObject(options, 'options', ['label']).label
   if (label !== undefined) assertString(label, 'label', 200)
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'enrollTotp')

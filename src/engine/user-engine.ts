@@ -536,7 +536,7 @@ export class UserEngine {
 
   /** Deletes expired sessions and tokens of every tenant in bounded batches (the engine's clock is `now`). */
   async purgeExpired(options: PurgeOptions = {}): Promise<PurgeResult> {
-    return maintenance.purgeExpired(this.#ctx.store, { now: this.#ctx.clock(), ...options })
+    return maintenance.purgeExpiredByClock(this.#ctx.store, this.#ctx.clock, options)
   }
 
   toJSON(): { engine: string; store: string } {

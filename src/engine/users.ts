@@ -27,7 +27,7 @@ export async function registerUser(
   input: RegisterUserInput,
 ): Promise<UserRecord> {
   assertId(tenantId, 'tenantId')
-  const fields = asObject(input, 'input')
+  const fields = asObject(input, 'input', ['email', 'password', 'profile'])
   const email = normalizeIdentifier('email', fields.email)
   const password = fields.password === undefined ? undefined : checkNewPassword(fields.password)
   const attributes = validateProfile(fields.profile ?? {})

@@ -31,6 +31,8 @@ export class SettleQueue {
   #gather: ReturnType<typeof setTimeout> | undefined
   #retry: ReturnType<typeof setTimeout> | undefined
   #failure: { error: unknown } | null = null
+  /** While drain() runs it sends everything itself; nothing else may start a statement. */
+  #draining = false
   /** Statements started so far. */
   rounds = 0
 
@@ -69,7 +71,7 @@ export class SettleQueue {
   flushNow(): void {
     clearTimeout(this.#gather)
     this.#gather = undefined
-    if (this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null) return
+    if (this.#draining || this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null) return
     this.#inFlight = this.#send(false)
       .catch((error: unknown) => {
         this.#failure = { error }
@@ -82,17 +84,21 @@ export class SettleQueue {
   }
 
   /**
-   * Stops the timers, waits for the statement in flight, then sends everything left (throws if a statement
-   * fails). Afterwards the queue is empty and free of any failure, whatever happened.
+   * Stops the timers, waits for the statement in flight, then sends everything left, items added meanwhile
+   * too (throws if a statement fails). Resolves only once no statement is in flight: the statement in flight
+   * would otherwise start the next one as it ends, and that one would still be running when the relay says
+   * it has stopped. Afterwards the queue is empty and free of any failure, whatever happened.
    */
   async drain(): Promise<void> {
     clearTimeout(this.#retry)
     clearTimeout(this.#gather)
     this.#gather = undefined
-    await this.#inFlight
+    this.#draining = true
     try {
+      while (this.#inFlight !== null) await this.#inFlight
       await this.#send(true)
     } finally {
+      this.#draining = false
       this.#failure = null
       this.#items.length = 0
     }
@@ -100,7 +106,7 @@ export class SettleQueue {
 
   /** Starts a statement unless one is in flight; a few items wait up to GATHER_MS for company. */
   #start(): void {
-    if (this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null) return
+    if (this.#draining || this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null) return
     if (this.#items.length < this.#o.enough && !this.#o.urgent()) {
       this.#gather ??= setTimeout(() => {
         this.#gather = undefined

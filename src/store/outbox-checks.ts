@@ -98,13 +98,12 @@ export function validateSettleOptions(options: SettleOptions): ValidSettle {
     if (i.outcome === 'published' || i.outcome === 'released') {
       items.push({ tenantId: i.tenantId, eventId: i.eventId, outcome: i.outcome })
     } else if (i.outcome === 'failed') {
-      const backoffMs = Math.min(MAX_INT4, Math.max(0, Math.floor(Number(i.backoffMs) || 0)))
       items.push({
         tenantId: i.tenantId,
         eventId: i.eventId,
         outcome: 'failed',
-        error: String(i.error).slice(0, LAST_ERROR_CHARS),
-        backoffMs,
+        error: lastErrorText(i.error),
+        backoffMs: backoffOf(i.backoffMs),
       })
     } else {
       throw new ValidationError('a settle item outcome must be published, released or failed', {
@@ -113,6 +112,77 @@ export function validateSettleOptions(options: SettleOptions): ValidSettle {
     }
   }
   return { owner: o.owner, items, maxAttempts: o.maxAttempts }
+}
+
+/**
+ * An error's text as kept: its first LAST_ERROR_CHARS characters, well-formed, without NUL (which no Postgres
+ * text column takes). It is the relay's diagnostic, so it is cleaned rather than refused.
+ */
+function lastErrorText(error: unknown): string {
+  return String(error)
+    .slice(0, LAST_ERROR_CHARS)
+    .replaceAll('\u0000', '\uFFFD')
+    .replace(LONE_SURROGATES, '\uFFFD')
+}
+
+/** A UTF-16 surrogate without its pair (slicing can cut a pair). */
+const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** A retry delay in whole ms from 0 to the largest int4; anything else is no delay. */
+function backoffOf(value: unknown): number {
+  return Math.min(MAX_INT4, Math.max(0, Math.floor(Number(value) || 0)))
+}
+
+/** `acknowledge` and `release`: the lease owner and at most MAX_SETTLE_ITEMS event ids. */
+export function validateHeldEvents(owner: unknown, eventIds: unknown): { owner: string; eventIds: string[] } {
+  assertId(owner, 'owner')
+  if (!Array.isArray(eventIds) || eventIds.length > MAX_SETTLE_ITEMS) {
+    throw new ValidationError(`eventIds must be an array of at most ${MAX_SETTLE_ITEMS} event ids`, {
+      details: { field: 'eventIds' },
+    })
+  }
+  for (const id of eventIds as unknown[]) assertId(id, 'eventIds')
+  return { owner, eventIds: [...(eventIds as string[])] }
+}
+
+export interface ValidFail {
+  readonly owner: string
+  readonly eventId: string
+  readonly error: string
+  readonly maxAttempts: number
+  readonly backoffMs: number
+}
+
+/** `fail`: as one `failed` settle item. */
+export function validateFailOptions(options: unknown): ValidFail {
+  const o = optionsObject(options, 'fail options', ['owner', 'eventId', 'error', 'maxAttempts', 'backoffMs'])
+  assertId(o.owner, 'owner')
+  assertId(o.eventId, 'eventId')
+  assertPositiveInt(o.maxAttempts, 'maxAttempts', MAX_INT4)
+  return {
+    owner: o.owner,
+    eventId: o.eventId,
+    error: lastErrorText(o.error),
+    maxAttempts: o.maxAttempts,
+    backoffMs: backoffOf(o.backoffMs),
+  }
+}
+
+/** Most `olderThanMs` a purge takes: about 3,000 years, well inside what a timestamp can go back. */
+const MAX_PURGE_AGE_MS = 1e14
+
+/** `purgePublished`: an age from 0 (whole ms) and a limit of at most 100 000. */
+export function validatePurgePublished(
+  olderThanMs: unknown,
+  limit: unknown,
+): { olderThanMs: number; limit: number } {
+  assertPositiveInt(limit, 'limit', 100_000)
+  if (typeof olderThanMs !== 'number' || !(olderThanMs >= 0 && olderThanMs <= MAX_PURGE_AGE_MS)) {
+    throw new ValidationError(`olderThanMs must be a number of ms from 0 to ${MAX_PURGE_AGE_MS}`, {
+      details: { field: 'olderThanMs' },
+    })
+  }
+  return { olderThanMs: Math.floor(olderThanMs), limit }
 }
 
 /** The keyset position of an event in `list` order: tenant, aggregate, then its place in the aggregate. */

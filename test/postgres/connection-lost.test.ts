@@ -57,3 +57,25 @@ test('a connection lost under a running statement: a connection error, no unhand
   }
   await driver.close()
 })
+
+test('a connection that dies as the pool hands it out (FATAL in the same read as ReadyForQuery): no unhandled event', async () => {
+  // pg-pool emits 'connect' and drops its idle listener synchronously, then resolves connect() a microtask
+  // later; a terminated backend's FATAL read in the same chunk is emitted in between. So the fake pool emits
+  // 'error' right after 'connect', before its promise settles: EventEmitter throws if nothing listens.
+  const pool = Object.assign(new EventEmitter(), {
+    query: () => Promise.reject(new Error('not used')),
+    connect: () => {
+      const c = dyingClient()
+      pool.emit('connect', c)
+      c.emit('error', new Error('terminating connection due to administrator command'))
+      return Promise.resolve(c)
+    },
+    end: async () => {},
+  })
+  const driver = await createNodePostgresDriver({ pool: pool as never, preparedStatements: false })
+  await assert.rejects(driver.query('SELECT 1', [1]), (error: unknown) => {
+    assert.ok(isConnectionError(error), String(error))
+    return true
+  })
+  await driver.close()
+})

@@ -4,7 +4,10 @@ import {
   compareListKeys,
   encodeListCursor,
   validateClaimOptions,
+  validateFailOptions,
+  validateHeldEvents,
   validateListOutboxQuery,
+  validatePurgePublished,
   validateSettleOptions,
 } from '../outbox-checks.js'
 import { CommitWakes } from '../outbox-wakes.js'
@@ -121,10 +124,11 @@ export class InMemoryOutbox implements OutboxAccess {
   }
 
   async acknowledge(owner: string, eventIds: readonly string[]): Promise<string[]> {
+    const held = validateHeldEvents(owner, eventIds)
     this.assertUsable()
     const now = Date.now()
     const done: string[] = []
-    for (const id of eventIds) {
+    for (const id of new Set(held.eventIds)) {
       const row = this.#held(owner, id, now)
       if (!row) continue
       row.status = 'published'
@@ -139,31 +143,32 @@ export class InMemoryOutbox implements OutboxAccess {
   }
 
   async fail(options: FailOptions): Promise<'pending' | 'dead' | null> {
-    assertPositiveInt(options.maxAttempts, 'maxAttempts')
+    const o = validateFailOptions(options)
     this.assertUsable()
     const now = Date.now()
-    const row = this.#held(options.owner, options.eventId, now)
+    const row = this.#held(o.owner, o.eventId, now)
     if (!row) return null
     row.attempts += 1
-    row.lastError = options.error.slice(0, 500)
+    row.lastError = o.error
     row.leaseOwner = null
     row.leaseUntil = null
     row.leaseUntilMs = null
-    if (row.attempts >= options.maxAttempts) {
+    if (row.attempts >= o.maxAttempts) {
       row.status = 'dead'
     } else {
-      row.availableAtMs = now + Math.max(0, options.backoffMs)
+      row.availableAtMs = now + o.backoffMs
       row.availableAt = iso(row.availableAtMs)
     }
     return row.status === 'dead' ? 'dead' : 'pending'
   }
 
   async release(owner: string, eventIds: readonly string[]): Promise<number> {
+    const held = validateHeldEvents(owner, eventIds)
     this.assertUsable()
     const now = Date.now()
     let released = 0
-    for (const id of eventIds) {
-      const row = this.#held(owner, id, now)
+    for (const id of new Set(held.eventIds)) {
+      const row = this.#held(held.owner, id, now)
       if (!row) continue
       row.leaseOwner = null
       row.leaseUntil = null
@@ -230,9 +235,9 @@ export class InMemoryOutbox implements OutboxAccess {
   }
 
   async purgePublished(olderThanMs: number, limit: number): Promise<number> {
-    assertPositiveInt(limit, 'limit', 100_000)
+    const o = validatePurgePublished(olderThanMs, limit)
     this.assertUsable()
-    const cutoff = Date.now() - olderThanMs
+    const cutoff = Date.now() - o.olderThanMs
     let removed = 0
     for (let i = 0; i < this.rows.length && removed < limit; ) {
       const row = this.rows[i]!

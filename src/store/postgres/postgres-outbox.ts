@@ -4,7 +4,10 @@ import { assertId, assertPositiveInt } from '../../domain/validation.js'
 import {
   encodeListCursor,
   validateClaimOptions,
+  validateFailOptions,
+  validateHeldEvents,
   validateListOutboxQuery,
+  validatePurgePublished,
   validateSettleOptions,
 } from '../outbox-checks.js'
 import { CommitWakes } from '../outbox-wakes.js'
@@ -121,35 +124,36 @@ export class PostgresOutbox implements OutboxAccess {
   }
 
   async acknowledge(owner: string, eventIds: readonly string[]): Promise<string[]> {
+    const held = validateHeldEvents(owner, eventIds)
     await this.assertUsable()
-    if (eventIds.length === 0) return []
+    if (held.eventIds.length === 0) return []
     const rows = await this.#query<{ id: string }>('acknowledge', SQL.outbox.acknowledge, [
-      owner,
-      JSON.stringify(eventIds),
+      held.owner,
+      JSON.stringify(held.eventIds),
     ])
     const done = new Set(rows.map((r) => r.id))
     // In the order asked, as the reference store answers.
-    return [...new Set(eventIds)].filter((id) => done.has(id))
+    return [...new Set(held.eventIds)].filter((id) => done.has(id))
   }
 
   async fail(options: FailOptions): Promise<'pending' | 'dead' | null> {
-    assertPositiveInt(options.maxAttempts, 'maxAttempts', MAX_INT4)
-    const backoff = Math.min(MAX_INT4, Math.max(0, Math.floor(Number(options.backoffMs) || 0)))
+    const o = validateFailOptions(options)
     const rows = await this.#query<{ status: string }>('fail', SQL.outbox.fail, [
-      options.owner,
-      options.eventId,
-      String(options.error).slice(0, 500),
-      options.maxAttempts,
-      backoff,
+      o.owner,
+      o.eventId,
+      o.error,
+      o.maxAttempts,
+      o.backoffMs,
     ])
     const status = rows[0]?.status
     return status === undefined ? null : status === 'dead' ? 'dead' : 'pending'
   }
 
   async release(owner: string, eventIds: readonly string[]): Promise<number> {
+    const held = validateHeldEvents(owner, eventIds)
     await this.assertUsable()
-    if (eventIds.length === 0) return 0
-    const rows = await this.#query('release', SQL.outbox.release, [owner, JSON.stringify(eventIds)])
+    if (held.eventIds.length === 0) return 0
+    const rows = await this.#query('release', SQL.outbox.release, [held.owner, JSON.stringify(held.eventIds)])
     return rows.length
   }
 
@@ -203,14 +207,8 @@ export class PostgresOutbox implements OutboxAccess {
   }
 
   async purgePublished(olderThanMs: number, limit: number): Promise<number> {
-    assertPositiveInt(limit, 'limit', 100_000)
-    if (typeof olderThanMs !== 'number' || !Number.isFinite(olderThanMs)) {
-      throw new ValidationError('olderThanMs must be a finite number', { details: { field: 'olderThanMs' } })
-    }
-    const rows = await this.#query('purgePublished', SQL.outbox.purgePublished, [
-      Math.floor(olderThanMs),
-      limit,
-    ])
+    const o = validatePurgePublished(olderThanMs, limit)
+    const rows = await this.#query('purgePublished', SQL.outbox.purgePublished, [o.olderThanMs, o.limit])
     return rows.length
   }
 

@@ -602,6 +602,11 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     target = targetOf(typeof settings === 'object' && settings !== null ? settings : {})
   }
   const p = pool
+  // Guarded as the pool hands a new connection out, not after `await p.connect()` resumes: pg-pool drops
+  // its idle 'error' listener synchronously, and a FATAL (a terminated backend) read in the same chunk as
+  // the connection's ReadyForQuery is emitted before that await returns, with nothing listening.
+  const events = pool as Partial<PgEmitterLike>
+  if (typeof events.on === 'function') events.on.call(pool, 'connect', guardCheckedOut)
   const preparedSetting = valid.preparedStatements
   // Only on connections opened here: a caller's pool brings its own (node-postgres' query_timeout).
   const timeoutMs = owned ? (valid.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : 0

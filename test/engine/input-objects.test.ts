@@ -1,0 +1,181 @@
+// Object arguments (inputs, options, credentials, proofs, subjects): a plain object with known keys only. A
+// misspelt key must fail as VALIDATION and change nothing, never be silently ignored (a misspelt
+// expectedVersion would drop the optimistic check; a misspelt throttleKey would drop the caller throttle).
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createKeyring, generateKey, keyringFromEnv, UserEngine } from '../../src/engine/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { FAST_HASHING, rejectsWith, setup, snapshot } from './support.js'
+
+async function registered() {
+  const h = setup()
+  const tenant = await h.engine.createTenant('acme')
+  const user = await h.engine.registerUser(tenant.id, {
+    email: 'ada@example.com',
+    password: 'correct horse battery',
+  })
+  return { h, tenantId: tenant.id, user }
+}
+
+test('misspelt or unknown keys are VALIDATION and change nothing', async () => {
+  const { h, tenantId, user } = await registered()
+  const other = await h.engine.registerUser(tenantId, { email: 'bob@example.com' })
+  const session = await h.engine.createSession(tenantId, user.id)
+  const before = await snapshot(h.store, tenantId)
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    [
+      'registerUser pasword',
+      () => h.engine.registerUser(tenantId, { email: 'c@example.com', pasword: 'x' } as never),
+    ],
+    [
+      'registerUser username',
+      () => h.engine.registerUser(tenantId, { email: 'c@example.com', username: 'c' } as never),
+    ],
+    [
+      'updateProfile expectedVerison',
+      () => h.engine.updateProfile(tenantId, user.id, { a: 1 }, { expectedVerison: 9 } as never),
+    ],
+    [
+      'updateProfile boxed string',
+      () => h.engine.updateProfile(tenantId, user.id, { a: 1 }, new String('x') as never),
+    ],
+    [
+      'updateProfile Map attributes',
+      () => h.engine.updateProfile(tenantId, user.id, new Map([['a', 1]]) as never),
+    ],
+    ['updateProfile Date attributes', () => h.engine.updateProfile(tenantId, user.id, new Date() as never)],
+    [
+      'revokeAllSessions exceptSession',
+      () => h.engine.revokeAllSessions(tenantId, user.id, { exceptSession: session.id } as never),
+    ],
+    [
+      'createSession method',
+      () => h.engine.createSession(tenantId, user.id, { method: ['password'] } as never),
+    ],
+    ['enrollTotp lable', () => h.engine.enrollTotp(tenantId, user.id, { lable: 'x' } as never)],
+    [
+      'authenticate throttlekey',
+      () =>
+        h.engine.authenticate(tenantId, {
+          email: 'ada@example.com',
+          password: 'wrong',
+          throttlekey: 'ip',
+        } as never),
+    ],
+    [
+      'requestPasswordReset extra',
+      () => h.engine.requestPasswordReset(tenantId, { email: 'ada@example.com', userId: user.id } as never),
+    ],
+    [
+      'completeSignIn proof extra',
+      () => h.engine.completeSignIn('x.y', { totp: '123456', code: '1' } as never),
+    ],
+    [
+      'verifyPassword extra',
+      () => h.engine.verifyPassword(tenantId, { userId: user.id, extra: 1 } as never, 'x'),
+    ],
+    ['purgeExpired null', () => h.engine.purgeExpired(null as never)],
+    ['purgeExpired number', () => h.engine.purgeExpired(42 as never)],
+    ['purgeExpired array', () => h.engine.purgeExpired([] as never)],
+    ['purgeExpired now out of range', () => h.engine.purgeExpired({ now: 1e20 })],
+    ['purgeExpired signal', () => h.engine.purgeExpired({ signal: 'x' as never })],
+    ['resealSeeds onProgress', () => h.engine.resealSeeds({ onProgress: 5 as never })],
+    ['resealSeeds signal', () => h.engine.resealSeeds({ signal: {} as never })],
+  ]
+  for (const [name, call] of calls) {
+    const error = await rejectsWith(call(), 'VALIDATION').catch((e: unknown) => {
+      throw new Error(`${name}: ${String(e)}`)
+    })
+    assert.ok(!JSON.stringify(error).includes('ada@example.com'), `${name}: the error shows the email`)
+  }
+  assert.deepEqual(await snapshot(h.store, tenantId), before)
+  // The revoke-all above did not end the session it was told (misspelt) to keep: all sessions are live.
+  assert.equal((await h.engine.listSessions(tenantId, user.id)).length, 1)
+  assert.equal((await h.engine.getUser(tenantId, other.id)).version, other.version)
+})
+
+test('verifyPassword with both userId and email is VALIDATION: it must not check the email instead', async () => {
+  const { h, tenantId, user } = await registered()
+  const attacker = await h.engine.registerUser(tenantId, {
+    email: 'eve@example.com',
+    password: 'eve password 1',
+  })
+  const before = await snapshot(h.store, tenantId)
+  await rejectsWith(
+    h.engine.verifyPassword(
+      tenantId,
+      { userId: user.id, email: 'eve@example.com' } as never,
+      'eve password 1',
+    ),
+    'VALIDATION',
+  )
+  await rejectsWith(h.engine.verifyPassword(tenantId, {} as never, 'x'), 'VALIDATION')
+  assert.deepEqual(await snapshot(h.store, tenantId), before)
+  assert.equal(await h.engine.verifyPassword(tenantId, { userId: attacker.id }, 'eve password 1'), true)
+  assert.equal(await h.engine.verifyPassword(tenantId, { userId: user.id }, 'eve password 1'), false)
+})
+
+test('a getter that throws is VALIDATION, and its error is not shown', async () => {
+  const { h, tenantId, user } = await registered()
+  const secret = 'token-in-getter-9f8e'
+  const attributes = Object.defineProperty({}, 'nick', {
+    enumerable: true,
+    get() {
+      throw new Error(secret)
+    },
+  })
+  const error = await rejectsWith(h.engine.updateProfile(tenantId, user.id, attributes), 'VALIDATION')
+  assert.ok(!String(error.stack).includes(secret) && !JSON.stringify(error).includes(secret))
+  // A getter answering differently on each read cannot swap a value after it was checked.
+  let reads = 0
+  const shifty = Object.defineProperty({}, 'mode', {
+    enumerable: true,
+    get: () => (reads++ === 0 ? 'merge' : 'bogus'),
+  })
+  await h.engine.updateProfile(tenantId, user.id, { a: 1 }, shifty as never)
+  assert.equal(reads, 1)
+})
+
+test('keyring ids that name Object.prototype members, and a key id given twice', async () => {
+  const key = generateKey()
+  for (const id of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) {
+    assert.throws(
+      () => createKeyring({ currentKeyId: id, keys: { k1: key } }),
+      (e: { code?: string }) => e.code === 'KEY_NOT_FOUND',
+      id,
+    )
+    assert.throws(
+      () => keyringFromEnv({ USER_ENGINE_KEYS: `k1:${key}`, USER_ENGINE_CURRENT_KEY: id }),
+      (e: { code?: string }) => e.code === 'KEY_NOT_FOUND',
+      id,
+    )
+  }
+  assert.throws(
+    () => keyringFromEnv({ USER_ENGINE_KEYS: `k1:${key},k1:${generateKey()}` }),
+    (e: { code?: string; message: string }) => e.code === 'VALIDATION' && !e.message.includes(key),
+  )
+  // A key named like a prototype member counts its own seeds: 0, not Object's constructor.
+  const engine = new UserEngine({
+    store: new InMemoryUserEngineStore({ migrated: true }),
+    keyring: createKeyring({ currentKeyId: 'constructor', keys: { constructor: key } }),
+    passwordHashing: FAST_HASHING,
+  })
+  assert.deepEqual((await engine.keyUsage()).keys, [
+    { keyId: 'constructor', sealed: 0, inKeyring: true, current: true },
+  ])
+})
+
+test('a clock that does not answer a time in ms is VALIDATION where it is read', async () => {
+  for (const clock of [Date, () => Number.NaN, () => '1700000000000', () => new Date(), () => -1e20]) {
+    const engine = new UserEngine({
+      store: new InMemoryUserEngineStore({ migrated: true }),
+      keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } }),
+      passwordHashing: FAST_HASHING,
+      clock: clock as never,
+    })
+    // Registration reads no clock (the commit's time is the store's); a session's expiry does.
+    const tenant = await engine.createTenant('acme')
+    const user = await engine.registerUser(tenant.id, { email: 'ada@example.com' })
+    await rejectsWith(engine.createSession(tenant.id, user.id), 'VALIDATION')
+  }
+})
