@@ -1,8 +1,8 @@
 import { ConflictError, ErrorCode, ValidationError } from '../domain/errors.js'
 import type { IdentifierKind, UserRecord } from '../domain/records.js'
-import { assertId, normalizeIdentifier } from '../domain/validation.js'
+import { assertId, inputObject, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { asObject, type EngineContext, requireUser } from './context.js'
+import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { bufferEmailChanged } from './identifiers.js'
 import { bufferPasswordChange, checkNewPassword } from './password.js'
@@ -20,7 +20,7 @@ import { boundIdentifier, bufferNewToken, type IssuedToken, identifierBinding, u
 export type AccountIdentifier = { readonly email: string } | { readonly username: string }
 
 function parseIdentifier(value: unknown): { kind: IdentifierKind; value: string } {
-  const o = asObject(value, 'identifier', ['email', 'username'])
+  const o = inputObject(value, 'identifier', ['email', 'username'])
   if ((o.email === undefined) === (o.username === undefined)) {
     throw new ValidationError('identifier needs exactly one of email and username', {
       details: { field: 'identifier' },

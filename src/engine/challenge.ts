@@ -1,8 +1,8 @@
 import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import { SIGN_IN_METHODS, type SignInMethod, type UserRecord } from '../domain/records.js'
-import { assertString } from '../domain/validation.js'
+import { assertString, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { asObject, type EngineContext, reject } from './context.js'
+import { type EngineContext, reject } from './context.js'
 import { AUDIT_ACTIONS, type RejectReason } from './events.js'
 import { acceptRecoveryCode, RECOVERY_CODE_MAX_LENGTH } from './recovery-codes.js'
 import { bufferNewSession, type NewSession } from './sessions.js'
@@ -21,7 +21,7 @@ export interface CompletedSignIn {
 }
 
 function parseProof(proof: unknown): { kind: 'totp' | 'recovery_codes'; code: string } {
-  const p = asObject(proof, 'proof', ['totp', 'recoveryCode'])
+  const p = inputObject(proof, 'proof', ['totp', 'recoveryCode'])
   if ((p.totp === undefined) === (p.recoveryCode === undefined)) {
     throw new ValidationError('proof needs exactly one of totp and recoveryCode', {
       details: { field: 'proof' },

@@ -5,11 +5,10 @@ import {
   isUserEngineError,
   NotFoundError,
   UserEngineError,
-  ValidationError,
 } from '../domain/errors.js'
 import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
-import { assertId, assertString, inputObject } from '../domain/validation.js'
+import { assertId, assertString } from '../domain/validation.js'
 import { failedAtCommit } from '../store/commit-phase.js'
 import type { UnitOfWork } from '../store/unit-of-work.js'
 import type { ValidEngineOptions } from './engine-options.js'
@@ -153,14 +152,6 @@ export function reject(
     data: factorId === undefined ? { reason } : { reason, factorId },
   })
   return false
-}
-
-/**
- * A use case's object argument (input, options, credentials, proof): a plain object with only `known` keys,
- * copied (a misspelt `expectedVersion` or `password` is refused, never silently ignored).
- */
-export function asObject(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
-  return inputObject(value, field, known)
 }
 
 export function tenantNotFound(tenantId: string): NotFoundError {

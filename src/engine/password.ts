@@ -3,10 +3,10 @@ import { newId } from '../domain/ids.js'
 import { LIMITS } from '../domain/limits.js'
 import type { JsonValue, UserRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
-import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
+import { assertId, assertString, inputObject, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
-import { asObject, type EngineContext, requireUser, tenantNotFound } from './context.js'
+import { type EngineContext, requireUser, tenantNotFound } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { bufferRevokeSessions } from './sessions.js'
 import { type CheckSubject, checkPassword } from './sign-in.js'
@@ -84,7 +84,7 @@ export async function verifyPassword(
   password: string,
 ): Promise<boolean> {
   assertId(tenantId, 'tenantId')
-  const s = asObject(subject, 'subject', ['email', 'userId'])
+  const s = inputObject(subject, 'subject', ['email', 'userId'])
   // Exactly one: a subject built as { userId: session.userId, ...body } must not check the body's email.
   if ((s.email === undefined) === (s.userId === undefined)) {
     throw new ValidationError('subject needs exactly one of email and userId', {

@@ -1,9 +1,9 @@
 import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../domain/errors.js'
 import { shownId } from '../domain/ids.js'
 import type { ProfileRecord, ProfileValue } from '../domain/records.js'
-import { assertId, assertPositiveInt, validateProfile } from '../domain/validation.js'
+import { assertId, assertPositiveInt, inputObject, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { asObject, type EngineContext, requireUser } from './context.js'
+import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 
 export interface UpdateProfileOptions {
@@ -42,7 +42,7 @@ export async function updateProfile(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   const patch = validateProfile(attributes)
-  const opts = asObject(options, 'options', ['expectedVersion', 'mode'])
+  const opts = inputObject(options, 'options', ['expectedVersion', 'mode'])
   const expectedVersion = opts.expectedVersion
   if (expectedVersion !== undefined) assertPositiveInt(expectedVersion, 'expectedVersion')
   const mode = opts.mode ?? 'merge'

@@ -2,10 +2,10 @@ import { ErrorCode, isUserEngineError, ValidationError } from '../domain/errors.
 import type { SessionRecord, SignInMethod, UserRecord } from '../domain/records.js'
 import { SIGN_IN_METHODS } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
-import { assertId } from '../domain/validation.js'
+import { assertId, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
-import { asObject, type EngineContext, requireUser } from './context.js'
+import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { invalidToken, newToken, parseToken, tokenMatches } from './token-codec.js'
 
@@ -161,7 +161,7 @@ export async function createSession(
 ): Promise<NewSession> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const methods = asObject(options, 'options', ['methods']).methods ?? ['external']
+  const methods = inputObject(options, 'options', ['methods']).methods ?? ['external']
   if (
     !Array.isArray(methods) ||
     methods.length === 0 ||
@@ -293,7 +293,7 @@ export async function revokeAllSessions(
 ): Promise<number> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const except = asObject(options, 'options', ['exceptSessionId']).exceptSessionId
+  const except = inputObject(options, 'options', ['exceptSessionId']).exceptSessionId
   if (except !== undefined) assertId(except, 'exceptSessionId')
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'revokeAllSessions')

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { LIMITS } from '../domain/limits.js'
 import type { FactorKind, FactorRecord, IdentifierKind, SignInMethod, UserRecord } from '../domain/records.js'
-import { assertId, assertString, normalizeIdentifier } from '../domain/validation.js'
+import { assertId, assertString, inputObject, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { ThrottleState } from '../store/throttle.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
-import { asObject, type EngineContext } from './context.js'
+import type { EngineContext } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { passwordSecret } from './password.js'
 import { bufferNewSession, type NewSession } from './sessions.js'
@@ -112,7 +112,7 @@ export function parseCredentials(credentials: unknown): {
   password: string
   callerKey: string | undefined
 } {
-  const c = asObject(credentials, 'credentials', ['email', 'username', 'password', 'throttleKey'])
+  const c = inputObject(credentials, 'credentials', ['email', 'username', 'password', 'throttleKey'])
   const hasEmail = c.email !== undefined
   if (hasEmail === (c.username !== undefined)) {
     throw new UserEngineError(ErrorCode.VALIDATION, 'credentials need exactly one of email and username', {

@@ -2,10 +2,10 @@ import { ConflictError, ErrorCode } from '../domain/errors.js'
 import { newId, shownId } from '../domain/ids.js'
 import type { FactorRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
-import { assertId, assertString } from '../domain/validation.js'
+import { assertId, assertString, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
-import { asObject, checkFactor, type EngineContext, reject, requireUser } from './context.js'
+import { checkFactor, type EngineContext, reject, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { openSeed, sealSeed } from './seed-cipher.js'
 
@@ -30,7 +30,7 @@ export async function enrollTotp(
 ): Promise<TotpEnrollment> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const label = asObject(options, 'options', ['label']).label
+  const label = inputObject(options, 'options', ['label']).label
   if (label !== undefined) assertString(label, 'label', 200)
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'enrollTotp')

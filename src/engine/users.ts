@@ -1,15 +1,8 @@
 import { newId } from '../domain/ids.js'
 import type { ProfileValue, UserRecord } from '../domain/records.js'
-import { assertId, normalizeIdentifier, validateProfile } from '../domain/validation.js'
+import { assertId, inputObject, normalizeIdentifier, validateProfile } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import {
-  asObject,
-  type EngineContext,
-  requireUser,
-  tenantNotFound,
-  tenantSuspended,
-  userNotFound,
-} from './context.js'
+import { type EngineContext, requireUser, tenantNotFound, tenantSuspended, userNotFound } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { checkNewPassword, passwordSecret } from './password.js'
 import { bufferRevokeSessions } from './sessions.js'
@@ -27,7 +20,7 @@ export async function registerUser(
   input: RegisterUserInput,
 ): Promise<UserRecord> {
   assertId(tenantId, 'tenantId')
-  const fields = asObject(input, 'input', ['email', 'password', 'profile'])
+  const fields = inputObject(input, 'input', ['email', 'password', 'profile'])
   const email = normalizeIdentifier('email', fields.email)
   const password = fields.password === undefined ? undefined : checkNewPassword(fields.password)
   const attributes = validateProfile(fields.profile ?? {})
