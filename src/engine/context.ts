@@ -1,11 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  ErrorCode,
-  isUserEngineError,
-  NotFoundError,
-  UserEngineError,
-} from '../domain/errors.js'
+import { ErrorCode, isUserEngineError, NotFoundError, UserEngineError } from '../domain/errors.js'
 import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
 import { assertId, assertString } from '../domain/validation.js'

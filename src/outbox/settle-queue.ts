@@ -71,7 +71,8 @@ export class SettleQueue {
   flushNow(): void {
     clearTimeout(this.#gather)
     this.#gather = undefined
-    if (this.#draining || this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null) return
+    if (this.#draining || this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null)
+      return
     this.#inFlight = this.#send(false)
       .catch((error: unknown) => {
         this.#failure = { error }
@@ -106,7 +107,8 @@ export class SettleQueue {
 
   /** Starts a statement unless one is in flight; a few items wait up to GATHER_MS for company. */
   #start(): void {
-    if (this.#draining || this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null) return
+    if (this.#draining || this.#inFlight !== null || this.#items.length === 0 || this.#failure !== null)
+      return
     if (this.#items.length < this.#o.enough && !this.#o.urgent()) {
       this.#gather ??= setTimeout(() => {
         this.#gather = undefined

@@ -86,6 +86,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   'store.11': [
     'sessions: purgeExpired deletes only expired sessions and tokens of the tenant, oldest first, at most limit',
     'sessions: a purge racing refreshes never deletes a session a refresh kept alive',
+    'sessions: purgeExpired keeps a session or token whose expiresAt equals before: only expiresAt < before is expired',
   ],
   'store.12': [
     'sessions: listSealedFactors pages factors under other keys in id order; diagnostics count them per key id',
@@ -109,6 +110,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
     'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
     'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+    "outbox: settle changes nothing for an item whose tenantId is not its event's, and reports it lost",
   ],
   'outbox.4': [
     "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",

@@ -3,8 +3,8 @@ import { ValidationError } from '../domain/errors.js'
 import {
   CaseContext,
   type CaseDefinition,
-  guaranteeSkip,
   hasGuarantee,
+  optionGuaranteeSkip,
   ROW_REFUSAL_SKIP,
   SCHEMA_PLANTING_SKIP,
   type SuiteDefinition,
@@ -29,6 +29,13 @@ export const CONFORMANCE_SUITES: ReadonlyArray<{
 
 function selectSuites(names: readonly string[] | undefined): readonly SuiteDefinition[] {
   if (names === undefined) return SUITES
+  // Nothing selected must not turn into "0 cases, all passed" either.
+  if (names.length === 0) {
+    throw new ValidationError(
+      `no conformance suite selected (suites: []); leave suites out to run all, or name some of: ${SUITES.map((s) => s.name).join(', ')}`,
+      { details: { field: 'suites' } },
+    )
+  }
   const unknown = names.filter((n) => !SUITES.some((s) => s.name === n))
   // A typo must not turn into "0 cases, all passed".
   if (unknown.length > 0) {
@@ -40,12 +47,16 @@ function selectSuites(names: readonly string[] | undefined): readonly SuiteDefin
   return SUITES.filter((s) => names.includes(s.name))
 }
 
-/** A skip known before running: only when the caller declared the store's capabilities. */
+/**
+ * A skip known before running: only when the caller passed `capabilities` (for runners that cannot skip a
+ * running test). The option can only narrow what runs: a guarantee it claims is checked against the store's
+ * own declaration when the case runs (CaseContext.checkRequirements).
+ */
 function staticSkip(def: CaseDefinition, options: ConformanceOptions): string | undefined {
   const capabilities = options.capabilities
   if (!capabilities) return undefined
   for (const capability of def.requires ?? []) {
-    if (!hasGuarantee(capabilities, capability)) return guaranteeSkip(capability)
+    if (!hasGuarantee(capabilities, capability)) return optionGuaranteeSkip(capability)
   }
   if (def.needsSharedStores && !options.createSharedStores) {
     return 'the store factory cannot open several stores over one database (createSharedStores)'

@@ -203,11 +203,64 @@ describe('demo and conformance', () => {
     assert.equal(report.passed, total - expectedSkips.length)
     assert.equal(report.skipped, expectedSkips.length)
     const skipped = report.cases.filter((c: { status: string }) => c.status === 'skipped')
+    // The module passes no capabilities option: the store's own declaration is the reason given.
+    const byStore = (reason: string) =>
+      reason.replace(
+        /^the capabilities option lacks the (\w+) capability.*$/,
+        'the store lacks the $1 capability',
+      )
     assert.deepEqual(
       skipped.map((c: { name: string; reason?: string }) => [c.name, c.reason]),
-      expectedSkips.map((c) => [c.name, c.skip]),
+      expectedSkips.map((c) => [c.name, byStore(c.skip!)]),
     )
     assert.match(r.stderr, /conformance: \[1\]/)
+  })
+
+  test('conformance --store MODULE reads the hooks: a default object, or named exports beside a default or named factory', async () => {
+    const dir = tempDir()
+    const memory = new URL('../../src/store/memory/index.ts', import.meta.url).href
+    const factory = `async () => new InMemoryUserEngineStore()`
+    const hook = `async (store, refusal) => store.refuseRows(refusal)`
+    const modules = {
+      'default-object.mjs': `export default { createStore: ${factory}, refuseRows: ${hook} }`,
+      'default-function.mjs': `export default ${factory}\nexport const refuseRows = ${hook}`,
+      'named.mjs': `export const createStore = ${factory}\nexport const refuseRows = ${hook}`,
+    }
+    const refused =
+      "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events"
+    for (const [file, body] of Object.entries(modules)) {
+      const module = join(dir, file)
+      writeFileSync(module, `import { InMemoryUserEngineStore } from '${memory}'\n${body}\n`)
+      const r = await runCli(['conformance', '--store', module, '--suite', 'rollback', '--json'])
+      assert.equal(r.code, 0, `${file}: ${r.stderr}`)
+      const report = JSON.parse(r.stdout)
+      const atomicity = report.cases.find((c: { name: string }) => c.name === refused)
+      // Without the hook this case is skipped (refuseRows): here it runs.
+      assert.equal(
+        atomicity?.status,
+        'passed',
+        `${file}: the refuseRows case ${atomicity?.status} (${atomicity?.reason})`,
+      )
+      assert.equal(report.skipped, 0, file)
+      assert.match(
+        r.stderr,
+        /hooks found: refuseRows; absent \(their cases are skipped\): destroyStore, createSharedStores, plantSchemaVersion, reopenStore/,
+        file,
+      )
+    }
+    const wrong = join(dir, 'wrong.mjs')
+    writeFileSync(
+      wrong,
+      `import { InMemoryUserEngineStore } from '${memory}'\nexport default ${factory}\nexport const refuseRows = true\n`,
+    )
+    const r = await runCli(['conformance', '--store', wrong, '--suite', 'rollback'])
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /refuseRows is not a function/)
+    const none = join(dir, 'none.mjs')
+    writeFileSync(none, 'export const something = 1\n')
+    const missing = await runCli(['conformance', '--store', none, '--suite', 'rollback'])
+    assert.notEqual(missing.code, 0)
+    assert.match(missing.stderr, /no store factory/)
   })
 
   test('conformance exits 1 when a case fails', async () => {

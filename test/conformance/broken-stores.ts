@@ -21,6 +21,8 @@ import type {
   MigrateResult,
   OutboxAccess,
   Page,
+  PurgeExpiredQuery,
+  PurgeExpiredResult,
   Readiness,
   ThrottleAccess,
   UnitOfWork,
@@ -1030,6 +1032,143 @@ class SplitOutboxStore extends DelegatingStore {
   }
 }
 
+/**
+ * Caches the records it read and hands out the cached objects themselves: a caller that changes one (a
+ * factor's state it then does not write, an audit record) rewrites what every later read returns.
+ */
+class SharedObjectsStore extends DelegatingStore {
+  readonly #cache = new Map<string, unknown>()
+  #own<T extends { id: string; version?: number }>(kind: string, tenantId: string, record: T): T {
+    const key = `${kind}\0${tenantId}\0${record.id}\0${record.version ?? ''}`
+    if (!this.#cache.has(key)) this.#cache.set(key, record)
+    return this.#cache.get(key) as T
+  }
+  override async getUser(tenantId: string, userId: string) {
+    const user = await this.inner.getUser(tenantId, userId)
+    return user && this.#own('user', tenantId, user)
+  }
+  override async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
+    const page = await this.inner.listAudit(tenantId, query)
+    return { ...page, items: page.items.map((a) => this.#own('audit', tenantId, a)) }
+  }
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return this.inner.transaction(tenantId, (tx) => {
+      const listFactors = tx.listFactors.bind(tx)
+      tx.listFactors = async (userId) =>
+        (await listFactors(userId)).map((f) => this.#own('factor', tenantId, f))
+      return fn(tx)
+    })
+  }
+}
+
+/** Stamps audit records with the database's clock at insert (`occurred_at DEFAULT now()`), not the unit's. */
+class AuditDatabaseClockStore extends DelegatingStore {
+  readonly #stamped = new Map<string, string>()
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    let audited = false
+    const result = await this.inner.transaction(tenantId, (tx) => {
+      const appendAudit = tx.appendAudit.bind(tx)
+      tx.appendAudit = (entry) => {
+        audited = true
+        appendAudit(entry)
+      }
+      return fn(tx)
+    })
+    if (audited) {
+      const at = new Date().toISOString()
+      let cursor: string | undefined
+      do {
+        const page = await this.inner.listAudit(tenantId, { limit: 500, ...(cursor ? { cursor } : {}) })
+        for (const a of page.items) if (!this.#stamped.has(a.id)) this.#stamped.set(a.id, at)
+        cursor = page.nextCursor ?? undefined
+      } while (cursor)
+    }
+    return result
+  }
+  override async listAudit(tenantId: string, query?: ListAuditQuery): Promise<Page<AuditRecord>> {
+    const page = await this.inner.listAudit(tenantId, query)
+    return {
+      ...page,
+      items: page.items.map((a) => ({ ...a, occurredAt: this.#stamped.get(a.id) ?? a.occurredAt })),
+    }
+  }
+}
+
+/** `outbox.list` drops the tenant filter (`WHERE status = $1 AND ($3 IS NULL OR aggregate_id = $3)`). */
+class OutboxListAnyTenantStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      list: ({ tenantId: _ignored, ...query }) => inner.list(query),
+    })
+  }
+}
+
+/** `purgeExpired` deletes `expires_at <= before`: a session expiring at the cut itself goes too. */
+class InclusivePurgeStore extends DelegatingStore {
+  override purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    const cut = typeof query?.before === 'string' ? Date.parse(query.before) : Number.NaN
+    if (Number.isNaN(cut)) return this.inner.purgeExpired(tenantId, query)
+    return this.inner.purgeExpired(tenantId, { ...query, before: new Date(cut + 1).toISOString() })
+  }
+}
+
+/** `settle` finds each event by id alone (`WHERE id = $1`): an item's tenantId is never compared. */
+class SettleByIdStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      settle: async (options) => {
+        const items = await Promise.all(
+          options.items.map(async (item) => ({
+            ...item,
+            tenantId: (await inner.get(item.eventId))?.tenantId ?? item.tenantId,
+          })),
+        )
+        return inner.settle({ ...options, items })
+      },
+    })
+  }
+}
+
+/** `purgePublished` cuts by `occurred_at` instead of `published_at`: an event published just now can go. */
+class PurgeByOccurredStore extends DelegatingStore {
+  readonly #published = new Set<string>()
+  readonly #purged = new Set<string>()
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    const visible = (e: OutboxEntry | null) => (e && !this.#purged.has(e.id) ? e : null)
+    return outboxWith(inner, {
+      acknowledge: async (owner, ids) => {
+        const done = await inner.acknowledge(owner, ids)
+        for (const id of done) this.#published.add(id)
+        return done
+      },
+      settle: async (options) => {
+        const result = await inner.settle(options)
+        for (const [id, status] of result) if (status === 'published') this.#published.add(id)
+        return result
+      },
+      // Purged rows are hidden rather than deleted: the reference store has no purge by occurrence.
+      purgePublished: async (olderThanMs, limit) => {
+        const cut = Date.now() - olderThanMs
+        let purged = 0
+        for (const id of this.#published) {
+          const e = visible(await inner.get(id))
+          if (purged < limit && e && Date.parse(e.occurredAt) < cut) {
+            this.#purged.add(id)
+            purged++
+          }
+        }
+        return purged
+      },
+      get: async (id) => visible(await inner.get(id)),
+      listForAggregate: async (tenantId, aggregateId) =>
+        (await inner.listForAggregate(tenantId, aggregateId)).filter((e) => visible(e)),
+    })
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1048,6 +1187,8 @@ export interface BrokenStore {
 
 const DIFFERENTIAL =
   'differential: random operation sequences over three tenants match InMemoryUserEngineStore'
+const COMMIT_TIME =
+  'records: records, audit records and events carry the unit’s time (CommitPlan.now), not the store’s clock'
 
 export const BROKEN_STORES: readonly BrokenStore[] = [
   {
@@ -1066,6 +1207,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new SplitAuditStore(),
     caughtBy: [
       "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
+      // The second transaction stamps its part with its own unit's time.
+      COMMIT_TIME,
     ],
   },
   {
@@ -1074,6 +1217,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       "versions: writing a user's records without writing the user fails with INVALID_UNIT_OF_WORK",
       "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
+      // The second transaction stamps its part with its own unit's time.
+      COMMIT_TIME,
     ],
   },
   {
@@ -1428,6 +1573,43 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       'outbox: lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
     ],
+  },
+  {
+    bug: 'hands out its own cached objects: a caller changing a returned record changes what the store returns',
+    create: () => new SharedObjectsStore(),
+    caughtBy: [
+      'records: returned records are the caller’s: mutating them, deeply, changes nothing the store holds',
+    ],
+  },
+  {
+    bug: "stamps audit records with the database's clock at insert (`DEFAULT now()`), not the unit's time",
+    create: () => new AuditDatabaseClockStore(),
+    caughtBy: [COMMIT_TIME],
+  },
+  {
+    bug: '`outbox.list` ignores the tenant filter',
+    create: () => new OutboxListAnyTenantStore(),
+    caughtBy: ["outbox: list by tenant, or by tenant and aggregate, never shows another tenant's events"],
+  },
+  {
+    bug: '`purgeExpired` deletes what expires at `before` too (`<=` for `<`)',
+    create: () => new InclusivePurgeStore(),
+    caughtBy: [
+      'sessions: purgeExpired keeps a session or token whose expiresAt equals before: only expiresAt < before is expired',
+      DIFFERENTIAL,
+    ],
+  },
+  {
+    bug: "`settle` finds events by id alone, ignoring the item's tenantId",
+    create: () => new SettleByIdStore(),
+    caughtBy: [
+      "outbox: settle changes nothing for an item whose tenantId is not its event's, and reports it lost",
+    ],
+  },
+  {
+    bug: '`purgePublished` cuts by `occurredAt`, not `publishedAt`',
+    create: () => new PurgeByOccurredStore(),
+    caughtBy: ['outbox: purgePublished cuts by when an event was published, not when it occurred'],
   },
 ]
 

@@ -14,6 +14,8 @@ import { DelegatingStore } from './delegating-store.js'
 const memory = async () => new InMemoryUserEngineStore()
 const MULTI_INSTANCE_CASES = 4
 const NO_CONCURRENT_INSTANCES = 'the store lacks the concurrentInstances capability'
+const OPTION_LACKS_CONCURRENT_INSTANCES =
+  'the capabilities option lacks the concurrentInstances capability (skipped up front, before any store was opened)'
 
 /** Several stores over one in-memory "database", claiming the capabilities a server database has. */
 class SharedMemoryStore extends DelegatingStore {
@@ -23,6 +25,20 @@ class SharedMemoryStore extends DelegatingStore {
   override async close(): Promise<void> {
     // The shared database outlives each handle, as a server database outlives a pool.
   }
+}
+
+/** A store over a shared in-memory "database" declaring what it is told to. */
+class DeclaringStore extends DelegatingStore {
+  constructor(
+    inner: InMemoryUserEngineStore,
+    readonly declares: StoreCapabilities,
+  ) {
+    super(inner)
+  }
+  override get capabilities(): StoreCapabilities {
+    return this.declares
+  }
+  override async close(): Promise<void> {}
 }
 
 test('cases are named "suite: case", unique, and cover every suite in order', () => {
@@ -47,6 +63,12 @@ test('an unknown suite name is refused rather than running nothing', () => {
     /unknown conformance suite/,
   )
   assert.equal(conformanceCases({ createStore: memory, suites: ['readiness'] }).length, 3)
+  // Selecting nothing is refused the same way: never "0 passed, 0 failed" in silence.
+  assert.throws(
+    () => conformanceCases({ createStore: memory, suites: [] }),
+    (e: Error & { code?: string }) =>
+      e.code === 'VALIDATION' && /no conformance suite selected/.test(e.message),
+  )
 })
 
 test('declared capabilities decide skips up front, with the reason', async () => {
@@ -57,7 +79,11 @@ test('declared capabilities decide skips up front, with the reason', async () =>
   const hooks = /plantSchemaVersion, reopenStore|refuseRows/
   const skipped = cases.filter((c) => c.skip !== undefined && !hooks.test(c.skip))
   assert.equal(skipped.length, MULTI_INSTANCE_CASES)
-  for (const c of skipped) assert.match(c.skip!, /lacks the (concurrentInstances|isolatedClaims) capability/)
+  for (const c of skipped)
+    assert.match(
+      c.skip!,
+      /^the capabilities option lacks the (concurrentInstances|isolatedClaims) capability/,
+    )
   // A factory without plantSchemaVersion and reopenStore: the schema-history cases, skipped up front too.
   const planting = cases.filter((c) => c.suite === 'schema-history')
   assert.ok(
@@ -88,7 +114,10 @@ test('registerConformanceTests registers skips as skipped (skipTest, test.skip, 
     skipTest: (name, reason) => viaSkipTest.push(`${name} | ${reason}`),
   })
   assert.equal(viaSkipTest.length, 1)
-  assert.match(viaSkipTest[0]!, /^migrator-race: .* \| the store lacks the concurrentInstances capability$/)
+  assert.match(
+    viaSkipTest[0]!,
+    /^migrator-race: .* \| the capabilities option lacks the concurrentInstances capability/,
+  )
   assert.equal(registered.length, 3)
 
   const viaTestSkip: string[] = []
@@ -100,7 +129,10 @@ test('registerConformanceTests registers skips as skipped (skipTest, test.skip, 
     capabilities: { concurrentInstances: false, isolatedClaims: false },
     test: testFn,
   })
-  assert.match(viaTestSkip[0] ?? '', /\[skipped: the store lacks the concurrentInstances capability\]$/)
+  assert.match(
+    viaTestSkip[0] ?? '',
+    /\[skipped: the capabilities option lacks the concurrentInstances capability .*\]$/,
+  )
 
   // Capabilities unknown up front: the case finds out while running and skips through the context.
   const dynamic: Array<[string, (context?: unknown) => Promise<void>]> = []
@@ -184,7 +216,8 @@ test('every store the harness creates is closed, whether its case passed or fail
 
 test('the concurrentInstances cases pass against stores sharing one database', async () => {
   const report = await runConformance({
-    createStore: memory,
+    // The factory's stores declare what the option claims: the store's own declaration decides.
+    createStore: async () => new SharedMemoryStore(new InMemoryUserEngineStore()),
     createSharedStores: async (count) => {
       const database = new InMemoryUserEngineStore()
       return Array.from({ length: count }, () => new SharedMemoryStore(database))
@@ -223,5 +256,52 @@ test('a store declaring the 0.1 capability names (multiProcess, rowLocking) is r
     createSharedStores: async () => [],
     suites: ['migrator-race'],
   })
-  assert.equal(overridden[0]?.skip, NO_CONCURRENT_INSTANCES)
+  assert.equal(overridden[0]?.skip, OPTION_LACKS_CONCURRENT_INSTANCES)
+})
+
+test('the store decides: an option claiming more than the store declares fails the case, never passes it', async () => {
+  const suites = ['migrator-race', 'throttle', 'concurrency', 'outbox']
+  const multi = (r: { name: string }) => /separate store instances|four stores|4 store instances/.test(r.name)
+  const sharing = (declares: StoreCapabilities) => async (count: number) => {
+    const database = new InMemoryUserEngineStore()
+    return Array.from({ length: count }, () => new DeclaringStore(database, declares))
+  }
+  // The option claims both guarantees; the stores the factories open declare none.
+  const overclaimed = await runConformance({
+    createStore: memory,
+    createSharedStores: sharing({}),
+    capabilities: { concurrentInstances: true, isolatedClaims: true },
+    suites,
+  })
+  const claimed = overclaimed.results.filter(multi)
+  assert.equal(claimed.length, MULTI_INSTANCE_CASES)
+  for (const r of claimed) {
+    assert.equal(r.status, 'failed', `${r.name} was ${r.status}`)
+    assert.match(
+      String((r.error as Error).message),
+      /capabilities option claims (concurrentInstances|isolatedClaims) but the store does not declare it/,
+    )
+  }
+  // The option claims none; the stores declare both: skipped up front, and the reason says it was the option.
+  const underclaimed = await runConformance({
+    createStore: async () => new SharedMemoryStore(new InMemoryUserEngineStore()),
+    createSharedStores: sharing({ concurrentInstances: true, isolatedClaims: true }),
+    capabilities: {},
+    suites,
+  })
+  for (const r of underclaimed.results.filter(multi)) {
+    assert.equal(r.status, 'skipped')
+    assert.match(r.reason ?? '', /^the capabilities option lacks the \w+ capability/)
+    assert.doesNotMatch(r.reason ?? '', /the store lacks/)
+  }
+  // Without the option the store's own declaration decides, both ways.
+  const declared = await runConformance({
+    createStore: async () => new SharedMemoryStore(new InMemoryUserEngineStore()),
+    createSharedStores: sharing({ concurrentInstances: true, isolatedClaims: true }),
+    suites,
+  })
+  assert.deepEqual(
+    declared.results.filter(multi).map((r) => r.status),
+    Array(MULTI_INSTANCE_CASES).fill('passed'),
+  )
 })

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { CONFORMANCE_SUITES, conformanceCases, RULE_CASES } from '../../src/testing/index.js'
+import { SUBSCRIBE_SKIP } from '../../src/testing/shared/context.js'
+import { SUITES } from '../../src/testing/suites/index.js'
 import { checkDocBlock } from './doc-blocks.js'
 
 /** The numbered MUST rules of each contract interface, read from its JSDoc block. */
@@ -46,13 +48,23 @@ test("the provider guide's coverage figures and rule table are the code's", () =
     ([kind, name]) => `${name} ${rules.filter((r) => r.startsWith(`${kind}.`)).length}`,
   )
   const named = new Set(Object.values(RULE_CASES).flat())
-  // What a store declaring nothing, with a factory giving no optional hook, has skipped up front.
+  // What a store declaring nothing, with a factory giving no optional hook, has skipped up front, and the
+  // cases that skip themselves on a store without the optional outbox.subscribe.
   const bare = conformanceCases({ createStore: async () => new InMemoryUserEngineStore(), capabilities: {} })
-  const skipped = bare.filter((c) => c.skip !== undefined)
+  const withoutSubscribe = SUITES.flatMap((s) =>
+    s.cases.filter((c) => c.needsSubscribe).map((c) => `${s.name}: ${c.name}`),
+  )
+  const skipped = [
+    ...bare.filter((c) => c.skip !== undefined),
+    ...withoutSubscribe.map((name) => ({ name, skip: SUBSCRIBE_SKIP })),
+  ]
   const reasons = [...new Set(skipped.map((c) => c.skip!))].map(
     (reason) =>
       `${skipped.filter((c) => c.skip === reason).length} without ${
-        /lacks the (\w+) capability/.exec(reason)?.[1] ?? /\(([^)]+)\)$/.exec(reason)?.[1] ?? reason
+        /lacks the (\w+) capability/.exec(reason)?.[1] ??
+        /\(([^)]+)\)$/.exec(reason)?.[1] ??
+        /has no ([\w.]+)/.exec(reason)?.[1] ??
+        reason
       }`,
   )
   const ruleNumber = (r: string) => Number(r.split('.')[1])

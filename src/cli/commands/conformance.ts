@@ -1,13 +1,8 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { inspect } from 'node:util'
-import type { UserEngineStore } from '../../store/store.js'
 import { runConformance } from '../../testing/run.js'
-import type {
-  ConformanceOptions,
-  ConformanceResult,
-  StoreFactoryContext,
-} from '../../testing/shared/types.js'
+import type { ConformanceOptions, ConformanceResult } from '../../testing/shared/types.js'
 import { type ConformanceStores, conformanceStoresFor } from '../shared/conformance-stores.js'
 import { ExitCode } from '../shared/exit-codes.js'
 import { parseStoreLocation, resolveDatabaseUrl } from '../shared/open-store.js'
@@ -19,17 +14,45 @@ type Factories = Pick<
   'createStore' | 'destroyStore' | 'createSharedStores' | 'plantSchemaVersion' | 'reopenStore' | 'refuseRows'
 >
 
-/** `--store MODULE`: its default export is a store factory, or an object holding `createStore` and friends. */
-async function loadStoreModule(path: string): Promise<Factories> {
-  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown }
-  const exported = mod.default
-  if (typeof exported === 'function') {
-    return { createStore: exported as (ctx: StoreFactoryContext) => Promise<UserEngineStore> }
+const HOOKS = [
+  'destroyStore',
+  'createSharedStores',
+  'plantSchemaVersion',
+  'reopenStore',
+  'refuseRows',
+] as const satisfies readonly (keyof Factories)[]
+
+const SHAPE =
+  'export default { createStore, ...hooks }, or export default createStore with the hooks as named exports, or a named createStore export with them'
+
+/** The factory and the hooks `source` holds; a hook that is there but is not a function is a usage error. */
+function factoriesFrom(source: Record<string, unknown>, path: string, createStore: unknown): Factories {
+  if (typeof createStore !== 'function') throw new UsageError(`${path}: no store factory (${SHAPE})`)
+  const factories: Record<string, unknown> = { createStore }
+  for (const hook of HOOKS) {
+    const value = source[hook]
+    if (value === undefined) continue
+    if (typeof value !== 'function') throw new UsageError(`${path}: ${hook} is not a function`)
+    factories[hook] = value
   }
-  if (exported && typeof (exported as Factories).createStore === 'function') return exported as Factories
-  throw new UsageError(
-    `${path} must default-export a store factory: (ctx: { ownDatabase: boolean }) => Promise<UserEngineStore>`,
-  )
+  return factories as unknown as Factories
+}
+
+/**
+ * `--store MODULE`, in one of three shapes: a default-exported object holding `createStore` and the hooks
+ * (its named exports are not read); a default-exported factory, with the hooks as named exports; or no
+ * default export and a named `createStore`, with the hooks beside it. A hook left out skips the cases that
+ * need it, with the reason.
+ */
+async function loadStoreModule(path: string): Promise<Factories> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>
+  const exported = mod.default
+  if (typeof exported === 'function') return factoriesFrom(mod, path, exported)
+  if (exported !== undefined && exported !== null && typeof exported === 'object') {
+    const object = exported as Record<string, unknown>
+    return factoriesFrom(object, path, object.createStore)
+  }
+  return factoriesFrom(mod, path, mod.createStore)
 }
 
 function errorText(error: unknown): string {
@@ -63,6 +86,13 @@ export async function conformanceCommand(options: {
     target = stores.description
   }
   out.progress(`conformance: ${target}`)
+  if (options.storeModule !== undefined) {
+    const given = HOOKS.filter((h) => factories[h] !== undefined)
+    const missing = HOOKS.filter((h) => factories[h] === undefined)
+    out.progress(
+      `conformance: hooks found: ${given.join(', ') || 'none'}${missing.length > 0 ? `; absent (their cases are skipped): ${missing.join(', ')}` : ''}`,
+    )
+  }
   try {
     let done = 0
     const report = await runConformance({

@@ -10,7 +10,7 @@ import {
 
 /**
  * Whether a store declares a guarantee: its own name, else the deprecated alias (`multiProcess`, `rowLocking`)
- * a store written for 0.1 sets.
+ * a store written against the earlier names sets.
  */
 export function hasGuarantee(capabilities: StoreCapabilities, guarantee: StoreGuarantee): boolean {
   const alias = guarantee === 'concurrentInstances' ? capabilities.multiProcess : capabilities.rowLocking
@@ -25,6 +25,19 @@ export function guaranteeSkip(guarantee: StoreGuarantee): string {
   return `the store lacks the ${guarantee} capability`
 }
 
+/**
+ * Why a case is skipped up front when the `capabilities` option leaves out a guarantee. True whatever the
+ * store declares: no store has been opened yet. It keeps the words `lacks the X capability`.
+ */
+export function optionGuaranteeSkip(guarantee: StoreGuarantee): string {
+  return `the capabilities option lacks the ${guarantee} capability (skipped up front, before any store was opened)`
+}
+
+/** Why a case fails when the `capabilities` option claims a guarantee the store itself does not declare. */
+export function overclaimedGuarantee(guarantee: StoreGuarantee): string {
+  return `capabilities option claims ${guarantee} but the store does not declare it (store.capabilities): the store's own declaration decides, and the option may not claim more`
+}
+
 /** One case of a suite, as suites declare it. */
 export interface CaseDefinition {
   readonly name: string
@@ -36,11 +49,18 @@ export interface CaseDefinition {
   readonly needsSchemaPlanting?: boolean
   /** The case needs `refuseRows` (the database refuses a chosen audit record or event). */
   readonly needsRowRefusal?: boolean
+  /**
+   * The case checks the optional `outbox.subscribe`: a store without it has the case skipped, with
+   * SUBSCRIBE_SKIP. Known only once a store is open, so the case itself skips.
+   */
+  readonly needsSubscribe?: boolean
   run(ctx: CaseContext): Promise<void>
 }
 
 export const SCHEMA_PLANTING_SKIP =
   'the store factory cannot plant a schema history row and reopen the database (plantSchemaVersion, reopenStore)'
+
+export const SUBSCRIBE_SKIP = 'the store has no outbox.subscribe; relays poll'
 
 export const ROW_REFUSAL_SKIP =
   'the store factory cannot make its database refuse an audit record or an outbox event (refuseRows)'
@@ -62,7 +82,7 @@ export function freshId(prefix: string): string {
   return newId(prefix)
 }
 
-/** The context a factory gets; `empty` repeats `ownDatabase` for factories written against 0.1. */
+/** The context a factory gets; `empty` repeats `ownDatabase` for factories written against the earlier name. */
 function factoryContext(ownDatabase: boolean): StoreFactoryContext {
   return { ownDatabase, empty: ownDatabase }
 }
@@ -137,11 +157,17 @@ export class CaseContext {
     return this.options.leaseMs ?? 60
   }
 
-  /** Throws ConformanceSkip unless the store has every capability the case needs. */
+  /**
+   * Throws ConformanceSkip unless the store declares every capability the case needs. The store's own
+   * `capabilities` decide: an option claiming a guarantee the store does not declare fails the case, since
+   * skipping would hide the mismatch and running would pass on a claim the store never made.
+   */
   async checkRequirements(def: CaseDefinition): Promise<void> {
     for (const capability of def.requires ?? []) {
-      const capabilities = this.options.capabilities ?? (await this.store()).capabilities
-      if (!hasGuarantee(capabilities, capability)) throw new ConformanceSkip(guaranteeSkip(capability))
+      if (hasGuarantee((await this.store()).capabilities, capability)) continue
+      const claimed = this.options.capabilities
+      if (claimed && hasGuarantee(claimed, capability)) assert.fail(overclaimedGuarantee(capability))
+      throw new ConformanceSkip(guaranteeSkip(capability))
     }
     if (def.needsSharedStores && !this.options.createSharedStores) {
       throw new ConformanceSkip(

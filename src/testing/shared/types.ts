@@ -8,7 +8,7 @@ export interface StoreFactoryContext {
    * False: the store may share a database with other cases; the harness calls the idempotent `migrate()`.
    */
   readonly ownDatabase: boolean
-  /** @deprecated The 0.1 name of `ownDatabase`, always equal to it; read `ownDatabase`. */
+  /** @deprecated The earlier name of `ownDatabase`, always equal to it; read `ownDatabase`. */
   readonly empty: boolean
 }
 
@@ -39,11 +39,15 @@ export interface ConformanceOptions {
    * transactions fails it. Without this hook that case is skipped with the reason.
    */
   refuseRows?(store: UserEngineStore, refusal: RowRefusal): Promise<void>
-  /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. */
+  /** Run only these suites (names from `CONFORMANCE_SUITES`). Default: all. An empty or unknown name is VALIDATION. */
   suites?: readonly string[]
   /**
-   * The store's capabilities when known up front: capability skips are then decided when the cases are built.
-   * Otherwise each case reads `store.capabilities` when it runs and skips itself.
+   * The store's capabilities when known up front, for runners that cannot skip a running test (jest): a case
+   * needing a guarantee this leaves out is skipped when the cases are built, with the reason `the capabilities
+   * option lacks the X capability`. It only narrows what runs: the `store.capabilities` of the store the
+   * factory opens decide, and a guarantee claimed here that the store does not declare fails the case
+   * (`capabilities option claims X but the store does not declare it`). Without it each case reads
+   * `store.capabilities` when it runs and skips itself (`the store lacks the X capability`).
    */
   capabilities?: StoreCapabilities
   /** The differential suite's fast-check settings. */

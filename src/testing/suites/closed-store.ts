@@ -1,7 +1,7 @@
 import { ErrorCode } from '../../domain/errors.js'
 import type { UserEngineStore } from '../../store/store.js'
 import { freshId, suite } from '../shared/context.js'
-import { expectCode } from '../shared/expect.js'
+import { assert, expectCode } from '../shared/expect.js'
 
 /** Every call a service or relay makes, on a closed store. */
 function calls(store: UserEngineStore, tenantId: string): [string, () => Promise<unknown>][] {
@@ -48,7 +48,13 @@ export const closedStoreSuite = suite('closed-store', 'a closed store refuses ev
       for (const [name, call] of calls(store, tenantId)) {
         await expectCode(call(), ErrorCode.STORE_CLOSED, `${name} on a closed store`)
       }
-      await store.close()
+      try {
+        await store.close()
+      } catch (error) {
+        assert.fail(
+          `a second close() threw (${error instanceof Error ? error.message : String(error)}): close() must be idempotent, a second call does nothing and resolves`,
+        )
+      }
     },
   },
 ])

@@ -5,12 +5,14 @@ import type { OutboxEntry } from '../../domain/records.js'
 import { LAST_ERROR_CHARS } from '../../store/outbox-checks.js'
 import type { ClaimOptions, UserEngineStore } from '../../store/store.js'
 import { deferred } from '../shared/barrier.js'
-import { type CaseContext, freshId, suite } from '../shared/context.js'
+import { type CaseContext, freshId, SUBSCRIBE_SKIP, suite } from '../shared/context.js'
 import { assert, expectCode, sleep, within } from '../shared/expect.js'
 import { changeUser, seedUser } from '../shared/fixtures.js'
 import { ConformanceSkip } from '../shared/types.js'
 
 const LONG_LEASE = 30_000
+// How old a published event must be for the purge case's cut.
+const PURGE_AGE_MS = 400
 
 /**
  * Claims for `owner` and keeps only this case's tenants' events, giving the rest back at once. Outbox cases
@@ -333,6 +335,31 @@ export const outboxSuite = suite(
             [3, 'pending'],
           ],
           'pending events survive a purge',
+        )
+      },
+    },
+    {
+      name: 'purgePublished cuts by when an event was published, not when it occurred',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { userId } = await userWithEvents(store, tenantId, 1)
+        // Occurred well before the cut, published just now: a purge by occurredAt would delete it.
+        await sleep(PURGE_AGE_MS + 300)
+        const [event] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(event)
+        assert.deepEqual(await store.outbox.acknowledge('relay-a', [event.id]), [event.id])
+        await store.outbox.purgePublished(PURGE_AGE_MS, 1000)
+        assert.equal(
+          (await store.outbox.get(event.id))?.status,
+          'published',
+          'an event published just now was purged: purgePublished(olderThanMs) cuts by publishedAt (the store clock when it was published), never occurredAt',
+        )
+        await sleep(PURGE_AGE_MS + 50)
+        await store.outbox.purgePublished(PURGE_AGE_MS, 1000)
+        assert.deepEqual(
+          await store.outbox.listForAggregate(tenantId, userId),
+          [],
+          'an event published longer than olderThanMs ago survived the purge',
         )
       },
     },
@@ -835,6 +862,85 @@ export const outboxSuite = suite(
       },
     },
     {
+      name: "settle changes nothing for an item whose tenantId is not its event's, and reports it lost",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const other = await ctx.newTenant(store)
+        await userWithEvents(store, tenantId, 1)
+        await userWithEvents(store, tenantId, 1)
+        const held = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(held.length, 2)
+        const [pub, failed] = held as [OutboxEntry, OutboxEntry]
+        const wrongTenant = await store.outbox.settle({
+          owner: 'relay-a',
+          maxAttempts: 1,
+          items: [
+            { tenantId: other, eventId: pub.id, outcome: 'published' },
+            { tenantId: other, eventId: failed.id, outcome: 'failed', error: 'x', backoffMs: 0 },
+          ],
+        })
+        const rule =
+          'a settle item names its event by tenant and id: when the tenantId is not the event’s, nothing changes and the outcome is lost'
+        assert.deepEqual(
+          [wrongTenant.get(pub.id), wrongTenant.get(failed.id)],
+          ['lost', 'lost'],
+          `settle under another tenant's id: ${rule}`,
+        )
+        for (const e of held) {
+          const now = await store.outbox.get(e.id)
+          assert.deepEqual(
+            [now?.status, now?.attempts, now?.leaseOwner],
+            ['pending', 0, 'relay-a'],
+            `event ${label(e)} after a settle under another tenant's id: ${rule}`,
+          )
+        }
+        const right = await store.outbox.settle({
+          owner: 'relay-a',
+          maxAttempts: 1,
+          items: held.map((e) => ({ tenantId, eventId: e.id, outcome: 'published' as const })),
+        })
+        assert.deepEqual(
+          held.map((e) => right.get(e.id)),
+          ['published', 'published'],
+          'the same items under their own tenant',
+        )
+      },
+    },
+    {
+      name: "list by tenant, or by tenant and aggregate, never shows another tenant's events",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const other = await ctx.newTenant(store)
+        // One user id in both tenants: the aggregate filter alone cannot tell them apart, the tenant can.
+        const { userId } = await seedUser(store, tenantId, { events: 2 })
+        await seedUser(store, other, { userId, events: 2 })
+        await userWithEvents(store, other, 1)
+        const listed = async (query: { tenantId?: string; aggregateId?: string }) => {
+          const page = await store.outbox.list({ status: 'pending', limit: 1000, ...query })
+          return page.items.map(
+            (e) =>
+              `${e.tenantId === tenantId ? 'mine' : 'other'}:${e.aggregateId === userId ? 'shared' : 'own'}`,
+          )
+        }
+        assert.deepEqual(await listed({ tenantId }), ['mine:shared', 'mine:shared'], 'list({ tenantId })')
+        assert.deepEqual(
+          await listed({ tenantId, aggregateId: userId }),
+          ['mine:shared', 'mine:shared'],
+          'list({ tenantId, aggregateId })',
+        )
+        assert.deepEqual(
+          (await listed({ tenantId: other })).sort(),
+          ['other:own', 'other:shared', 'other:shared'],
+          'list({ tenantId }) of the other tenant',
+        )
+        assert.deepEqual(
+          (await listed({ aggregateId: userId })).sort(),
+          ['mine:shared', 'mine:shared', 'other:shared', 'other:shared'],
+          'list({ aggregateId }) across tenants',
+        )
+      },
+    },
+    {
       name: 'list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
@@ -887,11 +993,10 @@ export const outboxSuite = suite(
     },
     {
       name: 'subscribe wakes a relay soon after a commit that wrote events (optional)',
+      needsSubscribe: true,
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
-        if (store.outbox.subscribe === undefined) {
-          throw new ConformanceSkip('the store has no outbox.subscribe; relays poll')
-        }
+        if (store.outbox.subscribe === undefined) throw new ConformanceSkip(SUBSCRIBE_SKIP)
         let wakes = 0
         const woke = deferred()
         const subscription = await store.outbox.subscribe(() => {

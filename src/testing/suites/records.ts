@@ -2,8 +2,10 @@ import type { JsonValue, RecordMeta } from '../../domain/records.js'
 import { Secret } from '../../domain/secret.js'
 import { normalizeIdentifier } from '../../domain/validation.js'
 import { freshId, suite } from '../shared/context.js'
-import { assert, expectNull } from '../shared/expect.js'
+import { assert, errorCode, expectNull } from '../shared/expect.js'
 import { changeUser, putIdentifier, seedUser } from '../shared/fixtures.js'
+import { commitTimeCase } from './commit-time.js'
+import { returnedCopiesCase } from './returned-copies.js'
 
 function assertMeta(record: RecordMeta, tenantId: string, version: number, what: string): void {
   assert.equal(record.tenantId, tenantId, `${what}: tenantId`)
@@ -203,12 +205,21 @@ export const recordsSuite = suite(
         })
         assert.equal((await store.getUser(tenantId, seeded.userId))?.version, 2)
         const other = freshId('u')
-        await store.transaction(tenantId, async (tx) => {
-          tx.putUser({ id: other, status: 'active' }, { mustNotExist: true })
-          putIdentifier(tx, freshId('idn'), other, 'email', seeded.email!)
-        })
+        await store
+          .transaction(tenantId, async (tx) => {
+            tx.putUser({ id: other, status: 'active' }, { mustNotExist: true })
+            putIdentifier(tx, freshId('idn'), other, 'email', seeded.email!)
+          })
+          .catch((error: unknown) => {
+            // The store's own "taken" error says nothing of why: name the rule it broke.
+            assert.fail(
+              `a deleted identifier's value must be free again, but registering it failed with ${errorCode(error) ?? 'a non-library error'} (${error instanceof Error ? error.message : String(error)}): the unique index still holds the deleted row (a soft delete, or a stale index entry)`,
+            )
+          })
         assert.equal((await store.findUserByIdentifier(tenantId, 'email', seeded.email!))?.id, other)
       },
     },
+    commitTimeCase,
+    returnedCopiesCase,
   ],
 )

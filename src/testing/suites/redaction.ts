@@ -169,15 +169,41 @@ export const redactionSuite = suite('redaction', 'no profile value, identifier v
       assertNoLeak(await store.getIdentifier(tenantId, 'email', canaries.email), canaries, 'getIdentifier', [
         'email',
       ])
+      // A sealed factor (a key id set), as key rotation lists it: its secret is a Secret there too.
+      await changeUser(store, tenantId, userId, (tx) =>
+        tx.putFactor(
+          {
+            id: freshId('fac'),
+            userId,
+            kind: 'totp',
+            secret: new Secret({ sealed: canaries.secret }),
+            keyId: 'conformance-old-key',
+            state: {},
+          },
+          { mustNotExist: true },
+        ),
+      )
+      const sealed = await store.listSealedFactors(tenantId, {
+        excludeKeyId: 'conformance-new-key',
+        limit: 10,
+      })
+      assert.equal(sealed.length, 1, 'listSealedFactors: the sealed factor')
+      assert.equal(
+        typeof (sealed[0]?.secret as { reveal?: unknown } | undefined)?.reveal,
+        'function',
+        `listSealedFactors returned factor.secret as a plain ${typeof sealed[0]?.secret === 'object' ? 'object' : 'value'}, not a Secret: factor secrets are Secret objects that print [redacted] and give the value only through reveal()`,
+      )
+      assertNoLeak(sealed, canaries, 'listSealedFactors')
       await store.transaction(tenantId, async (tx) => {
         assertNoLeak(await tx.getUser(userId), canaries, 'tx.getUser')
         assertNoLeak(await tx.getProfile(userId), canaries, 'tx.getProfile', ['profile'])
         assertNoLeak(await tx.listIdentifiers(userId), canaries, 'tx.listIdentifiers', ['email', 'username'])
         const factors = await tx.listFactors(userId)
+        const password = factors.find((f) => f.kind === 'password')
         assertNoLeak(factors, canaries, 'tx.listFactors')
-        assertNoLeak(String(factors[0]?.secret), canaries, 'String(factor.secret)')
-        assertNoLeak(`${factors[0]?.secret}`, canaries, 'a factor secret in a template literal')
-        const revealed = factors[0]?.secret.reveal()
+        assertNoLeak(String(password?.secret), canaries, 'String(factor.secret)')
+        assertNoLeak(`${password?.secret}`, canaries, 'a factor secret in a template literal')
+        const revealed = password?.secret.reveal()
         assert.deepEqual(
           leakedCanaries(revealed, canaries),
           ['secret'],

@@ -232,6 +232,30 @@ export const sessionsSuite = suite(
       },
     },
     {
+      name: 'purgeExpired keeps a session or token whose expiresAt equals before: only expiresAt < before is expired',
+      async run(ctx) {
+        const store = await ctx.store()
+        const tenantId = await ctx.newTenant(store)
+        const { userId } = await seedUser(store, tenantId)
+        const before = at(5)
+        const [session, token] = [sessionDraft(userId, 5), tokenDraft(userId, 5)]
+        const expired = sessionDraft(userId, 4)
+        await withUser(store, tenantId, userId, (tx) => {
+          tx.putSession(session, { mustNotExist: true })
+          tx.putToken(token, { mustNotExist: true })
+          tx.putSession(expired, { mustNotExist: true })
+        })
+        const purged = await store.purgeExpired(tenantId, { before, limit: 10 })
+        const rule = `expiresAt equal to before (${before}) is not expired: compare expiresAt < before, never <=`
+        assert.deepEqual(purged, { sessions: 1, tokens: 0 }, `purgeExpired's counts: ${rule}`)
+        await store.transaction(tenantId, async (tx) => {
+          assert.ok(await tx.getSession(session.id), `the session expiring at before was purged: ${rule}`)
+          assert.ok(await tx.getToken(token.id), `the token expiring at before was purged: ${rule}`)
+          expectNull(await tx.getSession(expired.id), 'the session that expired before the cut')
+        })
+      },
+    },
+    {
       name: 'a purge racing refreshes never deletes a session a refresh kept alive',
       async run(ctx) {
         const store = await ctx.store()
@@ -348,6 +372,11 @@ export const sessionsSuite = suite(
         assert.deepEqual(
           page2.map((f) => [f.id, f.keyId]),
           [[ids[3], 'old2']],
+        )
+        assert.equal(
+          typeof page2[0]?.secret?.reveal,
+          'function',
+          'listSealedFactors: factor.secret is not a Secret (see the redaction suite)',
         )
         assert.equal(page2[0]?.secret.reveal().sealed, 3)
         const { sealedByKeyId } = await store.diagnostics()
