@@ -1,12 +1,14 @@
+import { createHash } from 'node:crypto'
 import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import { SIGN_IN_METHODS, type SignInMethod, type UserRecord } from '../domain/records.js'
 import { assertString, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
+import { throttleKey } from './attempt-throttle.js'
 import { type EngineContext, reject } from './context.js'
 import { AUDIT_ACTIONS, type RejectReason } from './events.js'
 import { acceptRecoveryCode, RECOVERY_CODE_MAX_LENGTH } from './recovery-codes.js'
 import { bufferNewSession, type NewSession } from './sessions.js'
-import { invalidCredentials, secondFactorsOf, throttleKey } from './sign-in.js'
+import { invalidCredentials, secondFactorsOf } from './sign-in.js'
 import { invalidToken } from './token-codec.js'
 import { useToken } from './tokens.js'
 import { acceptTotp, TOTP_MAX_CODE_LENGTH } from './totp.js'
@@ -51,7 +53,18 @@ export async function completeSignIn(
   challenge: string,
   proof: SecondFactorProof,
 ): Promise<CompletedSignIn> {
-  const { kind, code } = parseProof(proof)
+  const parsed = parseProof(proof)
+  if (typeof challenge !== 'string') return completeSignInInTurn(ctx, challenge, parsed)
+  // Guesses at one challenge run one at a time, each after the count the one before left (OneAtATime).
+  const line = `challenge\u0000${createHash('sha256').update(challenge).digest('hex')}`
+  return ctx.attempts.run(line, () => completeSignInInTurn(ctx, challenge, parsed))
+}
+
+async function completeSignInInTurn(
+  ctx: EngineContext,
+  challenge: string,
+  { kind, code }: { kind: 'totp' | 'recovery_codes'; code: string },
+): Promise<CompletedSignIn> {
   const rejected = kind === 'totp' ? AUDIT_ACTIONS.totpRejected : AUDIT_ACTIONS.recoveryCodeRejected
   const outcome = await useToken(ctx, challenge, 'sign_in_challenge', async (use): Promise<Outcome> => {
     const { tx, user, record } = use

@@ -6,6 +6,7 @@ import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../doma
 import { assertId, assertString } from '../domain/validation.js'
 import { failedAtCommit } from '../store/commit-phase.js'
 import type { UnitOfWork } from '../store/unit-of-work.js'
+import { lockedFor, OneAtATime, throttled, throttleKey } from './attempt-throttle.js'
 import type { ValidEngineOptions } from './engine-options.js'
 import type { RejectReason } from './events.js'
 import { STATUS_RULES, type StatusRule, type UserUseCase } from './status-rules.js'
@@ -23,12 +24,19 @@ export interface EngineContext extends ValidEngineOptions {
    * caller's to handle and is not retried.
    */
   unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T>
+  /** Attempts at one secret (a tenant's identifier, user or challenge), one at a time: see OneAtATime. */
+  readonly attempts: OneAtATime
 }
+
+/** Retry n waits up to RETRY_BASE_MS x 2^n ms, at most RETRY_CAP_MS: about 0.6 s over all 8 default attempts. */
+const RETRY_BASE_MS = 2
+const RETRY_CAP_MS = 160
 
 export function createEngineContext(options: ValidEngineOptions): EngineContext {
   const { store, maxAttempts, tracer } = options
   return Object.freeze({
     ...options,
+    attempts: new OneAtATime(),
     async unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -46,8 +54,9 @@ export function createEngineContext(options: ValidEngineOptions): EngineContext 
           ) {
             throw error
           }
-          // Jitter spreads racing retries so they do not collide again in lockstep.
-          await sleep(randomInt(0, 2 * attempt + 1))
+          // Exponential backoff with full jitter: racing retries spread further apart each round, so many
+          // writers of one user (parallel sign-ins, profile merges) get through instead of colliding again.
+          await sleep(randomInt(0, Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt) + 1))
         }
       }
     },
@@ -98,7 +107,9 @@ export interface FactorCheck {
  * The frame of verifyTotp and consumeRecoveryCode: validates the ids and the code, then in one unit of work
  * finds the user's factor of that kind. When there is none to check (unknown, deleted or disabled user,
  * inactive tenant, no factor) the refusal is audited and the answer is false; an unknown tenant still throws
- * NOT_FOUND. Otherwise `check` decides, and writes what a success changes.
+ * NOT_FOUND. Otherwise `check` decides, and writes what a success changes. A code is a guess like a
+ * password: checks of one user run one at a time, read the user's throttle key first (THROTTLED when
+ * locked, as for `verifyPassword`), count a wrong code on it and clear it on success.
  */
 export async function checkFactor(
   ctx: EngineContext,
@@ -111,10 +122,23 @@ export async function checkFactor(
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
   assertString(code, 'code', how.maxCodeLength)
-  return ctx.unit(tenantId, async (tx) => {
-    const found = await factorForCheck(tx, userId, how.kind)
-    if (typeof found === 'string') return reject(tx, how.rejected, userId, found)
-    return check(tx, found.user, found.factor)
+  const key = throttleKey('user', userId)
+  return ctx.attempts.run(`${tenantId}\u0000${key}`, async () => {
+    // Only a check that ran counts: a refusal without a factor (an unknown user id) writes no throttle row.
+    let checked = false
+    const ok = await ctx.unit(tenantId, async (tx) => {
+      const found = await factorForCheck(tx, userId, how.kind)
+      if (typeof found === 'string') return reject(tx, how.rejected, userId, found)
+      const retryAfterMs = lockedFor(await ctx.store.throttle.read(tenantId, [key]), ctx.clock())
+      if (retryAfterMs > 0) throw throttled(retryAfterMs)
+      checked = true
+      return check(tx, found.user, found.factor)
+    })
+    // After the commit, outside the retried unit, as for passwords.
+    if (ok) await ctx.store.throttle.clear(tenantId, [key])
+    else if (checked)
+      await ctx.store.throttle.recordFailure(tenantId, [key], ctx.throttle, new Date(ctx.clock()))
+    return ok
   })
 }
 

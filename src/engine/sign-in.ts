@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { LIMITS } from '../domain/limits.js'
 import type { FactorKind, FactorRecord, IdentifierKind, SignInMethod, UserRecord } from '../domain/records.js'
 import { assertId, assertString, inputObject, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import type { ThrottleState } from '../store/throttle.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
+import { isCallerKey, lockedFor, throttled, throttleKey } from './attempt-throttle.js'
 import type { EngineContext } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { passwordSecret } from './password.js'
@@ -102,11 +101,6 @@ export type OnCheckSuccess<T> = (
 
 const SECOND_FACTORS: readonly SecondFactorKind[] = ['totp', 'recovery_codes']
 
-/** Throttle keys are digests: the store never holds the email, username or IP they stand for. */
-export function throttleKey(kind: 'identifier' | 'user' | 'caller', value: string): string {
-  return `${kind}:${createHash('sha256').update(value).digest('hex')}`
-}
-
 export function parseCredentials(credentials: unknown): {
   subject: CheckSubject
   password: string
@@ -131,7 +125,9 @@ export function parseCredentials(credentials: unknown): {
  * is read before any hashing (a locked key costs no Argon2 work and answers THROTTLED), and a check that
  * has nothing to verify against runs a dummy verification. Failures are counted on the identifier, the user
  * and the caller key; a success clears the identifier and user counts and rehashes an outdated hash in the
- * same unit of work as its audit record.
+ * same unit of work as its audit record. Attempts at one identifier (or user id) run one at a time
+ * (OneAtATime), so parallel guesses each read the count the one before left. Argon2 runs once per call: a
+ * retried unit reuses its answer.
  */
 export async function checkPassword<T = undefined>(
   ctx: EngineContext,
@@ -143,7 +139,35 @@ export async function checkPassword<T = undefined>(
   onSuccess?: OnCheckSuccess<T>,
 ): Promise<CheckOutcome<T>> {
   assertId(tenantId, 'tenantId')
+  const key =
+    'kind' in subject
+      ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`)
+      : throttleKey('user', subject.userId)
+  return ctx.attempts.run(`${tenantId}\u0000${key}`, () =>
+    checkPasswordInTurn(ctx, tenantId, subject, password, callerKey, audit, onSuccess),
+  )
+}
+
+async function checkPasswordInTurn<T>(
+  ctx: EngineContext,
+  tenantId: string,
+  subject: CheckSubject,
+  password: string,
+  callerKey: string | undefined,
+  audit: { readonly succeeded: string; readonly failed: string },
+  onSuccess?: OnCheckSuccess<T>,
+): Promise<CheckOutcome<T>> {
   const { store } = ctx
+  const verified = new Map<string, Promise<boolean>>()
+  const verify = (phc: string) => {
+    let answer = verified.get(phc)
+    if (answer === undefined) {
+      answer = ctx.hasher.verify(phc, password)
+      verified.set(phc, answer)
+    }
+    return answer
+  }
+  let rehash: Promise<string> | undefined
   const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome<T>> => {
     const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
     const keys = [
@@ -156,11 +180,7 @@ export async function checkPassword<T = undefined>(
       tenant ? store.throttle.read(tenantId, keys) : Promise.resolve([]),
     ])
     const retryAfterMs = lockedFor(states, ctx.clock())
-    if (retryAfterMs > 0) {
-      throw new UserEngineError(ErrorCode.THROTTLED, 'too many failed attempts; retry later', {
-        details: { retryAfterMs },
-      })
-    }
+    if (retryAfterMs > 0) throw throttled(retryAfterMs)
     const password_ = factors.find((f) => f.kind === 'password')
     let reason: RejectReason | 'unknown_tenant' | null = null
     if (!tenant) reason = 'unknown_tenant'
@@ -170,9 +190,7 @@ export async function checkPassword<T = undefined>(
     else if (!password_) reason = 'no_factor'
     const phc = password_?.secret.reveal().phc
     const ok =
-      reason === null && typeof phc === 'string'
-        ? await ctx.hasher.verify(phc, password)
-        : await ctx.hasher.verifyDummy(password)
+      reason === null && typeof phc === 'string' ? await verify(phc) : await ctx.hasher.verifyDummy(password)
     if (!ok || !user || !password_ || reason !== null) {
       const why = reason ?? 'wrong_secret'
       // An unknown tenant has nowhere to hold an audit record or a count.
@@ -184,7 +202,8 @@ export async function checkPassword<T = undefined>(
     const rehashed = typeof phc === 'string' && ctx.hasher.needsRehash(phc)
     const events: Omit<EventDraft, 'userId'>[] = []
     if (rehashed) {
-      const fresh = await ctx.hasher.hash(password)
+      rehash ??= ctx.hasher.hash(password)
+      const fresh = await rehash
       tx.putFactor({ ...password_, secret: passwordSecret(fresh) }, { expectedVersion: password_.version })
       events.push({
         type: EVENT_TYPES.passwordRehashed,
@@ -229,16 +248,6 @@ async function findSubject(tx: UnitOfWork, subject: CheckSubject): Promise<UserR
   if ('userId' in subject) return tx.getUser(subject.userId)
   const identifier = await tx.findIdentifier(subject.kind, subject.value)
   return identifier ? tx.getUser(identifier.userId) : null
-}
-
-const isCallerKey = (key: string) => key.startsWith('caller:')
-
-function lockedFor(states: readonly ThrottleState[], now: number): number {
-  let ms = 0
-  for (const s of states) {
-    if (s.lockedUntil !== null) ms = Math.max(ms, Date.parse(s.lockedUntil) - now)
-  }
-  return ms
 }
 
 /**

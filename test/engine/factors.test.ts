@@ -126,7 +126,15 @@ await forEachFreshStore('engine use cases: factors', (fresh) => {
       const { id: u } = await engine.registerUser(t, { email: 'ann@example.com' })
       const { uri } = await engine.enrollTotp(t, u)
       const code = codeFor(uri, h.now)
-      const results = await Promise.all([engine.verifyTotp(t, u, code), engine.verifyTotp(t, u, code)])
+      // Two engines over one store, as two processes: one engine runs a user's checks one at a time, so the
+      // race this test is about is between processes, and the store's version check must decide it.
+      const other = new UserEngine({
+        store: counting.store,
+        keyring: h.keyring,
+        passwordHashing: FAST_HASHING,
+        clock: () => h.now,
+      })
+      const results = await Promise.all([engine.verifyTotp(t, u, code), other.verifyTotp(t, u, code)])
       assert.deepEqual(results.filter(Boolean).length, 1)
       // On the memory store both read the factor before either commits: the loser's commit is refused, not
       // merely sequenced. On a database the two may not overlap; either way at most one commit was refused.
@@ -241,18 +249,46 @@ await forEachFreshStore('engine use cases: factors', (fresh) => {
     assert.deepEqual(used?.payload, { userId: u, factorId, remaining: 9 })
   })
 
-  test('16 concurrent consumptions of one recovery code: exactly one is true', async () => {
+  test('16 concurrent consumptions of one recovery code: exactly one is true, the reuses count as failures', async () => {
     const h = setup({ store: await fresh() })
     const { id: t } = await h.engine.createTenant('Acme')
     const { id: u } = await h.engine.registerUser(t, { email: 'ann@example.com' })
     const { codes } = await h.engine.generateRecoveryCodes(t, u)
-    const results = await Promise.all(
+    const results = await Promise.allSettled(
       Array.from({ length: 16 }, () => h.engine.consumeRecoveryCode(t, u, codes[0]!)),
     )
-    assert.equal(results.filter(Boolean).length, 1)
+    const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+    const refused = results.flatMap((r) =>
+      r.status === 'rejected' ? [(r.reason as { code?: string }).code] : [],
+    )
+    assert.equal(answers.filter(Boolean).length, 1)
+    // A used code is a wrong code: checked one at a time, five wrong ones lock the user (THROTTLED).
+    assert.equal(answers.filter((a) => !a).length, 5)
+    assert.deepEqual(new Set(refused), new Set(['THROTTLED']))
     const audit = (await h.store.listAudit(t, { limit: 100 })).items
     assert.equal(audit.filter((a) => a.action === 'recovery_code.used').length, 1)
-    assert.equal(audit.filter((a) => a.action === 'recovery_code.rejected').length, 15)
+    assert.equal(audit.filter((a) => a.action === 'recovery_code.rejected').length, 5)
+    assert.equal((await h.engine.listFactors(t, u))[0]?.remaining, 9)
+    await assertGapFreeOutbox(h, t, u)
+  })
+
+  test('4 engines (processes) consuming one recovery code at once: the store lets exactly one through', async () => {
+    const h = setup({ store: await fresh() })
+    const { id: t } = await h.engine.createTenant('Acme')
+    const { id: u } = await h.engine.registerUser(t, { email: 'ann@example.com' })
+    const { codes } = await h.engine.generateRecoveryCodes(t, u)
+    const engines = Array.from(
+      { length: 4 },
+      () =>
+        new UserEngine({
+          store: h.store,
+          keyring: h.keyring,
+          passwordHashing: FAST_HASHING,
+          clock: () => h.now,
+        }),
+    )
+    const results = await Promise.all(engines.map((e) => e.consumeRecoveryCode(t, u, codes[0]!)))
+    assert.equal(results.filter(Boolean).length, 1)
     assert.equal((await h.engine.listFactors(t, u))[0]?.remaining, 9)
     await assertGapFreeOutbox(h, t, u)
   })
