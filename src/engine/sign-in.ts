@@ -143,98 +143,90 @@ export async function checkPassword<T = undefined>(
     'kind' in subject
       ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`)
       : throttleKey('user', subject.userId)
-  return ctx.attempts.run(`${tenantId}\u0000${key}`, () =>
-    checkPasswordInTurn(ctx, tenantId, subject, password, callerKey, audit, onSuccess),
-  )
-}
-
-async function checkPasswordInTurn<T>(
-  ctx: EngineContext,
-  tenantId: string,
-  subject: CheckSubject,
-  password: string,
-  callerKey: string | undefined,
-  audit: { readonly succeeded: string; readonly failed: string },
-  onSuccess?: OnCheckSuccess<T>,
-): Promise<CheckOutcome<T>> {
-  const { store } = ctx
-  const verified = new Map<string, Promise<boolean>>()
-  const verify = (phc: string) => {
-    let answer = verified.get(phc)
-    if (answer === undefined) {
-      answer = ctx.hasher.verify(phc, password)
-      verified.set(phc, answer)
-    }
-    return answer
-  }
-  let rehash: Promise<string> | undefined
-  const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome<T>> => {
-    const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
-    const keys = [
-      'kind' in subject ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`) : undefined,
-      user ? throttleKey('user', user.id) : undefined,
-      callerKey === undefined ? undefined : throttleKey('caller', callerKey),
-    ].filter((k): k is string => k !== undefined)
-    const [factors, states] = await Promise.all([
-      user ? tx.listFactors(user.id) : Promise.resolve([]),
-      tenant ? store.throttle.read(tenantId, keys) : Promise.resolve([]),
-    ])
-    const retryAfterMs = lockedFor(states, ctx.clock())
-    if (retryAfterMs > 0) throw throttled(retryAfterMs)
-    const password_ = factors.find((f) => f.kind === 'password')
-    let reason: RejectReason | 'unknown_tenant' | null = null
-    if (!tenant) reason = 'unknown_tenant'
-    else if (!user || user.status === 'deleted') reason = 'unknown_user'
-    else if (tenant.status !== 'active') reason = 'tenant_inactive'
-    else if (user.status !== 'active') reason = 'user_inactive'
-    else if (!password_) reason = 'no_factor'
-    const phc = password_?.secret.reveal().phc
-    const ok =
-      reason === null && typeof phc === 'string' ? await verify(phc) : await ctx.hasher.verifyDummy(password)
-    if (!ok || !user || !password_ || reason !== null) {
-      const why = reason ?? 'wrong_secret'
-      // An unknown tenant has nowhere to hold an audit record or a count.
-      if (why !== 'unknown_tenant') {
-        tx.appendAudit({ action: audit.failed, userId: user?.id ?? null, data: { reason: why } })
+  return ctx.attempts.run(`${tenantId}\u0000${key}`, async () => {
+    const { store } = ctx
+    const verified = new Map<string, Promise<boolean>>()
+    const verify = (phc: string) => {
+      let answer = verified.get(phc)
+      if (answer === undefined) {
+        answer = ctx.hasher.verify(phc, password)
+        verified.set(phc, answer)
       }
-      return { ok: false, reason: why, keys: why === 'unknown_tenant' ? [] : keys }
+      return answer
     }
-    const rehashed = typeof phc === 'string' && ctx.hasher.needsRehash(phc)
-    const events: Omit<EventDraft, 'userId'>[] = []
-    if (rehashed) {
-      rehash ??= ctx.hasher.hash(password)
-      const fresh = await rehash
-      tx.putFactor({ ...password_, secret: passwordSecret(fresh) }, { expectedVersion: password_.version })
-      events.push({
-        type: EVENT_TYPES.passwordRehashed,
-        payload: { userId: user.id, factorId: password_.id },
+    let rehash: Promise<string> | undefined
+    const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome<T>> => {
+      const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
+      const keys = [
+        'kind' in subject ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`) : undefined,
+        user ? throttleKey('user', user.id) : undefined,
+        callerKey === undefined ? undefined : throttleKey('caller', callerKey),
+      ].filter((k): k is string => k !== undefined)
+      const [factors, states] = await Promise.all([
+        user ? tx.listFactors(user.id) : Promise.resolve([]),
+        tenant ? store.throttle.read(tenantId, keys) : Promise.resolve([]),
+      ])
+      const retryAfterMs = lockedFor(states, ctx.clock())
+      if (retryAfterMs > 0) throw throttled(retryAfterMs)
+      const password_ = factors.find((f) => f.kind === 'password')
+      let reason: RejectReason | 'unknown_tenant' | null = null
+      if (!tenant) reason = 'unknown_tenant'
+      else if (!user || user.status === 'deleted') reason = 'unknown_user'
+      else if (tenant.status !== 'active') reason = 'tenant_inactive'
+      else if (user.status !== 'active') reason = 'user_inactive'
+      else if (!password_) reason = 'no_factor'
+      const phc = password_?.secret.reveal().phc
+      const ok =
+        reason === null && typeof phc === 'string'
+          ? await verify(phc)
+          : await ctx.hasher.verifyDummy(password)
+      if (!ok || !user || !password_ || reason !== null) {
+        const why = reason ?? 'wrong_secret'
+        // An unknown tenant has nowhere to hold an audit record or a count.
+        if (why !== 'unknown_tenant') {
+          tx.appendAudit({ action: audit.failed, userId: user?.id ?? null, data: { reason: why } })
+        }
+        return { ok: false, reason: why, keys: why === 'unknown_tenant' ? [] : keys }
+      }
+      const rehashed = typeof phc === 'string' && ctx.hasher.needsRehash(phc)
+      const events: Omit<EventDraft, 'userId'>[] = []
+      if (rehashed) {
+        rehash ??= ctx.hasher.hash(password)
+        const fresh = await rehash
+        tx.putFactor({ ...password_, secret: passwordSecret(fresh) }, { expectedVersion: password_.version })
+        events.push({
+          type: EVENT_TYPES.passwordRehashed,
+          payload: { userId: user.id, factorId: password_.id },
+        })
+      }
+      const second = secondFactorsOf(factors)
+      tx.appendAudit({
+        action: audit.succeeded,
+        userId: user.id,
+        data: { secondFactorRequired: second.length > 0, rehashed },
       })
-    }
-    const second = secondFactorsOf(factors)
-    tx.appendAudit({
-      action: audit.succeeded,
-      userId: user.id,
-      data: { secondFactorRequired: second.length > 0, rehashed },
+      const added = onSuccess ? await onSuccess(tx, user, second) : undefined
+      if (added) events.push(...added.events)
+      // One user change for all of it: the rehash, and whatever onSuccess wrote (rule 5).
+      const signedIn = events.length > 0 ? await recordUserChange(tx, user.id, user, { events }) : user
+      const clear = states.map((st) => st.key).filter((k) => !isCallerKey(k))
+      return { ok: true, user: signedIn, factors: second, clear, extra: added?.value as T }
     })
-    const added = onSuccess ? await onSuccess(tx, user, second) : undefined
-    if (added) events.push(...added.events)
-    // One user change for all of it: the rehash, and whatever onSuccess wrote (rule 5).
-    const signedIn = events.length > 0 ? await recordUserChange(tx, user.id, user, { events }) : user
-    const clear = states.map((st) => st.key).filter((k) => !isCallerKey(k))
-    return { ok: true, user: signedIn, factors: second, clear, extra: added?.value as T }
+    // Throttle writes follow the audit commit, outside the retried unit: a retry cannot count a failure twice.
+    if (!outcome.ok && outcome.keys.length > 0) {
+      const now = new Date(ctx.clock())
+      const caller = outcome.keys.filter(isCallerKey)
+      const own = outcome.keys.filter((k) => !isCallerKey(k))
+      await Promise.all([
+        own.length > 0 ? store.throttle.recordFailure(tenantId, own, ctx.throttle, now) : undefined,
+        caller.length > 0
+          ? store.throttle.recordFailure(tenantId, caller, ctx.callerThrottle, now)
+          : undefined,
+      ])
+    }
+    if (outcome.ok && outcome.clear.length > 0) await store.throttle.clear(tenantId, outcome.clear)
+    return outcome
   })
-  // Throttle writes follow the audit commit, outside the retried unit: a retry cannot count a failure twice.
-  if (!outcome.ok && outcome.keys.length > 0) {
-    const now = new Date(ctx.clock())
-    const caller = outcome.keys.filter(isCallerKey)
-    const own = outcome.keys.filter((k) => !isCallerKey(k))
-    await Promise.all([
-      own.length > 0 ? store.throttle.recordFailure(tenantId, own, ctx.throttle, now) : undefined,
-      caller.length > 0 ? store.throttle.recordFailure(tenantId, caller, ctx.callerThrottle, now) : undefined,
-    ])
-  }
-  if (outcome.ok && outcome.clear.length > 0) await store.throttle.clear(tenantId, outcome.clear)
-  return outcome
 }
 
 /** The second factors a user has. An unconfirmed TOTP enrollment is not one yet: it could lock its user out. */
