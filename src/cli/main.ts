@@ -44,6 +44,9 @@ const USAGE = `usage: user-engine <command> [options]
   purge        [--database-url URL] [--batch-size N] [--interval DURATION] [--json]
                                                delete expired sessions and tokens (once, or every interval)
 
+MODULE (conformance --store): export default { createStore, ...hooks }; or export default createStore
+     with the hooks (plantSchemaVersion, reopenStore, refuseRows, ...) as named exports; or a named
+     createStore with them
 URL: postgres://... | postgresql://... | pglite:PATH | pglite:memory | memory:
      default: $DATABASE_URL, else pglite:./.user-engine/data; migrate, status, plan and conformance
      prefer $USER_ENGINE_MIGRATION_URL (a direct connection: not through a transaction-mode pooler)

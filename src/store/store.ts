@@ -366,9 +366,9 @@ export interface StoreCapabilities {
    * database-wide write lock). Absent is false.
    */
   readonly isolatedClaims?: boolean
-  /** @deprecated Since 0.2: `concurrentInstances`, which a store that sets only this is read as having. */
+  /** @deprecated The earlier name of `concurrentInstances`, which a store that sets only this is read as having. */
   readonly multiProcess?: boolean
-  /** @deprecated Since 0.2: `isolatedClaims`, which a store that sets only this is read as having. */
+  /** @deprecated The earlier name of `isolatedClaims`, which a store that sets only this is read as having. */
   readonly rowLocking?: boolean
 }
 
