@@ -38,11 +38,12 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
  * the two equal), and every code is raised by some path under test.
  */
 export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
-  VALIDATION: 'Bad input: wrong type, too long, malformed id, unknown option or field. Nothing was changed.',
+  VALIDATION:
+    'Bad input: wrong type, too long, malformed id, unknown option or field (every object argument, options, inputs, credentials, proofs and subjects alike, must be a plain object with only the documented keys; a getter that throws is refused too), a clock that answers no time in ms. Nothing was changed.',
   NOT_FOUND:
     'The record does not exist in this tenant (a record of another tenant is never revealed), or the tenant does not exist.',
   VERSION_CONFLICT:
-    'The record changed since it was read (optimistic concurrency). Nothing was written; re-read and retry.',
+    "The record changed since it was read (optimistic concurrency). Nothing was written; re-read and retry. Raised for the caller's own `expectedVersion`, and when a unit of work lost its version race on every retry (8 by default, `maxAttempts`, with growing random backoff): many processes writing one user at once.",
   ALREADY_EXISTS: 'A record with this id already exists. Nothing was written.',
   DUPLICATE_IDENTIFIER: 'The identifier (email, username) is taken in this tenant. Nothing was written.',
   INVALID_UNIT_OF_WORK:
@@ -52,7 +53,7 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   INVALID_TOKEN:
     'A session or single-use token was not accepted. One code for every reason (unknown, expired, revoked, already used, another purpose, malformed, inactive user or tenant), at the same cost.',
   THROTTLED:
-    'Too many failed attempts for this identifier, user or caller key; `details.retryAfterMs` says when to try again. Nothing was checked.',
+    'Too many failed attempts for this identifier, user or caller key (passwords, TOTP and recovery codes alike); `details.retryAfterMs` says when to try again. Nothing was checked, and the refusal is not audited.',
   USER_DISABLED:
     'The use case is not allowed on a disabled user (docs/status-rules.md). Nothing was written.',
   USER_DELETED:

@@ -30,7 +30,8 @@ export function lockedFor(states: readonly ThrottleState[], now: number): number
  * guesses at one email were all checked. One at a time per identifier (or user), each attempt reads the
  * count the one before it left, so at most `lockAfter` are checked before the lock; across processes at
  * most one more per process. Correct attempts are never refused for their own concurrency, and attempts of
- * one user no longer race each other's commits (VERSION_CONFLICT). Other keys run in parallel.
+ * one user no longer race each other's commits (VERSION_CONFLICT). Other keys run in parallel. The engine
+ * also lines up here the retries of units that collided on one record (EngineContext.unit).
  */
 export class OneAtATime {
   readonly #tails = new Map<string, Promise<void>>()

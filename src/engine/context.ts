@@ -28,24 +28,36 @@ export interface EngineContext extends ValidEngineOptions {
   readonly attempts: OneAtATime
 }
 
+/** The queue a conflict's record names (a store that gives no recordType and recordId gives none). */
+function conflictLine(tenantId: string, error: unknown): string | undefined {
+  const details = (error as { details?: { recordType?: unknown; recordId?: unknown } }).details
+  if (typeof details?.recordType !== 'string' || typeof details.recordId !== 'string') return undefined
+  return `${tenantId}\u0000record\u0000${details.recordType}\u0000${details.recordId}`
+}
+
 /** Retry n waits up to RETRY_BASE_MS x 2^n ms, at most RETRY_CAP_MS: about 0.6 s over all 8 default attempts. */
 const RETRY_BASE_MS = 2
 const RETRY_CAP_MS = 160
 
 export function createEngineContext(options: ValidEngineOptions): EngineContext {
   const { store, maxAttempts, tracer } = options
+  const attempts = new OneAtATime()
   return Object.freeze({
     ...options,
-    attempts: new OneAtATime(),
+    attempts,
     async unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+      /** After a conflict: the record it named, whose retries in this process then run one at a time. */
+      let line: string | undefined
       for (let attempt = 1; ; attempt++) {
         try {
-          return await inSpan(
-            tracer,
-            ENGINE_SPANS.unitOfWork,
-            { ...idAttributes([tenantId]), [ENGINE_SPANS.attempt]: attempt },
-            () => store.transaction(tenantId, fn),
-          )
+          const run = () =>
+            inSpan(
+              tracer,
+              ENGINE_SPANS.unitOfWork,
+              { ...idAttributes([tenantId]), [ENGINE_SPANS.attempt]: attempt },
+              () => store.transaction(tenantId, fn),
+            )
+          return await (line === undefined ? run() : attempts.run(line, run))
         } catch (error) {
           if (
             !failedAtCommit(error) ||
@@ -54,6 +66,9 @@ export function createEngineContext(options: ValidEngineOptions): EngineContext 
           ) {
             throw error
           }
+          // Units that collided on one record retry one at a time in this process (each then reads what the
+          // one before committed), so 16 parallel merges of one profile all land instead of colliding anew.
+          line ??= conflictLine(tenantId, error)
           // Exponential backoff with full jitter: racing retries spread further apart each round, so many
           // writers of one user (parallel sign-ins, profile merges) get through instead of colliding again.
           await sleep(randomInt(0, Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt) + 1))
