@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { IssuedToken, NewSession, SignInResult, UserEngine } from '../../src/engine/index.js'
 import { throttleKey } from '../../src/engine/attempt-throttle.js'
+import type { IssuedToken, NewSession, SignInResult, UserEngine } from '../../src/engine/index.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 import type { UnitOfWork } from '../../src/store/unit-of-work.js'
 import { barrier } from '../../src/testing/shared/barrier.js'

@@ -1,5 +1,5 @@
 import type { OutboxEntry, OutboxStatus } from '../../domain/records.js'
-import { assertId, assertPositiveInt } from '../../domain/validation.js'
+import { assertId } from '../../domain/validation.js'
 import {
   compareListKeys,
   encodeListCursor,

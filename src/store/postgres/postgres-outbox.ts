@@ -1,6 +1,5 @@
-import { ValidationError } from '../../domain/errors.js'
 import type { AggregateType, JsonValue, OutboxEntry, OutboxStatus } from '../../domain/records.js'
-import { assertId, assertPositiveInt } from '../../domain/validation.js'
+import { assertId } from '../../domain/validation.js'
 import {
   encodeListCursor,
   validateClaimOptions,
@@ -70,7 +69,6 @@ function toEntry(r: OutboxDbRow): OutboxEntry {
   }
 }
 
-const MAX_INT4 = 2_147_483_647
 /** The channel stores NOTIFY after commits that wrote outbox events, and relays LISTEN on. */
 export const NOTIFY_CHANNEL = 'user_engine_outbox'
 /** Least time between two NOTIFYs of one store (see PostgresOutbox.committed). */
