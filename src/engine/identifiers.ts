@@ -76,7 +76,14 @@ export async function bufferEmailChanged(
     bufferDropTokens(
       tx,
       userId,
-      ['email_verification', 'email_change', 'password_reset', 'magic_link'],
+      [
+        'email_verification',
+        'email_change',
+        'password_reset',
+        'magic_link',
+        // Half a session: it ends when the sessions do.
+        ...(ctx.sessions.revokeOnEmailChange ? (['sign_in_challenge'] as const) : []),
+      ],
       keepToken,
     ),
   ])

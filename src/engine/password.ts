@@ -64,7 +64,8 @@ export async function bufferPasswordChange(
   )
   const [ended] = await Promise.all([
     bufferRevokeSessions(ctx, tx, userId, reason),
-    bufferDropTokens(tx, userId, ['password_reset'], keepToken),
+    // A pending sign-in challenge is half a session, won with the old password: it ends with the sessions.
+    bufferDropTokens(tx, userId, ['password_reset', 'sign_in_challenge'], keepToken),
   ])
   return {
     factorId,

@@ -8,6 +8,7 @@ import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { type EngineContext, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 import { invalidToken, newToken, parseToken, tokenMatches } from './token-codec.js'
+import { bufferDropTokens } from './tokens.js'
 
 /** A session as the engine shows it: ids and times, never its token or the token's hash. */
 export interface SessionSummary {
@@ -298,7 +299,9 @@ export async function revokeAllSessions(
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'revokeAllSessions')
     const sessions = (await tx.listSessions(userId)).filter((s) => s.id !== except)
-    if (sessions.length === 0) return 0
+    // A pending sign-in challenge is half a session: it would still become one.
+    const challenges = await bufferDropTokens(tx, userId, ['sign_in_challenge'])
+    if (sessions.length === 0 && challenges === 0) return 0
     const { events, revoked } = await bufferRevokeSessions(ctx, tx, userId, 'revoked_all', except as string)
     await recordUserChange(tx, userId, user, { events })
     return revoked
