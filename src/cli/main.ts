@@ -208,7 +208,10 @@ function reportError(error: unknown, out: Output, io: CliIo): ExitCode {
   }
   // Not ours (a driver's, a broker's): its message may quote a URL with a password, so redact URLs.
   const raw = error instanceof Error ? error.message : String(error)
-  const message = raw.replace(/\b(postgres(?:ql)?|nats):\/\/\S+/g, (m) => redactUrl(m))
+  // Also 'user:password@host' without a scheme's '//', which the NATS client accepts.
+  const message = raw
+    .replace(/\b(postgres(?:ql)?|nats|tls):\/\/\S+/g, (m) => redactUrl(m))
+    .replace(/[^\s:@/'"]+:[^\s@/'"]*@[^\s'"]+/g, (m) => redactUrl(m))
   out.error(message)
   if (out.json) io.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE', message } })}\n`)
   return ExitCode.FAILURE

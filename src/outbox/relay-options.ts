@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
 import { type Logger, silentLogger } from '../domain/logger.js'
-import { assertId, assertPositiveInt } from '../domain/validation.js'
+import {
+  assertFunction,
+  assertId,
+  assertOptionalBoolean,
+  assertPositiveInt,
+  optionsObject,
+} from '../domain/validation.js'
 import type { OutboxAccess } from '../store/store.js'
 import { defaultOnError } from './describe-error.js'
 import type { MeterLike } from './metrics.js'
@@ -126,31 +132,129 @@ export interface ResolvedRelayOptions {
   readonly metrics: MeterLike | 'auto' | false
 }
 
+const RELAY_OPTION_KEYS = [
+  'outbox',
+  'publisher',
+  'owner',
+  'batchSize',
+  'perAggregate',
+  'leaseMs',
+  'maxAttempts',
+  'backoff',
+  'pollIntervalMs',
+  'publishConcurrency',
+  'retentionMs',
+  'purgeBatchSize',
+  'purgeIntervalMs',
+  'onProgress',
+  'progressIntervalMs',
+  'onError',
+  'random',
+  'wakeOnCommit',
+  'brokerRetry',
+  'logger',
+  'metrics',
+]
+
+/** Most `retentionMs`: about 3,000 years, what `purgePublished` takes. */
+const MAX_RETENTION_MS = 1e14
+
+const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
+  typeof value === 'object' &&
+  value !== null &&
+  names.every((n) => typeof (value as Record<string, unknown>)[n] === 'function')
+
+function backoffOptions(value: unknown, field: string, defaults: { baseMs: number; maxMs: number }) {
+  const b = optionsObject(value, field, ['baseMs', 'maxMs'])
+  const baseMs = b.baseMs ?? defaults.baseMs
+  const maxMs = b.maxMs ?? defaults.maxMs
+  if (
+    typeof baseMs !== 'number' ||
+    typeof maxMs !== 'number' ||
+    !(baseMs >= 0) ||
+    !(maxMs >= baseMs) ||
+    !Number.isFinite(maxMs)
+  ) {
+    throw new ValidationError(`${field} needs 0 <= baseMs <= maxMs`, { details: { field } })
+  }
+  return { baseMs, maxMs }
+}
+
+function optionalFunction<T>(value: unknown, field: string): T | undefined {
+  if (value !== undefined) assertFunction(value, field)
+  return value as T | undefined
+}
+
+/**
+ * Every option checked once, when the relay is built: unknown keys, wrong types and out-of-range numbers are
+ * VALIDATION here, not a TypeError in the first drain (a publisher without publish() would otherwise fail
+ * every event until it is dead).
+ */
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
-  const owner = options.owner ?? `relay_${randomBytes(8).toString('hex')}`
+  if (options === undefined) {
+    throw new ValidationError('OutboxRelay options must be an object', { details: { field: 'options' } })
+  }
+  const given = optionsObject(options, 'OutboxRelay options', RELAY_OPTION_KEYS)
+  if (!hasFunctions(given.outbox, ['claim', 'settle', 'lag'])) {
+    throw new ValidationError('outbox must be an OutboxAccess (store.outbox)', {
+      details: { field: 'outbox' },
+    })
+  }
+  if (!hasFunctions(given.publisher, ['publish'])) {
+    throw new ValidationError('publisher must be an object with a publish(event) method', {
+      details: { field: 'publisher' },
+    })
+  }
+  const owner = given.owner ?? `relay_${randomBytes(8).toString('hex')}`
   assertId(owner, 'owner')
+  const metrics = given.metrics ?? 'auto'
+  if (
+    metrics !== 'auto' &&
+    metrics !== false &&
+    !hasFunctions(metrics, ['createCounter', 'createHistogram'])
+  ) {
+    throw new ValidationError("metrics must be 'auto', false or an OpenTelemetry Meter", {
+      details: { field: 'metrics' },
+    })
+  }
+  const logger = given.logger ?? silentLogger
+  if (!hasFunctions(logger, ['log'])) {
+    throw new ValidationError('logger must be an object with a log(level, message, fields) method', {
+      details: { field: 'logger' },
+    })
+  }
+  assertOptionalBoolean(given.wakeOnCommit, 'wakeOnCommit')
+  const retentionMs = given.retentionMs
+  if (
+    retentionMs !== undefined &&
+    (typeof retentionMs !== 'number' || !(retentionMs >= 0 && retentionMs <= MAX_RETENTION_MS))
+  ) {
+    throw new ValidationError(`retentionMs must be a number of ms from 0 to ${MAX_RETENTION_MS}`, {
+      details: { field: 'retentionMs' },
+    })
+  }
   const o: ResolvedRelayOptions = {
-    outbox: options.outbox,
-    publisher: options.publisher,
+    outbox: given.outbox as OutboxAccess,
+    publisher: given.publisher as Publisher,
     owner,
-    batchSize: options.batchSize ?? 2000,
-    perAggregate: options.perAggregate ?? 100,
-    leaseMs: options.leaseMs ?? 30_000,
-    maxAttempts: options.maxAttempts ?? 10,
-    backoff: { baseMs: options.backoff?.baseMs ?? 500, maxMs: options.backoff?.maxMs ?? 60_000 },
-    brokerRetry: { baseMs: options.brokerRetry?.baseMs ?? 250, maxMs: options.brokerRetry?.maxMs ?? 5000 },
-    pollIntervalMs: options.pollIntervalMs ?? 1000,
-    publishConcurrency: options.publishConcurrency ?? 32,
-    retentionMs: options.retentionMs,
-    purgeBatchSize: options.purgeBatchSize ?? 1000,
-    purgeIntervalMs: options.purgeIntervalMs ?? 60_000,
-    progressIntervalMs: options.progressIntervalMs ?? 10_000,
-    onProgress: options.onProgress,
-    onError: options.onError ?? defaultOnError,
-    random: options.random ?? Math.random,
-    wakeOnCommit: options.wakeOnCommit ?? true,
-    logger: options.logger ?? silentLogger,
-    metrics: options.metrics ?? 'auto',
+    batchSize: (given.batchSize ?? 2000) as number,
+    perAggregate: (given.perAggregate ?? 100) as number,
+    leaseMs: (given.leaseMs ?? 30_000) as number,
+    maxAttempts: (given.maxAttempts ?? 10) as number,
+    backoff: backoffOptions(given.backoff, 'backoff', { baseMs: 500, maxMs: 60_000 }),
+    brokerRetry: backoffOptions(given.brokerRetry, 'brokerRetry', { baseMs: 250, maxMs: 5000 }),
+    pollIntervalMs: (given.pollIntervalMs ?? 1000) as number,
+    publishConcurrency: (given.publishConcurrency ?? 32) as number,
+    retentionMs,
+    purgeBatchSize: (given.purgeBatchSize ?? 1000) as number,
+    purgeIntervalMs: (given.purgeIntervalMs ?? 60_000) as number,
+    progressIntervalMs: (given.progressIntervalMs ?? 10_000) as number,
+    onProgress: optionalFunction(given.onProgress, 'onProgress'),
+    onError: optionalFunction(given.onError, 'onError') ?? defaultOnError,
+    random: optionalFunction(given.random, 'random') ?? Math.random,
+    wakeOnCommit: (given.wakeOnCommit ?? true) as boolean,
+    logger: logger as Logger,
+    metrics: metrics as MeterLike | 'auto' | false,
   }
   assertPositiveInt(o.batchSize, 'batchSize', 10_000)
   assertPositiveInt(o.perAggregate, 'perAggregate', 10_000)
@@ -161,16 +265,5 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   assertPositiveInt(o.pollIntervalMs, 'pollIntervalMs', 86_400_000)
   assertPositiveInt(o.progressIntervalMs, 'progressIntervalMs', 86_400_000)
   assertPositiveInt(o.purgeIntervalMs, 'purgeIntervalMs', 86_400_000)
-  for (const [field, b] of [
-    ['backoff', o.backoff],
-    ['brokerRetry', o.brokerRetry],
-  ] as const) {
-    if (!(b.baseMs >= 0) || !(b.maxMs >= b.baseMs) || !Number.isFinite(b.maxMs)) {
-      throw new ValidationError(`${field} needs 0 <= baseMs <= maxMs`, { details: { field } })
-    }
-  }
-  if (o.retentionMs !== undefined && !(o.retentionMs >= 0)) {
-    throw new ValidationError('retentionMs must be >= 0', { details: { field: 'retentionMs' } })
-  }
   return o
 }

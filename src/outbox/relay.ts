@@ -1,6 +1,6 @@
 // Long on purpose: one state machine (claim, per-aggregate workers, outage pause) whose fields every part
 // reads; its options, settle statements, backoff and error text live in files of their own.
-import { ValidationError } from '../domain/errors.js'
+import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import type { OutboxEntry } from '../domain/records.js'
 import type { OutboxLag, OutboxSubscription, SettleItem } from '../store/store.js'
 import { backoffDelay } from './backoff.js'
@@ -519,7 +519,12 @@ export class OutboxRelay {
         }
         const started = performance.now()
         try {
-          await this.#o.publisher.publish(held.event)
+          // A publish may outlive its lease (the settle then finds the lease lost); one that has not
+          // settled a lease length after that, at least 5 s, is taken as hung.
+          await settleBefore(
+            this.#o.publisher.publish(held.event),
+            held.deadline + Math.max(this.#o.leaseMs, HUNG_PUBLISH_MIN_MS),
+          )
         } catch (error) {
           a.queue.shift()
           a.aborted = true
@@ -702,4 +707,28 @@ export class OutboxRelay {
       also?.then(kick, kick)
     })
   }
+}
+
+/** The least time past its lease deadline that a publish may take before it is taken as hung. */
+const HUNG_PUBLISH_MIN_MS = 5000
+
+/**
+ * A publish that has not settled by `deadline` fails as the event's attempt (by then its lease has lapsed,
+ * so the store reports it lost): a publisher that never settles would otherwise hold `drainOnce()` and
+ * `stop()` forever. A late success is the broker's to deduplicate, by the event id.
+ */
+function settleBefore(publishing: Promise<void> | unknown, deadline: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new UserEngineError(ErrorCode.PUBLISH_FAILED, 'the publish did not settle in time: taken as hung', {
+            details: { timedOut: true },
+          }),
+        ),
+      Math.max(0, deadline - Date.now()),
+    )
+  })
+  return Promise.race([Promise.resolve(publishing) as Promise<void>, late]).finally(() => clearTimeout(timer))
 }

@@ -51,21 +51,33 @@ export function redactUrl(url: string): string {
   return url
     .split(',')
     .map((part) => {
+      let u: URL
       try {
-        const u = new URL(part)
-        if (u.username || u.password) {
-          u.username = '***'
-          u.password = ''
-        }
-        for (const key of [...u.searchParams.keys()]) {
-          if (/pass|token|secret|key/i.test(key)) u.searchParams.set(key, '***')
-        }
-        return u.toString()
+        u = new URL(part)
       } catch {
-        return part.replace(/\/\/[^/@]*@/, '//***@')
+        return maskUserInfo(part)
       }
+      // 'postgres:/u:pw@h/db' or 'user:pw@host:4222' parse as URLs without a host; their user information
+      // sits in what the parser calls the path.
+      if (u.host === '') return maskUserInfo(part)
+      if (u.username || u.password) {
+        u.username = '***'
+        u.password = ''
+      }
+      for (const key of [...u.searchParams.keys()]) {
+        if (/pass|token|secret|key/i.test(key)) u.searchParams.set(key, '***')
+      }
+      return u.toString()
     })
     .join(',')
+}
+
+/** Everything between a scheme (if any) and the last '@' is taken for user information, and masked. */
+function maskUserInfo(part: string): string {
+  const at = part.lastIndexOf('@')
+  if (at < 0) return part
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(part)?.[0] ?? ''
+  return `${scheme}***${part.slice(at)}`
 }
 
 /** How the CLI opens a store beyond its location. */
