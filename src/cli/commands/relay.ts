@@ -1,3 +1,4 @@
+import { ErrorCode, UserEngineError } from '../../domain/errors.js'
 import { type Logger, lineLogger } from '../../domain/logger.js'
 import type { RelayOptions, RelayProgress } from '../../outbox/relay-options.js'
 import type { CommandContext } from '../shared/command.js'
@@ -205,8 +206,14 @@ export async function relayCommand({ store, flags, out, env }: CommandContext): 
   // Through the command's stderr (the process's, or a test's), one line at a time.
   const logger: Logger = lineLogger(format, (line) => out.progress(line.replace(/\n$/, '')))
   if (!(await store.readiness()).ready) {
-    out.error('the schema is not migrated; run: user-engine migrate')
-    return ExitCode.FAILURE
+    // Typed, so --json prints it as every other command does ({"error":{"code":"SCHEMA_NOT_READY",...}}).
+    throw new UserEngineError(
+      ErrorCode.SCHEMA_NOT_READY,
+      'the schema is not migrated; run: user-engine migrate',
+      {
+        details: {},
+      },
+    )
   }
   const num = (name: string) => (typeof s[name] === 'number' ? (s[name] as number) : undefined)
   const str = (name: string) => (typeof s[name] === 'string' ? (s[name] as string) : undefined)
