@@ -232,3 +232,18 @@ describe('relay command logs (Postgres server, NATS)', { skip: serverSkip }, () 
     }
   })
 })
+
+describe('backoff pairs', () => {
+  test('a base above its cap is a usage error; a base alone above the default cap raises the cap', () => {
+    assert.throws(() => relaySettings({ 'backoff-base': '2h', 'backoff-max': '1s' }, {}), UsageError)
+    assert.throws(
+      () => relaySettings({ 'broker-retry-base': '10s', 'broker-retry-max': '1s' }, {}),
+      UsageError,
+    )
+    assert.deepEqual(relaySettings({ 'backoff-base': '2m' }, {}), {
+      'backoff-base': 120_000,
+      'backoff-max': 120_000,
+    })
+    assert.deepEqual(relaySettings({ 'broker-retry-base': '1s' }, {}), { 'broker-retry-base': 1000 })
+  })
+})

@@ -59,7 +59,12 @@ export const RELAY_FLAGS: Readonly<Record<string, RelayFlag>> = {
     max: DAY_MS,
     help: 'delay after the first failure (default 500ms)',
   },
-  'backoff-max': { kind: 'duration', min: 0, max: DAY_MS, help: 'cap on the failure delay (default 60s)' },
+  'backoff-max': {
+    kind: 'duration',
+    min: 0,
+    max: DAY_MS,
+    help: 'cap on the failure delay (default 60s, or --backoff-base when higher)',
+  },
   'broker-retry-base': {
     kind: 'duration',
     min: 0,
@@ -70,7 +75,7 @@ export const RELAY_FLAGS: Readonly<Record<string, RelayFlag>> = {
     kind: 'duration',
     min: 0,
     max: DAY_MS,
-    help: 'longest pause while the broker is unreachable (default 5s)',
+    help: 'longest pause while the broker is unreachable (default 5s, or --broker-retry-base when higher)',
   },
   'poll-interval': { kind: 'duration', min: 1, max: DAY_MS, help: 'poll when idle (default 1s)' },
   wake: {
@@ -155,6 +160,19 @@ export function relaySettings(
       }
       out[name] = value
     }
+  }
+  // A base above its cap is the operator's contradiction (exit 2); a base alone above the default cap
+  // raises the cap to it, so `--backoff-base 2m` means what it says.
+  for (const [base, max, defaultMax] of [
+    ['backoff-base', 'backoff-max', 60_000],
+    ['broker-retry-base', 'broker-retry-max', 5000],
+  ] as const) {
+    const b = out[base]
+    if (typeof b !== 'number') continue
+    if (typeof out[max] === 'number' && b > (out[max] as number)) {
+      throw new UsageError(`--${base} must not exceed --${max}`)
+    }
+    if (out[max] === undefined && b > defaultMax) out[max] = b
   }
   return out
 }
