@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
-import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
+import { ValidationError } from '../domain/errors.js'
 import { SIGN_IN_METHODS, type SignInMethod, type UserRecord } from '../domain/records.js'
 import { assertString, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { throttleKey } from './attempt-throttle.js'
+import { lockedFor, throttled, throttleKey } from './attempt-throttle.js'
 import { type EngineContext, reject } from './context.js'
 import { AUDIT_ACTIONS, type RejectReason } from './events.js'
 import { acceptRecoveryCode, RECOVERY_CODE_MAX_LENGTH } from './recovery-codes.js'
@@ -74,13 +74,8 @@ async function completeSignInInTurn(
       ctx.store.throttle.read(tenantId, [userKey]),
       tx.listFactors(user.id),
     ])
-    const lockedUntil = states[0]?.lockedUntil
-    const retryAfterMs = lockedUntil ? Date.parse(lockedUntil) - ctx.clock() : 0
-    if (retryAfterMs > 0) {
-      throw new UserEngineError(ErrorCode.THROTTLED, 'too many failed attempts; retry later', {
-        details: { retryAfterMs },
-      })
-    }
+    const retryAfterMs = lockedFor(states, ctx.clock())
+    if (retryAfterMs > 0) throw throttled(retryAfterMs)
     const refuse = async (reason: RejectReason, factorId?: string): Promise<Outcome> => {
       // A challenge a racing completion consumed is INVALID_TOKEN, not a failed attempt on the user's key.
       if (!(await use.stillLive())) throw invalidToken()
