@@ -8,6 +8,7 @@ import {
   assertPositiveInt,
   optionsObject,
 } from '../domain/validation.js'
+import { MAX_PURGE_AGE_MS } from '../store/outbox-checks.js'
 import type { OutboxAccess } from '../store/store.js'
 import { defaultOnError } from './describe-error.js'
 import type { MeterLike } from './metrics.js'
@@ -156,9 +157,6 @@ const RELAY_OPTION_KEYS = [
   'metrics',
 ]
 
-/** Most `retentionMs`: about 3,000 years, what `purgePublished` takes. */
-const MAX_RETENTION_MS = 1e14
-
 const hasFunctions = (value: unknown, names: readonly string[]): boolean =>
   typeof value === 'object' &&
   value !== null &&
@@ -227,9 +225,9 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   const retentionMs = given.retentionMs
   if (
     retentionMs !== undefined &&
-    (typeof retentionMs !== 'number' || !(retentionMs >= 0 && retentionMs <= MAX_RETENTION_MS))
+    (typeof retentionMs !== 'number' || !(retentionMs >= 0 && retentionMs <= MAX_PURGE_AGE_MS))
   ) {
-    throw new ValidationError(`retentionMs must be a number of ms from 0 to ${MAX_RETENTION_MS}`, {
+    throw new ValidationError(`retentionMs must be a number of ms from 0 to ${MAX_PURGE_AGE_MS}`, {
       details: { field: 'retentionMs' },
     })
   }

@@ -168,8 +168,8 @@ export function validateFailOptions(options: unknown): ValidFail {
   }
 }
 
-/** Most `olderThanMs` a purge takes: about 3,000 years, well inside what a timestamp can go back. */
-const MAX_PURGE_AGE_MS = 1e14
+/** Most `olderThanMs` a purge takes (and so a relay's `retentionMs`): about 3,000 years, well inside what a timestamp can go back. */
+export const MAX_PURGE_AGE_MS = 1e14
 
 /** `purgePublished`: an age from 0 (whole ms) and a limit of at most 100 000. */
 export function validatePurgePublished(
