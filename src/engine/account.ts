@@ -4,7 +4,7 @@ import { assertId, inputObject, normalizeIdentifier } from '../domain/validation
 import { recordUserChange } from '../store/change-user.js'
 import { throttleKey } from './attempt-throttle.js'
 import { type EngineContext, requireUser } from './context.js'
-import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
+import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { bufferEmailChanged } from './identifiers.js'
 import { bufferPasswordChange, checkNewPassword } from './password.js'
 import { bufferSignInStep, type SignInResult, secondFactorsOf, signInResult } from './sign-in.js'
@@ -76,9 +76,10 @@ export async function verifyEmail(ctx: EngineContext, token: string): Promise<Us
 }
 
 /**
- * A password reset token for the user an email or username names, replacing any earlier one. Null (and
- * nothing written) when there is no such active user in an active tenant: answer the requester the same way
- * in both cases, and send the email from a queue so timing does not tell either.
+ * A password reset token for the user an email or username names, replacing any earlier one. Null when there
+ * is no such active user in an active tenant: then only a `token.refused` audit record is written (its
+ * `data.reason` says why), so that a refusal costs a commit as an issue does. Answer the requester the same
+ * way in both cases, and send the email from a queue so that its timing does not tell either.
  */
 export async function requestPasswordReset(
   ctx: EngineContext,
@@ -113,8 +114,17 @@ async function issueForIdentifier(
 ): Promise<IssuedToken | null> {
   return ctx.unit(tenantId, async (tx) => {
     const [tenant, identifier] = await Promise.all([tx.getTenant(), tx.findIdentifier(kind, value)])
+    if (!tenant) return null
     const user = identifier ? await tx.getUser(identifier.userId) : null
-    if (tenant?.status !== 'active' || user?.status !== 'active' || !identifier) return null
+    // A refusal commits an audit record, so it costs a commit as an issued token does: the time a request
+    // takes must not tell whether the account exists. The identifier asked for is not recorded.
+    const refuse = (reason: RejectReason, userId: string | null = null) => {
+      tx.appendAudit({ action: AUDIT_ACTIONS.tokenRefused, userId, data: { purpose, reason } })
+      return null
+    }
+    if (tenant.status !== 'active') return refuse('tenant_inactive', user?.id)
+    if (!identifier || !user || user.status === 'deleted') return refuse('unknown_user')
+    if (user.status !== 'active') return refuse('user_inactive', user.id)
     // A magic link signs in through the user's email, so it is bound to it: a changed email voids the link.
     // (A changed email drops outstanding reset tokens too: see bufferEmailChanged.)
     const data = purpose === 'magic_link' ? identifierBinding(identifier) : {}

@@ -63,6 +63,7 @@ export const AUDIT_ACTIONS = {
   sessionCreated: 'session.created',
   sessionsRevoked: 'sessions.revoked',
   tokenIssued: 'token.issued',
+  tokenRefused: 'token.refused',
   tokenConsumed: 'token.consumed',
 } as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[keyof typeof AUDIT_ACTIONS]

@@ -78,6 +78,7 @@ export class OutboxRelay {
   readonly #totals = zero()
   #purged = 0
   #stopping = false
+  #draining: Promise<DrainResult> | null = null
   #loop: Promise<void> | null = null
   /** One drain or start loop at a time: they share the relay's hands. */
   #busy = false
@@ -136,29 +137,37 @@ export class OutboxRelay {
    * Claims and publishes until nothing is claimable right now (events backing off or leased elsewhere are
    * left for later), settles everything, and resolves. Store errors are thrown; publish errors are recorded
    * on the event. When the broker turns out unreachable, the events in hand are given back (no attempt
-   * counted) and the broker's error is thrown.
+   * counted) and the broker's error is thrown. `stop()` ends a drain early: the publishes in flight settle,
+   * the events not yet published are released, and the drain resolves with what it did.
    */
   async drainOnce(): Promise<DrainResult> {
     if (this.#busy) throw new ValidationError('the relay is already draining or running', { details: {} })
     this.#busy = true
-    const before = { ...this.#totals }
+    const drain = this.#drain()
+    this.#draining = drain
     try {
-      await this.#ensureInstruments()
-      await this.#pump('drain')
-      const outage = this.#outage
-      if (outage) {
-        this.#outage = null
-        throw outage.error
-      }
-      return {
-        published: this.#totals.published - before.published,
-        retried: this.#totals.retried - before.retried,
-        dead: this.#totals.dead - before.dead,
-        lostLeases: this.#totals.lostLeases - before.lostLeases,
-        released: this.#totals.released - before.released,
-      }
+      return await drain
     } finally {
+      this.#draining = null
       this.#busy = false
+    }
+  }
+
+  async #drain(): Promise<DrainResult> {
+    const before = { ...this.#totals }
+    await this.#ensureInstruments()
+    await this.#pump('drain')
+    const outage = this.#outage
+    if (outage) {
+      this.#outage = null
+      throw outage.error
+    }
+    return {
+      published: this.#totals.published - before.published,
+      retried: this.#totals.retried - before.retried,
+      dead: this.#totals.dead - before.dead,
+      lostLeases: this.#totals.lostLeases - before.lostLeases,
+      released: this.#totals.released - before.released,
     }
   }
 
@@ -182,6 +191,8 @@ export class OutboxRelay {
     // Nothing of this relay keeps the process alive from here on, even behind a publish that never returns.
     for (const t of this.#timers.splice(0)) clearInterval(t)
     this.#signal()
+    // A drain in progress ends early too, with what it published so far.
+    await this.#draining?.catch(() => {})
     await this.#loop
     this.#loop = null
     this.#stopping = false

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -16,7 +15,7 @@ import {
   postgresSkip,
   type TestDatabase,
 } from '../support/services.js'
-import { cliCommand, runCli } from './run-cli.js'
+import { runCli, startCli } from './run-cli.js'
 
 const skip = (await postgresSkip()) || (await natsSkip())
 
@@ -29,6 +28,19 @@ async function commitUserEvents(store: UserEngineStore, tenantId: string, users:
   }
   return ids
 }
+
+/** `relay` with its own stream and subject prefix. */
+const relayArgs = (url: string, stream: string, prefix: string) => [
+  'relay',
+  '--database-url',
+  url,
+  '--nats',
+  NATS_URL,
+  '--stream',
+  stream,
+  '--subject-prefix',
+  prefix,
+]
 
 describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip }, () => {
   let db: TestDatabase
@@ -63,17 +75,7 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
     const ids = await commitUserEvents(store, tenant, 5, 4)
     const stream = `UE_CLI_ONCE_${run}`
     streams.push(stream)
-    const args = [
-      'relay',
-      '--database-url',
-      db.url,
-      '--nats',
-      NATS_URL,
-      '--stream',
-      stream,
-      '--subject-prefix',
-      `ue-cli-once-${run}`,
-    ]
+    const args = relayArgs(db.url, stream, `ue-cli-once-${run}`)
     const r = await runCli([...args, '--once', '--json'])
     assert.equal(r.code, 0, r.stderr)
     assert.equal(JSON.parse(r.stdout).published, ids.length)
@@ -90,35 +92,53 @@ describe('user-engine relay and outbox commands (Postgres server, NATS)', { skip
     const ids = await commitUserEvents(store, tenant, 3, 3)
     const stream = `UE_CLI_TERM_${run}`
     streams.push(stream)
-    const child = spawn(
-      process.execPath,
-      cliCommand(
-        'relay',
-        '--database-url',
-        db.url,
-        '--nats',
-        NATS_URL,
-        '--stream',
-        stream,
-        '--subject-prefix',
-        `ue-cli-term-${run}`,
-      ),
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let stderr = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const { child, done } = startCli(relayArgs(db.url, stream, `ue-cli-term-${run}`))
     // Wait (bounded) until the relay has published everything, then stop it as an orchestrator would.
     const deadline = Date.now() + 60_000
     while ((await store.outbox.lag()).pending > 0 && Date.now() < deadline) await sleep(100)
-    assert.equal((await store.outbox.lag()).pending, 0, stderr)
+    assert.equal((await store.outbox.lag()).pending, 0)
     child.kill('SIGTERM')
-    assert.equal(await exited, 0, stderr)
+    const { code, stderr } = await done
+    assert.equal(code, 0, stderr)
     assert.match(stderr, /SIGTERM: finishing the batch in flight/)
     assert.match(stderr, /relay: published \d+/)
     assert.deepEqual((await streamIds(stream, ids.length)).sort(), [...ids].sort())
+  })
+
+  test('--once stops early on SIGTERM: what it published is acknowledged, the rest released, exit 0', async () => {
+    const tenant = `t_once_term_${run}`
+    const users = 50
+    for (let u = 0; u < users; u++) await commitEvents(store, tenant, `u${u}`, 200)
+    const total = users * 200
+    const stream = `UE_CLI_ONCE_TERM_${run}`
+    streams.push(stream)
+    const args = relayArgs(db.url, stream, `ue-cli-once-term-${run}`)
+    const { child, done } = startCli([...args, '--once', '--json'])
+    const deadline = Date.now() + 60_000
+    while ((await store.outbox.lag()).pending === total && Date.now() < deadline) await sleep(10)
+    child.kill('SIGTERM')
+    const { code, stdout, stderr } = await done
+    assert.equal(code, 0, stderr)
+    const result = JSON.parse(stdout)
+    assert.equal(result.stoppedEarly, true, 'the drain was still running when the signal came')
+    assert.ok(result.published > 0 && result.published < total, stdout)
+    const events = (
+      await Promise.all(
+        Array.from({ length: users }, (_, u) => store.outbox.listForAggregate(tenant, `u${u}`)),
+      )
+    ).flat()
+    const published = events.filter((e) => e.status === 'published')
+    assert.equal(published.length, result.published)
+    assert.deepEqual(
+      events.filter((e) => e.status !== 'published' && (e.status !== 'pending' || e.leaseOwner !== null)),
+      [],
+      'nothing is left leased',
+    )
+    assert.deepEqual((await streamIds(stream, total)).sort(), published.map((e) => e.id).sort())
+    // Released, not leased: a second drain publishes the rest at once.
+    const rest = await runCli([...args, '--once', '--json'])
+    assert.equal(JSON.parse(rest.stdout).published, total - result.published, rest.stderr)
+    assert.equal(JSON.parse(rest.stdout).pending, 0)
   })
 
   test('outbox retry and discard act on a dead event only', async () => {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { main } from '../../src/cli/main.js'
 
 export interface CliRun {
@@ -40,32 +40,47 @@ export function cliCommand(...args: readonly string[]): string[] {
   return [...(bundled ? [bundled] : ['--import', 'tsx', 'src/cli/bin.ts']), ...args]
 }
 
-/** Runs the command as a user would: the bin in a child process (the smoke tests: exit codes, signals). */
+/**
+ * Starts the bin in a child process, as a user would (exit codes, signals): `output()` is what it printed so
+ * far, `done` its exit code and output once it has closed.
+ */
+export function startCli(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; output: () => CliRun; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, cliCommand(...args), {
+    env: { ...process.env, DATABASE_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d) => {
+    stdout += d
+  })
+  child.stderr?.on('data', (d) => {
+    stderr += d
+  })
+  const done = new Promise<CliRun>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  )
+  return { child, output: () => ({ code: child.exitCode, stdout, stderr }), done }
+}
+
+/** `startCli`, bounded: the child is killed and the run rejected past `timeoutMs`. */
 export function spawnCli(
   args: readonly string[],
   env: Record<string, string> = {},
   timeoutMs = 120_000,
 ): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, cliCommand(...args), {
-      env: { ...process.env, DATABASE_URL: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const timer = setTimeout(() => {
+  const { child, output, done } = startCli(args, env)
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`user-engine ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`))
+      reject(
+        new Error(`user-engine ${args.join(' ')} did not exit within ${timeoutMs} ms\n${output().stderr}`),
+      )
     }, timeoutMs)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
   })
+  return Promise.race([done, timedOut]).finally(() => clearTimeout(timer))
 }

@@ -193,6 +193,34 @@ await forEachStore('single-use tokens', ({ store, open }) => {
     assert.equal((await h.store.diagnostics()).counts.tokens! >= 1, true)
   })
 
+  test('a refused token request commits only a token.refused audit record, without the identifier', async () => {
+    const h = setup({ store: store() })
+    const { t, user } = await account(h)
+    const other = await h.engine.registerUser(t, { email: 'bob@example.com' })
+    await h.engine.disableUser(t, other.id)
+    const before = await h.store.getUser(t, user.id)
+    assert.equal(await h.engine.requestPasswordReset(t, { email: 'nobody@example.com' }), null)
+    assert.equal(await h.engine.requestMagicLink(t, { email: 'bob@example.com' }), null)
+    const audit = (await h.store.listAudit(t, { limit: 100 })).items
+    const refused = audit.filter((a) => a.action === 'token.refused')
+    assert.deepEqual(
+      refused.map((a) => [a.userId, a.data]),
+      [
+        [null, { purpose: 'password_reset', reason: 'unknown_user' }],
+        [other.id, { purpose: 'magic_link', reason: 'user_inactive' }],
+      ],
+    )
+    assert.ok(!JSON.stringify(audit).includes('nobody'), 'the identifier asked for is not recorded')
+    assert.deepEqual(await h.store.getUser(t, user.id), before)
+    await h.engine.suspendTenant(t)
+    assert.equal(await h.engine.requestPasswordReset(t, { email: 'ann@example.com' }), null)
+    const last = (await h.store.listAudit(t, { limit: 100 })).items.at(-1)
+    assert.deepEqual(
+      [last?.action, last?.userId, last?.data],
+      ['token.refused', user.id, { purpose: 'password_reset', reason: 'tenant_inactive' }],
+    )
+  })
+
   test('magic link: signs in and verifies the email; with a second factor it asks for it', async () => {
     const h = setup({ store: store() })
     const { t, user } = await account(h)

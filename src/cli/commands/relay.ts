@@ -3,6 +3,7 @@ import { type Logger, lineLogger } from '../../domain/logger.js'
 import type { RelayOptions, RelayProgress } from '../../outbox/relay-options.js'
 import type { CommandContext } from '../shared/command.js'
 import { ExitCode } from '../shared/exit-codes.js'
+import { untilSignal } from '../shared/flags.js'
 import { redactUrl } from '../shared/open-store.js'
 import { UsageError } from '../shared/usage-error.js'
 
@@ -213,8 +214,9 @@ const fingerprint = (p: RelayProgress) =>
 
 /**
  * Publishes committed outbox events to NATS JetStream until SIGINT/SIGTERM (then finishes the publishes in
- * flight and releases what it has not published), or drains once with --once. Progress, outages and errors
- * go to stderr as text or JSON lines with a timestamp and level; the final summary to stdout.
+ * flight and releases what it has not published), or drains once with --once (a signal ends the drain the
+ * same way). Progress, outages and errors go to stderr as text or JSON lines with a timestamp and level; the
+ * final summary to stdout.
  */
 export async function relayCommand({ store, flags, out, env }: CommandContext): Promise<ExitCode> {
   const s = relaySettings(flags, env)
@@ -293,7 +295,16 @@ export async function relayCommand({ store, flags, out, env }: CommandContext): 
   })
   try {
     if (s.once) {
-      const result = await relay.drainOnce()
+      // A signal ends the drain early: the publishes in flight settle and the rest is released, not left leased.
+      let stoppedEarly = false
+      const result = await untilSignal((signal) => {
+        signal.addEventListener('abort', () => {
+          stoppedEarly = true
+          logger.log('info', 'relay: signal: finishing the publishes in flight', {})
+          void relay.stop()
+        })
+        return relay.drainOnce()
+      })
       const lag = await store.outbox.lag()
       out.result(
         {
@@ -301,8 +312,9 @@ export async function relayCommand({ store, flags, out, env }: CommandContext): 
           pending: lag.pending,
           deadInOutbox: lag.dead,
           oldestPendingAgeMs: lag.oldestPendingAgeMs,
+          stoppedEarly,
         },
-        `relay: drained once: published ${result.published}, retried ${result.retried}, dead ${result.dead}, ` +
+        `relay: ${stoppedEarly ? 'stopped early by a signal' : 'drained once'}: published ${result.published}, retried ${result.retried}, dead ${result.dead}, ` +
           `${lag.pending} still pending, ${lag.dead} dead in outbox`,
       )
       return ExitCode.OK
