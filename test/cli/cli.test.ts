@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -80,6 +80,7 @@ describe('status, migrate, plan on embedded PGlite', () => {
       pending: all,
       drift: [],
     })
+    assert.equal(existsSync(url.slice('pglite:'.length)), false, 'status created nothing')
   })
 
   test('plan prints the SQL without applying it', async () => {

@@ -97,6 +97,9 @@ describe('outbox list (PGlite data directory)', () => {
         [[deadId, 'poison']],
       )
       assert.ok(!dead.stdout.includes('payload-value-7'), 'a payload was printed')
+      const extra = await runCli(['outbox', 'list', 'pw-s3cret', '--dead', '--database-url', url])
+      assert.equal(extra.code, 2, extra.stderr)
+      assert.ok(!extra.stderr.includes('s3cret'), 'a stray argument is not echoed')
 
       const text = await runCli(['outbox', 'list', '--dead', '--database-url', url])
       assert.match(text.stdout, new RegExp(`${deadId}.*attempts 1.*last error: poison`))

@@ -50,7 +50,12 @@ function view(e: OutboxEntry) {
  * operator acts on. `outbox retry|discard --event ID`: the way out for a dead event blocking its user.
  */
 export async function outboxCommand({ store, flags, positionals, out }: CommandContext): Promise<ExitCode> {
-  const action = positionals[0]
+  const [action, ...extra] = positionals
+  // Not echoed: a stray argument may be a pasted secret.
+  if (extra.length > 0)
+    throw new UsageError(
+      `outbox takes one action (list, retry or discard), not ${positionals.length} arguments`,
+    )
   if (action === 'list') return list({ store, flags, out })
   if (action !== 'retry' && action !== 'discard') throw new UsageError('outbox needs list, retry or discard')
   const eventId = flags.event

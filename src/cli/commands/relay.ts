@@ -88,7 +88,7 @@ export const RELAY_FLAGS: Readonly<Record<string, RelayFlag>> = {
     kind: 'duration',
     min: 0,
     max: 3650 * DAY_MS,
-    help: 'purge published events older (default keep)',
+    help: 'purge published events older than this; 0 purges them once published (default: keep them)',
   },
   'purge-batch-size': {
     kind: 'count',

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { InMemoryUserEngineStore } from '../../store/memory/index.js'
 import type { SqlDriver } from '../../store/postgres/driver/driver.js'
@@ -114,11 +115,14 @@ export async function openStore(
 
 /**
  * The schema status of a location without opening a store: opening refuses drift, `status` reports it.
+ * Nothing is created: an embedded data directory that does not exist reads as an empty database.
  */
 export async function inspectSchema(location: StoreLocation): Promise<SchemaStatus> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore().schemaStatus()
   const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
-  const driver = await openDriver(location)
+  // A look must not create the embedded database: a directory not there yet reads as an empty database.
+  const absent = location.kind === 'pglite' && location.dataDir !== undefined && !existsSync(location.dataDir)
+  const driver = await openDriver(absent ? { kind: 'pglite', dataDir: undefined } : location)
   try {
     return await PostgresUserEngineStore.inspectSchema(driver)
   } finally {
