@@ -25,6 +25,7 @@ const USAGE = `usage: user-engine <command> [options]
   conformance  [--database-url URL | --store MODULE] [--suite NAME]... [--json]
                                                run the store conformance harness
   demo         [--database-url URL]            a walkthrough: tenant, users, factors, audit, outbox
+                                               (only the flag: DATABASE_URL is not read)
   relay        [--database-url URL] --nats URL [--stream NAME] [--subject-prefix P] [--once] [--json]
                [--log-format text|json] [--batch-size N] [--per-aggregate N] [--publish-concurrency N]
                [--lease D] [--max-attempts N] [--backoff-base D] [--backoff-max D] [--poll-interval D]
@@ -76,7 +77,7 @@ function withStore(
   run: StoreCommand,
   options: OptionSpec = {},
   positionals = false,
-  purpose: 'service' | 'schema' = 'service',
+  purpose: 'service' | 'schema' | 'demo' = 'service',
 ): CommandSpec {
   return {
     options: { ...options, 'query-timeout': { type: 'string' } },
@@ -141,7 +142,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       })
     },
   },
-  demo: withStore(demoCommand),
+  demo: withStore(demoCommand, {}, false, 'demo'),
   relay: withStore(relayCommand, RELAY_OPTIONS),
   outbox: withStore(outboxCommand, OUTBOX_OPTIONS, true),
   keys: withStore(keysCommand, { 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } }, true),

@@ -59,7 +59,14 @@ describe('usage', () => {
   })
 
   test('URLs in messages never show credentials', async () => {
-    const { redactUrl } = await import('../../src/cli/shared/open-store.js')
+    const { redactUrl, resolveDatabaseUrl, DEFAULT_DATABASE_URL } = await import(
+      '../../src/cli/shared/open-store.js'
+    )
+    // The demo writes sample data: DATABASE_URL (a service's database) never routes it.
+    const env = { DATABASE_URL: 'postgres://svc@db.internal/prod' }
+    assert.equal(resolveDatabaseUrl(undefined, env, 'demo'), DEFAULT_DATABASE_URL)
+    assert.equal(resolveDatabaseUrl('memory:', env, 'demo'), 'memory:')
+    assert.equal(resolveDatabaseUrl(undefined, env), env.DATABASE_URL)
     assert.equal(redactUrl('nats://s3cret@127.0.0.1:4222'), 'nats://***@127.0.0.1:4222')
     assert.equal(redactUrl('nats://u:p1@h:1,nats://u:p2@h:2'), 'nats://***@h:1,nats://***@h:2')
     assert.doesNotMatch(redactUrl('postgres://app@db/x?password=hunter2'), /hunter2|app@/)

@@ -13,17 +13,19 @@ export type StoreLocation =
   | { readonly kind: 'pglite'; readonly dataDir: string | undefined }
   | { readonly kind: 'memory' }
 
-/** `--database-url`, else DATABASE_URL (of `env`, by default the process's), else the embedded default. */
 /**
- * The database a command works on: the flag, else the environment, else the embedded default. Schema work
- * (migrate, status, plan, conformance) prefers USER_ENGINE_MIGRATION_URL, a direct connection, over
- * DATABASE_URL, which may go through a transaction-mode pooler that cannot carry the migration lock.
+ * The database a command works on: the flag, else the environment (`env`, by default the process's), else the
+ * embedded default. Schema work (migrate, status, plan, conformance) prefers USER_ENGINE_MIGRATION_URL, a
+ * direct connection, over DATABASE_URL, which may go through a transaction-mode pooler that cannot carry the
+ * migration lock. The demo reads no variable: it writes sample tenants and users, so only a database named
+ * on its command line gets them.
  */
 export function resolveDatabaseUrl(
   flag: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
-  purpose: 'service' | 'schema' = 'service',
+  purpose: 'service' | 'schema' | 'demo' = 'service',
 ): string {
+  if (purpose === 'demo') return flag ?? DEFAULT_DATABASE_URL
   const schemaUrl = purpose === 'schema' ? env.USER_ENGINE_MIGRATION_URL || undefined : undefined
   return flag ?? schemaUrl ?? (env.DATABASE_URL || undefined) ?? DEFAULT_DATABASE_URL
 }
