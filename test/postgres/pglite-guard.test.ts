@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -389,6 +390,31 @@ function registerTests(): void {
       const { error } = await failure(() => createPgliteStore({ dataDir: dir }))
       assertCode(error, 'VALIDATION', /not empty and holds no PGlite database/)
       assert.deepEqual(readdirSync(dir), ['notes.txt'])
+    })
+
+    test(
+      'an existing data directory open to other users is restricted to its owner (0700)',
+      LONG,
+      async () => {
+        // PGlite writes its files 0666 whatever the umask: the directory alone keeps other users out.
+        const dir = join(root, 'made-by-a-deploy-script')
+        mkdirSync(dir, { mode: 0o755 })
+        chmodSync(dir, 0o755)
+        const store = await createPgliteStore({ dataDir: dir })
+        await store.close()
+        assert.equal(statSync(dir).mode & 0o777, 0o700)
+        // A directory the store creates is 0700 from the start, its new parents as the umask makes them.
+        const nested = join(root, 'new-parent', 'db')
+        await (await createPgliteStore({ dataDir: nested })).close()
+        assert.equal(statSync(nested).mode & 0o777, 0o700)
+      },
+    )
+
+    test('a path Node cannot make recursively (/proc) fails at once, typed', {
+      skip: process.platform !== 'linux' ? '/proc is Linux-only' : false,
+    }, async () => {
+      const { error } = await failure(() => createPgliteStore({ dataDir: '/proc/user-engine-nope/db' }))
+      assertCode(error, 'STORE_UNAVAILABLE', /cannot create the PGlite data directory/)
     })
 
     test('a directory this process may not create is STORE_UNAVAILABLE saying so', {

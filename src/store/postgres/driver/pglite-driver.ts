@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { ErrorCode, UserEngineError, ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
@@ -77,6 +77,7 @@ export async function createPgliteDriver(options: PgliteDriverOptions = {}): Pro
       lock = await acquireLock(dir)
       try {
         assertDatabaseOrEmpty(dir)
+        restrictToOwner(dir)
       } catch (error) {
         lock.release()
         throw error
@@ -257,7 +258,7 @@ function prepareDataDir(path: string): string {
   }
   if (stats === undefined) {
     try {
-      mkdirSync(dirname(path), { recursive: true })
+      makeParents(path)
       mkdirSync(path, { mode: 0o700 })
     } catch (error) {
       const code = errnoCode(error)
@@ -269,10 +270,50 @@ function prepareDataDir(path: string): string {
   } else if (!stats.isDirectory()) {
     throw notADirectory(path, 'it exists and is not a directory')
   }
+  let real: string
   try {
-    return realpathSync(path)
+    real = realpathSync(path)
   } catch (error) {
     throw fsFailure(error, 'read the PGlite data directory', path)
+  }
+  return real
+}
+
+/**
+ * The missing parents of `path`, made one level at a time: Node's recursive mkdir never returns on some
+ * paths (under /proc), where this fails at once with the level it could not make.
+ */
+function makeParents(path: string): void {
+  const missing: string[] = []
+  for (let p = dirname(path); !existsSync(p); p = dirname(p)) {
+    missing.push(p)
+    if (dirname(p) === p) break
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir)
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST' || !isDirectory(dir)) throw error
+    }
+  }
+}
+
+/**
+ * PGlite creates its files readable and writable by everyone (0666, whatever the umask), so the directory
+ * is what keeps other local users out of every email, password hash and sealed seed in it: like Postgres, a
+ * data directory is its owner's alone (0700). One made elsewhere (a deploy script, a mounted volume) is
+ * restricted on open; one this process cannot restrict is refused.
+ */
+function restrictToOwner(dir: string): void {
+  if (process.platform === 'win32') return
+  try {
+    if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700)
+  } catch (error) {
+    throw new UserEngineError(
+      ErrorCode.STORE_UNAVAILABLE,
+      `the PGlite data directory ${dir} is open to other users and could not be restricted to its owner (${errnoCode(error) ?? 'unknown error'}): make it mode 0700, owned by the user this process runs as`,
+      { details: { code: errnoCode(error) ?? 'unknown error' }, cause: error },
+    )
   }
 }
 
