@@ -53,7 +53,7 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   INVALID_TOKEN:
     'A session or single-use token was not accepted. One code for every reason (unknown, expired, revoked, already used, another purpose, malformed, inactive user or tenant), at the same cost.',
   THROTTLED:
-    'Too many failed attempts for this identifier, user or caller key (passwords, TOTP and recovery codes alike); `details.retryAfterMs` says when to try again. Nothing was checked, and the refusal is not audited.',
+    'Too many failed attempts for this identifier, user or caller key (passwords, TOTP and recovery codes alike); `details.retryAfterMs` says when to try again. Nothing was checked, and the refusal is not audited. A user locked through one identifier is refused through its others as `INVALID_CREDENTIALS` (audited with reason `user_locked`), so that the answer never ties an identifier to another.',
   USER_DISABLED:
     'The use case is not allowed on a disabled user (docs/status-rules.md). Nothing was written.',
   USER_DELETED:

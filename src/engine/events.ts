@@ -72,6 +72,8 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[keyof typeof AUDIT_ACTIONS]
 export type RejectReason =
   | 'unknown_user'
   | 'user_inactive'
+  /** Locked by failures through another identifier of the user (see checkPassword). */
+  | 'user_locked'
   | 'tenant_inactive'
   | 'no_factor'
   | 'wrong_secret'

@@ -7,11 +7,29 @@ import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { checkFactor, type EngineContext, reject, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { matchRecoveryCode, newRecoveryCodes } from './recovery-code-hashes.js'
+import { ShownOnce } from './shown-once.js'
 
 export interface RecoveryCodeSet {
   readonly factorId: string
-  /** Shown to the user once; only their hashes are stored. */
+  /**
+   * Shown to the user once; only their hashes are stored. Reading it gives the codes; the set itself prints
+   * them `[redacted]` (`JSON.stringify`, `util.inspect`) and keeps them out of `Object.keys` and spreads.
+   */
   readonly codes: readonly string[]
+}
+
+/** What `generateRecoveryCodes` returns: `factorId` is an own property, `codes` a getter (see `ShownOnce`). */
+class CodeSet extends ShownOnce<{ codes: readonly string[] }> implements RecoveryCodeSet {
+  readonly factorId: string
+
+  constructor(factorId: string, codes: readonly string[]) {
+    super({ codes })
+    this.factorId = factorId
+  }
+
+  get codes(): readonly string[] {
+    return this.revealed('codes')
+  }
 }
 
 /** The slots of a recovery-codes factor already used. */
@@ -39,7 +57,7 @@ export async function generateRecoveryCodes(
       audit: { action: AUDIT_ACTIONS.recoveryCodesGenerated, data: { factorId, count: codes.length } },
       events: [{ type: EVENT_TYPES.recoveryCodesGenerated, payload: { userId, factorId } }],
     })
-    return { factorId, codes }
+    return new CodeSet(factorId, codes)
   })
 }
 

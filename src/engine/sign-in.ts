@@ -157,23 +157,34 @@ export async function checkPassword<T = undefined>(
     let rehash: Promise<string> | undefined
     const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome<T>> => {
       const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
+      const byIdentifier = 'kind' in subject
+      const userKey = user ? throttleKey('user', user.id) : undefined
       const keys = [
-        'kind' in subject ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`) : undefined,
-        user ? throttleKey('user', user.id) : undefined,
+        byIdentifier ? throttleKey('identifier', `${subject.kind}\u0000${subject.value}`) : undefined,
+        userKey,
         callerKey === undefined ? undefined : throttleKey('caller', callerKey),
       ].filter((k): k is string => k !== undefined)
       const [factors, states] = await Promise.all([
         user ? tx.listFactors(user.id) : Promise.resolve([]),
         tenant ? store.throttle.read(tenantId, keys) : Promise.resolve([]),
       ])
-      const retryAfterMs = lockedFor(states, ctx.clock())
+      // A lock on what the caller named (or on its caller key) answers THROTTLED, as for an unknown
+      // identifier. A lock the user got through another identifier answers as a wrong password does, after
+      // the same work: THROTTLED would tell that this identifier belongs to that locked user.
+      const carried = (st: { key: string }) => byIdentifier && st.key === userKey
+      const retryAfterMs = lockedFor(
+        states.filter((st) => !carried(st)),
+        ctx.clock(),
+      )
       if (retryAfterMs > 0) throw throttled(retryAfterMs)
+      const userLocked = lockedFor(states.filter(carried), ctx.clock()) > 0
       const password_ = factors.find((f) => f.kind === 'password')
       let reason: RejectReason | 'unknown_tenant' | null = null
       if (!tenant) reason = 'unknown_tenant'
       else if (!user || user.status === 'deleted') reason = 'unknown_user'
       else if (tenant.status !== 'active') reason = 'tenant_inactive'
       else if (user.status !== 'active') reason = 'user_inactive'
+      else if (userLocked) reason = 'user_locked'
       else if (!password_) reason = 'no_factor'
       const phc = password_?.secret.reveal().phc
       const ok =
@@ -186,7 +197,10 @@ export async function checkPassword<T = undefined>(
         if (why !== 'unknown_tenant') {
           tx.appendAudit({ action: audit.failed, userId: user?.id ?? null, data: { reason: why } })
         }
-        return { ok: false, reason: why, keys: why === 'unknown_tenant' ? [] : keys }
+        // A locked user's count is not pushed further by attempts through another identifier.
+        const counted =
+          why === 'unknown_tenant' ? [] : why === 'user_locked' ? keys.filter((k) => k !== userKey) : keys
+        return { ok: false, reason: why, keys: counted }
       }
       const rehashed = typeof phc === 'string' && ctx.hasher.needsRehash(phc)
       const events: Omit<EventDraft, 'userId'>[] = []

@@ -8,11 +8,30 @@ import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { checkFactor, type EngineContext, reject, requireUser } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { openSeed, sealSeed } from './seed-cipher.js'
+import { ShownOnce } from './shown-once.js'
 
 export interface TotpEnrollment {
   readonly factorId: string
-  /** otpauth:// URI with the seed: show it (as a QR code) once, never store or log it. */
+  /**
+   * otpauth:// URI with the seed: show it (as a QR code) once, never store or log it. Reading it gives the
+   * string; the enrollment object itself prints it `[redacted]` (`JSON.stringify`, `util.inspect`) and keeps it
+   * out of `Object.keys` and spreads.
+   */
   readonly uri: string
+}
+
+/** What `enrollTotp` returns: `factorId` is an own property, `uri` a getter (see `ShownOnce`). */
+class Enrollment extends ShownOnce<{ uri: string }> implements TotpEnrollment {
+  readonly factorId: string
+
+  constructor(factorId: string, uri: string) {
+    super({ uri })
+    this.factorId = factorId
+  }
+
+  get uri(): string {
+    return this.revealed('uri')
+  }
 }
 
 /** Bound the AES-GCM associated data to the record the seed belongs to. */
@@ -65,7 +84,7 @@ export async function enrollTotp(
         events: [{ type: EVENT_TYPES.totpEnrolled, payload: { userId, factorId } }],
       })
       const accountName = label ?? identifiers.find((i) => i.kind === 'email')?.value ?? userId
-      return { factorId, uri: ctx.totp.uri(seed, accountName) }
+      return new Enrollment(factorId, ctx.totp.uri(seed, accountName))
     } finally {
       seed.fill(0)
     }

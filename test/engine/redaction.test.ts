@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { inspect } from 'node:util'
+import { format, inspect } from 'node:util'
 import { codeFor, setup } from './support.js'
 
 const EMAIL = 'canary.mail.q7xv@example.com'
@@ -60,11 +60,12 @@ test('redaction canary: no secret or personal value in returns, errors, audit, o
   const enrollment = await e.enrollTotp(t, u)
   const seed = new URL(enrollment.uri).searchParams.get('secret')!
   assert.ok(seed.length >= 32)
-  keep('enrollTotp', enrollment, seed, EMAIL)
+  // The URI (the seed, and the email in its label) is read as `enrollment.uri`; the object never prints it.
+  keep('enrollTotp', enrollment)
   keep('verifyTotp', await e.verifyTotp(t, u, codeFor(enrollment.uri, h.now)))
   const recovery = await e.generateRecoveryCodes(t, u)
   const codes = recovery.codes.flatMap((c) => [c, c.replace('-', '')])
-  keep('generateRecoveryCodes', recovery, ...codes)
+  keep('generateRecoveryCodes', recovery)
   keep('consumeRecoveryCode', await e.consumeRecoveryCode(t, u, recovery.codes[0]!))
   keep('listFactors', await e.listFactors(t, u))
   // Sessions and single-use tokens: every token is a canary, never printed by anything returned.
@@ -160,4 +161,73 @@ test('redaction canary: no secret or personal value in returns, errors, audit, o
   // The stored factor records print their secret as [redacted].
   const factors = await h.store.transaction(t, (tx) => tx.listFactors(other.id))
   assertClean('factor records', factors, everything)
+})
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ')
+
+/** Every way a whole result commonly reaches a log line or a response body. */
+function printings(result: object): Array<[string, string]> {
+  const spread = { ...result }
+  return [
+    ['JSON.stringify', JSON.stringify(result)],
+    ['JSON.stringify nested', JSON.stringify({ msg: 'enrolled', result })],
+    ['JSON.stringify of a spread', JSON.stringify({ msg: 'enrolled', ...result })],
+    ['JSON.stringify of Object.assign', JSON.stringify(Object.assign({}, result))],
+    ['JSON.stringify of a structured clone', JSON.stringify(structuredClone(result))],
+    ['util.inspect', inspect(result)],
+    ['util.inspect showHidden getters', inspect(result, { showHidden: true, getters: true, depth: null })],
+    ['util.inspect nested', inspect({ result }, { depth: null })],
+    ['util.inspect of a spread', inspect(spread, { showHidden: true, getters: true })],
+    ['console.log (util.format)', format(result)],
+    ['util.format %o', format('%o', result)],
+    ['util.format %j', format('%j', result)],
+    ['String', String(result)],
+    ['Object.entries', JSON.stringify(Object.entries(result))],
+  ]
+}
+
+test('redaction: the TOTP enrollment and the recovery codes print redacted, and read in full', async () => {
+  const h = setup()
+  const e = h.engine
+  const { id: t } = await e.createTenant('Canary Tenant')
+  const { id: u } = await e.registerUser(t, { email: EMAIL })
+
+  const enrollment = await e.enrollTotp(t, u)
+  const { uri, factorId } = enrollment
+  // Reading the property is asking for the value: the plain otpauth string, the same on every read.
+  assert.equal(typeof uri, 'string')
+  assert.equal(enrollment.uri, uri)
+  assert.match(uri, /^otpauth:\/\/totp\/.*canary\.mail\.q7xv%40example\.com\?/)
+  const seed = new URL(uri).searchParams.get('secret')!
+  assert.ok(seed.length >= 32)
+  assert.equal(await e.verifyTotp(t, u, codeFor(enrollment.uri, h.now)), true)
+  // What an object prints: the factor id, and [redacted] for the URI.
+  assert.equal(JSON.stringify(enrollment), JSON.stringify({ factorId, uri: '[redacted]' }))
+  assert.equal(oneLine(inspect(enrollment)), `{ factorId: '${factorId}', uri: Secret([redacted]) }`)
+  // Keys, spread and clones hold the non-secret fields only.
+  assert.deepEqual(Object.keys(enrollment), ['factorId'])
+  assert.deepEqual({ ...enrollment }, { factorId })
+  for (const [how, text] of printings(enrollment)) {
+    for (const canary of [seed, uri, EMAIL.toLowerCase(), encodeURIComponent(EMAIL.toLowerCase())]) {
+      assert.ok(!text.includes(canary), `${how} of the enrollment leaks ${canary}: ${text}`)
+    }
+  }
+
+  const recovery = await e.generateRecoveryCodes(t, u)
+  const { codes } = recovery
+  assert.ok(Array.isArray(codes))
+  assert.equal(codes.length, 10)
+  assert.equal(recovery.codes, codes)
+  for (const code of codes) assert.equal(typeof code, 'string')
+  assert.equal(await e.consumeRecoveryCode(t, u, recovery.codes[0]!), true)
+  assert.equal(JSON.stringify(recovery), JSON.stringify({ factorId: recovery.factorId, codes: '[redacted]' }))
+  assert.equal(oneLine(inspect(recovery)), `{ factorId: '${recovery.factorId}', codes: Secret([redacted]) }`)
+  assert.deepEqual(Object.keys(recovery), ['factorId'])
+  assert.deepEqual({ ...recovery }, { factorId: recovery.factorId })
+  const canaries = codes.flatMap((c) => [c, c.replace('-', '')])
+  for (const [how, text] of printings(recovery)) {
+    for (const canary of canaries) {
+      assert.ok(!text.includes(canary), `${how} of the recovery codes leaks ${canary}: ${text}`)
+    }
+  }
 })

@@ -124,6 +124,47 @@ await forEachStore('authenticate', ({ store, open }) => {
     assert.equal((await h.engine.authenticate(t, ann)).status, 'signed_in')
   })
 
+  test('a user locked through one identifier is refused through another as a wrong password is, not THROTTLED', async () => {
+    // THROTTLED through the username would tell that it belongs to the locked email's user.
+    const h = setup({ store: store(), throttle: { lockAfter: 3, baseLockMs: 10_000, maxLockMs: 60_000 } })
+    const t = (await h.engine.createTenant('Acme')).id
+    const ann = await h.engine.registerUser(t, { email: 'ann@example.com', password: 'correct horse' })
+    await h.engine.setUsername(t, ann.id, 'annie')
+    const bob = await h.engine.registerUser(t, { email: 'bob@example.com', password: 'correct horse' })
+    await h.engine.setUsername(t, bob.id, 'bobby')
+    for (let i = 0; i < 3; i++) {
+      await rejectsWith(
+        h.engine.authenticate(t, { email: 'ann@example.com', password: `g${i}` }),
+        'INVALID_CREDENTIALS',
+      )
+    }
+    await rejectsWith(h.engine.authenticate(t, { email: 'ann@example.com', password: 'x' }), 'THROTTLED')
+    const verifications = countVerifications()
+    try {
+      for (const username of ['annie', 'bobby', 'nosuch']) {
+        await rejectsWith(h.engine.authenticate(t, { username, password: 'wrong' }), 'INVALID_CREDENTIALS')
+      }
+      // The locked user's right password is refused too, after the same one Argon2 verification.
+      await rejectsWith(
+        h.engine.authenticate(t, { username: 'annie', password: 'correct horse' }),
+        'INVALID_CREDENTIALS',
+      )
+      assert.equal(verifications.count(), 4, 'each answer cost one verification')
+    } finally {
+      verifications.restore()
+    }
+    const audit = (await h.store.listAudit(t, { limit: 100 })).items.filter(
+      (a) => a.action === 'sign_in.failed',
+    )
+    assert.deepEqual(audit.at(-1)?.data, { reason: 'user_locked' })
+    // The lock's length is its own: attempts through the username did not extend it.
+    h.now += 10_000
+    assert.equal(
+      (await h.engine.authenticate(t, { username: 'annie', password: 'correct horse' })).status,
+      'signed_in',
+    )
+  })
+
   test('unknown identifiers and caller keys are throttled too; the caller key spans identifiers', async () => {
     const h = setup({ store: store(), callerThrottle: { lockAfter: 4, baseLockMs: 5_000 } })
     const t = (await h.engine.createTenant('Acme')).id
