@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { demoCommand } from './commands/demo.js'
@@ -12,7 +13,13 @@ import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
 import { queryTimeoutFlag } from './shared/flags.js'
-import { openStore, parseStoreLocation, redactUrl, resolveDatabaseUrl } from './shared/open-store.js'
+import {
+  openStore,
+  parseStoreLocation,
+  redactUrl,
+  resolveDatabaseUrl,
+  type StoreLocation,
+} from './shared/open-store.js'
 import { type CliIo, createOutput, type Output, processIo } from './shared/output.js'
 import { UsageError } from './shared/usage-error.js'
 
@@ -72,12 +79,37 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
+/** --query-timeout, else USER_ENGINE_QUERY_TIMEOUT: the bound on each statement's wait on a server. */
+function queryTimeoutOf(
+  flags: Flags,
+  location: StoreLocation,
+  env: Readonly<Record<string, string | undefined>>,
+): number | undefined {
+  const flag = flags['query-timeout'] as string | undefined
+  // The flag on a store without a server is a mistake; the variable, set for a whole deployment, is not.
+  if (flag !== undefined && location.kind !== 'postgres') {
+    throw new UsageError('--query-timeout applies to postgres:// and postgresql:// URLs only')
+  }
+  return queryTimeoutFlag(
+    flag ?? (env.USER_ENGINE_QUERY_TIMEOUT || undefined),
+    flag === undefined ? 'USER_ENGINE_QUERY_TIMEOUT' : '--query-timeout',
+  )
+}
+
+interface StoreCommandSpec {
+  /** The command's own flags (besides the common ones and --query-timeout). */
+  readonly options?: OptionSpec
+  readonly positionals?: boolean
+  /** Which variables name the database (resolveDatabaseUrl). */
+  readonly purpose?: 'service' | 'schema' | 'demo'
+  /** True for the commands that may create an embedded database (migrate, demo); the rest refuse a missing one. */
+  readonly creates?: boolean
+}
+
 /** Opens the store the flags name, runs the command on it, and closes it whatever happens. */
 function withStore(
   run: StoreCommand,
-  options: OptionSpec = {},
-  positionals = false,
-  purpose: 'service' | 'schema' | 'demo' = 'service',
+  { options = {}, positionals = false, purpose = 'service', creates = false }: StoreCommandSpec = {},
 ): CommandSpec {
   return {
     options: { ...options, 'query-timeout': { type: 'string' } },
@@ -85,16 +117,24 @@ function withStore(
     async run({ flags, positionals: args, out, io }) {
       const databaseUrl = resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, purpose)
       const location = parseStoreLocation(databaseUrl)
-      const flag = flags['query-timeout'] as string | undefined
-      // The flag on a store without a server is a mistake; the variable, set for a whole deployment, is not.
-      if (flag !== undefined && location.kind !== 'postgres') {
-        throw new UsageError('--query-timeout applies to postgres:// and postgresql:// URLs only')
+      const queryTimeoutMs = queryTimeoutOf(flags, location, io.env)
+      // Opening an embedded database creates it: only a command meant to may do that (not a look, not a
+      // typo'd path, not a command run where DATABASE_URL is unset). `plan` reads a missing one as empty.
+      let opened = location
+      if (
+        !creates &&
+        location.kind === 'pglite' &&
+        location.dataDir !== undefined &&
+        !existsSync(location.dataDir)
+      ) {
+        if (purpose !== 'schema') {
+          throw new UsageError(
+            `no database at ${location.dataDir}: name one with --database-url or DATABASE_URL, or create this one with user-engine migrate`,
+          )
+        }
+        opened = { kind: 'pglite', dataDir: undefined }
       }
-      const queryTimeoutMs = queryTimeoutFlag(
-        flag ?? (io.env.USER_ENGINE_QUERY_TIMEOUT || undefined),
-        flag === undefined ? 'USER_ENGINE_QUERY_TIMEOUT' : '--query-timeout',
-      )
-      const store = await openStore(location, { queryTimeoutMs })
+      const store = await openStore(opened, { queryTimeoutMs })
       try {
         return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
       } finally {
@@ -105,17 +145,18 @@ function withStore(
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  migrate: withStore(migrateCommand, {}, false, 'schema'),
+  migrate: withStore(migrateCommand, { purpose: 'schema', creates: true }),
   // Reads the schema history without opening a store, so it can report drift instead of refusing it.
   status: {
-    options: {},
-    run: ({ flags, out, io }) =>
-      statusCommand(
-        parseStoreLocation(resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, 'schema')),
-        out,
-      ),
+    options: { 'query-timeout': { type: 'string' } },
+    run: ({ flags, out, io }) => {
+      const location = parseStoreLocation(
+        resolveDatabaseUrl(flags['database-url'] as string | undefined, io.env, 'schema'),
+      )
+      return statusCommand(location, out, { queryTimeoutMs: queryTimeoutOf(flags, location, io.env) })
+    },
   },
-  plan: withStore(planCommand, {}, false, 'schema'),
+  plan: withStore(planCommand, { purpose: 'schema' }),
   diagnostics: withStore(diagnosticsCommand),
   // Creates its own stores (a schema or database per case), never the one the URL names.
   conformance: {
@@ -142,11 +183,16 @@ const COMMANDS: Record<string, CommandSpec> = {
       })
     },
   },
-  demo: withStore(demoCommand, {}, false, 'demo'),
-  relay: withStore(relayCommand, RELAY_OPTIONS),
-  outbox: withStore(outboxCommand, OUTBOX_OPTIONS, true),
-  keys: withStore(keysCommand, { 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } }, true),
-  purge: withStore(purgeCommand, { 'batch-size': { type: 'string' }, interval: { type: 'string' } }),
+  demo: withStore(demoCommand, { purpose: 'demo', creates: true }),
+  relay: withStore(relayCommand, { options: RELAY_OPTIONS }),
+  outbox: withStore(outboxCommand, { options: OUTBOX_OPTIONS, positionals: true }),
+  keys: withStore(keysCommand, {
+    options: { 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } },
+    positionals: true,
+  }),
+  purge: withStore(purgeCommand, {
+    options: { 'batch-size': { type: 'string' }, interval: { type: 'string' } },
+  }),
 }
 
 /**

@@ -88,12 +88,26 @@ describe('status, migrate, plan on embedded PGlite', () => {
       drift: [],
     })
     assert.equal(existsSync(url.slice('pglite:'.length)), false, 'status created nothing')
+    // The other commands refuse a missing embedded database instead of creating it; plan reads it as empty.
+    for (const command of [['diagnostics'], ['outbox', 'list', '--dead'], ['keys', 'status'], ['purge']]) {
+      const refused = await runCli([...command, '--database-url', url])
+      assert.equal(refused.code, 2, `${command.join(' ')}: ${refused.stderr}`)
+      assert.match(refused.stderr, /no database at .*user-engine migrate/)
+    }
+    assert.equal(existsSync(url.slice('pglite:'.length)), false, 'nothing created')
+  })
+
+  test('status takes --query-timeout like the other commands that open a store', async () => {
+    const r = await runCli(['status', '--database-url', 'memory:', '--query-timeout', '5s'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--query-timeout applies to postgres/)
   })
 
   test('plan prints the SQL without applying it', async () => {
     const r = await runCli(['plan', '--database-url', url])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /CREATE TABLE user_engine_records/)
+    assert.equal(existsSync(url.slice('pglite:'.length)), false, 'plan created nothing')
     assert.equal((await runCli(['status', '--database-url', url])).code, 3)
   })
 

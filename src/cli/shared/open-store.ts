@@ -119,12 +119,15 @@ export async function openStore(
  * The schema status of a location without opening a store: opening refuses drift, `status` reports it.
  * Nothing is created: an embedded data directory that does not exist reads as an empty database.
  */
-export async function inspectSchema(location: StoreLocation): Promise<SchemaStatus> {
+export async function inspectSchema(
+  location: StoreLocation,
+  options: OpenStoreOptions = {},
+): Promise<SchemaStatus> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore().schemaStatus()
   const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
   // A look must not create the embedded database: a directory not there yet reads as an empty database.
   const absent = location.kind === 'pglite' && location.dataDir !== undefined && !existsSync(location.dataDir)
-  const driver = await openDriver(absent ? { kind: 'pglite', dataDir: undefined } : location)
+  const driver = await openDriver(absent ? { kind: 'pglite', dataDir: undefined } : location, options)
   try {
     return await PostgresUserEngineStore.inspectSchema(driver)
   } finally {
