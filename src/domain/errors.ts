@@ -74,7 +74,8 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   DATA_CORRUPTED:
     'Stored data is not in a shape this code wrote (a damaged or hand-edited record). Nothing was changed.',
   STORE_CLOSED: 'The store or publisher was closed before the call.',
-  STORE_UNAVAILABLE: 'The database could not be reached, or the connection was lost; safe to retry later.',
+  STORE_UNAVAILABLE:
+    "The database could not be reached, or the connection was lost. With `details.outcome` `'unknown'`, a commit was sent and its answer lost: it may or may not have been applied, so read before retrying a write that must not happen twice. Otherwise nothing was applied; safe to retry later.",
   STORE_REFUSED:
     'The database answered and refused: unknown database, authentication failed, or a protocol error. Retrying will not help.',
   STORE_LOCKED:

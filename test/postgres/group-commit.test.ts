@@ -597,6 +597,7 @@ for (const adapter of SQL_ADAPTERS) {
             const error = reasonOf(r) as Error
             assert.ok(isUserEngineError(error, 'STORE_UNAVAILABLE'), String(error))
             assert.match(error.message, /may or may not have been applied/)
+            assert.deepEqual((error as { details?: object }).details, { outcome: 'unknown' })
           }
           assert.deepEqual(batchWith('k1'), ['k1', 'k2', 'k3', 'k4'])
           await holder.query('ROLLBACK')

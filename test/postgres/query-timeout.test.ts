@@ -179,7 +179,7 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
       e.message,
       new RegExp(`did not answer within ${TIMEOUT_MS} ms .*may or may not have been applied`),
     )
-    assert.equal(e.details?.timeoutMs, TIMEOUT_MS)
+    assert.deepEqual(e.details, { outcome: 'unknown', timeoutMs: TIMEOUT_MS })
     assert.ok(ms < WITHIN_MS, `a registration took ${Math.round(ms)} ms on a frozen server`)
     // A resend would sit on a pooled connection, held by the freeze: unfrozen, it would be counted.
     await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS))
@@ -213,8 +213,9 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     assert.ok(ms < WITHIN_MS, `a batch took ${Math.round(ms)} ms on a frozen server`)
     assert.equal(outcomes.length, 3)
     for (const outcome of outcomes) {
-      const e = outcome as { code?: string; message?: string } | null
+      const e = outcome as { code?: string; message?: string; details?: { outcome?: string } } | null
       assert.equal(e?.code, 'STORE_UNAVAILABLE', String(e?.message))
+      assert.equal(e?.details?.outcome, 'unknown')
       assert.match(String(e?.message), /did not answer within \d+ ms .*may or may not have been applied/)
     }
     await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS))

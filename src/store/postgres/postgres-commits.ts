@@ -261,7 +261,11 @@ function commitError(plan: CommitPlan, error: unknown): unknown {
       timeoutMs === undefined
         ? 'the database is unavailable; the commit may or may not have been applied'
         : `the database did not answer within ${timeoutMs} ms (queryTimeoutMs); the commit may or may not have been applied`,
-      { cause, ...(timeoutMs === undefined ? {} : { details: { timeoutMs } }) },
+      // details.outcome tells this apart from a failure before anything was sent, without reading the message.
+      {
+        cause,
+        details: timeoutMs === undefined ? { outcome: 'unknown' } : { outcome: 'unknown', timeoutMs },
+      },
     )
   }
   return toStoreError(error, 'commit')

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { ErrorCode, UserEngineError, ValidationError } from '../../../domain/errors.js'
+import { yieldIfBusy } from '../../../domain/event-loop-turns.js'
 import { importOptional } from '../../../domain/optional-import.js'
 import { acquireLock, type HeldLock, PGLITE_LOCK_FILE } from './data-dir-lock.js'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
@@ -108,7 +109,8 @@ export async function createPgliteDriver(options: PgliteDriverOptions = {}): Pro
   const conn = db
   let tail: Promise<unknown> = Promise.resolve()
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(fn, fn)
+    const step = () => yieldIfBusy().then(fn)
+    const run = tail.then(step, step)
     // The queue continues whether this step succeeds or fails.
     tail = run.catch(() => {})
     return run
