@@ -1,13 +1,21 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
+import { inspect } from 'node:util'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
-import { OutboxRelay, type PublishedEvent, type Publisher } from '../../src/outbox/index.js'
-import { EVENT_HEADERS, JetStreamPublisher } from '../../src/outbox/nats/index.js'
+import { isUserEngineError } from '../../src/domain/errors.js'
+import {
+  isBrokerUnreachable,
+  OutboxRelay,
+  type PublishedEvent,
+  type Publisher,
+} from '../../src/outbox/index.js'
+import { createJetStreamRelay, EVENT_HEADERS, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
-import { NATS_URL, natsSkip } from '../support/services.js'
-import { commitEvents } from './helpers.js'
+import { freePort, NATS_URL, natsSkip } from '../support/services.js'
+import { AuthNatsServer, natsServerSkip } from './auth-nats-server.js'
+import { commitEvents, waitFor } from './helpers.js'
 
 test('relay drains into JetStream; each committed event is in the stream exactly once', {
   skip: await natsSkip(),
@@ -101,5 +109,54 @@ test('JetStreamPublisher fails a publish whose subject no stream covers', {
     await jsp.close()
     await (await jetstreamManager(nc)).streams.delete(`UE_TEST_${run}`).catch(() => {})
     await nc.close()
+  }
+})
+
+test('createJetStreamRelay fails fast while NATS is unreachable; a relay started on a JetStreamPublisher waits for it', {
+  skip: natsServerSkip(),
+}, async () => {
+  const port = await freePort()
+  const token = `tok-${randomBytes(4).toString('hex')}`
+  const servers = `nats://${token}@127.0.0.1:${port}`
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  await commitEvents(store, 't1', 'u1', 3)
+  const started = Date.now()
+  await assert.rejects(
+    createJetStreamRelay({ outbox: store.outbox, jetstream: { servers }, onError: () => {} }),
+    (e: unknown) => isBrokerUnreachable(e) && !inspect(e, { depth: 20 }).includes(token),
+  )
+  assert.ok(Date.now() - started < 10_000, 'failed fast')
+  // A bad relay option is refused before any connection is tried.
+  await assert.rejects(
+    createJetStreamRelay({ outbox: store.outbox, jetstream: { servers }, batchSize: 0 }),
+    (e: unknown) => isUserEngineError(e, 'VALIDATION'),
+  )
+
+  const run = randomBytes(4).toString('hex')
+  const publisher = new JetStreamPublisher({
+    servers,
+    stream: `UE_LATE_${run}`,
+    subjectPrefix: `ue-late-${run}`,
+  })
+  const errors: unknown[] = []
+  const relay = new OutboxRelay({
+    outbox: store.outbox,
+    publisher,
+    brokerRetry: { baseMs: 20, maxMs: 100 },
+    pollIntervalMs: 20,
+    onError: (e) => errors.push(e),
+    metrics: false,
+  })
+  relay.start()
+  let server: AuthNatsServer | undefined
+  try {
+    await waitFor(() => errors.length > 0, 10_000, 'the outage reported')
+    assert.equal((await relay.progress()).broker, 'down')
+    server = await AuthNatsServer.start({ token }, port)
+    await waitFor(async () => (await store.outbox.lag()).pending === 0, 30_000, 'the events published')
+    assert.equal((await store.outbox.listForAggregate('t1', 'u1')).filter((e) => e.attempts > 0).length, 0)
+  } finally {
+    await relay.close()
+    await server?.stop()
   }
 })

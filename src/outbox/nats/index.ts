@@ -20,15 +20,17 @@ export type JetStreamRelayOptions = Omit<RelayOptions, 'outbox' | 'publisher'> &
 }
 
 /**
- * A relay with a JetStreamPublisher it creates, connects (failing fast on a bad server or stream) and owns:
- * `relay.close()` closes the publisher too.
+ * A relay with a JetStreamPublisher it creates, connects and owns: `relay.close()` closes the publisher too.
+ * Fails fast: on a bad option (before connecting), a bad server, refused credentials, a stream it cannot
+ * prepare, and a broker it cannot reach (PUBLISH_FAILED, `details.reason` 'unreachable'; call again to wait).
  */
 export async function createJetStreamRelay(options: JetStreamRelayOptions): Promise<OutboxRelay> {
   const { jetstream, ...rest } = options
   const owned = new JetStreamPublisher(jetstream)
-  await owned.connect()
   try {
-    return new OutboxRelay({ ...rest, publisher: owned })
+    const relay = new OutboxRelay({ ...rest, publisher: owned })
+    await owned.connect()
+    return relay
   } catch (error) {
     await owned.close()
     throw error

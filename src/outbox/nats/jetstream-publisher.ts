@@ -1,9 +1,10 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
-import { ErrorCode, UserEngineError } from '../../domain/errors.js'
+import { ErrorCode, UserEngineError, ValidationError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import type { OutboxEntry } from '../../domain/records.js'
 import { assertIntegerInRange } from '../../domain/validation.js'
+import { redactCredentials, redactedError } from '../describe-error.js'
 import { brokerUnreachable, type Publisher, toPublishedEvent } from '../publisher.js'
 
 // The NATS client is an optional peer: loaded on first connect, so importing this module never needs it.
@@ -21,7 +22,10 @@ const loadNats = async () => {
 type NatsModules = Awaited<ReturnType<typeof loadNats>>
 
 export interface JetStreamPublisherOptions {
-  /** NATS servers, e.g. `nats://127.0.0.1:4222`. */
+  /**
+   * NATS servers, e.g. `nats://127.0.0.1:4222`. Credentials in a URL (`nats://user:pass@host:4222`, or a token
+   * as `nats://token@host:4222`, percent-encoded) are used for the connection; one set for all servers.
+   */
   readonly servers: string | string[]
   /** Stream the events land in. Default `USER_ENGINE`. */
   readonly stream?: string
@@ -49,7 +53,10 @@ export interface JetStreamPublisherOptions {
    * doubling up to `maxMs`. It never stops trying while the publisher is open. Default 500 / 30000.
    */
   readonly rebuild?: { readonly baseMs?: number; readonly maxMs?: number }
-  /** Extra connection options (name, credentials, TLS); `servers` above wins. */
+  /**
+   * Extra connection options (name, credentials, TLS); `servers` above wins. Credentials go either here or in
+   * the server URLs, not both.
+   */
   readonly connection?: Omit<NodeConnectionOptions, 'servers'>
 }
 
@@ -102,13 +109,113 @@ export function isNatsUnreachable(error: unknown): boolean {
  * relay then pauses instead of counting an attempt). The message names the broker's error class and code,
  * never its text: NATS messages can carry server URLs (with credentials) and subjects.
  */
-function publishFailed(what: string, cause: unknown): UserEngineError {
+function publishFailed(what: string, cause: unknown, secrets: readonly string[]): UserEngineError {
   if (cause instanceof UserEngineError) return cause
   const name = cause instanceof Error ? cause.name : typeof cause
   const code = (cause as { code?: unknown } | null)?.code
-  const kind = typeof code === 'string' || typeof code === 'number' ? `${name} ${code}` : name
-  if (isNatsUnreachable(cause)) return brokerUnreachable(`${what}: NATS unreachable (${kind})`, cause)
-  return new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what} (${kind})`, { cause })
+  const kind = redactCredentials(
+    typeof code === 'string' || typeof code === 'number' ? `${name} ${code}` : name,
+    secrets,
+  )
+  // The cause is kept for diagnosis, as a copy without what util.inspect would print of the raw one.
+  const kept = redactedError(cause, secrets)
+  if (isNatsUnreachable(cause)) return brokerUnreachable(`${what}: NATS unreachable (${kind})`, kept)
+  return new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what} (${kind})`, { cause: kept })
+}
+
+/** Connection credentials taken from a server URL's user information. */
+type UrlCredentials = { readonly user: string; readonly pass: string } | { readonly token: string }
+
+const invalidServer = (index: number) =>
+  new ValidationError(
+    `servers[${index}] is not a NATS server URL ([nats://][user:pass@ or token@]host[:port], percent-encoded)`,
+    { details: { field: 'servers', index } },
+  )
+
+/**
+ * Whether the NATS client can read `hostPort`, as its own parser does: a bare IPv6 address is bracketed, then
+ * the whole is read as an http URL (a port above 65535 or a stray bracket fails there).
+ */
+function readableHostPort(hostPort: string): boolean {
+  if (hostPort.trim() === '') return false
+  const bareIpv6 =
+    !hostPort.includes('[') &&
+    (hostPort.includes('::') || (!hostPort.includes('.') && hostPort.split(':').length > 2))
+  return URL.canParse(`http://${bareIpv6 ? `[${hostPort}]` : hostPort}`)
+}
+
+/** `user:pass` or `token`, percent-decoded; undefined when malformed. */
+function credentialsOf(userInfo: string): UrlCredentials | undefined {
+  try {
+    const colon = userInfo.indexOf(':')
+    if (colon < 0) return { token: decodeURIComponent(userInfo) }
+    const user = decodeURIComponent(userInfo.slice(0, colon))
+    return user === '' ? undefined : { user, pass: decodeURIComponent(userInfo.slice(colon + 1)) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * One server as the NATS client takes it, without its user information (the client ignores it), and the
+ * credentials that held. VALIDATION names the index only: the URL may hold a password.
+ */
+function parseServer(value: unknown, index: number): { server: string; credentials?: UrlCredentials } {
+  if (typeof value !== 'string') throw invalidServer(index)
+  const trimmed = value.trim()
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(trimmed)?.[0] ?? ''
+  const rest = trimmed.slice(scheme.length)
+  const authorityEnd = rest.search(/[/?#]/)
+  // The last '@' of the authority ends the user information, as URL parsers take it.
+  const at = (authorityEnd < 0 ? rest : rest.slice(0, authorityEnd)).lastIndexOf('@')
+  const hostPort = rest.slice(at + 1)
+  if (!readableHostPort(hostPort)) throw invalidServer(index)
+  if (at <= 0) return { server: `${scheme}${hostPort}` }
+  const credentials = credentialsOf(rest.slice(0, at))
+  if (credentials === undefined) throw invalidServer(index)
+  return { server: `${scheme}${hostPort}`, credentials }
+}
+
+/**
+ * The servers for the NATS client and the credentials their URLs carry (the same for every server that has
+ * any). Credentials both in a URL and in `connection` are refused: which would win is not obvious.
+ */
+function natsServers(
+  servers: unknown,
+  connection: JetStreamPublisherOptions['connection'],
+): { servers: string[]; credentials: UrlCredentials | undefined } {
+  const list = typeof servers === 'string' ? [servers] : Array.isArray(servers) ? servers : []
+  if (list.length === 0) {
+    throw new ValidationError('servers must be a NATS server URL or a non-empty array of them', {
+      details: { field: 'servers' },
+    })
+  }
+  const parsed = list.map(parseServer)
+  const given = parsed.flatMap((p) => (p.credentials ? [JSON.stringify(p.credentials)] : []))
+  if (new Set(given).size > 1) {
+    throw new ValidationError('the server URLs carry different credentials; give one set', {
+      details: { field: 'servers' },
+    })
+  }
+  const c = connection as { user?: unknown; pass?: unknown; token?: unknown; authenticator?: unknown }
+  if (given.length > 0 && [c?.user, c?.pass, c?.token, c?.authenticator].some((v) => v !== undefined)) {
+    throw new ValidationError(
+      'credentials are given both in a server URL and in connection; give them once',
+      {
+        details: { field: 'servers' },
+      },
+    )
+  }
+  return { servers: parsed.map((p) => p.server), credentials: parsed.find((p) => p.credentials)?.credentials }
+}
+
+/** The passwords and tokens a publisher was given: masked wherever a broker error might quote them. */
+function secretsOf(
+  credentials: UrlCredentials | undefined,
+  connection: JetStreamPublisherOptions['connection'],
+): string[] {
+  const c = { ...(connection as { pass?: unknown; token?: unknown }), ...credentials }
+  return [c.pass, c.token].filter((s): s is string => typeof s === 'string' && s.length > 0)
 }
 
 /** Event types are free text; a subject token may not hold spaces, wildcards or empty tokens. */
@@ -138,6 +245,10 @@ export class JetStreamPublisher implements Publisher {
   readonly subjectPrefix: string
   readonly #options: JetStreamPublisherOptions
   readonly #subject: (event: OutboxEntry) => string
+  /** `servers` without user information, and the credentials that held. */
+  readonly #servers: string[]
+  readonly #credentials: UrlCredentials | undefined
+  readonly #secrets: readonly string[]
   #ready: Promise<Connection> | null = null
   #closed = false
   /** Whether the current connection is up (false between a disconnect and the reconnect). */
@@ -157,6 +268,10 @@ export class JetStreamPublisher implements Publisher {
     this.#subject =
       options.subject ?? ((e) => `${this.subjectPrefix}.${subjectToken(e.tenantId)}.${subjectToken(e.type)}`)
     this.#rebuildDelay = options.rebuild?.baseMs ?? 500
+    const { servers, credentials } = natsServers(options.servers, options.connection)
+    this.#servers = servers
+    this.#credentials = credentials
+    this.#secrets = secretsOf(credentials, options.connection)
     if (options.replicas !== undefined) assertIntegerInRange(options.replicas, 'replicas', 1, 5)
     if (options.duplicateWindowMs !== undefined)
       assertIntegerInRange(options.duplicateWindowMs, 'duplicateWindowMs', 100, 7 * 86_400_000)
@@ -182,7 +297,7 @@ export class JetStreamPublisher implements Publisher {
     try {
       conn = await this.#connection()
     } catch (cause) {
-      throw publishFailed(`publishing event ${event.id}: connecting to NATS failed`, cause)
+      throw publishFailed(`publishing event ${event.id}: connecting to NATS failed`, cause, this.#secrets)
     }
     await this.#nextTurn()
     const { js, nats } = conn
@@ -203,7 +318,11 @@ export class JetStreamPublisher implements Publisher {
         expect: { streamName: this.stream },
       })
     } catch (cause) {
-      throw publishFailed(`publishing event ${event.id} to stream ${this.stream} failed`, cause)
+      throw publishFailed(
+        `publishing event ${event.id} to stream ${this.stream} failed`,
+        cause,
+        this.#secrets,
+      )
     }
   }
 
@@ -325,12 +444,13 @@ export class JetStreamPublisher implements Publisher {
         name: 'user-engine-relay',
         reconnectTimeWait: 1000,
         ...this.#options.connection,
+        ...this.#credentials,
         // Never give a connection up: an outage of any length must end with the relay publishing again.
         maxReconnectAttempts: -1,
-        servers: this.#options.servers,
+        servers: this.#servers,
       })
       .catch((cause: unknown) => {
-        throw publishFailed('connecting to NATS failed', cause)
+        throw publishFailed('connecting to NATS failed', cause, this.#secrets)
       })
     try {
       if (this.#options.ensureStream ?? true)
@@ -338,7 +458,7 @@ export class JetStreamPublisher implements Publisher {
       return { nc, js: nats.js.jetstream(nc), nats }
     } catch (error) {
       await nc.close()
-      throw publishFailed(`preparing stream ${this.stream} failed`, error)
+      throw publishFailed(`preparing stream ${this.stream} failed`, error, this.#secrets)
     }
   }
 
