@@ -105,6 +105,9 @@ export async function requestMagicLink(
   return issueForIdentifier(ctx, tenantId, kind, value, 'magic_link')
 }
 
+/** An id in the shape of a user id that no user has (ids carry a time and randomness): a read that finds nothing. */
+const NO_USER = 'usr_00000000000000000000000000000000'
+
 async function issueForIdentifier(
   ctx: EngineContext,
   tenantId: string,
@@ -115,10 +118,12 @@ async function issueForIdentifier(
   return ctx.unit(tenantId, async (tx) => {
     const [tenant, identifier] = await Promise.all([tx.getTenant(), tx.findIdentifier(kind, value)])
     if (!tenant) return null
-    const user = identifier ? await tx.getUser(identifier.userId) : null
-    // A refusal commits an audit record, so it costs a commit as an issued token does: the time a request
-    // takes must not tell whether the account exists. The identifier asked for is not recorded.
-    const refuse = (reason: RejectReason, userId: string | null = null) => {
+    const user = await tx.getUser(identifier?.userId ?? NO_USER)
+    // A refusal makes the reads an issue makes (the user, then their tokens) and commits an audit record, so
+    // that it costs what an issued token costs: the time a request takes must not tell whether the account
+    // exists. The identifier asked for is not recorded.
+    const refuse = async (reason: RejectReason, userId: string | null = null) => {
+      await tx.listTokens(user?.id ?? NO_USER)
       tx.appendAudit({ action: AUDIT_ACTIONS.tokenRefused, userId, data: { purpose, reason } })
       return null
     }
