@@ -102,7 +102,7 @@ export async function conformanceCommand(options: {
         done++
         const extra =
           r.status === 'skipped' ? ` (${r.reason})` : r.status === 'failed' ? `: ${errorText(r.error)}` : ''
-        out.progress(`conformance: [${done}] ${r.status} ${r.name} ${r.durationMs} ms${extra}`)
+        out.progress(`conformance: [${done}] ${r.status} ${r.name} ${Math.round(r.durationMs)} ms${extra}`)
       },
     })
     const cases = report.results.map((r) => ({
@@ -111,7 +111,7 @@ export async function conformanceCommand(options: {
       status: r.status,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
       ...(r.status === 'failed' ? { error: errorText(r.error) } : {}),
-      durationMs: r.durationMs,
+      durationMs: Math.round(r.durationMs * 10) / 10,
     }))
     const summary = `${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped`
     const failures = cases.filter((c) => c.status === 'failed').map((c) => `failed: ${c.name}: ${c.error}`)
