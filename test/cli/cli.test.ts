@@ -183,6 +183,7 @@ describe('schema drift and a database newer than the code exit 4 from every comm
 
 describe('demo and conformance', () => {
   test('demo on the reference store prints the walkthrough', async () => {
+    assert.equal((await runCli(['demo', '--database-url', 'memory:', '--json'])).code, 2, 'no JSON to print')
     const r = await runCli(['demo', '--database-url', 'memory:'])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /Audit trail/)

@@ -146,6 +146,17 @@ describe('outbox list (PGlite data directory)', () => {
       const usage = await runCli(['outbox', 'list', '--database-url', url])
       assert.equal(usage.code, 2)
       assert.match(usage.stderr, /exactly one of --dead or --pending/)
+      const badCursor = await runCli([
+        'outbox',
+        'list',
+        '--pending',
+        '--cursor',
+        'nope',
+        '--database-url',
+        url,
+      ])
+      assert.equal(badCursor.code, 2, badCursor.stderr)
+      assert.match(badCursor.stderr, /--cursor is not a cursor/)
       const retried = await runCli(['outbox', 'retry', '--event', deadId, '--database-url', url])
       assert.equal(retried.code, 0, retried.stderr)
       const none = await runCli(['outbox', 'list', '--dead', '--database-url', url])

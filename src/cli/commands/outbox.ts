@@ -1,3 +1,4 @@
+import { ErrorCode, isUserEngineError } from '../../domain/errors.js'
 import type { OutboxEntry } from '../../domain/records.js'
 import { assertId } from '../../domain/validation.js'
 import type { CommandContext } from '../shared/command.js'
@@ -88,13 +89,21 @@ async function list({
     }
   }
   const cursor = typeof flags.cursor === 'string' ? flags.cursor : undefined
-  const page = await store.outbox.list({
-    status,
-    ...(tenantId === undefined ? {} : { tenantId }),
-    ...(aggregateId === undefined ? {} : { aggregateId }),
-    ...(limit === undefined ? {} : { limit }),
-    ...(cursor === undefined ? {} : { cursor }),
-  })
+  const page = await store.outbox
+    .list({
+      status,
+      ...(tenantId === undefined ? {} : { tenantId }),
+      ...(aggregateId === undefined ? {} : { aggregateId }),
+      ...(limit === undefined ? {} : { limit }),
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    .catch((error: unknown) => {
+      // Every other argument is checked above: a VALIDATION here is the cursor, and a usage error.
+      if (isUserEngineError(error, ErrorCode.VALIDATION)) {
+        throw new UsageError('--cursor is not a cursor this listing gave (copy it from a "more:" line)')
+      }
+      throw error
+    })
   const items = page.items.map(view)
   const lines = items.map(
     (e) =>
