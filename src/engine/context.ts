@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCode, isUserEngineError, NotFoundError, UserEngineError } from '../domain/errors.js'
-import { yieldIfBusy } from '../domain/event-loop-turns.js'
 import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
 import { assertId, assertString } from '../domain/validation.js'
@@ -49,7 +48,6 @@ export function createEngineContext(options: ValidEngineOptions): EngineContext 
     async unit<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
       /** After a conflict: the record it named, whose retries in this process then run one at a time. */
       let line: string | undefined
-      await yieldIfBusy()
       for (let attempt = 1; ; attempt++) {
         try {
           const run = () =>

@@ -9,6 +9,7 @@ import {
   UserEngineError,
   ValidationError,
 } from '../../domain/errors.js'
+import { yieldIfBusy } from '../../domain/event-loop-turns.js'
 import { shownId } from '../../domain/ids.js'
 import type {
   AuditRecord,
@@ -161,6 +162,8 @@ export class InMemoryUserEngineStore implements UserEngineStore, SchemaAdministr
     assertId(tenantId, 'tenantId')
     assertFunction(fn, 'fn')
     this.#assertUsable()
+    // Everything here resolves in promise jobs: let the event loop turn now and then (see yieldIfBusy).
+    await yieldIfBusy()
     return runUnitOfWork({
       tenantId,
       reads: this.#rowSource(tenantId),
