@@ -82,7 +82,7 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
     'Another process holds the embedded database directory (PGlite allows one process per directory).',
   DEPENDENCY_MISSING: 'An optional peer package this feature needs is not installed; the message names it.',
   PUBLISH_FAILED:
-    'The broker did not accept an event (unreachable, timed out, or refused); the relay retries it.',
+    "The broker did not accept an event (unreachable, timed out, or refused); the relay retries it. `details.reason` is `'unreachable'` when NATS could not be reached (the relay pauses, counting no attempt) and `'no-stream'` when no stream takes the event's subject (a failed attempt).",
 }
 
 /** Safe, non-secret facts attached to an error (ids, field names, versions, limits). */

@@ -18,7 +18,8 @@ export interface Publisher {
   close?(): Promise<void>
   /**
    * Optional: resolves when the broker looks reachable again (a reconnect), so a paused relay retries at
-   * once instead of at its next probe. Settles (either way) when `signal` aborts.
+   * once instead of at its next probe. Settles (either way) when `signal` aborts. Should not resolve at once
+   * while publishes fail as unreachable: the relay then waits out the next pause in full regardless.
    */
   whenReachable?(signal: AbortSignal): Promise<void>
 }

@@ -15,7 +15,7 @@ import {
   resolveRelayOptions,
 } from './relay-options.js'
 import { SettleQueue } from './settle-queue.js'
-import { STORE_REPORT_INTERVAL_MS, StoreOutage } from './store-outage.js'
+import { FailureRun, STORE_REPORT_INTERVAL_MS, StoreOutage } from './store-outage.js'
 
 interface Counters {
   published: number
@@ -69,7 +69,8 @@ const aggregateKey = (e: OutboxEntry) => `${e.tenantId}\u0000${e.aggregateType}\
  * Broker outages: a publish rejected as unreachable (`isBrokerUnreachable`) pauses the relay. Its events are
  * given back without counting an attempt, the outage is reported once to `onError` and shows in progress
  * (`broker: 'down'`), and the relay probes with one aggregate at growing intervals (or when the publisher
- * says it reconnected) until a publish goes through.
+ * says it reconnected) until a publish goes through. Nothing else ends a pause: each probe costs the store
+ * a claim and a release.
  */
 export class OutboxRelay {
   readonly owner: string
@@ -104,8 +105,17 @@ export class OutboxRelay {
   #kick: (() => void) | null = null
   #kicked = false
 
-  /** Set while publishes pause: since when, the error that started it, the next pause length. */
-  #outage: { since: number; error: unknown; pauseMs: number; paused: boolean } | null = null
+  /**
+   * Set while publishes pause: since when, the error that started it, the next pause length, whether the
+   * pause is over (a probe may go), and whether the publisher's reconnect signal ended the last pause.
+   */
+  #outage: {
+    since: number
+    error: unknown
+    pauseMs: number
+    paused: boolean
+    reconnected: boolean
+  } | null = null
   #lastLag: OutboxLag | null = null
   /** Consecutive store failures: backoff and rate-limited reports while the database is away. */
   readonly #storeOutage: StoreOutage
@@ -258,15 +268,20 @@ export class OutboxRelay {
       }
     }
     const timers = this.#timers
+    // Progress and purges fail every interval while the database is away: reported as store errors are.
+    const progressFailures = new FailureRun()
+    const purgeFailures = new FailureRun()
     let reporting = false
     const report = async () => {
       if (reporting) return
       reporting = true
       try {
         const p = await this.progress()
+        progressFailures.recovered()
         this.#o.onProgress?.(p)
       } catch (error) {
-        this.#reportError(error, 'progress failed')
+        if (progressFailures.failed(Date.now()))
+          this.#reportError(error, repeatedFailure('progress failed', progressFailures))
       } finally {
         reporting = false
       }
@@ -279,8 +294,10 @@ export class OutboxRelay {
         purging = true
         try {
           await this.purgeOnce()
+          purgeFailures.recovered()
         } catch (error) {
-          this.#reportError(error, 'purge failed')
+          if (purgeFailures.failed(Date.now()))
+            this.#reportError(error, repeatedFailure('purge failed', purgeFailures))
         } finally {
           purging = false
         }
@@ -433,11 +450,21 @@ export class OutboxRelay {
       const sent = sentFor.get(key)
       // Events follow what this relay holds only where the claim continued that very hold, still going: a
       // hold that stopped meanwhile (a failure, a release) must not be published around, and events from a
-      // head claim for an aggregate still in hand mean an old hold lapsed. Either way they go back.
+      // head claim for an aggregate still in hand mean an old hold lapsed. Either way they go back, except
+      // the ones this relay still holds.
       let a: Aggregate | undefined
       if (sent !== undefined) a = sent === current && !sent.aborted ? sent : undefined
       else if (current !== undefined && startedNow.has(current)) a = current
-      else if (current === undefined) {
+      else if (current !== undefined && !current.aborted) {
+        // An event this relay still holds, its lease lapsed (a publish of its aggregate hangs, or the line
+        // for a worker was long): the claim renewed the lease, so keep it under the new deadline. Released,
+        // it would be claimed and released again on every claim for as long as the publish hangs.
+        const i = current.queue.findIndex((h) => h.event.id === event.id)
+        if (i >= 0) {
+          current.queue[i] = { event: current.queue[i]!.event, deadline }
+          continue
+        }
+      } else if (current === undefined) {
         a = {
           key,
           queue: [],
@@ -611,7 +638,13 @@ export class OutboxRelay {
   #brokerDown(error: unknown): void {
     const outage = this.#outage
     if (outage === null) {
-      this.#outage = { since: Date.now(), error, pauseMs: this.#o.brokerRetry.baseMs, paused: false }
+      this.#outage = {
+        since: Date.now(),
+        error,
+        pauseMs: this.#o.brokerRetry.baseMs,
+        paused: false,
+        reconnected: false,
+      }
       this.#o.logger.log(
         'warn',
         'broker unreachable: publishing paused, events given back without an attempt',
@@ -642,19 +675,47 @@ export class OutboxRelay {
     this.#signal()
   }
 
-  /** Waits out one pause (or until the publisher says it reconnected), then lets one probe through. */
+  /**
+   * Waits out one pause (or until the publisher says it reconnected), then lets one probe through. Only the
+   * pause's end, that signal and `stop()` end it: commits, polls and settles wake the relay for work it cannot
+   * do now, and each ended pause costs the store a claim and a release. A reconnect signal whose probe failed
+   * again is not waited for in the next pause (a publisher that says "reachable" at once while its publishes
+   * fail would otherwise make the relay probe without pausing).
+   */
   async #pause(): Promise<void> {
     const outage = this.#outage
     if (!outage) return
+    const until = Date.now() + outage.pauseMs
     const abort = new AbortController()
-    const reachable = this.#o.publisher.whenReachable?.(abort.signal).then(
-      () => true,
-      () => false,
-    )
-    const waited = this.#waitSignal(outage.pauseMs, reachable)
-    await waited
-    abort.abort()
-    if (this.#outage === outage) outage.paused = true
+    let reconnected = false
+    let signalled = () => {}
+    // Settles only on a reconnect: a rejection, or the answer to the abort below, must not end the pause.
+    const reachable = new Promise<void>((resolve) => {
+      signalled = resolve
+    })
+    if (!outage.reconnected) {
+      this.#o.publisher.whenReachable?.(abort.signal).then(
+        () => {
+          if (abort.signal.aborted) return
+          reconnected = true
+          signalled()
+        },
+        () => {},
+      )
+    }
+    try {
+      while (!this.#stopping && !reconnected && this.#outage === outage) {
+        const left = until - Date.now()
+        if (left <= 0) break
+        await this.#waitSignal(left, reachable)
+      }
+    } finally {
+      abort.abort()
+    }
+    if (this.#outage === outage) {
+      outage.paused = true
+      outage.reconnected = reconnected
+    }
   }
 
   // ---- helpers --------------------------------------------------------------------------------------------
@@ -718,6 +779,13 @@ export class OutboxRelay {
       also?.then(kick, kick)
     })
   }
+}
+
+/** The log line of a reported failure of a periodic task: what failed, and the run's length so far. */
+function repeatedFailure(what: string, run: FailureRun): string {
+  return run.failures === 1
+    ? what
+    : `${what}; ${run.failures} times in a row (reported at most every ${STORE_REPORT_INTERVAL_MS / 1000} s)`
 }
 
 /** The least time past its lease deadline that a publish may take before it is taken as hung. */

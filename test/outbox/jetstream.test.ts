@@ -104,7 +104,16 @@ test('JetStreamPublisher fails a publish whose subject no stream covers', {
     const store = new InMemoryUserEngineStore({ migrated: true })
     await commitEvents(store, 't1', 'u1')
     const [event] = await store.outbox.listForAggregate('t1', 'u1')
-    await assert.rejects(jsp.publish(event!))
+    // Nobody answers the subject, yet the server does: the event's failed attempt, not an outage.
+    await assert.rejects(jsp.publish(event!), (e: unknown) => {
+      assert.ok(isUserEngineError(e, 'PUBLISH_FAILED'), String(e))
+      assert.equal(isBrokerUnreachable(e), false)
+      assert.deepEqual(e.details, { reason: 'no-stream', stream: `UE_TEST_${run}` })
+      assert.match(e.message, /no stream takes the event's subject: stream UE_TEST_\w+ does not cover it/)
+      assert.ok(!e.message.includes('ue-nowhere'), 'the message does not quote the subject')
+      return true
+    })
+    assert.equal(jsp.connected, true)
   } finally {
     await jsp.close()
     await (await jetstreamManager(nc)).streams.delete(`UE_TEST_${run}`).catch(() => {})

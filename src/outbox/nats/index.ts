@@ -9,10 +9,10 @@ import { JetStreamPublisher, type JetStreamPublisherOptions } from './jetstream-
 
 export {
   EVENT_HEADERS,
-  isNatsUnreachable,
   JetStreamPublisher,
   type JetStreamPublisherOptions,
 } from './jetstream-publisher.js'
+export { isNatsUnreachable } from './nats-errors.js'
 
 export type JetStreamRelayOptions = Omit<RelayOptions, 'outbox' | 'publisher'> & {
   readonly outbox: OutboxAccess

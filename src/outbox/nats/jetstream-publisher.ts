@@ -1,11 +1,15 @@
+// Long on purpose: one class whose connect, reconnect watch, stream set-up, publish and no-stream check all
+// share its connection state; its error reading and server URL parsing live in files of their own.
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
-import { ErrorCode, UserEngineError, ValidationError } from '../../domain/errors.js'
+import { ErrorCode, UserEngineError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import type { OutboxEntry } from '../../domain/records.js'
 import { assertIntegerInRange } from '../../domain/validation.js'
-import { redactCredentials, redactedError } from '../describe-error.js'
-import { brokerUnreachable, type Publisher, toPublishedEvent } from '../publisher.js'
+import { redactedError } from '../describe-error.js'
+import { brokerUnreachable, isBrokerUnreachable, type Publisher, toPublishedEvent } from '../publisher.js'
+import { isNoResponders, publishFailed } from './nats-errors.js'
+import { natsServers, secretsOf, type UrlCredentials } from './server-urls.js'
 
 // The NATS client is an optional peer: loaded on first connect, so importing this module never needs it.
 const loadNats = async () => {
@@ -73,151 +77,6 @@ export const EVENT_HEADERS = {
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000
 const NANOS_PER_MS = 1_000_000
 
-/** NATS client errors that mean the broker (or the stream's leader) could not be reached, not the event's fault. */
-const UNREACHABLE_ERRORS: ReadonlySet<string> = new Set([
-  'ClosedConnectionError',
-  'ConnectionError',
-  'DrainingConnectionError',
-  'NoRespondersError',
-  'TimeoutError',
-  'JetStreamNotEnabled',
-])
-
-/**
- * True when `error` (or a cause of it) says NATS could not be reached: no connection, no server or stream
- * leader answering (no responders, 503), or no acknowledgement in time (a stream without a leader while a
- * cluster elects one). A timeout is counted here on purpose: it is the broker's state, and a relay that
- * counted it against the event would kill events during a long election.
- */
-export function isNatsUnreachable(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (UNREACHABLE_ERRORS.has(e.name) || UNREACHABLE_ERRORS.has(e.constructor.name)) return true
-    const code = (e as { code?: unknown }).code
-    if (e.name === 'RequestError' && /no responders/i.test(e.message)) return true
-    if (
-      (e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError') &&
-      (code === 503 || code === 408)
-    )
-      return true
-    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return true
-  }
-  return false
-}
-
-/**
- * A broker error as PUBLISH_FAILED: with `details.reason` 'unreachable' when NATS could not be reached (the
- * relay then pauses instead of counting an attempt). The message names the broker's error class and code,
- * never its text: NATS messages can carry server URLs (with credentials) and subjects.
- */
-function publishFailed(what: string, cause: unknown, secrets: readonly string[]): UserEngineError {
-  if (cause instanceof UserEngineError) return cause
-  const name = cause instanceof Error ? cause.name : typeof cause
-  const code = (cause as { code?: unknown } | null)?.code
-  const kind = redactCredentials(
-    typeof code === 'string' || typeof code === 'number' ? `${name} ${code}` : name,
-    secrets,
-  )
-  // The cause is kept for diagnosis, as a copy without what util.inspect would print of the raw one.
-  const kept = redactedError(cause, secrets)
-  if (isNatsUnreachable(cause)) return brokerUnreachable(`${what}: NATS unreachable (${kind})`, kept)
-  return new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what} (${kind})`, { cause: kept })
-}
-
-/** Connection credentials taken from a server URL's user information. */
-type UrlCredentials = { readonly user: string; readonly pass: string } | { readonly token: string }
-
-const invalidServer = (index: number) =>
-  new ValidationError(
-    `servers[${index}] is not a NATS server URL ([nats://][user:pass@ or token@]host[:port], percent-encoded)`,
-    { details: { field: 'servers', index } },
-  )
-
-/**
- * Whether the NATS client can read `hostPort`, as its own parser does: a bare IPv6 address is bracketed, then
- * the whole is read as an http URL (a port above 65535 or a stray bracket fails there).
- */
-function readableHostPort(hostPort: string): boolean {
-  if (hostPort.trim() === '') return false
-  const bareIpv6 =
-    !hostPort.includes('[') &&
-    (hostPort.includes('::') || (!hostPort.includes('.') && hostPort.split(':').length > 2))
-  return URL.canParse(`http://${bareIpv6 ? `[${hostPort}]` : hostPort}`)
-}
-
-/** `user:pass` or `token`, percent-decoded; undefined when malformed. */
-function credentialsOf(userInfo: string): UrlCredentials | undefined {
-  try {
-    const colon = userInfo.indexOf(':')
-    if (colon < 0) return { token: decodeURIComponent(userInfo) }
-    const user = decodeURIComponent(userInfo.slice(0, colon))
-    return user === '' ? undefined : { user, pass: decodeURIComponent(userInfo.slice(colon + 1)) }
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * One server as the NATS client takes it, without its user information (the client ignores it), and the
- * credentials that held. VALIDATION names the index only: the URL may hold a password.
- */
-function parseServer(value: unknown, index: number): { server: string; credentials?: UrlCredentials } {
-  if (typeof value !== 'string') throw invalidServer(index)
-  const trimmed = value.trim()
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(trimmed)?.[0] ?? ''
-  const rest = trimmed.slice(scheme.length)
-  const authorityEnd = rest.search(/[/?#]/)
-  // The last '@' of the authority ends the user information, as URL parsers take it.
-  const at = (authorityEnd < 0 ? rest : rest.slice(0, authorityEnd)).lastIndexOf('@')
-  const hostPort = rest.slice(at + 1)
-  if (!readableHostPort(hostPort)) throw invalidServer(index)
-  if (at <= 0) return { server: `${scheme}${hostPort}` }
-  const credentials = credentialsOf(rest.slice(0, at))
-  if (credentials === undefined) throw invalidServer(index)
-  return { server: `${scheme}${hostPort}`, credentials }
-}
-
-/**
- * The servers for the NATS client and the credentials their URLs carry (the same for every server that has
- * any). Credentials both in a URL and in `connection` are refused: which would win is not obvious.
- */
-function natsServers(
-  servers: unknown,
-  connection: JetStreamPublisherOptions['connection'],
-): { servers: string[]; credentials: UrlCredentials | undefined } {
-  const list = typeof servers === 'string' ? [servers] : Array.isArray(servers) ? servers : []
-  if (list.length === 0) {
-    throw new ValidationError('servers must be a NATS server URL or a non-empty array of them', {
-      details: { field: 'servers' },
-    })
-  }
-  const parsed = list.map(parseServer)
-  const given = parsed.flatMap((p) => (p.credentials ? [JSON.stringify(p.credentials)] : []))
-  if (new Set(given).size > 1) {
-    throw new ValidationError('the server URLs carry different credentials; give one set', {
-      details: { field: 'servers' },
-    })
-  }
-  const c = connection as { user?: unknown; pass?: unknown; token?: unknown; authenticator?: unknown }
-  if (given.length > 0 && [c?.user, c?.pass, c?.token, c?.authenticator].some((v) => v !== undefined)) {
-    throw new ValidationError(
-      'credentials are given both in a server URL and in connection; give them once',
-      {
-        details: { field: 'servers' },
-      },
-    )
-  }
-  return { servers: parsed.map((p) => p.server), credentials: parsed.find((p) => p.credentials)?.credentials }
-}
-
-/** The passwords and tokens a publisher was given: masked wherever a broker error might quote them. */
-function secretsOf(
-  credentials: UrlCredentials | undefined,
-  connection: JetStreamPublisherOptions['connection'],
-): string[] {
-  const c = { ...(connection as { pass?: unknown; token?: unknown }), ...credentials }
-  return [c.pass, c.token].filter((s): s is string => typeof s === 'string' && s.length > 0)
-}
-
 /** Event types are free text; a subject token may not hold spaces, wildcards or empty tokens. */
 function subjectToken(value: string): string {
   const token = value
@@ -228,6 +87,9 @@ function subjectToken(value: string): string {
 }
 
 type Connection = { nc: NatsConnection; js: JetStreamClient; nats: NatsModules }
+
+/** `details.reason` of a publish no stream took (a failed attempt, unlike 'unreachable'). */
+const NO_STREAM_REASON = 'no-stream'
 
 /**
  * Publishes outbox events to a NATS JetStream stream. Each message carries `Nats-Msg-Id` = event id, so a
@@ -258,6 +120,14 @@ export class JetStreamPublisher implements Publisher {
   readonly #waiters = new Set<() => void>()
   /** Publishes waiting for the next turn of the event loop (see #nextTurn). */
   readonly #turn: (() => void)[] = []
+  /**
+   * A publish failed as unreachable since the connection last came up: `whenReachable` then waits for the
+   * next reconnect instead of answering at once (a connected client whose publishes time out, or that no
+   * stream leader answers, is not reachable for the relay).
+   */
+  #unreachableSinceUp = false
+  /** Questions to JetStream's API after no responders, one in flight per subject (see #noStreamTakes). */
+  readonly #noStreamChecks = new Map<string, Promise<string | null>>()
   #rebuildTimer: ReturnType<typeof setTimeout> | undefined
   #rebuildDelay: number
 
@@ -289,6 +159,15 @@ export class JetStreamPublisher implements Publisher {
   }
 
   async publish(event: OutboxEntry): Promise<void> {
+    try {
+      await this.#publish(event)
+    } catch (error) {
+      if (isBrokerUnreachable(error)) this.#unreachableSinceUp = true
+      throw error
+    }
+  }
+
+  async #publish(event: OutboxEntry): Promise<void> {
     if (this.#ready !== null && !this.#opening && !this.#connected && !this.#closed) {
       // Reconnecting: the client would buffer the publish until its timeout; say so at once instead.
       throw brokerUnreachable(`publishing event ${event.id}: NATS is not connected (reconnecting)`)
@@ -309,8 +188,10 @@ export class JetStreamPublisher implements Publisher {
     h.set(EVENT_HEADERS.position, String(event.position))
     h.set(EVENT_HEADERS.type, event.type)
     // A PubAck with duplicate=true means the broker already holds this event: success, not an error.
+    let subject: string | undefined
     try {
-      await js.publish(this.#subject(event), JSON.stringify(toPublishedEvent(event)), {
+      subject = this.#subject(event)
+      await js.publish(subject, JSON.stringify(toPublishedEvent(event)), {
         msgID: event.id,
         headers: h,
         timeout: this.#options.timeoutMs ?? 5000,
@@ -318,11 +199,60 @@ export class JetStreamPublisher implements Publisher {
         expect: { streamName: this.stream },
       })
     } catch (cause) {
-      throw publishFailed(
-        `publishing event ${event.id} to stream ${this.stream} failed`,
-        cause,
-        this.#secrets,
+      const what = `publishing event ${event.id} to stream ${this.stream} failed`
+      // No responders on a live connection: either no stream takes the subject (the event's failed attempt,
+      // so a misconfiguration ends in dead events an operator sees) or the stream's leader is away (an
+      // outage). Only the server can tell which.
+      const noStream =
+        subject !== undefined && isNoResponders(cause) ? await this.#noStreamTakes(conn, subject) : null
+      if (noStream !== null) {
+        throw new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what}: ${noStream}`, {
+          details: { reason: NO_STREAM_REASON, stream: this.stream },
+          cause: redactedError(cause, this.#secrets),
+        })
+      }
+      throw publishFailed(what, cause, this.#secrets)
+    }
+  }
+
+  /**
+   * Why nobody answered a publish to `subject`, asked of JetStream's API: the reason when no stream takes it
+   * (the stream does not exist, or does not cover the subject), null when the stream does (no leader, as
+   * during an election) or the API does not answer either (JetStream away): those are the broker's state.
+   * The reason names the stream, never the subject (a custom subject function may put anything in it).
+   */
+  #noStreamTakes(conn: Connection, subject: string): Promise<string | null> {
+    let check = this.#noStreamChecks.get(subject)
+    if (check === undefined) {
+      check = this.#askNoStreamTakes(conn, subject).finally(() => this.#noStreamChecks.delete(subject))
+      this.#noStreamChecks.set(subject, check)
+    }
+    return check
+  }
+
+  async #askNoStreamTakes({ nc, nats }: Connection, subject: string): Promise<string | null> {
+    if (!this.#connected || nc.isClosed()) return null
+    try {
+      const jsm = await nats.js.jetstreamManager(nc, {
+        checkAPI: false,
+        timeout: this.#options.timeoutMs ?? 5000,
+      })
+      // The stream list is the meta leader's: it answers while the stream itself has no leader.
+      for await (const name of jsm.streams.names(subject)) if (name === this.stream) return null
+      const exists = await jsm.streams.info(this.stream).then(
+        () => true,
+        (error: unknown) => {
+          if (
+            error instanceof nats.js.JetStreamApiError &&
+            error.code === nats.js.JetStreamApiCodes.StreamNotFound
+          )
+            return false
+          throw error
+        },
       )
+      return `no stream takes the event's subject: stream ${this.stream} ${exists ? 'does not cover it' : 'does not exist'}`
+    } catch {
+      return null
     }
   }
 
@@ -345,7 +275,7 @@ export class JetStreamPublisher implements Publisher {
 
   async whenReachable(signal: AbortSignal): Promise<void> {
     if (this.#closed || signal.aborted) return
-    if (this.#connected) return
+    if (this.#connected && !this.#unreachableSinceUp) return
     // Not connected and no connection being built (the first one failed): try one now.
     if (this.#ready === null) this.#connection().catch(() => {})
     await new Promise<void>((resolve) => {
@@ -397,6 +327,7 @@ export class JetStreamPublisher implements Publisher {
   /** Follows the connection's status: up and down for `publish`, and a new connection when it closes. */
   #watch(ready: Promise<Connection>, { nc }: Connection): void {
     this.#connected = true
+    this.#unreachableSinceUp = false
     this.#rebuildDelay = this.#options.rebuild?.baseMs ?? 500
     this.#wake()
     void (async () => {
@@ -407,6 +338,7 @@ export class JetStreamPublisher implements Publisher {
             this.#connected = false
           } else if (s.type === 'reconnect') {
             this.#connected = true
+            this.#unreachableSinceUp = false
             this.#wake()
           }
         }

@@ -1,0 +1,69 @@
+// How a NATS client error reads for the relay: unreachable (the relay pauses), no responders (asked further
+// by the publisher), or the event's failed attempt; as PUBLISH_FAILED without the broker's own text.
+import { ErrorCode, UserEngineError } from '../../domain/errors.js'
+import { redactCredentials, redactedError } from '../describe-error.js'
+import { brokerUnreachable } from '../publisher.js'
+
+/** NATS client errors that mean the broker (or the stream's leader) could not be reached, not the event's fault. */
+const UNREACHABLE_ERRORS: ReadonlySet<string> = new Set([
+  'ClosedConnectionError',
+  'ConnectionError',
+  'DrainingConnectionError',
+  'NoRespondersError',
+  'TimeoutError',
+  'JetStreamNotEnabled',
+])
+
+/**
+ * True when `error` (or a cause of it) says NATS could not be reached: no connection, no server or stream
+ * leader answering (no responders, 503), or no acknowledgement in time (a stream without a leader while a
+ * cluster elects one). A timeout is counted here on purpose: it is the broker's state, and a relay that
+ * counted it against the event would kill events during a long election. From the error alone, no responders
+ * cannot be told from a subject that no stream covers; `JetStreamPublisher.publish` asks the server which
+ * it was (see isNoResponders).
+ */
+export function isNatsUnreachable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (UNREACHABLE_ERRORS.has(e.name) || UNREACHABLE_ERRORS.has(e.constructor.name)) return true
+    const code = (e as { code?: unknown }).code
+    if (e.name === 'RequestError' && /no responders/i.test(e.message)) return true
+    if (
+      (e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError') &&
+      (code === 503 || code === 408)
+    )
+      return true
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return true
+  }
+  return false
+}
+
+/** True when `error` (or a cause of it) is a request nobody answered: no responders, or a 503 status. */
+export function isNoResponders(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.name === 'JetStreamNotEnabled' || e.name === 'NoResponders') return true
+    if (e.name === 'NoRespondersError' || e.constructor.name === 'NoRespondersError') return true
+    if (e.name === 'RequestError' && /no responders/i.test(e.message)) return true
+    const status = e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError'
+    if (status && (e as { code?: unknown }).code === 503) return true
+  }
+  return false
+}
+
+/**
+ * A broker error as PUBLISH_FAILED: with `details.reason` 'unreachable' when NATS could not be reached (the
+ * relay then pauses instead of counting an attempt). The message names the broker's error class and code,
+ * never its text: NATS messages can carry server URLs (with credentials) and subjects.
+ */
+export function publishFailed(what: string, cause: unknown, secrets: readonly string[]): UserEngineError {
+  if (cause instanceof UserEngineError) return cause
+  const name = cause instanceof Error ? cause.name : typeof cause
+  const code = (cause as { code?: unknown } | null)?.code
+  const kind = redactCredentials(
+    typeof code === 'string' || typeof code === 'number' ? `${name} ${code}` : name,
+    secrets,
+  )
+  // The cause is kept for diagnosis, as a copy without what util.inspect would print of the raw one.
+  const kept = redactedError(cause, secrets)
+  if (isNatsUnreachable(cause)) return brokerUnreachable(`${what}: NATS unreachable (${kind})`, kept)
+  return new UserEngineError(ErrorCode.PUBLISH_FAILED, `${what} (${kind})`, { cause: kept })
+}
