@@ -171,7 +171,14 @@ describe('concurrent migrate through PgBouncer (pool_mode = transaction)', { ski
         let ok = 0
         for (const r of results) {
           if (r.status === 'fulfilled') ok++
-          else assert.ok(isUserEngineError(r.reason, 'POOLED_CONNECTION'), String(r.reason))
+          else
+            assert.ok(
+              isUserEngineError(r.reason, 'POOLED_CONNECTION') ||
+                // The lock's last resort closes the idle holder's server connection; the pooler may hand that
+                // connection to this migrator between the check and the close (docs/operations.md).
+                (isUserEngineError(r.reason, 'STORE_UNAVAILABLE') && /57P01/.test(String(r.reason))),
+              String(r.reason),
+            )
         }
         const version = await assertCleanAfterPooled(db, { stopsBetweenVersions: true })
         outcomes.push(`${ok} ok/${PROCESSES - ok} refused/v${version}`)
