@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
+import { redactCredentials } from '../domain/redact-credentials.js'
 import { demoCommand } from './commands/demo.js'
 import { diagnosticsCommand } from './commands/diagnostics.js'
 import { keysCommand } from './commands/keys.js'
@@ -14,13 +15,7 @@ import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
 import { queryTimeoutFlag } from './shared/flags.js'
-import {
-  openStore,
-  parseStoreLocation,
-  redactUrl,
-  resolveDatabaseUrl,
-  type StoreLocation,
-} from './shared/open-store.js'
+import { openStore, parseStoreLocation, resolveDatabaseUrl, type StoreLocation } from './shared/open-store.js'
 import { type CliIo, createOutput, type Output, processIo } from './shared/output.js'
 import { UsageError } from './shared/usage-error.js'
 
@@ -254,12 +249,8 @@ function reportError(error: unknown, out: Output, io: CliIo): ExitCode {
       ? ExitCode.SCHEMA_MISMATCH
       : ExitCode.FAILURE
   }
-  // Not ours (a driver's, a broker's): its message may quote a URL with a password, so redact URLs.
-  const raw = error instanceof Error ? error.message : String(error)
-  // Also 'user:password@host' without a scheme's '//', which the NATS client accepts.
-  const message = raw
-    .replace(/\b(postgres(?:ql)?|nats|tls):\/\/\S+/g, (m) => redactUrl(m))
-    .replace(/[^\s:@/'"]+:[^\s@/'"]*@[^\s'"]+/g, (m) => redactUrl(m))
+  // Not ours (a driver's, a broker's): its message may quote a URL with a password.
+  const message = redactCredentials(error instanceof Error ? error.message : String(error))
   out.error(message)
   if (out.json) io.stdout.write(`${JSON.stringify({ error: { code: 'FAILURE', message } })}\n`)
   return ExitCode.FAILURE

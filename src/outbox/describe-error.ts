@@ -1,3 +1,5 @@
+import { redactCredentials } from '../domain/redact-credentials.js'
+
 /** An error as text for `lastError` and logs: name, code and message only, bounded, credentials masked. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) {
@@ -11,28 +13,6 @@ export function describeError(error: unknown): string {
 /** The relay's onError when none is given: one line on stderr, never a payload. */
 export function defaultOnError(error: unknown): void {
   process.stderr.write(`user-engine relay: ${describeError(error)}\n`)
-}
-
-// 'nats://user:pass@host' or 'tls://token@host': everything between the scheme and the last '@' of the
-// authority. Then 'user:pass@host' without a scheme, which the NATS client accepts, and secret query values.
-const SCHEME_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#'"`]*@/gi
-const BARE_USERINFO = /[^\s:@/'"`]+:[^\s@/'"`]*@(?=[^\s'"`])/g
-const SECRET_PARAM = /([?&][^=&\s]*(?:pass|token|secret|key)[^=&\s]*=)[^&#\s'"`]*/gi
-
-/**
- * `text` with URL credentials masked (user information, secret query parameters) and every one of `secrets`
- * (passwords and tokens the caller knows it was given) replaced, wherever it appears.
- */
-export function redactCredentials(text: string, secrets: readonly string[] = []): string {
-  let out = text
-    .replace(SCHEME_USERINFO, '$1***@')
-    .replace(BARE_USERINFO, '***@')
-    .replace(SECRET_PARAM, '$1***')
-  // Longest first, so a secret holding another is masked whole.
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length > 0) out = out.split(secret).join('***')
-  }
-  return out
 }
 
 /** How deep a cause chain is copied; deeper causes are dropped. */

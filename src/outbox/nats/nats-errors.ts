@@ -1,7 +1,8 @@
 // How a NATS client error reads for the relay: unreachable (the relay pauses), no responders (asked further
 // by the publisher), or the event's failed attempt; as PUBLISH_FAILED without the broker's own text.
 import { ErrorCode, UserEngineError } from '../../domain/errors.js'
-import { redactCredentials, redactedError } from '../describe-error.js'
+import { redactCredentials } from '../../domain/redact-credentials.js'
+import { redactedError } from '../describe-error.js'
 import { brokerUnreachable } from '../publisher.js'
 
 /** NATS client errors that mean the broker (or the stream's leader) could not be reached, not the event's fault. */
