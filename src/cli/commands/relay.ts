@@ -13,6 +13,7 @@ import {
 } from '../../outbox/relay-options.js'
 import type { CommandContext } from '../shared/command.js'
 import { ExitCode } from '../shared/exit-codes.js'
+import { untilSignal } from '../shared/flags.js'
 import { redactUrl } from '../shared/open-store.js'
 import { UsageError } from '../shared/usage-error.js'
 import { relayEnvName, relaySettings } from './relay-settings.js'
@@ -50,24 +51,6 @@ const fingerprint = (p: RelayProgress) =>
     p.deadInOutbox,
     p.broker,
   ].join()
-
-/** SIGINT or SIGTERM as an abort whose reason is the signal's name; a second signal ends the process as usual. */
-function stopSignals(): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController()
-  const on = (name: NodeJS.Signals) => () => {
-    dispose()
-    controller.abort(name)
-  }
-  const onInt = on('SIGINT')
-  const onTerm = on('SIGTERM')
-  const dispose = () => {
-    process.off('SIGINT', onInt)
-    process.off('SIGTERM', onTerm)
-  }
-  process.on('SIGINT', onInt)
-  process.on('SIGTERM', onTerm)
-  return { signal: controller.signal, dispose }
-}
 
 /** Resolves true when `signal` aborts, false after `ms` (never, without `ms`). */
 function aborted(signal: AbortSignal, ms?: number): Promise<boolean> {
@@ -255,48 +238,48 @@ export async function relayCommand({ store, flags, out, env }: CommandContext): 
   })
   // The relay owns the publisher: relay.close() disconnects it, whatever path ends the command.
   const relay = new OutboxRelay(relayOptions)
-  const stop = stopSignals()
   try {
-    if (s.once) {
-      // One-shot: a broker that cannot be reached fails it (exit 1) instead of waiting.
-      await publisher.connect()
-      return await drainOnce(relay, store, stop.signal, out, logger)
-    }
-    const since = Date.now()
-    if (!(await connectWhenReachable(publisher, stop.signal, resolveRelayOptions(relayOptions), logger))) {
-      const waitedMs = Date.now() - since
-      logger.log('info', `relay: ${String(stop.signal.reason)}: stopped while waiting for the broker`, {
-        signal: String(stop.signal.reason),
-        waitedMs,
+    return await untilSignal(async (signal) => {
+      if (s.once) {
+        // One-shot: a broker that cannot be reached fails it (exit 1) instead of waiting.
+        await publisher.connect()
+        return await drainOnce(relay, store, signal, out, logger)
+      }
+      const since = Date.now()
+      if (!(await connectWhenReachable(publisher, signal, resolveRelayOptions(relayOptions), logger))) {
+        const waitedMs = Date.now() - since
+        logger.log('info', `relay: ${String(signal.reason)}: stopped while waiting for the broker`, {
+          signal: String(signal.reason),
+          waitedMs,
+        })
+        out.result(
+          { owner: relay.owner, published: 0, broker: 'down', waitedMs, stoppedWaitingForBroker: true },
+          `relay: stopped while waiting for the broker (${Math.round(waitedMs / 1000)} s): published 0`,
+        )
+        return ExitCode.OK
+      }
+      relay.start()
+      await aborted(signal)
+      logger.log('info', `relay: ${String(signal.reason)}: finishing the batch in flight`, {
+        signal: String(signal.reason),
       })
-      out.result(
-        { owner: relay.owner, published: 0, broker: 'down', waitedMs, stoppedWaitingForBroker: true },
-        `relay: stopped while waiting for the broker (${Math.round(waitedMs / 1000)} s): published 0`,
-      )
+      await relay.stop()
+      const { progress: p, stale } = await finalProgress(relay, lastReported, logger)
+      if (p === null) {
+        out.result(
+          { owner: relay.owner, stale: true },
+          'relay: stopped; no progress to report (the store could not be reached)',
+        )
+      } else {
+        if (!stale) logger.log('info', progressText(p), progressFields(p))
+        out.result(
+          stale ? { ...p, stale: true } : p,
+          `${progressText(p)}${stale ? ' (the last report: the final one failed)' : ''}`,
+        )
+      }
       return ExitCode.OK
-    }
-    relay.start()
-    await aborted(stop.signal)
-    logger.log('info', `relay: ${String(stop.signal.reason)}: finishing the batch in flight`, {
-      signal: String(stop.signal.reason),
     })
-    await relay.stop()
-    const { progress: p, stale } = await finalProgress(relay, lastReported, logger)
-    if (p === null) {
-      out.result(
-        { owner: relay.owner, stale: true },
-        'relay: stopped; no progress to report (the store could not be reached)',
-      )
-    } else {
-      if (!stale) logger.log('info', progressText(p), progressFields(p))
-      out.result(
-        stale ? { ...p, stale: true } : p,
-        `${progressText(p)}${stale ? ' (the last report: the final one failed)' : ''}`,
-      )
-    }
-    return ExitCode.OK
   } finally {
-    stop.dispose()
     await relay.close()
   }
 }

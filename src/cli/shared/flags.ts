@@ -32,18 +32,27 @@ export function queryTimeoutFlag(value: unknown, name: string): number | undefin
 }
 
 /**
- * Runs `work` with a signal that SIGINT or SIGTERM aborts (the work then finishes what it has in flight and
- * returns), and removes the handlers afterwards.
+ * Runs `work` with a signal that SIGINT or SIGTERM aborts, its reason the signal's name (the work then
+ * finishes what it has in flight and returns), and removes the handlers afterwards. The first signal removes
+ * them, so a second one ends the process as usual.
  */
 export async function untilSignal<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController()
-  const stop = () => controller.abort()
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  const dispose = () => {
+    process.off('SIGINT', onInt)
+    process.off('SIGTERM', onTerm)
+  }
+  const on = (name: NodeJS.Signals) => () => {
+    dispose()
+    controller.abort(name)
+  }
+  const onInt = on('SIGINT')
+  const onTerm = on('SIGTERM')
+  process.on('SIGINT', onInt)
+  process.on('SIGTERM', onTerm)
   try {
     return await work(controller.signal)
   } finally {
-    process.off('SIGINT', stop)
-    process.off('SIGTERM', stop)
+    dispose()
   }
 }
