@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ErrorCode, UserEngineError } from '../domain/errors.js'
 import { redactCredentials } from '../domain/redact-credentials.js'
@@ -15,7 +14,14 @@ import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
 import { queryTimeoutFlag } from './shared/flags.js'
-import { openStore, parseStoreLocation, resolveDatabaseUrl, type StoreLocation } from './shared/open-store.js'
+import {
+  EMPTY_EMBEDDED,
+  missingDataDir,
+  openStore,
+  parseStoreLocation,
+  resolveDatabaseUrl,
+  type StoreLocation,
+} from './shared/open-store.js'
 import { type CliIo, createOutput, type Output, processIo } from './shared/output.js'
 import { UsageError } from './shared/usage-error.js'
 
@@ -116,21 +122,13 @@ function withStore(
       const queryTimeoutMs = queryTimeoutOf(flags, location, io.env)
       // Opening an embedded database creates it: only a command meant to may do that (not a look, not a
       // typo'd path, not a command run where DATABASE_URL is unset). `plan` reads a missing one as empty.
-      let opened = location
-      if (
-        !creates &&
-        location.kind === 'pglite' &&
-        location.dataDir !== undefined &&
-        !existsSync(location.dataDir)
-      ) {
-        if (purpose !== 'schema') {
-          throw new UsageError(
-            `no database at ${location.dataDir}: name one with --database-url or DATABASE_URL, or create this one with user-engine migrate`,
-          )
-        }
-        opened = { kind: 'pglite', dataDir: undefined }
+      const missing = creates ? undefined : missingDataDir(location)
+      if (missing !== undefined && purpose !== 'schema') {
+        throw new UsageError(
+          `no database at ${missing}: name one with --database-url or DATABASE_URL, or create this one with user-engine migrate`,
+        )
       }
-      const store = await openStore(opened, { queryTimeoutMs })
+      const store = await openStore(missing === undefined ? location : EMPTY_EMBEDDED, { queryTimeoutMs })
       try {
         return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
       } finally {

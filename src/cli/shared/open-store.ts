@@ -115,6 +115,19 @@ export async function openStore(
   return PostgresUserEngineStore.open(await openDriver(location, options))
 }
 
+/** The data directory of an embedded database that is not there yet (opening it would create it), else undefined. */
+export function missingDataDir(location: StoreLocation): string | undefined {
+  return location.kind === 'pglite' && location.dataDir !== undefined && !existsSync(location.dataDir)
+    ? location.dataDir
+    : undefined
+}
+
+/** What a look at a missing embedded database reads instead: an empty one, in memory. */
+export const EMPTY_EMBEDDED: Extract<StoreLocation, { kind: 'pglite' }> = {
+  kind: 'pglite',
+  dataDir: undefined,
+}
+
 /**
  * The schema status of a location without opening a store: opening refuses drift, `status` reports it.
  * Nothing is created: an embedded data directory that does not exist reads as an empty database.
@@ -126,8 +139,7 @@ export async function inspectSchema(
   if (location.kind === 'memory') return new InMemoryUserEngineStore().schemaStatus()
   const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
   // A look must not create the embedded database: a directory not there yet reads as an empty database.
-  const absent = location.kind === 'pglite' && location.dataDir !== undefined && !existsSync(location.dataDir)
-  const driver = await openDriver(absent ? { kind: 'pglite', dataDir: undefined } : location, options)
+  const driver = await openDriver(missingDataDir(location) === undefined ? location : EMPTY_EMBEDDED, options)
   try {
     return await PostgresUserEngineStore.inspectSchema(driver)
   } finally {
