@@ -24,31 +24,45 @@ const UNREACHABLE_ERRORS: ReadonlySet<string> = new Set([
  * it was (see isNoResponders).
  */
 export function isNatsUnreachable(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+  return someCause(error, (e) => {
     if (UNREACHABLE_ERRORS.has(e.name) || UNREACHABLE_ERRORS.has(e.constructor.name)) return true
+    if (requestNoResponders(e)) return true
+    const status = statusCode(e)
+    if (status === 503 || status === 408) return true
     const code = (e as { code?: unknown }).code
-    if (e.name === 'RequestError' && /no responders/i.test(e.message)) return true
-    if (
-      (e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError') &&
-      (code === 503 || code === 408)
-    )
-      return true
-    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE') return true
-  }
-  return false
+    return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE'
+  })
 }
 
 /** True when `error` (or a cause of it) is a request nobody answered: no responders, or a 503 status. */
 export function isNoResponders(error: unknown): boolean {
+  return someCause(
+    error,
+    (e) =>
+      e.name === 'JetStreamNotEnabled' ||
+      e.name === 'NoResponders' ||
+      e.name === 'NoRespondersError' ||
+      e.constructor.name === 'NoRespondersError' ||
+      requestNoResponders(e) ||
+      statusCode(e) === 503,
+  )
+}
+
+/** True when `test` holds for `error` or one of its causes (5 deep). */
+function someCause(error: unknown, test: (e: Error) => boolean): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e.name === 'JetStreamNotEnabled' || e.name === 'NoResponders') return true
-    if (e.name === 'NoRespondersError' || e.constructor.name === 'NoRespondersError') return true
-    if (e.name === 'RequestError' && /no responders/i.test(e.message)) return true
-    const status = e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError'
-    if (status && (e as { code?: unknown }).code === 503) return true
+    if (test(e)) return true
   }
   return false
 }
+
+const requestNoResponders = (e: Error) => e.name === 'RequestError' && /no responders/i.test(e.message)
+
+/** The status of a JetStream API or status error (503: no responders, 408: timed out); else undefined. */
+const statusCode = (e: Error): unknown =>
+  e.name === 'JetStreamApiError' || e.name === 'JetStreamStatusError'
+    ? (e as { code?: unknown }).code
+    : undefined
 
 /**
  * A broker error as PUBLISH_FAILED: with `details.reason` 'unreachable' when NATS could not be reached (the
