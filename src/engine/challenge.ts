@@ -106,7 +106,7 @@ async function completeSignInInTurn(
   const key = throttleKey('user', outcome.ok ? outcome.user.id : outcome.userId)
   if (!outcome.ok) {
     await ctx.store.throttle.recordFailure(outcome.tenantId, [key], ctx.throttle, new Date(ctx.clock()))
-    throw invalidCredentials()
+    throw invalidCredentials('second-factor')
   }
   await ctx.store.throttle.clear(outcome.tenantId, [key])
   return { status: 'signed_in', user: outcome.user, session: outcome.session }

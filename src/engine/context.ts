@@ -1,6 +1,12 @@
 import { randomInt } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ErrorCode, isUserEngineError, NotFoundError, UserEngineError } from '../domain/errors.js'
+import {
+  ConflictError,
+  ErrorCode,
+  isUserEngineError,
+  NotFoundError,
+  UserEngineError,
+} from '../domain/errors.js'
 import { shownId } from '../domain/ids.js'
 import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../domain/records.js'
 import { assertId, assertString } from '../domain/validation.js'
@@ -59,6 +65,9 @@ export function createEngineContext(options: ValidEngineOptions): EngineContext 
             )
           return await (line === undefined ? run() : attempts.run(line, run))
         } catch (error) {
+          if (failedAtCommit(error) && isUserEngineError(error, ErrorCode.DUPLICATE_IDENTIFIER)) {
+            throw identifierTaken(error)
+          }
           if (
             !failedAtCommit(error) ||
             attempt >= maxAttempts ||
@@ -76,6 +85,21 @@ export function createEngineContext(options: ValidEngineOptions): EngineContext 
       }
     },
   })
+}
+
+/**
+ * A taken identifier as the engine reports it wherever the store found it (its unique index under a race, or
+ * a registration's one-statement commit): the kind only. The store's message names the record id of the
+ * unit's own rolled-back draft, which means nothing to a caller and reads like another account's id.
+ */
+function identifierTaken(error: UserEngineError): ConflictError {
+  const kind = (error.details as { kind?: unknown } | undefined)?.kind
+  const known = kind === 'email' || kind === 'username'
+  return new ConflictError(
+    ErrorCode.DUPLICATE_IDENTIFIER,
+    `this ${known ? kind : 'identifier'} is already taken in the tenant`,
+    { details: known ? { kind } : {} },
+  )
 }
 
 export async function requireTenant(tx: UnitOfWork): Promise<TenantRecord> {

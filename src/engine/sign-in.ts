@@ -285,6 +285,10 @@ export async function authenticate(
   return signInResult(outcome.user, outcome.factors, outcome.extra)
 }
 
-export function invalidCredentials(): UserEngineError {
-  return new UserEngineError(ErrorCode.INVALID_CREDENTIALS, 'the identifier or password is not valid')
+/** One message per step, never the reason: the identifier-and-password step, or the second factor's. */
+export function invalidCredentials(step: 'password' | 'second-factor' = 'password'): UserEngineError {
+  return new UserEngineError(
+    ErrorCode.INVALID_CREDENTIALS,
+    step === 'password' ? 'the identifier or password is not valid' : 'the second-factor code is not valid',
+  )
 }

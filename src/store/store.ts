@@ -97,7 +97,9 @@ export interface MigrateResult {
  */
 export interface Diagnostics {
   readonly store: string
+  /** The version `readiness()` reports: what the database holds, not what the code knows. */
   readonly schemaVersion: number
+  /** `LATEST_SCHEMA_VERSION`. */
   readonly latestVersion: number
   readonly counts: Readonly<Record<string, number>>
   /**
@@ -146,7 +148,11 @@ export interface ClaimOptions {
    * the behaviour before schema version 10.
    */
   readonly perAggregate?: number
-  /** Most aggregates started from their head in this claim. Default: bounded by `limit` only; 0: none. */
+  /**
+   * Most aggregates started from their head in this claim, not counting continuations (a continuation whose
+   * named event and everything before it are published claims from the head, outside this bound). Default:
+   * bounded by `limit` only; 0: none.
+   */
   readonly newAggregates?: number
   /**
    * Aggregates whose events this owner holds, each named by the last event it claimed of it: claim the ready
@@ -231,7 +237,8 @@ export interface OutboxSubscription {
  *    aggregate's ready prefix: the head and the events right after it, in (sequence, position) order, up to
  *    `perAggregate`, stopping before the first one that is not claimable (leased, not due, dead). Two
  *    concurrent claims MUST NOT return the same event while its lease holds, nor events of one aggregate to
- *    two owners at once. Events are returned ordered by aggregate, and in sequence order within each.
+ *    two owners at once. Events of one aggregate are returned together, in (sequence, position) order; the
+ *    order between aggregates is free.
  * 2. An event of a commit that rolled back MUST never be claimed; an event whose commit lands late MUST be
  *    claimed once it has committed (claim by state, never by a cursor).
  * 3. `acknowledge`, `fail`, `release` and `settle` change only events whose lease the owner still holds; a
@@ -255,7 +262,10 @@ export interface OutboxAccess {
    * rules of `acknowledge`, `fail` and `release`. Returns each event id with its outcome.
    */
   settle(options: SettleOptions): Promise<SettleResult>
-  /** Makes a dead event pending again with zero attempts. Returns false when no dead event has that id. */
+  /**
+   * Makes a dead event pending again with zero attempts, due now; its `lastError` stays until the next attempt
+   * replaces it. Returns false when no dead event has that id.
+   */
   retryDead(eventId: string): Promise<boolean>
   /** Marks a dead event discarded, unblocking its aggregate. Returns false when no dead event has that id. */
   discardDead(eventId: string): Promise<boolean>
@@ -264,11 +274,12 @@ export interface OutboxAccess {
   lag(): Promise<OutboxLag>
   /** One event by id with its delivery state (operators, tests). */
   get(eventId: string): Promise<OutboxEntry | null>
-  /** Events of one aggregate in sequence order (tests, operators). */
+  /** Every event of one aggregate, whatever its status, in (sequence, position) order (tests, operators). */
   listForAggregate(tenantId: string, aggregateId: string): Promise<OutboxEntry[]>
   /**
-   * Pending or dead events across tenants, oldest first (dead: by tenant and id), keyset-paginated: what an
-   * operator needs to find the id `retryDead` or `discardDead` takes.
+   * Pending or dead events across tenants, ordered by tenant, aggregate type, aggregate id, sequence and
+   * position, keyset-paginated: what an operator needs to find the id `retryDead` or
+   * `discardDead` takes.
    */
   list(query: ListOutboxQuery): Promise<Page<OutboxEntry>>
   /**

@@ -15,6 +15,11 @@ import { Secret } from '../domain/secret.js'
 /**
  * The storage shape of every record: the columns of `user_engine_records`. Stores keep rows; the codec
  * below turns them into records. Keeping one codec means every store returns identical records.
+ *
+ * `fromRow` does not copy: the record shares the row's payload objects (attributes, factor state, the
+ * value inside a factor secret). A store whose rows come fresh from a driver needs nothing more; a store
+ * that keeps rows in memory must hand `fromRow` (and a `RowSource` must return) copies, or a caller that
+ * changes a returned record changes the stored one.
  */
 export interface StoredRow {
   readonly type: RecordType

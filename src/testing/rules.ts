@@ -103,6 +103,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'outbox.2': [
     'outbox: an event from a rolled-back commit is never claimed',
+    'outbox: an event of a commit that fails is never claimable, not even while that commit runs',
     'outbox: a commit that began earlier but lands later is claimed, not skipped',
   ],
   'outbox.3': [

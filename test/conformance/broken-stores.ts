@@ -1169,6 +1169,107 @@ class PurgeByOccurredStore extends DelegatingStore {
   }
 }
 
+/**
+ * Writes a commit's events before its checks and takes them back when a check fails: while the commit runs,
+ * a relay can claim them (here: each event shows to claims for a few ms before the checked commit runs).
+ */
+class EventsBeforeChecksStore extends DelegatingStore {
+  readonly #showing = new Map<string, OutboxEntry>()
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      claim: async (options) => {
+        const claimed = await inner.claim(options)
+        const early = [...this.#showing.values()].filter((e) => e.leaseOwner === null)
+        for (const e of early) this.#showing.set(e.id, { ...e, leaseOwner: options.owner })
+        return [...claimed, ...early]
+      },
+      release: async (owner, ids) => {
+        const own = ids.filter((id) => this.#showing.get(id)?.leaseOwner === owner)
+        for (const id of own) this.#showing.set(id, { ...this.#showing.get(id)!, leaseOwner: null })
+        return (await inner.release(owner, ids)) + own.length
+      },
+    })
+  }
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const early: string[] = []
+    const drafts: OutboxEntry[] = []
+    try {
+      return await this.inner.transaction(tenantId, async (tx) => {
+        const enqueue = tx.enqueue.bind(tx)
+        let position = 0
+        tx.enqueue = (event) => {
+          enqueue(event)
+          const id = newId('evt')
+          early.push(id)
+          const now = new Date().toISOString()
+          drafts.push({
+            id,
+            tenantId,
+            aggregateType: event.userId === undefined ? 'tenant' : 'user',
+            aggregateId: event.userId ?? tenantId,
+            sequence: 0,
+            position: position++,
+            type: event.type,
+            payload: event.payload ?? {},
+            occurredAt: now,
+            status: 'pending',
+            attempts: 0,
+            availableAt: now,
+            leaseOwner: null,
+            leaseUntil: null,
+            publishedAt: null,
+            lastError: null,
+          })
+        }
+        const result = await fn(tx)
+        // The commit: "insert the events, then check and write the records".
+        for (const e of drafts) this.#showing.set(e.id, e)
+        if (drafts.length > 0) await new Promise((resolve) => setTimeout(resolve, 5))
+        return result
+      })
+    } finally {
+      for (const id of early) this.#showing.delete(id)
+    }
+  }
+}
+
+/** Names the stored and the new factor in a version conflict's message: the secrets with them. */
+class FactorConflictLeakStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const factors: unknown[] = []
+    try {
+      return await this.inner.transaction(tenantId, (tx) => {
+        const putFactor = tx.putFactor.bind(tx)
+        tx.putFactor = (factor, precondition) => {
+          factors.push(factor)
+          putFactor(factor, precondition)
+        }
+        return fn(tx)
+      })
+    } catch (error) {
+      if (isUserEngineError(error) && error.code === ErrorCode.VERSION_CONFLICT && factors.length > 0) {
+        const shown = factors.map((f) => {
+          const { secret, ...rest } = f as { secret: { reveal(): unknown } }
+          return JSON.stringify({ ...rest, secret: secret.reveal() })
+        })
+        throw new ConflictError(ErrorCode.VERSION_CONFLICT, `${error.message} (new: ${shown.join(', ')})`, {
+          details: error.details,
+        })
+      }
+      throw error
+    }
+  }
+}
+
+/** Reports the code's latest version as the schema version in diagnostics, whatever the database holds. */
+class DiagnosticsVersionStore extends DelegatingStore {
+  override async diagnostics(): Promise<Diagnostics> {
+    const d = await super.diagnostics()
+    return { ...d, schemaVersion: d.latestVersion }
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1233,6 +1334,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
       'concurrency: 16 racers consuming one single-use factor state: exactly one commit wins',
       'concurrency: racing profile updates with re-read and retry: no update is lost',
       'redaction: errors name ids and codes, never the values involved',
+      'outbox: an event of a commit that fails is never claimable, not even while that commit runs',
       DIFFERENTIAL,
     ],
   },
@@ -1610,6 +1712,21 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: '`purgePublished` cuts by `occurredAt`, not `publishedAt`',
     create: () => new PurgeByOccurredStore(),
     caughtBy: ['outbox: purgePublished cuts by when an event was published, not when it occurred'],
+  },
+  {
+    bug: "writes a commit's events before its version checks and deletes them when a check fails",
+    create: () => new EventsBeforeChecksStore(),
+    caughtBy: ['outbox: an event of a commit that fails is never claimable, not even while that commit runs'],
+  },
+  {
+    bug: 'prints the stored and the new factor, secrets included, in a version conflict',
+    create: () => new FactorConflictLeakStore(),
+    caughtBy: ['redaction: errors name ids and codes, never the values involved'],
+  },
+  {
+    bug: "`diagnostics()` reports the code's latest schema version, not the database's",
+    create: () => new DiagnosticsVersionStore(),
+    caughtBy: ['readiness: an unmigrated store reports not ready with SCHEMA_NOT_READY'],
   },
 ]
 

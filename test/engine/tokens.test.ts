@@ -247,7 +247,12 @@ await forEachStore('single-use tokens', ({ store, open }) => {
     const h = setup({ store: store(), throttle: { lockAfter: 3 } })
     const { t, user, uri, codes } = await withSecondFactor(h)
     const challenge = await challengeFor(h.engine, t)
-    await rejectsWith(h.engine.completeSignIn(challenge, { totp: '000000' }), 'INVALID_CREDENTIALS')
+    const wrong = await rejectsWith(
+      h.engine.completeSignIn(challenge, { totp: '000000' }),
+      'INVALID_CREDENTIALS',
+    )
+    // The step that failed, not the password step that already passed.
+    assert.equal(wrong.message, 'the second-factor code is not valid')
     await rejectsWith(
       h.engine.completeSignIn(challenge, { recoveryCode: 'aaaaa-aaaaa' }),
       'INVALID_CREDENTIALS',

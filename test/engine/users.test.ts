@@ -74,6 +74,10 @@ await forEachFreshStore('engine use cases: tenants, users, profiles', (fresh) =>
       )
       assert.ok(error instanceof ConflictError)
       assert.doesNotMatch(error.message, /ann/i)
+      // The same answer on every store: the kind only, never the record id of the rolled-back draft.
+      assert.equal(error.message, 'this email is already taken in the tenant')
+      assert.deepEqual(error.details, { kind: 'email' })
+      assert.doesNotMatch(JSON.stringify(error), /idn_/)
     }
     assert.deepEqual(await snapshot(h.store, t), before)
   })
@@ -88,6 +92,10 @@ await forEachFreshStore('engine use cases: tenants, users, profiles', (fresh) =>
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
     const failed = results.find((r) => r.status === 'rejected')
     assert.equal((failed as PromiseRejectedResult).reason.code, 'DUPLICATE_IDENTIFIER')
+    assert.equal(
+      (failed as PromiseRejectedResult).reason.message,
+      'this email is already taken in the tenant',
+    )
     assert.equal((await h.store.diagnostics()).counts.users, 1)
   })
 

@@ -193,14 +193,23 @@ test('a malformed connection string is VALIDATION, without echoing it', async ()
     `postgres://ann:${CANARY}%zz@127.0.0.1/app`,
     `mysql://ann:${CANARY}@127.0.0.1/app`,
     '',
+    // A NUL, raw or escaped, would end a startup-message string early and let the rest add settings.
+    `postgres://ann:${CANARY}@127.0.0.1/app%00application_name%00injected`,
+    `postgres://ann:${CANARY}@127.0.0.1/app\u0000options\u0000-c`,
+    // URL parsing would trim these away (or read ' postgres://h/db' as a relative URL): refused instead.
+    ` postgres://ann:${CANARY}@127.0.0.1/app`,
+    `\tpostgres://ann:${CANARY}@127.0.0.1/app`,
+    `postgres://ann:${CANARY}@127.0.0.1/app\n`,
+    `postgres://ann:${CANARY}@127.0.0.1/a\npp`,
   ]) {
     const error = await failure(createNodePostgresStore({ connectionString }))
     assertTyped(
       error,
       'VALIDATION',
-      /connectionString (is not a valid postgres:\/\/ URL|must start with|is empty)/,
+      /connectionString (is not a valid postgres:\/\/ URL|must start with|is empty|has surrounding whitespace, a control character or a NUL)/,
     )
     assert.ok(!error.message.includes(connectionString) || connectionString === '', error.message)
+    assert.ok(!error.message.includes(CANARY) && !JSON.stringify(error).includes(CANARY), error.message)
     assert.equal(error.cause, undefined, 'the TypeError (whose input is the string) is not kept')
   }
 })

@@ -40,6 +40,20 @@ export async function expectCode(
   return settled.error as Error & { code: string }
 }
 
+/**
+ * Awaits `action`, which must succeed; a store error is reported with `what` (the step the case expected to
+ * work), not only the store's own message and stack.
+ */
+export async function expectOk<T>(action: Promise<T> | (() => Promise<T>), what: string): Promise<T> {
+  try {
+    return await (typeof action === 'function' ? action() : action)
+  } catch (error) {
+    const code = errorCode(error)
+    const described = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    assert.fail(`${what}: expected it to succeed, got ${code ?? 'a non-library error'} (${described})`)
+  }
+}
+
 /** Asserts a record read back is absent. */
 export function expectNull(value: unknown, what: string): void {
   assert.equal(value, null, `${what}: expected null, got a value`)

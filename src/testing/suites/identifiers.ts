@@ -3,7 +3,7 @@ import { normalizeIdentifier } from '../../domain/validation.js'
 import type { UserEngineStore } from '../../store/store.js'
 import { barrier } from '../shared/barrier.js'
 import { freshId, suite } from '../shared/context.js'
-import { assert, errorCode, expectCode, expectNull } from '../shared/expect.js'
+import { assert, errorCode, expectCode, expectNull, expectOk } from '../shared/expect.js'
 import { changeUser, putIdentifier, seedUser } from '../shared/fixtures.js'
 
 async function createWithEmail(store: UserEngineStore, tenantId: string, raw: string) {
@@ -63,13 +63,30 @@ export const identifiersSuite = suite('identifiers', 'identifier values are uniq
       const store = await ctx.store()
       const a = await ctx.newTenant(store)
       const b = await ctx.newTenant(store)
-      const inA = await createWithEmail(store, a, 'shared@example.com')
-      const inB = await createWithEmail(store, b, 'SHARED@example.com')
-      assert.equal((await store.findUserByIdentifier(a, 'email', 'shared@example.com'))?.id, inA)
-      assert.equal((await store.findUserByIdentifier(b, 'email', 'shared@example.com'))?.id, inB)
+      const inA = await expectOk(
+        createWithEmail(store, a, 'shared@example.com'),
+        'a user with the email shared@example.com in tenant A',
+      )
+      const inB = await expectOk(
+        createWithEmail(store, b, 'SHARED@example.com'),
+        'a user with the same email in tenant B (uniqueness is per tenant)',
+      )
+      assert.equal(
+        (await store.findUserByIdentifier(a, 'email', 'shared@example.com'))?.id,
+        inA,
+        'found in A',
+      )
+      assert.equal(
+        (await store.findUserByIdentifier(b, 'email', 'shared@example.com'))?.id,
+        inB,
+        'found in B',
+      )
       // A username and an email of one user live side by side.
-      await changeUser(store, a, inA, (tx) => putIdentifier(tx, freshId('idn'), inA, 'username', 'shared'))
-      assert.equal((await store.findUserByIdentifier(a, 'username', 'shared'))?.id, inA)
+      await expectOk(
+        changeUser(store, a, inA, (tx) => putIdentifier(tx, freshId('idn'), inA, 'username', 'shared')),
+        "the username 'shared' for the user holding shared@example.com (uniqueness is per kind)",
+      )
+      assert.equal((await store.findUserByIdentifier(a, 'username', 'shared'))?.id, inA, 'username in A')
     },
   },
   {
@@ -82,8 +99,11 @@ export const identifiersSuite = suite('identifiers', 'identifier values are uniq
       const value = 'same.value@example.com'
       const byEmail = await createWithEmail(store, tenantId, value)
       const { userId: byUsername } = await seedUser(store, tenantId)
-      await changeUser(store, tenantId, byUsername, (tx) =>
-        putIdentifier(tx, freshId('idn'), byUsername, 'username', value),
+      await expectOk(
+        changeUser(store, tenantId, byUsername, (tx) =>
+          putIdentifier(tx, freshId('idn'), byUsername, 'username', value),
+        ),
+        "another user's username equal to the first user's email (uniqueness is per kind)",
       )
       assert.equal((await store.findUserByIdentifier(tenantId, 'email', value))?.id, byEmail)
       assert.equal((await store.findUserByIdentifier(tenantId, 'username', value))?.id, byUsername)

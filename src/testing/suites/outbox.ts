@@ -219,7 +219,12 @@ export const outboxSuite = suite(
         const a = await userWithEvents(store, tenantId, 2, 2)
         const b = await userWithEvents(store, tenantId, 1, 1)
         const first = await claimOwn(store, tenantId, 'relay-a')
-        assert.deepEqual(first.map(label).sort(), [label(a.events[0]!), label(b.events[0]!)].sort())
+        // Events are labelled aggregateId#sequence.position.
+        assert.deepEqual(
+          first.map(label).sort(),
+          [label(a.events[0]!), label(b.events[0]!)].sort(),
+          'the first claim returns exactly the head (first pending event) of each of the two users',
+        )
         assert.deepEqual(await claimOwn(store, tenantId, 'relay-b'), [], 'a non-head event was claimed')
         await store.outbox.acknowledge(
           'relay-a',
@@ -236,7 +241,11 @@ export const outboxSuite = suite(
             held.map((e) => e.id),
           )
         }
-        assert.deepEqual(order, a.events.map(label))
+        assert.deepEqual(
+          order,
+          a.events.map(label),
+          "one user's events, claimed one at a time as each is published, come in (sequence, position) order",
+        )
       },
     },
     {
@@ -566,6 +575,61 @@ export const outboxSuite = suite(
       },
     },
     {
+      // A store that writes a commit's events before its checks (or its other rows) and takes them back on
+      // failure shows them to a relay in between: claims run the whole time the failing commits are in flight.
+      name: 'an event of a commit that fails is never claimable, not even while that commit runs',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const existing = await seedUser(store, tenantId, { events: 0 })
+        let settled = false
+        const commits = (async () => {
+          for (let i = 0; i < 5; i++) {
+            await expectCode(
+              store.transaction(tenantId, async (tx) => {
+                tx.enqueue({ type: 'user.changed', userId: existing.userId })
+                tx.putUser({ id: existing.userId, status: 'active' }, { expectedVersion: 5 })
+              }),
+              ErrorCode.VERSION_CONFLICT,
+              'a commit with an event and a stale user write',
+            )
+          }
+        })().then(
+          () => {
+            settled = true
+          },
+          (error: unknown) => {
+            settled = true
+            return { error }
+          },
+        )
+        // The user has no committed event, so any event of its aggregate comes from a failing commit.
+        const leaked = new Set<string>()
+        for (let claims = 0; !settled || claims === 0; claims++) {
+          const got = await claimOwn(store, tenantId, 'relay-a')
+          for (const e of got) if (e.aggregateId === existing.userId) leaked.add(e.id)
+          if (got.length > 0) {
+            await store.outbox.release(
+              'relay-a',
+              got.map((e) => e.id),
+            )
+          }
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        const failure = await commits
+        if (failure) throw failure.error
+        assert.equal(
+          leaked.size,
+          0,
+          `a relay claimed ${leaked.size} event(s) of commits that then failed with VERSION_CONFLICT: a commit's events must become claimable only with its other writes, when it commits`,
+        )
+        assert.deepEqual(
+          await store.outbox.listForAggregate(tenantId, existing.userId),
+          [],
+          'a failed commit left events behind',
+        )
+      },
+    },
+    {
       name: 'a commit that began earlier but lands later is claimed, not skipped',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
@@ -789,7 +853,11 @@ export const outboxSuite = suite(
         // Everything up to the cursor is published: a continuation is then a claim from the head.
         await changeUser(store, tenantId, userId, (tx) => tx.enqueue({ type: 'user.changed', userId }))
         const [later] = await store.outbox.listForAggregate(tenantId, userId).then((all) => all.slice(6))
-        assert.deepEqual(ids(await cursor('relay-a', e[5]!)), [later?.id])
+        assert.deepEqual(
+          ids(await cursor('relay-a', e[5]!)),
+          [later?.id],
+          'a continuation whose event and every event before it are published claims from the head, and newAggregates (0 here) does not limit it',
+        )
       },
     },
     {

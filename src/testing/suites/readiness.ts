@@ -20,6 +20,15 @@ export const readinessSuite = suite(
           r.schemaVersion < LATEST_SCHEMA_VERSION,
           `schemaVersion ${r.schemaVersion} before migrate()`,
         )
+        // diagnostics() may refuse an unmigrated store; if it answers, it reports the same version.
+        const d = await store.diagnostics().catch(() => null)
+        if (d) {
+          assert.equal(
+            d.schemaVersion,
+            r.schemaVersion,
+            'diagnostics().schemaVersion differs from readiness().schemaVersion before migrate()',
+          )
+        }
       },
     },
     {
@@ -57,6 +66,7 @@ export const readinessSuite = suite(
             schemaVersion: LATEST_SCHEMA_VERSION,
             latestVersion: LATEST_SCHEMA_VERSION,
           },
+          'readiness() after migrate()',
         )
         const tenantId = ctx.unknownTenantId()
         await store.transaction(tenantId, async (tx) => {
@@ -64,6 +74,12 @@ export const readinessSuite = suite(
           tx.putUser({ id: 'u1', status: 'active' }, { mustNotExist: true })
         })
         assert.equal((await store.getUser(tenantId, 'u1'))?.version, 1)
+        const d = await store.diagnostics()
+        assert.deepEqual(
+          { schemaVersion: d.schemaVersion, latestVersion: d.latestVersion },
+          { schemaVersion: LATEST_SCHEMA_VERSION, latestVersion: LATEST_SCHEMA_VERSION },
+          'diagnostics() after migrate() reports the version readiness() reports',
+        )
       },
     },
   ],

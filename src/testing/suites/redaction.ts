@@ -42,7 +42,26 @@ function assertNoLeak(
   allowed: readonly CanaryKind[] = [],
 ): void {
   const leaked = leakedCanaries(value, canaries, allowed)
-  assert.deepEqual(leaked, [], `${what} prints ${leaked.join(', ')} value(s) it was not asked for`)
+  if (leaked.length === 0) return
+  const where = value instanceof Error ? ` (in its ${leakPlaces(value, canaries, allowed).join(', ')})` : ''
+  assert.fail(`${what} prints ${leaked.join(', ')} value(s) it was not asked for${where}`)
+}
+
+/** Which parts of an error print a canary: its message, details, cause chain, or other own properties. */
+function leakPlaces(error: Error, canaries: Canaries, allowed: readonly CanaryKind[]): string[] {
+  const parts: Array<[string, unknown]> = [
+    ['message', error.message],
+    ['details', (error as { details?: unknown }).details],
+    ['cause', error.cause],
+  ]
+  const rest = Object.fromEntries(
+    Object.entries(error).filter(([key]) => !['message', 'details', 'cause'].includes(key)),
+  )
+  parts.push(['other properties', rest], ['stack', error.stack])
+  const places = parts
+    .filter(([, part]) => leakedCanaries(part, canaries, allowed).length > 0)
+    .map(([p]) => p)
+  return places.length > 0 ? places : ['printing']
 }
 
 /** Store rule 7: no value leaks into diagnostics, errors, or the printing of returned objects. */
@@ -95,6 +114,21 @@ export const redactionSuite = suite('redaction', 'no profile value, identifier v
       await collect('a stale profile write', ErrorCode.VERSION_CONFLICT, () =>
         store.transaction(tenantId, async (tx) => {
           tx.putProfile({ userId, attributes: { displayName: canaries.profile } }, { expectedVersion: 3 })
+          tx.putUser({ id: userId, status: 'active' }, { expectedVersion: 1 })
+        }),
+      )
+      await collect('a stale factor write', ErrorCode.VERSION_CONFLICT, () =>
+        store.transaction(tenantId, async (tx) => {
+          tx.putFactor(
+            {
+              id: user.factorId!,
+              userId,
+              kind: 'password',
+              secret: new Secret({ hash: `${canaries.secret}-new` }),
+              state: {},
+            },
+            { expectedVersion: 5 },
+          )
           tx.putUser({ id: userId, status: 'active' }, { expectedVersion: 1 })
         }),
       )

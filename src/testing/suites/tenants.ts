@@ -58,7 +58,11 @@ export const tenantsSuite = suite('tenants', 'listTenants lists every tenant by 
         .catch(() => undefined)
       const found = (await allPages((cursor) => store.listTenants({ limit: 50, cursor }))).flat()
       const t = found.find((x) => x.id === id)
-      assert.deepEqual([t?.name, t?.status, t?.version], ['Renamed', 'suspended', 2])
+      assert.deepEqual(
+        { name: t?.name, status: t?.status, version: t?.version },
+        { name: 'Renamed', status: 'suspended', version: 2 },
+        "listTenants shows the committed rename and suspension (version 2), not the rolled-back rename to 'Never'",
+      )
     },
   },
   {

@@ -103,6 +103,15 @@ function assertConnectionString(value: unknown, name: string): asserts value is 
       },
     )
   }
+  // URL parsing drops tabs and newlines and trims spaces, and a NUL (raw or %00) would end a string of the
+  // server's startup message early, letting the rest of it add settings: refuse them rather than guess.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (value !== value.trim() || /[\u0000-\u001f\u007f]|%00/.test(value)) {
+    throw new ValidationError(
+      `${name} has surrounding whitespace, a control character or a NUL (%00); none belongs in a connection string`,
+      { details: { field } },
+    )
+  }
   if (value.startsWith('/')) return
   let url: URL
   try {
