@@ -178,11 +178,13 @@ export interface ValidEngineOptions {
  * misspelt option would otherwise be ignored silently.
  */
 /**
- * A caller's clock, checked on every read: `clock: Date` (for `Date.now`) or one that answers NaN or a string
- * fails as VALIDATION naming the option, not as a RangeError deep in a use case. Not read here: a test's
- * clock may answer only once the test has set its time.
+ * A caller's clock, checked on every read: `clock: Date` (for `Date.now`) or one that answers NaN, a string or
+ * a time past half of Date's range fails as VALIDATION naming the option, not as a RangeError deep in a use
+ * case. Not read here: a test's clock may answer only once the test has set its time.
  */
 function checkedClock(given: unknown): () => number {
+  // Expiries are the clock plus a lifetime: a clock near Date's end (MAX_TIME_MS) would overflow them.
+  const LATEST_CLOCK_MS = MAX_TIME_MS / 2
   const invalid = () =>
     new ValidationError('options.clock must be a function returning the time in ms', {
       details: { field: 'clock' },
@@ -190,7 +192,7 @@ function checkedClock(given: unknown): () => number {
   if (typeof given !== 'function') throw invalid()
   const read = (): number => {
     const t: unknown = given()
-    if (typeof t !== 'number' || !Number.isFinite(t) || Math.abs(t) > MAX_TIME_MS) throw invalid()
+    if (typeof t !== 'number' || !Number.isFinite(t) || Math.abs(t) > LATEST_CLOCK_MS) throw invalid()
     return t
   }
   return read

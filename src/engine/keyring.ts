@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
-import { assertId } from '../domain/validation.js'
+import { assertId, inputObject, optionsObject, plainObject } from '../domain/validation.js'
 
 /** AES-256 needs exactly 32 key bytes. */
 export const KEY_BYTES = 32
@@ -34,9 +34,13 @@ export function createKeyring(input: {
   if (typeof input !== 'object' || input === null) {
     throw new ValidationError('keyring must be an object', { details: { field: 'keyring' } })
   }
-  assertId(input.currentKeyId, 'currentKeyId')
+  // Copies: a getter or proxy that throws is VALIDATION, and nothing is read twice.
+  const given = inputObject(input, 'keyring', ['currentKeyId', 'keys'])
+  const currentKeyId = given.currentKeyId
+  assertId(currentKeyId, 'currentKeyId')
   const keys: Record<string, Uint8Array> = {}
-  for (const [id, raw] of Object.entries(input.keys ?? {})) {
+  const listed = given.keys === undefined ? {} : plainObject(given.keys, 'keys')
+  for (const [id, raw] of Object.entries(listed)) {
     assertId(id, 'keyId')
     // Strings are base64 (the form keys take in env files and secret managers).
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw
@@ -48,16 +52,12 @@ export function createKeyring(input: {
     keys[id] = Uint8Array.from(bytes)
   }
   // Own keys only: `constructor` or `toString` as the current key id must not find Object.prototype's.
-  if (!Object.hasOwn(keys, input.currentKeyId)) {
-    throw new UserEngineError(
-      ErrorCode.KEY_NOT_FOUND,
-      `current key ${input.currentKeyId} is not in the keyring`,
-      {
-        details: { keyId: input.currentKeyId },
-      },
-    )
+  if (!Object.hasOwn(keys, currentKeyId)) {
+    throw new UserEngineError(ErrorCode.KEY_NOT_FOUND, `current key ${currentKeyId} is not in the keyring`, {
+      details: { keyId: currentKeyId },
+    })
   }
-  return Object.freeze(redact({ currentKeyId: input.currentKeyId, keys: Object.freeze(redact(keys)) }))
+  return Object.freeze(redact({ currentKeyId, keys: Object.freeze(redact(keys)) }))
 }
 
 /**
@@ -69,9 +69,10 @@ export function keyringFromEnv(
   env: Readonly<Record<string, string | undefined>> = process.env,
   names: { readonly keys?: string; readonly current?: string } = {},
 ): Keyring {
-  const keysVar = names.keys ?? 'USER_ENGINE_KEYS'
-  const currentVar = names.current ?? 'USER_ENGINE_CURRENT_KEY'
-  const raw = env[keysVar]
+  const n = optionsObject(names, 'keyringFromEnv names', ['keys', 'current'])
+  const keysVar = variableName(n.keys, 'USER_ENGINE_KEYS')
+  const currentVar = variableName(n.current, 'USER_ENGINE_CURRENT_KEY')
+  const [raw, current] = readVariables(env, keysVar, currentVar)
   if (raw === undefined || raw.trim() === '') {
     throw new UserEngineError(ErrorCode.KEY_NOT_FOUND, `${keysVar} is not set`, {
       details: { variable: keysVar },
@@ -94,7 +95,37 @@ export function keyringFromEnv(
     keys[id] = part.slice(at + 1).trim()
     first ??= id
   }
-  return createKeyring({ currentKeyId: env[currentVar]?.trim() || first!, keys })
+  return createKeyring({ currentKeyId: current?.trim() || first!, keys })
+}
+
+function variableName(value: unknown, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(value)) {
+    throw new ValidationError('keyringFromEnv names must be environment variable names', {
+      details: { field: 'names' },
+    })
+  }
+  return value
+}
+
+/** The two variables, each a string or undefined; an environment that throws or holds a non-string is VALIDATION. */
+function readVariables(env: unknown, ...names: string[]): Array<string | undefined> {
+  if (typeof env !== 'object' || env === null) {
+    throw new ValidationError('env must be an object of environment variables', { details: { field: 'env' } })
+  }
+  return names.map((name) => {
+    let value: unknown
+    try {
+      value = Object.hasOwn(env, name) ? (env as Record<string, unknown>)[name] : undefined
+    } catch {
+      // The caller's getter or proxy threw: its error is not shown (it may hold the value it guarded).
+      throw new ValidationError(`env could not be read`, { details: { field: 'env' } })
+    }
+    if (value !== undefined && typeof value !== 'string') {
+      throw new ValidationError(`${name} must be a string`, { details: { field: name } })
+    }
+    return value
+  })
 }
 
 /** A fresh random key in base64, for `USER_ENGINE_KEYS` and for tests. */

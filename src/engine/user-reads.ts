@@ -88,6 +88,29 @@ function prefixOf(o: Record<string, unknown>): IdentifierPrefix | undefined {
 }
 
 /**
+ * A search's cursor names the kind it searched: the store's value cursor holds only the last value, which an
+ * email search and a username search would both accept (and answer wrongly). Base64url has no '.', so the tag
+ * is unambiguous, and a plain listing's cursor never carries one.
+ */
+const SEARCH_CURSOR_TAG: Record<IdentifierKind, string> = { email: 'e.', username: 'u.' }
+
+const otherSearchCursor = () =>
+  new ValidationError('cursor is not valid for this search: pass back the nextCursor of the same search', {
+    details: { field: 'cursor' },
+  })
+
+function storeCursor(cursor: unknown, search: IdentifierPrefix | undefined): unknown {
+  if (typeof cursor !== 'string') return cursor
+  if (search === undefined) {
+    if (cursor.includes('.')) throw otherSearchCursor()
+    return cursor
+  }
+  const tag = SEARCH_CURSOR_TAG[search.kind]
+  if (!cursor.startsWith(tag)) throw otherSearchCursor()
+  return cursor.slice(tag.length)
+}
+
+/**
  * The user with its identifiers, profile and factor summaries. Read in one unit of work and checked for
  * consistency: every change to a user's records bumps the user's version (store rule 5), so when the user
  * reads at the same version before and after its records, no change landed in between; otherwise it reads
@@ -150,7 +173,7 @@ export async function listUsers(
   const identifierPrefix = prefixOf(o)
   const query: ListUsersQuery = {
     ...(o.limit === undefined ? {} : { limit: o.limit as number }),
-    ...(o.cursor === undefined ? {} : { cursor: o.cursor as string }),
+    ...(o.cursor === undefined ? {} : { cursor: storeCursor(o.cursor, identifierPrefix) as string }),
     ...(o.status === undefined ? {} : { status: o.status as UserStatus }),
     ...(identifierPrefix ? { identifierPrefix } : {}),
     ...(include.length > 0 ? { includeIdentifiers: true } : {}),
@@ -159,7 +182,8 @@ export async function listUsers(
   // tenant, so the tenant is read only for an empty page (an unknown tenant lists nothing, and is NOT_FOUND).
   const page = await ctx.store.listUsers(tenantId, query)
   if (page.items.length === 0 && !(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
-  return page
+  if (identifierPrefix === undefined || page.nextCursor === null) return page
+  return { ...page, nextCursor: SEARCH_CURSOR_TAG[identifierPrefix.kind] + page.nextCursor }
 }
 
 /** How many users `listUsers` with the same filters lists. */

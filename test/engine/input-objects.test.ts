@@ -165,8 +165,73 @@ test('keyring ids that name Object.prototype members, and a key id given twice',
   ])
 })
 
+test('keyring inputs that throw, are not strings or carry unknown keys are VALIDATION, and errors show nothing', () => {
+  const key = generateKey()
+  const secret = 'guarded-value-7c1d'
+  const throwing = () => {
+    throw new Error(secret)
+  }
+  const cases: Array<[string, () => unknown]> = [
+    [
+      'an env proxy that throws',
+      () => keyringFromEnv(new Proxy({}, { get: throwing, getOwnPropertyDescriptor: throwing })),
+    ],
+    [
+      'a keys getter that throws',
+      () =>
+        createKeyring({
+          currentKeyId: 'k1',
+          get keys(): never {
+            return throwing()
+          },
+        }),
+    ],
+    [
+      'a key getter that throws',
+      () =>
+        createKeyring({
+          currentKeyId: 'k1',
+          keys: {
+            get k1(): never {
+              return throwing()
+            },
+          },
+        }),
+    ],
+    [
+      'an unknown names key',
+      () => keyringFromEnv({ USER_ENGINE_KEYS: `k1:${key}` }, { keys: 'K', bogus: 1 } as never),
+    ],
+    ['a names value that is not a variable name', () => keyringFromEnv({}, { keys: 'A B' })],
+    ['a variable that is not a string', () => keyringFromEnv({ USER_ENGINE_KEYS: 5 } as never)],
+    [
+      'an unknown keyring key',
+      () => createKeyring({ currentKeyId: 'k1', keys: { k1: key }, extra: 1 } as never),
+    ],
+  ]
+  for (const [what, call] of cases) {
+    assert.throws(
+      call,
+      (e: Error & { code?: string }) =>
+        e.code === 'VALIDATION' && !JSON.stringify(e).includes(secret) && !String(e.stack).includes(secret),
+      what,
+    )
+  }
+  // A keyring is accepted again as input (its redaction helpers are not enumerable keys).
+  const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: key } })
+  assert.equal(createKeyring(keyring as never).currentKeyId, 'k1')
+})
+
 test('a clock that does not answer a time in ms is VALIDATION where it is read', async () => {
-  for (const clock of [Date, () => Number.NaN, () => '1700000000000', () => new Date(), () => -1e20]) {
+  for (const clock of [
+    Date,
+    () => Number.NaN,
+    () => '1700000000000',
+    () => new Date(),
+    () => -1e20,
+    // A valid Date, but an expiry after it is not.
+    () => 8.64e15,
+  ]) {
     const engine = new UserEngine({
       store: new InMemoryUserEngineStore({ migrated: true }),
       keyring: createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } }),

@@ -101,6 +101,15 @@ await forEachStore('reads', ({ store }) => {
       [ann.id, anna.id],
     )
     assert.equal(second.nextCursor, null)
+    // A cursor continues the search it came from only: not a username search, not a plain listing.
+    for (const other of [{ usernamePrefix: 'a' }, {}]) {
+      await rejectsWith(
+        h.engine.listUsers(t, { ...other, limit: 1, cursor: first.nextCursor! }),
+        'VALIDATION',
+      )
+    }
+    const byId = await h.engine.listUsers(t, { limit: 1 })
+    await rejectsWith(h.engine.listUsers(t, { emailPrefix: 'a', cursor: byId.nextCursor! }), 'VALIDATION')
     assert.equal(await h.engine.countUsers(t), 3)
     assert.equal(await h.engine.countUsers(t, { status: 'disabled' }), 1)
     assert.equal(await h.engine.countUsers(t, { emailPrefix: 'AN' }), 2)
