@@ -67,6 +67,7 @@ export {
   type IssuedToken,
   type KeyUsage,
   type KeyUse,
+  type ListAuditOptions,
   type ListUsersOptions,
   type NewSession,
   type PasswordSubject,

@@ -18,6 +18,7 @@ export {
   type IdentifierSummary,
   type IssuedToken,
   type KeyUsage,
+  type ListAuditOptions,
   type ListUsersOptions,
   type NewSession,
   type PasswordSubject,

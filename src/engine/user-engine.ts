@@ -1,6 +1,7 @@
 // Long on purpose: the facade is one delegating method per use case, each with the JSDoc a service team
 // reads in its editor; the work lives in the feature modules it imports.
 import type {
+  AuditRecord,
   ProfileRecord,
   ProfileValue,
   SignInMethod,
@@ -11,6 +12,8 @@ import type { ListTenantsQuery, Page, UserEngineStore } from '../store/store.js'
 import type { ThrottlePolicy } from '../store/throttle.js'
 import type { AccountIdentifier } from './account.js'
 import * as account from './account.js'
+import type { ListAuditOptions } from './audit-trail.js'
+import * as auditTrail from './audit-trail.js'
 import type { CompletedSignIn, SecondFactorProof } from './challenge.js'
 import * as challenges from './challenge.js'
 import { createEngineContext, type EngineContext } from './context.js'
@@ -47,6 +50,7 @@ import type { RegisterUserInput } from './users.js'
 import * as users from './users.js'
 
 export type { AccountIdentifier } from './account.js'
+export type { ListAuditOptions } from './audit-trail.js'
 export type { CompletedSignIn, SecondFactorProof } from './challenge.js'
 export type { SessionPolicy, TokenPolicy } from './engine-options.js'
 export type { FactorSummary } from './factors.js'
@@ -205,6 +209,14 @@ export class UserEngine {
   /** How many users `listUsers` lists with the same `status` and prefix filters. */
   async countUsers(tenantId: string, options: CountUsersOptions = {}): Promise<number> {
     return userReads.countUsers(this.#ctx, tenantId, options)
+  }
+
+  /**
+   * The tenant's audit trail, oldest first (`userId` narrows it to one user), keyset-paginated: pass
+   * `nextCursor` back for the next page. An unknown tenant is NOT_FOUND.
+   */
+  async listAudit(tenantId: string, options: ListAuditOptions = {}): Promise<Page<AuditRecord>> {
+    return auditTrail.listAudit(this.#ctx, tenantId, options)
   }
 
   async disableUser(tenantId: string, userId: string, context?: RequestContext): Promise<UserRecord> {

@@ -149,4 +149,36 @@ await forEachStore('reads', ({ store }) => {
     await rejectsWith(h.engine.listUsers('ten_missing', { include: ['identifiers'] }), 'NOT_FOUND')
     await rejectsWith(h.engine.countUsers('ten_missing', { emailPrefix: 'a' }), 'NOT_FOUND')
   })
+
+  test("listAudit pages a tenant's trail (or one user's) oldest first; bad options are VALIDATION", async () => {
+    const h = setup({ store: store() })
+    const { t, ann, anna } = await populated(h.engine)
+    const all: string[] = []
+    let cursor: string | undefined
+    do {
+      const page = await h.engine.listAudit(t, { limit: 2, ...(cursor ? { cursor } : {}) })
+      assert.ok(page.items.length <= 2)
+      all.push(...page.items.map((a) => `${a.action}:${a.userId}`))
+      cursor = page.nextCursor ?? undefined
+    } while (cursor)
+    assert.deepEqual(
+      all,
+      (await h.store.listAudit(t, { limit: 500 })).items.map((a) => `${a.action}:${a.userId}`),
+    )
+    assert.ok(all.includes(`user.disabled:${anna.id}`))
+    const annOnly = await h.engine.listAudit(t, { userId: ann.id })
+    assert.ok(annOnly.items.length > 0 && annOnly.items.every((a) => a.userId === ann.id))
+    const secret = 'Hunter2Secret'
+    for (const options of [
+      { limit: 0 },
+      { cursor: secret },
+      { userId: secret.repeat(20) },
+      { other: 1 },
+      null,
+    ]) {
+      const error = await rejectsWith(h.engine.listAudit(t, options as never), 'VALIDATION')
+      assert.ok(!error.message.includes(secret), `listAudit echoed ${JSON.stringify(options)}`)
+    }
+    await rejectsWith(h.engine.listAudit('ten_missing'), 'NOT_FOUND')
+  })
 })
