@@ -39,7 +39,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
  */
 export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   VALIDATION:
-    'Bad input: wrong type, too long, malformed id, unknown option or field (every object argument, options, inputs, credentials, proofs and subjects alike, must be a plain object with only the documented keys; a getter that throws is refused too), a clock that answers no time in ms. Nothing was changed.',
+    "Bad input: wrong type, too long, malformed id, unknown option or field (every object argument, options, inputs, credentials, proofs and subjects alike, must be a plain object with only the documented keys; a getter that throws is refused too, in `createKeyring` and `keyringFromEnv` as well), a clock that answers no time in ms or one past half of `Date`'s range (an expiry after it would overflow), a connection string with a NUL, a control character or surrounding whitespace. Nothing was changed.",
   NOT_FOUND:
     'The record does not exist in this tenant (a record of another tenant is never revealed), or the tenant does not exist.',
   VERSION_CONFLICT:
@@ -49,7 +49,7 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   INVALID_UNIT_OF_WORK:
     'A unit of work was used wrongly: after it ended, or with writes the store contract forbids. A programming error.',
   INVALID_CREDENTIALS:
-    'A sign-in failed. One code for every reason (unknown identifier, wrong password, disabled user, suspended tenant); the reason is in the audit trail only.',
+    'A sign-in failed. One code for every reason (unknown identifier, wrong password, disabled user, suspended tenant); the reason is in the audit trail only. The message says only which step failed: the identifier and password (`authenticate`) or the second-factor code (`completeSignIn`).',
   INVALID_TOKEN:
     'A session or single-use token was not accepted. One code for every reason (unknown, expired, revoked, already used, another purpose, malformed, inactive user or tenant), at the same cost.',
   THROTTLED:
@@ -75,9 +75,9 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
     'Stored data is not in a shape this code wrote (a damaged or hand-edited record). Nothing was changed.',
   STORE_CLOSED: 'The store or publisher was closed before the call.',
   STORE_UNAVAILABLE:
-    "The database could not be reached, or the connection was lost. With `details.outcome` `'unknown'`, a commit was sent and its answer lost: it may or may not have been applied, so read before retrying a write that must not happen twice. Otherwise nothing was applied; safe to retry later.",
+    "The database could not be reached, or the connection was lost, or the server failed the statement for its own state (`details.sqlState`): canceled by `statement_timeout` or an operator (57014), a lock wait past `lock_timeout` (55P03), a read-only server such as a standby after a failover (25006), out of disk or memory (53...), an I/O or internal error (58..., XX...), a deadlock or serialization failure (40P01, 40001). With `details.outcome` `'unknown'`, a commit was sent and its answer lost: it may or may not have been applied, so read before retrying a write that must not happen twice. With `'not_applied'`, the server rolled the commit back. Otherwise nothing was applied; safe to retry later.",
   STORE_REFUSED:
-    'The database answered and refused: unknown database, authentication failed, or a protocol error. Retrying will not help.',
+    "The database answered and refused: unknown database, authentication failed, a protocol error, or a privilege the store's role lacks (42501). Retrying will not help.",
   STORE_LOCKED:
     'Another process holds the embedded database directory (PGlite allows one process per directory).',
   DEPENDENCY_MISSING: 'An optional peer package this feature needs is not installed; the message names it.',

@@ -13,6 +13,7 @@ import {
 } from '../../src/outbox/index.js'
 import { createJetStreamRelay, EVENT_HEADERS, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { FreezingProxy } from '../support/freezing-proxy.js'
 import { freePort, NATS_URL, natsSkip } from '../support/services.js'
 import { AuthNatsServer, natsServerSkip } from './auth-nats-server.js'
 import { commitEvents, waitFor } from './helpers.js'
@@ -167,5 +168,39 @@ test('createJetStreamRelay fails fast while NATS is unreachable; a relay started
   } finally {
     await relay.close()
     await server?.stop()
+  }
+})
+
+test('close() returns within the publish timeout when the broker stops answering (a partition, a frozen server)', {
+  skip: await natsSkip(),
+  timeout: 60_000,
+}, async () => {
+  const nats = new URL(NATS_URL)
+  const proxy = new FreezingProxy({ host: nats.hostname, port: Number(nats.port || 4222) })
+  await proxy.start()
+  const run = randomBytes(4).toString('hex')
+  const stream = `UE_FROZEN_${run}`
+  const jsp = new JetStreamPublisher({
+    servers: `nats://127.0.0.1:${proxy.port}`,
+    stream,
+    subjectPrefix: `ue-frozen-${run}`,
+    timeoutMs: 500,
+  })
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  await commitEvents(store, 't1', 'u1', 1)
+  const [event] = await store.outbox.listForAggregate('t1', 'u1')
+  try {
+    await jsp.publish(event!)
+    proxy.freeze()
+    const started = Date.now()
+    await jsp.close()
+    // The drain waits up to the publish timeout (500 ms), then the connection is closed without it.
+    assert.ok(Date.now() - started < 5_000, `close() took ${Date.now() - started} ms on a frozen broker`)
+  } finally {
+    proxy.unfreeze()
+    await proxy.close()
+    const nc = await connect({ servers: NATS_URL })
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {})
+    await nc.close()
   }
 })

@@ -9,6 +9,8 @@ import { POSTGRES_ADMIN_URL } from './services.js'
  */
 export class FreezingProxy {
   readonly #server: Server = createServer((client) => this.#pair(client))
+  /** Where it forwards: the test Postgres server unless given (a NATS server, say). */
+  readonly #upstream: { host: string; port: number }
   readonly #sockets = new Set<Socket>()
   #frozen = false
   #marks: Buffer[] = []
@@ -16,6 +18,11 @@ export class FreezingProxy {
   /** Client messages holding a mark, forwarded since `watch`. */
   marked = 0
   port = 0
+
+  constructor(upstream?: { host: string; port: number }) {
+    const pg = new URL(POSTGRES_ADMIN_URL)
+    this.#upstream = upstream ?? { host: pg.hostname, port: Number(pg.port || 5432) }
+  }
 
   async start(): Promise<void> {
     await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
@@ -31,8 +38,7 @@ export class FreezingProxy {
   }
 
   #pair(client: Socket): void {
-    const target = new URL(POSTGRES_ADMIN_URL)
-    const upstream = connect({ host: target.hostname, port: Number(target.port || 5432) })
+    const upstream = connect(this.#upstream)
     for (const s of [client, upstream]) {
       this.#sockets.add(s)
       if (this.#frozen) s.pause()

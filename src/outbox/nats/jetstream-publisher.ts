@@ -90,6 +90,22 @@ type Connection = { nc: NatsConnection; js: JetStreamClient; nats: NatsModules }
 
 /** `details.reason` of a publish no stream took (a failed attempt, unlike 'unreachable'). */
 const NO_STREAM_REASON = 'no-stream'
+// How long close() waits for a connection closed without its drain.
+const CLOSE_GRACE_MS = 1000
+
+/** `promise`'s value, or undefined once `ms` passed first; the timer never holds the process open. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms)
+    timer.unref()
+  })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /**
  * Publishes outbox events to a NATS JetStream stream. Each message carries `Nats-Msg-Id` = event id, so a
@@ -289,7 +305,11 @@ export class JetStreamPublisher implements Publisher {
     })
   }
 
-  /** Waits for publishes in flight, then closes the connection. */
+  /**
+   * Waits for publishes in flight, at most the publish timeout, then closes the connection. A broker that
+   * stopped answering (a partition, a frozen process) never completes a drain: the connection is then
+   * closed without it, so `close()` returns within the publish timeout and a second or so.
+   */
   async close(): Promise<void> {
     this.#closed = true
     clearTimeout(this.#rebuildTimer)
@@ -299,7 +319,20 @@ export class JetStreamPublisher implements Publisher {
     this.#connected = false
     if (!ready) return
     const { nc } = await ready.catch(() => ({ nc: null }))
-    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close())
+    if (!nc || nc.isClosed()) return
+    const drained = await within(
+      nc.drain().then(
+        () => true,
+        () => false,
+      ),
+      this.#options.timeoutMs ?? 5000,
+    )
+    // close() skips the flush a drain waits for; bounded too, so a stuck socket cannot hold the caller.
+    if (drained !== true && !nc.isClosed())
+      await within(
+        nc.close().catch(() => undefined),
+        CLOSE_GRACE_MS,
+      )
   }
 
   #connection(): Promise<Connection> {

@@ -230,15 +230,51 @@ export function answerTimeoutOf(error: unknown): number | undefined {
 }
 
 /**
- * Turns a driver error into what the library throws: connection trouble becomes STORE_UNAVAILABLE, any
- * other database error its sanitized form. Errors that are not from the driver (bugs) pass unchanged.
+ * A statement the server failed because of its own state, not the request: canceled (`statement_timeout`, an
+ * operator's `pg_cancel_backend`), a lock wait past `lock_timeout`, a read-only server (a standby after a
+ * failover), out of disk or memory, an I/O or internal error, a deadlock or serialization failure. The server
+ * rolled the statement back; the same request may work later.
+ */
+export function isServerStateFailure(state: string | null): boolean {
+  if (state === null) return false
+  return (
+    ['25006', '25P03', '40001', '40P01', '55P03', '55006'].includes(state) ||
+    ['53', '57', '58', 'XX'].some((cls) => state.startsWith(cls))
+  )
+}
+
+/**
+ * Turns a driver error into what the library throws: connection trouble and a statement the server failed
+ * for its own state (isServerStateFailure) become STORE_UNAVAILABLE, a revoked privilege STORE_REFUSED, any
+ * other database error (a bug) its sanitized form. Errors that are not from the driver pass unchanged.
  */
 export function toStoreError(error: unknown, what: string): unknown {
   if (error instanceof UserEngineError) return error
   const state = sqlState(error)
+  const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
+  const at = target === undefined ? '' : ` at ${describeTarget(target)}`
+  if (!isConnectionError(error) && (isServerStateFailure(state) || state === '42501')) {
+    // The server's words for these states name objects (a relation, a file), never a value.
+    const said = serverText(messageOf(error), target ?? NO_TARGET) || 'no reason given'
+    const details = {
+      ...(target === undefined ? {} : { host: target.host, port: target.port }),
+      sqlState: state,
+      ...(what === 'commit' ? { outcome: 'not_applied' } : {}),
+    }
+    const applied = what === 'commit' ? '; the commit was not applied' : ''
+    return state === '42501'
+      ? new UserEngineError(
+          ErrorCode.STORE_REFUSED,
+          `the database${at} refused the statement (${what}): ${said} (SQLSTATE 42501; grant the store's role its privileges)${applied}`,
+          { cause: sanitizeDatabaseError(error), details },
+        )
+      : new UserEngineError(
+          ErrorCode.STORE_UNAVAILABLE,
+          `the database${at} failed the statement (${what}): ${said} (SQLSTATE ${state})${applied}`,
+          { cause: sanitizeDatabaseError(error), details },
+        )
+  }
   if (isConnectionError(error) || isRefusal(state, messageOf(error))) {
-    const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
-    const at = target === undefined ? '' : ` at ${describeTarget(target)}`
     const timeoutMs = answerTimeoutOf(error)
     const details = {
       ...(target === undefined ? {} : { host: target.host, port: target.port }),
