@@ -224,6 +224,37 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     assert.equal(proxy.marked, 1, 'a plan of the batch was sent again after its outcome became unknown')
   })
 
+  test('group commit on a frozen server: commits queued behind a connect that times out fail with it, not one connect timeout later', {
+    timeout: 60_000,
+  }, async () => {
+    proxy.freeze()
+    // Arrivals spread over 1.2 s: later ones queue behind statements that wait for a connection.
+    const calls = Array.from({ length: 12 }, async (_, i) => {
+      await new Promise((resolve) => setTimeout(resolve, i * 100))
+      const started = performance.now()
+      const error = await engine.registerUser(tenantId, { email: `queued-${i}@example.com` }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; details?: { outcome?: string } },
+      )
+      return { error, ms: performance.now() - started }
+    })
+    const results = await Promise.all(calls)
+    proxy.unfreeze()
+    for (const { error, ms } of results) {
+      assert.equal(error?.code, 'STORE_UNAVAILABLE')
+      // One connect timeout (10 s) and one statement's bound at most: before, a commit queued behind a
+      // statement that waited for a connection waited for its own connect timeout after it (about 20 s).
+      assert.ok(ms < 10_000 + TIMEOUT_MS + 2500, `a commit failed after ${Math.round(ms)} ms`)
+    }
+    // Commits that never got a connection say they were not sent; their users are not there.
+    const unsent = results.filter((r) => r.error?.details?.outcome === 'not_applied')
+    assert.ok(unsent.length > 0, 'no commit was reported as not sent')
+    for (let i = 0; i < 12; i++) {
+      const found = await engine.findUserByEmail(tenantId, `queued-${i}@example.com`)
+      if (results[i]!.error?.details?.outcome === 'not_applied') assert.equal(found, null)
+    }
+  })
+
   test('a slow statement is cut like a frozen one; a migration script (exec) is not', {
     timeout: 30_000,
   }, async () => {

@@ -22,6 +22,12 @@ export interface GroupCommitOptions {
   readonly maxBatch?: number
   /** Most statements in flight at once. */
   readonly maxInFlight: number
+  /**
+   * For an error a statement got before it was sent (no connection could be had: the database is down or
+   * frozen), the error each commit still queued gets at once, instead of waiting its turn to meet the same
+   * outage one connect timeout later; undefined keeps them queued.
+   */
+  readonly outage?: (error: unknown) => unknown | undefined
 }
 
 interface Waiting {
@@ -63,6 +69,7 @@ export class GroupCommitter {
   readonly #sender: GroupCommitSender
   readonly #maxBatch: number
   readonly #maxInFlight: number
+  readonly #outage: ((error: unknown) => unknown | undefined) | undefined
   /** Each statement in flight, with the keys its plans lock. */
   readonly #inFlight = new Map<Promise<void>, ReadonlySet<string>>()
   /** The send scheduled by #schedule, until it runs. */
@@ -72,6 +79,7 @@ export class GroupCommitter {
     this.#sender = sender
     this.#maxBatch = options.maxBatch ?? MAX_GROUP_COMMIT_BATCH
     this.#maxInFlight = options.maxInFlight
+    this.#outage = options.outage
   }
 
   /** Resolves once the plan's commit is durable; rejects with exactly the error a commit of its own gets. */
@@ -153,6 +161,7 @@ export class GroupCommitter {
         only.resolve()
       } catch (error) {
         only.reject(error)
+        this.#failQueuedOn(error)
       }
       return
     }
@@ -169,5 +178,13 @@ export class GroupCommitter {
       if (outcome === null) w.resolve()
       else w.reject(outcome)
     })
+    const failed = outcomes.find((o) => o !== null)
+    if (failed !== undefined) this.#failQueuedOn(failed)
+  }
+
+  /** After a statement met an outage before it was sent, the commits queued meanwhile fail now (none was sent). */
+  #failQueuedOn(error: unknown): void {
+    if (this.#outage === undefined || this.#outage(error) === undefined) return
+    for (const w of this.#queue.splice(0)) w.reject(this.#outage(error))
   }
 }

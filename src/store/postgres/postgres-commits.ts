@@ -93,8 +93,12 @@ export class PostgresCommits {
     this.#committer = hooks.groupCommit
       ? new GroupCommitter(
           { one: (plan) => this.commitOne(plan), many: (plans) => this.commitMany(plans) },
-          // PGlite is one connection: a second statement would only wait behind the first.
-          { maxInFlight: driver.kind === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT },
+          {
+            // PGlite is one connection: a second statement would only wait behind the first.
+            maxInFlight: driver.kind === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT,
+            // A frozen server makes each connect wait its 10 s: the commits queued behind one fail with it.
+            outage: (error) => (NOT_SENT.has(error as object) ? notSent(error as UserEngineError) : undefined),
+          },
         )
       : null
   }
@@ -206,8 +210,32 @@ export class PostgresCommits {
   }
 }
 
+/** Commit errors raised before the statement was sent: no connection could be had. */
+const NOT_SENT = new WeakSet<object>()
+
+/**
+ * A commit that never left: the driver could not get a connection (its connect step raises the only
+ * STORE_UNAVAILABLE that carries no outcome). Nothing was applied, and the caller is told so.
+ */
+function notSent(error: UserEngineError): UserEngineError {
+  const base = error.message.replace(/; the commit was not sent$/, '')
+  const typed = new UserEngineError(ErrorCode.STORE_UNAVAILABLE, `${base}; the commit was not sent`, {
+    details: { ...error.details, outcome: 'not_applied' },
+    ...(error.cause === undefined ? {} : { cause: error.cause }),
+  })
+  NOT_SENT.add(typed)
+  return typed
+}
+
 /** The typed error of a commit the server refused: as the memory store raises it, with ids only. */
 function commitError(plan: CommitPlan, error: unknown): unknown {
+  if (
+    error instanceof UserEngineError &&
+    error.code === ErrorCode.STORE_UNAVAILABLE &&
+    error.details?.outcome === undefined
+  ) {
+    return notSent(error)
+  }
   const state = sqlState(error)
   const cause = sanitizeDatabaseError(error)
   const detail = (error as { detail?: unknown }).detail
