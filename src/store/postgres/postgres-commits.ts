@@ -97,7 +97,8 @@ export class PostgresCommits {
             // PGlite is one connection: a second statement would only wait behind the first.
             maxInFlight: driver.kind === 'pglite' ? 1 : SERVER_STATEMENTS_IN_FLIGHT,
             // A frozen server makes each connect wait its 10 s: the commits queued behind one fail with it.
-            outage: (error) => (NOT_SENT.has(error as object) ? notSent(error as UserEngineError) : undefined),
+            outage: (error) =>
+              NOT_SENT.has(error as object) ? notSent(error as UserEngineError) : undefined,
           },
         )
       : null
