@@ -179,7 +179,13 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
       e.message,
       new RegExp(`did not answer within ${TIMEOUT_MS} ms .*may or may not have been applied`),
     )
-    assert.deepEqual(e.details, { outcome: 'unknown', timeoutMs: TIMEOUT_MS })
+    assert.deepEqual(e.details, {
+      host: '127.0.0.1',
+      port: String(proxy.port),
+      outcome: 'unknown',
+      timeoutMs: TIMEOUT_MS,
+    })
+    assert.match(e.message, new RegExp(`the database at 127\\.0\\.0\\.1:${proxy.port} did not answer`))
     assert.ok(ms < WITHIN_MS, `a registration took ${Math.round(ms)} ms on a frozen server`)
     // A resend would sit on a pooled connection, held by the freeze: unfrozen, it would be counted.
     await new Promise((resolve) => setTimeout(resolve, TIMEOUT_MS))

@@ -19,6 +19,7 @@ import {
   sanitizeDatabaseError,
   sqlState,
   toStoreError,
+  whereFailed,
 } from './driver/errors.js'
 import { GroupCommitter } from './group-commit.js'
 import { SQL } from './sql.js'
@@ -285,15 +286,16 @@ function commitError(plan: CommitPlan, error: unknown): unknown {
   }
   if (isConnectionError(error)) {
     const timeoutMs = answerTimeoutOf(error)
+    const { at, details } = whereFailed(error)
     return new UserEngineError(
       ErrorCode.STORE_UNAVAILABLE,
       timeoutMs === undefined
-        ? 'the database is unavailable; the commit may or may not have been applied'
-        : `the database did not answer within ${timeoutMs} ms (queryTimeoutMs); the commit may or may not have been applied`,
+        ? `the database${at} is unavailable; the commit may or may not have been applied`
+        : `the database${at} did not answer within ${timeoutMs} ms (queryTimeoutMs); the commit may or may not have been applied`,
       // details.outcome tells this apart from a failure before anything was sent, without reading the message.
       {
         cause,
-        details: timeoutMs === undefined ? { outcome: 'unknown' } : { outcome: 'unknown', timeoutMs },
+        details: { ...details, outcome: 'unknown', ...(timeoutMs === undefined ? {} : { timeoutMs }) },
       },
     )
   }

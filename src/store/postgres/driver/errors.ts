@@ -101,6 +101,14 @@ export function describeTarget(target: ConnectionTarget): string {
 const targets = new WeakMap<object, ConnectionTarget>()
 const NO_TARGET: ConnectionTarget = { host: '', port: '', secrets: [] }
 
+/** Where a failed statement's connection went, for a message (` at host:port`) and details; empty if unknown. */
+export function whereFailed(error: unknown): { at: string; details: { host?: string; port?: string } } {
+  const target = typeof error === 'object' && error !== null ? targets.get(error) : undefined
+  return target === undefined
+    ? { at: '', details: {} }
+    : { at: ` at ${describeTarget(target)}`, details: { host: target.host, port: target.port } }
+}
+
 /** Remembers which server an error came from; returns the error unchanged. */
 export function noteTarget<E>(error: E, target: ConnectionTarget): E {
   if (typeof error === 'object' && error !== null) targets.set(error, target)
