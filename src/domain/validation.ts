@@ -204,9 +204,11 @@ const OPTION_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
  */
 export function plainObject(value: unknown, what: string): Record<string, unknown> {
   const notObject = () => new ValidationError(`${what} must be an object`, { details: { field: what } })
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw notObject()
+  if (typeof value !== 'object' || value === null) throw notObject()
   const copy: Record<string, unknown> = {}
   try {
+    // Inside the try: Array.isArray throws on a revoked proxy.
+    if (Array.isArray(value)) throw notObject()
     // Any realm's Object.prototype has a null prototype; Map.prototype, Date.prototype and a class's do not.
     const proto = Object.getPrototypeOf(value) as object | null
     if (proto !== null && Object.getPrototypeOf(proto) !== null) throw notObject()

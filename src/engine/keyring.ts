@@ -42,14 +42,7 @@ export function createKeyring(input: {
   const listed = given.keys === undefined ? {} : plainObject(given.keys, 'keys')
   for (const [id, raw] of Object.entries(listed)) {
     assertId(id, 'keyId')
-    // Strings are base64 (the form keys take in env files and secret managers).
-    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw
-    if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) {
-      throw new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, {
-        details: { field: 'keys', keyId: id },
-      })
-    }
-    keys[id] = Uint8Array.from(bytes)
+    keys[id] = keyBytes(id, raw)
   }
   // Own keys only: `constructor` or `toString` as the current key id must not find Object.prototype's.
   if (!Object.hasOwn(keys, currentKeyId)) {
@@ -58,6 +51,23 @@ export function createKeyring(input: {
     })
   }
   return Object.freeze(redact({ currentKeyId, keys: Object.freeze(redact(keys)) }))
+}
+
+/** A key's 32 bytes, copied; anything else (or a value whose reading throws) is VALIDATION naming only the id. */
+function keyBytes(id: string, raw: unknown): Uint8Array {
+  const invalid = () =>
+    new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, { details: { field: 'keys', keyId: id } })
+  try {
+    // Strings are base64 (the form keys take in env files and secret managers).
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw
+    if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) throw invalid()
+    const copy = Uint8Array.from(bytes)
+    if (copy.length !== KEY_BYTES) throw invalid()
+    return copy
+  } catch {
+    // A proxy or getter of the caller's threw: its error (which may quote the key) is not shown.
+    throw invalid()
+  }
 }
 
 /**

@@ -200,7 +200,8 @@ export class UserEngine {
    * A keyset page of users. By default in id order; with `emailPrefix` or `usernamePrefix` (any letter case),
    * the users whose email or username starts with it, ordered by that value (an index range: as fast in a
    * tenant of millions as in a small one). `status` filters; `include: ['identifiers']` adds each user's
-   * identifiers, read in the same query as the page. Pass `nextCursor` back with the same search.
+   * identifiers, read in the same query as the page. Pass `nextCursor` back with the same tenant, search and
+   * status (anything else is VALIDATION).
    */
   async listUsers(tenantId: string, options: ListUsersOptions = {}): Promise<Page<UserListItem>> {
     return userReads.listUsers(this.#ctx, tenantId, options)

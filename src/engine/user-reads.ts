@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
 import type {
   IdentifierKind,
@@ -51,7 +52,7 @@ export interface CountUsersOptions {
 export interface ListUsersOptions extends CountUsersOptions {
   /** 1 to 500; default 50. */
   readonly limit?: number
-  /** The previous page's `nextCursor`, from a listing with the same search. */
+  /** The previous page's `nextCursor`, from a listing of the same tenant with the same search and status. */
   readonly cursor?: string
   /** `['identifiers']`: each user carries its identifiers, read with the page (one query per page). */
   readonly include?: readonly 'identifiers'[]
@@ -88,26 +89,31 @@ function prefixOf(o: Record<string, unknown>): IdentifierPrefix | undefined {
 }
 
 /**
- * A search's cursor names the kind it searched: the store's value cursor holds only the last value, which an
- * email search and a username search would both accept (and answer wrongly). Base64url has no '.', so the tag
- * is unambiguous, and a plain listing's cursor never carries one.
+ * The engine's listUsers cursor is the store's behind a tag naming the listing it came from: the tenant, the
+ * search (kind and prefix, or none) and the status filter. The store's cursor holds only the last id or value,
+ * which another search, prefix or tenant would accept and answer with a page that silently skips users.
+ * Base64url has no '.', so the tag is unambiguous.
  */
-const SEARCH_CURSOR_TAG: Record<IdentifierKind, string> = { email: 'e.', username: 'u.' }
+function listingTag(tenantId: string, search: IdentifierPrefix | undefined, status: unknown): string {
+  const what = [
+    tenantId,
+    search?.kind ?? 'id',
+    search?.prefix ?? '',
+    typeof status === 'string' ? status : '',
+  ]
+  return createHash('sha256').update(what.join('\u0000')).digest('hex').slice(0, 12)
+}
 
-const otherSearchCursor = () =>
-  new ValidationError('cursor is not valid for this search: pass back the nextCursor of the same search', {
+const otherListingCursor = () =>
+  new ValidationError('cursor is not valid for this listing: pass back the nextCursor of the same search', {
     details: { field: 'cursor' },
   })
 
-function storeCursor(cursor: unknown, search: IdentifierPrefix | undefined): unknown {
+function storeCursor(cursor: unknown, tag: string): unknown {
   if (typeof cursor !== 'string') return cursor
-  if (search === undefined) {
-    if (cursor.includes('.')) throw otherSearchCursor()
-    return cursor
-  }
-  const tag = SEARCH_CURSOR_TAG[search.kind]
-  if (!cursor.startsWith(tag)) throw otherSearchCursor()
-  return cursor.slice(tag.length)
+  const dot = cursor.indexOf('.')
+  if (dot === -1 || cursor.slice(0, dot) !== tag) throw otherListingCursor()
+  return cursor.slice(dot + 1)
 }
 
 /**
@@ -171,9 +177,10 @@ export async function listUsers(
     throw new ValidationError("include must be a list of 'identifiers'", { details: { field: 'include' } })
   }
   const identifierPrefix = prefixOf(o)
+  const tag = listingTag(tenantId, identifierPrefix, o.status)
   const query: ListUsersQuery = {
     ...(o.limit === undefined ? {} : { limit: o.limit as number }),
-    ...(o.cursor === undefined ? {} : { cursor: storeCursor(o.cursor, identifierPrefix) as string }),
+    ...(o.cursor === undefined ? {} : { cursor: storeCursor(o.cursor, tag) as string }),
     ...(o.status === undefined ? {} : { status: o.status as UserStatus }),
     ...(identifierPrefix ? { identifierPrefix } : {}),
     ...(include.length > 0 ? { includeIdentifiers: true } : {}),
@@ -182,8 +189,7 @@ export async function listUsers(
   // tenant, so the tenant is read only for an empty page (an unknown tenant lists nothing, and is NOT_FOUND).
   const page = await ctx.store.listUsers(tenantId, query)
   if (page.items.length === 0 && !(await ctx.store.getTenant(tenantId))) throw tenantNotFound(tenantId)
-  if (identifierPrefix === undefined || page.nextCursor === null) return page
-  return { ...page, nextCursor: SEARCH_CURSOR_TAG[identifierPrefix.kind] + page.nextCursor }
+  return page.nextCursor === null ? page : { ...page, nextCursor: `${tag}.${page.nextCursor}` }
 }
 
 /** How many users `listUsers` with the same filters lists. */

@@ -136,6 +136,22 @@ test('a getter that throws is VALIDATION, and its error is not shown', async () 
   assert.equal(reads, 1)
 })
 
+test('a revoked proxy in place of any object argument is VALIDATION, and nothing runs', async () => {
+  const { h, tenantId, user } = await registered()
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    return proxy as never
+  }
+  await rejectsWith(h.engine.registerUser(tenantId, revoked()), 'VALIDATION')
+  await rejectsWith(h.engine.authenticate(tenantId, revoked()), 'VALIDATION')
+  await rejectsWith(h.engine.countUsers(tenantId, revoked()), 'VALIDATION')
+  await rejectsWith(h.engine.listAudit(tenantId, revoked()), 'VALIDATION')
+  await rejectsWith(h.engine.updateProfile(tenantId, user.id, revoked()), 'VALIDATION')
+  await rejectsWith(h.engine.disableUser(tenantId, user.id, revoked()), 'VALIDATION')
+  assert.equal((await h.engine.getUser(tenantId, user.id)).status, 'active')
+})
+
 test('keyring ids that name Object.prototype members, and a key id given twice', async () => {
   const key = generateKey()
   for (const id of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) {
@@ -207,6 +223,26 @@ test('keyring inputs that throw, are not strings or carry unknown keys are VALID
     [
       'an unknown keyring key',
       () => createKeyring({ currentKeyId: 'k1', keys: { k1: key }, extra: 1 } as never),
+    ],
+    [
+      'a key whose length getter throws',
+      () =>
+        createKeyring({
+          currentKeyId: 'k1',
+          keys: {
+            k1: new Proxy(new Uint8Array(32), {
+              get: (target, prop) => (prop === 'length' ? throwing() : Reflect.get(target, prop)),
+            }) as never,
+          },
+        }),
+    ],
+    [
+      'a revoked proxy as the keyring',
+      () => {
+        const { proxy, revoke } = Proxy.revocable({}, {})
+        revoke()
+        return createKeyring(proxy as never)
+      },
     ],
   ]
   for (const [what, call] of cases) {

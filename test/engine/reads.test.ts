@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { UserEngine } from '../../src/engine/index.js'
+import type { ListUsersOptions, UserEngine } from '../../src/engine/index.js'
 import { codeFor, forEachStore, rejectsWith, setup } from './support.js'
 
 async function populated(engine: UserEngine) {
@@ -101,8 +101,21 @@ await forEachStore('reads', ({ store }) => {
       [ann.id, anna.id],
     )
     assert.equal(second.nextCursor, null)
-    // A cursor continues the search it came from only: not a username search, not a plain listing.
-    for (const other of [{ usernamePrefix: 'a' }, {}]) {
+    // A cursor continues the search it came from only: not a username search, not a plain listing, not
+    // another prefix or status filter, not another tenant (each would skip users silently).
+    const other = (await h.engine.createTenant('Other')).id
+    await h.engine.registerUser(other, { email: 'aa@example.com' })
+    await rejectsWith(
+      h.engine.listUsers(other, { emailPrefix: 'a', cursor: first.nextCursor! }),
+      'VALIDATION',
+    )
+    const others: ListUsersOptions[] = [
+      { usernamePrefix: 'a' },
+      {},
+      { emailPrefix: 'an' },
+      { emailPrefix: 'a', status: 'active' },
+    ]
+    for (const other of others) {
       await rejectsWith(
         h.engine.listUsers(t, { ...other, limit: 1, cursor: first.nextCursor! }),
         'VALIDATION',

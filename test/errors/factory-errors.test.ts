@@ -201,6 +201,11 @@ test('a malformed connection string is VALIDATION, without echoing it', async ()
     `\tpostgres://ann:${CANARY}@127.0.0.1/app`,
     `postgres://ann:${CANARY}@127.0.0.1/app\n`,
     `postgres://ann:${CANARY}@127.0.0.1/a\npp`,
+    // C1 controls (U+009B starts a terminal escape), raw or percent-encoded, and an encoded newline.
+    `postgres://ann:${CANARY}@127.0.0.1/app\u009b2J`,
+    `postgres://ann:${CANARY}@127.0.0.1/app\u0085`,
+    `postgres://ann:${CANARY}%0A@127.0.0.1/app`,
+    `postgres://ann:${CANARY}@127.0.0.1/app%C2%85`,
   ]) {
     const error = await failure(createNodePostgresStore({ connectionString }))
     assertTyped(

@@ -120,7 +120,7 @@ function serverText(message: unknown, target: ConnectionTarget): string {
   let text = typeof message === 'string' ? message : ''
   for (const secret of target.secrets) if (secret.length > 0) text = text.split(secret).join('***')
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
-  text = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
+  text = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim()
   return text.length > 300 ? `${text.slice(0, 300)}...` : text
 }
 

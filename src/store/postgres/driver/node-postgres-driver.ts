@@ -82,6 +82,18 @@ const POOL_FUNCTIONS = ['query', 'connect', 'end'] as const
 const URL_MESSAGE =
   'is not a valid postgres:// URL (postgres://user:password@host:port/database; percent-encode special characters in the user and password)'
 
+// C0 and C1 control characters, DEL and the Unicode line separators: none belongs in a URL, raw or %-encoded.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+
+function decodedOrSame(value: string): string {
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return value
+  }
+}
+
 /**
  * Checks a connection string without ever echoing it (it may hold a password): a `postgres://` or
  * `postgresql://` URL (or node-postgres' `socket:` URL, or a socket directory `/path database`), with
@@ -105,8 +117,7 @@ function assertConnectionString(value: unknown, name: string): asserts value is 
   }
   // URL parsing drops tabs and newlines and trims spaces, and a NUL (raw or %00) would end a string of the
   // server's startup message early, letting the rest of it add settings: refuse them rather than guess.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (value !== value.trim() || /[\u0000-\u001f\u007f]|%00/.test(value)) {
+  if (value !== value.trim() || CONTROL.test(value) || CONTROL.test(decodedOrSame(value))) {
     throw new ValidationError(
       `${name} has surrounding whitespace, a control character or a NUL (%00); none belongs in a connection string`,
       { details: { field } },
