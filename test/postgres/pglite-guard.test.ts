@@ -366,6 +366,9 @@ function registerTests(): void {
         ['   ', /dataDir is empty/],
         ['memory://secret-ish', /not a URL/],
         ['a\0b', /NUL/],
+        ['a\nb', /control character/],
+        ['a\u009bb', /control character/],
+        ['a\ud800b', /lone surrogate/],
       ] as Array<[unknown, RegExp]>) {
         const { error } = await failure(() => createPgliteStore({ dataDir: dataDir as string }))
         assertCode(error, 'VALIDATION', pattern)

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { ErrorCode, UserEngineError, ValidationError } from '../../../domain/errors.js'
 import { yieldIfBusy } from '../../../domain/event-loop-turns.js'
 import { importOptional } from '../../../domain/optional-import.js'
+import { isStorableText } from '../../../domain/validation.js'
 import { acquireLock, type HeldLock, PGLITE_LOCK_FILE } from './data-dir-lock.js'
 import type { SqlDriver, SqlResult, SqlSession } from './driver.js'
 import { errnoCode, fsFailure } from './fs-failure.js'
@@ -230,8 +231,13 @@ function checkDataDir(value: unknown): string {
       details: { field: 'dataDir' },
     })
   }
-  if (value.includes('\0')) {
-    throw new ValidationError('dataDir must not contain a NUL character', { details: { field: 'dataDir' } })
+  // A NUL ends a path early; other control characters and lone surrogates make names that print or compare
+  // as something else (a newline splits a log line; U+D800 is written as U+FFFD).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value) || !isStorableText(value)) {
+    throw new ValidationError('dataDir must not contain a NUL, a control character or a lone surrogate', {
+      details: { field: 'dataDir' },
+    })
   }
   // PGlite reads memory://, idb://, file:// ... as other storage; a path is the only thing this driver locks.
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
