@@ -3,7 +3,7 @@ import { ValidationError } from '../domain/errors.js'
 import { SIGN_IN_METHODS, type SignInMethod, type UserRecord } from '../domain/records.js'
 import { assertString, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
-import { lockedFor, throttled, throttleKey } from './attempt-throttle.js'
+import { claimAttempt, lockedFor, throttled, throttleKey } from './attempt-throttle.js'
 import { type EngineContext, reject } from './context.js'
 import { AUDIT_ACTIONS, type RejectReason } from './events.js'
 import { acceptRecoveryCode, RECOVERY_CODE_MAX_LENGTH } from './recovery-codes.js'
@@ -66,6 +66,8 @@ async function completeSignInInTurn(
   { kind, code }: { kind: 'totp' | 'recovery_codes'; code: string },
 ): Promise<CompletedSignIn> {
   const rejected = kind === 'totp' ? AUDIT_ACTIONS.totpRejected : AUDIT_ACTIONS.recoveryCodeRejected
+  // Whether the attempt was claimed (counted) before its check; once, whatever retries the unit makes.
+  let claimed: boolean | undefined
   const outcome = await useToken(ctx, challenge, 'sign_in_challenge', async (use): Promise<Outcome> => {
     const { tx, user, record } = use
     const tenantId = tx.tenantId
@@ -85,6 +87,9 @@ async function completeSignInInTurn(
     const allowed = Array.isArray(record.data.factors) && record.data.factors.includes(kind)
     const factor = secondFactorsOf(factors).includes(kind) ? factors.find((f) => f.kind === kind) : undefined
     if (!allowed || !factor) return refuse('no_factor')
+    claimed ??=
+      (await claimAttempt(ctx.store.throttle, tenantId, [userKey], states, ctx.throttle, ctx.clock()))
+        .length > 0
     const accepted =
       kind === 'totp'
         ? acceptTotp(ctx, tx, user.id, factor, code)
@@ -105,7 +110,9 @@ async function completeSignInInTurn(
   // Throttle writes follow the commit, outside the retried unit, as for passwords.
   const key = throttleKey('user', outcome.ok ? outcome.user.id : outcome.userId)
   if (!outcome.ok) {
-    await ctx.store.throttle.recordFailure(outcome.tenantId, [key], ctx.throttle, new Date(ctx.clock()))
+    if (!claimed) {
+      await ctx.store.throttle.recordFailure(outcome.tenantId, [key], ctx.throttle, new Date(ctx.clock()))
+    }
     throw invalidCredentials('second-factor')
   }
   await ctx.store.throttle.clear(outcome.tenantId, [key])

@@ -12,7 +12,7 @@ import type { FactorKind, FactorRecord, TenantRecord, UserRecord } from '../doma
 import { assertId, assertString } from '../domain/validation.js'
 import { failedAtCommit } from '../store/commit-phase.js'
 import type { UnitOfWork } from '../store/unit-of-work.js'
-import { lockedFor, OneAtATime, throttled, throttleKey } from './attempt-throttle.js'
+import { claimAttempt, lockedFor, OneAtATime, throttled, throttleKey } from './attempt-throttle.js'
 import type { ValidEngineOptions } from './engine-options.js'
 import type { RejectReason } from './events.js'
 import { STATUS_RULES, type StatusRule, type UserUseCase } from './status-rules.js'
@@ -165,17 +165,23 @@ export async function checkFactor(
   return ctx.attempts.run(`${tenantId}\u0000${key}`, async () => {
     // Only a check that ran counts: a refusal without a factor (an unknown user id) writes no throttle row.
     let checked = false
+    // Whether the attempt was claimed (counted) up front; once, whatever retries the unit makes.
+    let claimed: boolean | undefined
     const ok = await ctx.unit(tenantId, async (tx) => {
       const found = await factorForCheck(tx, userId, how.kind)
       if (typeof found === 'string') return reject(tx, how.rejected, userId, found)
-      const retryAfterMs = lockedFor(await ctx.store.throttle.read(tenantId, [key]), ctx.clock())
+      const states = await ctx.store.throttle.read(tenantId, [key])
+      const retryAfterMs = lockedFor(states, ctx.clock())
       if (retryAfterMs > 0) throw throttled(retryAfterMs)
+      claimed ??=
+        (await claimAttempt(ctx.store.throttle, tenantId, [key], states, ctx.throttle, ctx.clock())).length >
+        0
       checked = true
       return check(tx, found.user, found.factor)
     })
     // After the commit, outside the retried unit, as for passwords.
     if (ok) await ctx.store.throttle.clear(tenantId, [key])
-    else if (checked)
+    else if (checked && !claimed)
       await ctx.store.throttle.recordFailure(tenantId, [key], ctx.throttle, new Date(ctx.clock()))
     return ok
   })

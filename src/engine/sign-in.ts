@@ -4,7 +4,7 @@ import type { FactorKind, FactorRecord, IdentifierKind, SignInMethod, UserRecord
 import { assertId, assertString, inputObject, normalizeIdentifier } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
-import { isCallerKey, lockedFor, throttled, throttleKey } from './attempt-throttle.js'
+import { claimAttempt, isCallerKey, lockedFor, throttled, throttleKey } from './attempt-throttle.js'
 import type { EngineContext } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES, type RejectReason } from './events.js'
 import { passwordSecret } from './password.js'
@@ -155,6 +155,8 @@ export async function checkPassword<T = undefined>(
       return answer
     }
     let rehash: Promise<string> | undefined
+    // Claimed once, by the first run of the unit: a retried unit must not count the attempt twice.
+    let claimed: string[] | undefined
     const outcome = await ctx.unit(tenantId, async (tx): Promise<CheckOutcome<T>> => {
       const [tenant, user] = await Promise.all([tx.getTenant(), findSubject(tx, subject)])
       const byIdentifier = 'kind' in subject
@@ -187,10 +189,10 @@ export async function checkPassword<T = undefined>(
       else if (userLocked) reason = 'user_locked'
       else if (!password_) reason = 'no_factor'
       const phc = password_?.secret.reveal().phc
-      const ok =
-        reason === null && typeof phc === 'string'
-          ? await verify(phc)
-          : await ctx.hasher.verifyDummy(password)
+      const real = reason === null && typeof phc === 'string'
+      if (real)
+        claimed ??= await claimAttempt(store.throttle, tenantId, keys, states, ctx.throttle, ctx.clock())
+      const ok = real ? await verify(phc) : await ctx.hasher.verifyDummy(password)
       if (!ok || !user || !password_ || reason !== null) {
         const why = reason ?? 'wrong_secret'
         // An unknown tenant has nowhere to hold an audit record or a count.
@@ -230,7 +232,7 @@ export async function checkPassword<T = undefined>(
     if (!outcome.ok && outcome.keys.length > 0) {
       const now = new Date(ctx.clock())
       const caller = outcome.keys.filter(isCallerKey)
-      const own = outcome.keys.filter((k) => !isCallerKey(k))
+      const own = outcome.keys.filter((k) => !isCallerKey(k) && !claimed?.includes(k))
       await Promise.all([
         own.length > 0 ? store.throttle.recordFailure(tenantId, own, ctx.throttle, now) : undefined,
         caller.length > 0

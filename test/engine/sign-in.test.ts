@@ -226,6 +226,48 @@ await forEachStore('authenticate', ({ store, open }) => {
     assert.deepEqual((error as { details?: object }).details, { retryAfterMs: 1_000 })
   })
 
+  test('engines in several processes check at most lockAfter guesses in a burst, not one more per process', async () => {
+    const policy = { lockAfter: 5, baseLockMs: 60_000, maxLockMs: 600_000 }
+    const first = setup({ store: store(), throttle: policy })
+    const t = (await first.engine.createTenant('Acme')).id
+    await first.engine.registerUser(t, { email: 'ann@example.com', password: 'correct horse' })
+    // A first failure: from then on every attempt takes its number from the store before its check.
+    await rejectsWith(
+      first.engine.authenticate(t, { email: 'ann@example.com', password: 'g' }),
+      'INVALID_CREDENTIALS',
+    )
+    // Each engine has its own one-at-a-time gate, as a process of its own has (the server: its own store too).
+    const engines = [first]
+    for (let i = 0; i < 3; i++) {
+      const other = setup({ store: await open(), throttle: policy })
+      other.now = first.now
+      engines.push(other)
+    }
+    const burst = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        engines[i % engines.length]!.engine.authenticate(t, { email: 'ann@example.com', password: `g${i}` }),
+      ),
+    )
+    const codes = new Set(
+      burst.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok')),
+    )
+    assert.deepEqual([...codes].sort(), ['INVALID_CREDENTIALS', 'THROTTLED'])
+    const checked = (await auditActions(first.store, t)).filter(
+      ([action, reason]) => action === 'sign_in.failed' && reason === 'wrong_secret',
+    )
+    assert.equal(checked.length, policy.lockAfter, 'password checks before the lock, across the four engines')
+    // The right password is refused while locked, and works once the lock has passed.
+    await rejectsWith(
+      first.engine.authenticate(t, { email: 'ann@example.com', password: 'correct horse' }),
+      'THROTTLED',
+    )
+    first.now += 600_000
+    assert.equal(
+      (await first.engine.authenticate(t, { email: 'ann@example.com', password: 'correct horse' })).status,
+      'signed_in',
+    )
+  })
+
   test('usernames: set, change, sign in with, unique per tenant, removed', async () => {
     const h = setup({ store: store() })
     const t = (await h.engine.createTenant('Acme')).id

@@ -131,6 +131,8 @@ async function connectWhenReachable(
   }
 }
 
+const FINAL_PROGRESS_MS = 2000
+
 /**
  * The relay's progress once it stopped. The store may be what failed (a stop during a database outage): then
  * the last progress reported stands in, and the failure is logged, not thrown; the stop itself was clean.
@@ -140,13 +142,20 @@ async function finalProgress(
   lastReported: RelayProgress | null,
   logger: Logger,
 ): Promise<{ progress: RelayProgress | null; stale: boolean }> {
+  // Bounded: a database that stopped answering would hold the exit for a connect timeout (10 s) or more.
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${FINAL_PROGRESS_MS} ms`)), FINAL_PROGRESS_MS)
+  })
   try {
-    return { progress: await relay.progress(), stale: false }
+    return { progress: await Promise.race([relay.progress(), late]), stale: false }
   } catch (error) {
     logger.log('warn', 'relay: the final progress report failed; the summary is the last one reported', {
       error: describeError(error),
     })
     return { progress: lastReported, stale: true }
+  } finally {
+    clearTimeout(timer)
   }
 }
 

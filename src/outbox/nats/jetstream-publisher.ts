@@ -318,14 +318,27 @@ export class JetStreamPublisher implements Publisher {
     this.#ready = null
     this.#connected = false
     if (!ready) return
-    const { nc } = await ready.catch(() => ({ nc: null }))
+    const bound = this.#options.timeoutMs ?? 5000
+    const opened = await within(
+      ready.catch(() => null),
+      bound,
+    )
+    if (opened === undefined) {
+      // Still connecting (to a broker that does not answer): close that connection whenever it opens.
+      void ready.then(
+        ({ nc }) => nc.close().catch(() => undefined),
+        () => undefined,
+      )
+      return
+    }
+    const nc = opened?.nc
     if (!nc || nc.isClosed()) return
     const drained = await within(
       nc.drain().then(
         () => true,
         () => false,
       ),
-      this.#options.timeoutMs ?? 5000,
+      bound,
     )
     // close() skips the flush a drain waits for; bounded too, so a stuck socket cannot hold the caller.
     if (drained !== true && !nc.isClosed())
@@ -408,6 +421,9 @@ export class JetStreamPublisher implements Publisher {
       .connect({
         name: 'user-engine-relay',
         reconnectTimeWait: 1000,
+        // A broker that accepts TCP and never answers (frozen, partitioned) fails a connect after the publish
+        // timeout, not the client's default 20 s; `connection.timeout` overrides it.
+        timeout: this.#options.timeoutMs ?? 5000,
         ...this.#options.connection,
         ...this.#credentials,
         // Never give a connection up: an outage of any length must end with the relay publishing again.

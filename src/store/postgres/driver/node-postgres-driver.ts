@@ -95,6 +95,31 @@ function decodedOrSame(value: string): string {
 }
 
 /**
+ * A pooled connection within `ms`, whatever the pool does meanwhile: pg-pool bounds a wait in its queue and a
+ * new connection's start-up each by connectionTimeoutMillis, so a request queued and then handed a new
+ * connection to a frozen server could wait twice that. A connection that arrives late goes back to the pool.
+ */
+async function checkoutWithin(pool: PgPoolLike, ms: number): Promise<PgClientLike> {
+  const checkout = pool.connect()
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      checkout.then(
+        (client) => client.release(),
+        () => undefined,
+      )
+      // The words node-postgres uses, so isConnectionError and connectError read it as theirs.
+      reject(new Error('timeout exceeded when trying to connect'))
+    }, ms)
+  })
+  try {
+    return await Promise.race([checkout, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
  * Checks a connection string without ever echoing it (it may hold a password): a `postgres://` or
  * `postgresql://` URL (or node-postgres' `socket:` URL, or a socket directory `/path database`), with
  * well-formed percent escapes.
@@ -633,7 +658,7 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   const connect = async (): Promise<PgClientLike> => {
     let client: PgClientLike
     try {
-      client = await p.connect()
+      client = owned ? await checkoutWithin(p, CONNECT_TIMEOUT_MS) : await p.connect()
     } catch (error) {
       throw connectError(error, failedTarget(error, target))
     }
