@@ -29,6 +29,7 @@ import type {
   UserEngineStore,
 } from '../../src/store/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { validatePurgePublished } from '../../src/store/outbox-checks.js'
 import { SCHEMA_VERSIONS } from '../../src/store/schema-versions.js'
 import type { ConformanceOptions, RowRefusal } from '../../src/testing/index.js'
 import { DelegatingStore } from './delegating-store.js'
@@ -1151,6 +1152,9 @@ class PurgeByOccurredStore extends DelegatingStore {
       },
       // Purged rows are hidden rather than deleted: the reference store has no purge by occurrence.
       purgePublished: async (olderThanMs, limit) => {
+        // Validation and the closed check as the reference store does them: only the cut is wrong here.
+        validatePurgePublished(olderThanMs, limit)
+        await inner.lag()
         const cut = Date.now() - olderThanMs
         let purged = 0
         for (const id of this.#published) {
@@ -1526,6 +1530,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: "returns an aggregate's claimed events newest first",
     create: () => new ReversedClaimStore(),
     caughtBy: [
+      'outbox: a continuation counts against the claim limit like any event',
       "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
       'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
       'outbox: the limit cuts the last prefix short, never skipping an event; newAggregates bounds how many start',
@@ -1574,6 +1579,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: 'a failed event is due again at once, `backoffMs` ignored',
     create: () => new NoBackoffStore(),
     caughtBy: [
+      'outbox: settle: a published event gets publishedAt (purgePublished takes at most limit a call), a failed one waits its backoffMs',
       'outbox: fail backs off: the event is not claimable until its backoff has passed',
       'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
     ],
@@ -1640,6 +1646,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: 'deletes identifiers softly under a unique index that still covers them: a deleted value is never free again',
     create: () => new SoftDeletedIdentifierStore(),
     caughtBy: [
+      'identifiers: a value deleted and inserted again in one unit commits, and a changed value frees the old one',
       'records: delete: identifier, profile and factor are gone and the identifier value is free again',
     ],
   },

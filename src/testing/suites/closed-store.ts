@@ -6,6 +6,7 @@ import { assert, expectCode } from '../shared/expect.js'
 /** Every call a service or relay makes, on a closed store. */
 function calls(store: UserEngineStore, tenantId: string): [string, () => Promise<unknown>][] {
   const key = `identifier:${'0'.repeat(64)}`
+  const event = freshId('evt')
   return [
     ['readiness()', () => store.readiness()],
     ['migrate()', () => store.migrate()],
@@ -32,7 +33,46 @@ function calls(store: UserEngineStore, tenantId: string): [string, () => Promise
     ['diagnostics()', () => store.diagnostics()],
     ['outbox.claim()', () => store.outbox.claim({ owner: 'closed-check', limit: 1, leaseMs: 1000 })],
     ['outbox.lag()', () => store.outbox.lag()],
+    ['outbox.acknowledge()', () => store.outbox.acknowledge('closed-check', [event])],
+    [
+      'outbox.fail()',
+      () =>
+        store.outbox.fail({
+          owner: 'closed-check',
+          eventId: event,
+          error: 'x',
+          maxAttempts: 3,
+          backoffMs: 0,
+        }),
+    ],
+    ['outbox.release()', () => store.outbox.release('closed-check', [event])],
+    [
+      'outbox.settle()',
+      () =>
+        store.outbox.settle({
+          owner: 'closed-check',
+          items: [{ tenantId, eventId: event, outcome: 'published' }],
+          maxAttempts: 3,
+        }),
+    ],
+    ['outbox.retryDead()', () => store.outbox.retryDead(event)],
+    ['outbox.discardDead()', () => store.outbox.discardDead(event)],
+    ['outbox.purgePublished()', () => store.outbox.purgePublished(0, 10)],
+    ['outbox.get()', () => store.outbox.get(event)],
+    ['outbox.listForAggregate()', () => store.outbox.listForAggregate(tenantId, freshId('u'))],
+    ['outbox.list()', () => store.outbox.list({ status: 'dead' })],
     ['throttle.read()', () => store.throttle.read(tenantId, [key])],
+    [
+      'throttle.recordFailure()',
+      () =>
+        store.throttle.recordFailure(
+          tenantId,
+          [key],
+          { lockAfter: 5, baseLockMs: 1000, maxLockMs: 10_000, windowMs: 60_000 },
+          new Date(),
+        ),
+    ],
+    ['throttle.clear()', () => store.throttle.clear(tenantId, [key])],
   ]
 }
 

@@ -169,6 +169,50 @@ export const identifiersSuite = suite('identifiers', 'identifier values are uniq
     },
   },
   {
+    name: 'a value deleted and inserted again in one unit commits, and a changed value frees the old one',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      const seeded = await seedUser(store, tenantId, { email: 'again@example.com' })
+      const { userId } = seeded
+      const again = freshId('idn')
+      await expectOk(
+        changeUser(store, tenantId, userId, (tx) => {
+          tx.deleteIdentifier({ id: seeded.emailId!, userId }, { expectedVersion: 1 })
+          putIdentifier(tx, again, userId, 'email', 'again@example.com')
+        }),
+        'one unit deleting an identifier and inserting a new one with the same value',
+      )
+      const back = await store.getIdentifier(tenantId, 'email', 'again@example.com')
+      assert.deepEqual(
+        [back?.id, back?.version],
+        [again, 1],
+        'the value is held by the new record, at version 1',
+      )
+      await expectOk(
+        changeUser(store, tenantId, userId, (tx) => {
+          tx.putIdentifier(
+            { id: again, userId, kind: 'email', value: 'moved@example.com', verified: false },
+            { expectedVersion: 1 },
+          )
+        }),
+        "changing the identifier's value",
+      )
+      expectNull(
+        await store.getIdentifier(tenantId, 'email', 'again@example.com'),
+        'the old value after a change',
+      )
+      const other = await expectOk(
+        seedUser(store, tenantId, { email: 'again@example.com' }),
+        'another user taking the value the change freed',
+      )
+      assert.equal(
+        (await store.findUserByIdentifier(tenantId, 'email', 'again@example.com'))?.id,
+        other.userId,
+      )
+    },
+  },
+  {
     name: 'two racing transactions inserting one identifier: exactly one wins, the other gets DUPLICATE_IDENTIFIER',
     async run(ctx) {
       const store = await ctx.store()

@@ -348,6 +348,49 @@ export const outboxSuite = suite(
       },
     },
     {
+      name: 'settle: a published event gets publishedAt (purgePublished takes at most limit a call), a failed one waits its backoffMs',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        for (let i = 0; i < 4; i++) await userWithEvents(store, tenantId, 1)
+        const [later, ...held] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(later && held.length === 3, 'four heads claimed')
+        const settled = await store.outbox.settle({
+          owner: 'relay-a',
+          items: [
+            ...held.map((e) => ({ tenantId, eventId: e.id, outcome: 'published' as const })),
+            { tenantId, eventId: later.id, outcome: 'failed' as const, error: 'later', backoffMs: 600_000 },
+          ],
+          maxAttempts: 3,
+        })
+        assert.deepEqual(
+          held.map((e) => settled.get(e.id)),
+          ['published', 'published', 'published'],
+        )
+        assert.equal(settled.get(later.id), 'pending')
+        const backedOff = await store.outbox.get(later.id)
+        assert.ok(
+          backedOff && Date.parse(backedOff.availableAt) - Date.now() > 500_000,
+          `a failed settle item with backoffMs 600000 is due again at ${backedOff?.availableAt}: it must wait its backoff`,
+        )
+        assert.deepEqual(await claimOwn(store, tenantId, 'relay-b'), [], 'the backed-off event was claimed')
+        for (const e of held) {
+          const got = await store.outbox.get(e.id)
+          assert.ok(
+            got?.publishedAt,
+            `settle published ${label(e)} without a publishedAt: it could never be purged`,
+          )
+        }
+        await sleep(30)
+        assert.equal(
+          await store.outbox.purgePublished(0, 2),
+          2,
+          'purgePublished(0, 2) deletes exactly 2 of 3',
+        )
+        assert.equal(await store.outbox.purgePublished(0, 2), 1, 'the next call deletes the last one')
+        assert.equal(await store.outbox.purgePublished(0, 2), 0, 'then nothing is left')
+      },
+    },
+    {
       name: 'purgePublished cuts by when an event was published, not when it occurred',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
@@ -498,6 +541,12 @@ export const outboxSuite = suite(
         const occurred = Date.parse(events[0]!.occurredAt)
         const [held] = await claimOwn(store, tenantId, 'relay-a')
         assert.ok(held)
+        // Leased: still pending (a relay holding it has not published it yet).
+        assert.deepEqual(
+          [(await store.outbox.lag()).pending, (await store.outbox.lag()).dead],
+          [1, 0],
+          'lag counts a leased event as pending',
+        )
         // Backed off for an hour: still pending, and as old as it has been since it occurred.
         await store.outbox.fail({
           owner: 'relay-a',
@@ -857,6 +906,26 @@ export const outboxSuite = suite(
           ids(await cursor('relay-a', e[5]!)),
           [later?.id],
           'a continuation whose event and every event before it are published claims from the head, and newAggregates (0 here) does not limit it',
+        )
+      },
+    },
+    {
+      name: 'a continuation counts against the claim limit like any event',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 5)
+        const [head] = await claimOwn(store, tenantId, 'relay-a', { limit: 1 })
+        assert.equal(head?.id, events[0]!.id)
+        const next = await claimOwn(store, tenantId, 'relay-a', {
+          limit: 2,
+          perAggregate: 10,
+          newAggregates: 0,
+          continueAfter: [{ tenantId, eventId: head!.id }],
+        })
+        assert.deepEqual(
+          ids(next),
+          ids(events.slice(1, 3)),
+          'limit 2: the two events after the head, no more',
         )
       },
     },

@@ -31,6 +31,13 @@ export const tenantsSuite = suite('tenants', 'listTenants lists every tenant by 
       const all = listed.map((t) => t.id)
       assert.deepEqual(all, [...all].sort(codePointOrder), 'the whole listing is in code-point order')
       assert.equal(new Set(all).size, all.length, 'no tenant listed twice')
+      const whole = await store.listTenants({ limit: all.length })
+      assert.equal(whole.items.length, all.length, 'a page as large as the listing holds every tenant')
+      assert.equal(
+        whole.nextCursor,
+        null,
+        'a page ending at the last tenant has a next cursor: it must be null',
+      )
       assert.deepEqual(
         { name: mine[0]?.name, status: mine[0]?.status, version: mine[0]?.version },
         { name: 'Listed', status: 'active', version: 1 },

@@ -62,9 +62,14 @@ export const throttleSuite = suite('throttle', 'failed sign-in counts are exact 
       for (let n = 0; n < 4; n++) await store.throttle.recordFailure(tenantId, [key], POLICY, at(n))
       const inside = await store.throttle.recordFailure(tenantId, [key], POLICY, at(3 + POLICY.windowMs - 1))
       assert.equal(inside[0]?.failures, 5, 'a failure inside the window adds to the count')
-      const later = at(3 + 2 * POLICY.windowMs)
+      // Exactly windowMs after the last failure: "windowMs or more before now" restarts the count.
+      const later = at(3 + POLICY.windowMs - 1 + POLICY.windowMs)
       const [state] = await store.throttle.recordFailure(tenantId, [key], POLICY, later)
-      assert.deepEqual(state, { key, failures: 1, lockedUntil: null })
+      assert.deepEqual(
+        state,
+        { key, failures: 1, lockedUntil: null },
+        'a failure exactly windowMs after the last one starts the count again at 1',
+      )
     },
   },
   {
