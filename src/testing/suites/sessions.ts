@@ -190,7 +190,8 @@ export const sessionsSuite = suite(
         const [t1, t2] = [await ctx.newTenant(store), await ctx.newTenant(store)]
         const { userId } = await seedUser(store, t1)
         const other = await seedUser(store, t2)
-        const expired = [sessionDraft(userId, 1), tokenDraft(userId, 2), sessionDraft(userId, 3)]
+        // Written newest first, so a purge in write order would delete a different pair than oldest first.
+        const expired = [sessionDraft(userId, 3), tokenDraft(userId, 2), sessionDraft(userId, 1)]
         const live = [sessionDraft(userId, HOUR), tokenDraft(userId, HOUR)]
         await withUser(store, t1, userId, (tx) => {
           for (const r of [...expired, ...live]) {
@@ -202,6 +203,11 @@ export const sessionsSuite = suite(
         await withUser(store, t2, other.userId, (tx) => tx.putSession(foreign, { mustNotExist: true }))
         const before = at(10)
         assert.deepEqual(await store.purgeExpired(t1, { before, limit: 2 }), { sessions: 1, tokens: 1 })
+        assert.equal(
+          (await store.findSession(t1, expired[0]!.id))?.session.id,
+          expired[0]!.id,
+          'limit 2 deleted the session expiring last instead of the two oldest rows (expiresAt order)',
+        )
         assert.deepEqual(await store.purgeExpired(t1, { before, limit: 2 }), { sessions: 1, tokens: 0 })
         assert.deepEqual(await store.purgeExpired(t1, { before, limit: 2 }), { sessions: 0, tokens: 0 })
         await store.transaction(t1, async (tx) => {
