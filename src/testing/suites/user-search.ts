@@ -188,6 +188,10 @@ export const userSearchSuite = suite(
         ])
         assert.deepEqual(ids(await listAll(store, tenantId, username('y\u{10FFFF}'))), ['top'])
         assert.equal(await store.countUsers(tenantId, username('y\u{10FFFF}')), 1)
+        // Code points, not a collation: no accent or case folding (a MySQL _ai_ci LIKE would match 'xé' here).
+        assert.deepEqual(ids(await listAll(store, tenantId, username('xe'))), [], "prefix 'xe' matched 'xé'")
+        assert.equal(await store.countUsers(tenantId, username('xe')), 0, "prefix 'xe' counted 'xé'")
+        assert.deepEqual(ids(await listAll(store, tenantId, username('xÉ'))), [], "prefix 'xÉ' matched 'xé'")
       },
     },
     {
