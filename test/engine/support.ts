@@ -11,6 +11,7 @@ import {
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { LATEST_SCHEMA_VERSION } from '../../src/store/schema-versions.js'
 import type { UserEngineStore } from '../../src/store/store.js'
+import { barrier } from '../../src/testing/shared/barrier.js'
 import { ADAPTERS, type Adapter, type SqlAdapter } from '../support/adapters.js'
 
 /** Argon2 at its cheapest: these tests check behaviour, not hashing cost. */
@@ -22,14 +23,25 @@ export const T0 = Date.UTC(2024, 0, 1, 12, 0, 10)
 export function conflictCounting(store: UserEngineStore): {
   store: UserEngineStore
   conflicts: () => number
+  /** The next `parties` units wait, their work done, until all have done it: then they commit, and race. */
+  holdCommits: (parties: number) => void
 } {
   let conflicts = 0
+  let hold: (() => Promise<void>) | undefined
   const proxy = new Proxy(store, {
     get(target, prop) {
       if (prop === 'transaction') {
         return async (tenantId: string, fn: Parameters<UserEngineStore['transaction']>[1]) => {
+          const gate = hold
+          const work: typeof fn = gate
+            ? async (tx) => {
+                const result = await fn(tx)
+                await gate()
+                return result
+              }
+            : fn
           try {
-            return await target.transaction(tenantId, fn)
+            return await target.transaction(tenantId, work)
           } catch (error) {
             if ((error as { code?: string }).code === 'VERSION_CONFLICT') conflicts++
             throw error
@@ -40,7 +52,13 @@ export function conflictCounting(store: UserEngineStore): {
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
-  return { store: proxy, conflicts: () => conflicts }
+  return {
+    store: proxy,
+    conflicts: () => conflicts,
+    holdCommits: (parties) => {
+      hold = barrier(parties)
+    },
+  }
 }
 
 export interface Harness {
