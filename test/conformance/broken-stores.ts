@@ -1274,6 +1274,40 @@ class DiagnosticsVersionStore extends DelegatingStore {
   }
 }
 
+/**
+ * Writes a session update whatever is stored (a DynamoDB PutItem): a refresh of a session revoked meanwhile
+ * conflicts, and is then written back as a new row, so the revoked session is live again.
+ */
+class SessionUpsertStore extends DelegatingStore {
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const updates: Parameters<UnitOfWork['putSession']>[0][] = []
+    try {
+      return await this.inner.transaction(tenantId, (tx) => {
+        const put = tx.putSession.bind(tx)
+        tx.putSession = (session, precondition) => {
+          if ('expectedVersion' in precondition) updates.push(session)
+          put(session, precondition)
+        }
+        return fn(tx)
+      })
+    } catch (error) {
+      if (!isUserEngineError(error, ErrorCode.VERSION_CONFLICT) || updates.length === 0) throw error
+      let upserted = false
+      for (const session of updates) {
+        if (await this.inner.findSession(tenantId, session.id)) continue
+        await this.inner.transaction(tenantId, async (tx) => {
+          const user = await tx.getUser(session.userId)
+          if (user) tx.putUser({ id: user.id, status: user.status }, { expectedVersion: user.version })
+          tx.putSession(session, { mustNotExist: true })
+        })
+        upserted = true
+      }
+      if (!upserted) throw error
+      return undefined as T
+    }
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1729,6 +1763,13 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: 'prints the stored and the new factor, secrets included, in a version conflict',
     create: () => new FactorConflictLeakStore(),
     caughtBy: ['redaction: errors name ids and codes, never the values involved'],
+  },
+  {
+    bug: 'writes a session update whatever is stored (an upsert): a refresh racing a revoke brings the session back',
+    create: () => new SessionUpsertStore(),
+    caughtBy: [
+      'sessions: a refresh that read a session before a revoke committed fails, and the session stays revoked',
+    ],
   },
   {
     bug: "`diagnostics()` reports the code's latest schema version, not the database's",

@@ -295,6 +295,41 @@ export const sessionsSuite = suite(
       },
     },
     {
+      name: 'a refresh that read a session before a revoke committed fails, and the session stays revoked',
+      async run(ctx) {
+        const store = await ctx.store()
+        const tenantId = await ctx.newTenant(store)
+        const { userId } = await seedUser(store, tenantId)
+        const session = sessionDraft(userId)
+        await withUser(store, tenantId, userId, (tx) => tx.putSession(session, { mustNotExist: true }))
+        const read = barrier(2, 5000)
+        const revoked = barrier(2, 5000)
+        const refresh = store.transaction(tenantId, async (tx) => {
+          const current = await tx.getSession(session.id)
+          assert.ok(current, 'the refresh reads the session')
+          await read()
+          await revoked()
+          // A refresh alone: rule 5 lets a session update go without the user's write.
+          tx.putSession({ ...current, lastSeenAt: at(60_000) }, { expectedVersion: current.version })
+        })
+        refresh.catch(() => {})
+        await read()
+        await withUser(store, tenantId, userId, (tx) =>
+          tx.deleteSession({ id: session.id, userId }, { expectedVersion: 1 }),
+        )
+        await revoked()
+        await expectCode(
+          refresh,
+          ErrorCode.VERSION_CONFLICT,
+          'a refresh of a session revoked after it was read',
+        )
+        expectNull(
+          await store.findSession(tenantId, session.id),
+          'the revoked session after the late refresh',
+        )
+      },
+    },
+    {
       name: '16 racing commits deleting one token at its version: exactly one commits',
       async run(ctx) {
         const store = await ctx.store()
