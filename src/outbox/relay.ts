@@ -1,5 +1,6 @@
 // Long on purpose: one state machine (claim, per-aggregate workers, outage pause) whose fields every part
 // reads; its options, settle statements, backoff and error text live in files of their own.
+import { withDeadline } from '../domain/deadline.js'
 import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import type { OutboxEntry } from '../domain/records.js'
 import type { OutboxLag, OutboxSubscription, SettleItem } from '../store/store.js'
@@ -797,17 +798,12 @@ const HUNG_PUBLISH_MIN_MS = 5000
  * `stop()` forever. A late success is the broker's to deduplicate, by the event id.
  */
 function settleBefore(publishing: Promise<void> | unknown, deadline: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new UserEngineError(ErrorCode.PUBLISH_FAILED, 'the publish did not settle in time: taken as hung', {
-            details: { timedOut: true },
-          }),
-        ),
-      Math.max(0, deadline - Date.now()),
-    )
-  })
-  return Promise.race([Promise.resolve(publishing) as Promise<void>, late]).finally(() => clearTimeout(timer))
+  return withDeadline(
+    Promise.resolve(publishing) as Promise<void>,
+    deadline - Date.now(),
+    () =>
+      new UserEngineError(ErrorCode.PUBLISH_FAILED, 'the publish did not settle in time: taken as hung', {
+        details: { timedOut: true },
+      }),
+  )
 }

@@ -1,3 +1,4 @@
+import { withDeadline } from '../../domain/deadline.js'
 import { ErrorCode, UserEngineError } from '../../domain/errors.js'
 import { type Logger, lineLogger } from '../../domain/logger.js'
 import { describeError } from '../../outbox/describe-error.js'
@@ -142,20 +143,19 @@ async function finalProgress(
   lastReported: RelayProgress | null,
   logger: Logger,
 ): Promise<{ progress: RelayProgress | null; stale: boolean }> {
-  // Bounded: a database that stopped answering would hold the exit for a connect timeout (10 s) or more.
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${FINAL_PROGRESS_MS} ms`)), FINAL_PROGRESS_MS)
-  })
   try {
-    return { progress: await Promise.race([relay.progress(), late]), stale: false }
+    // Bounded: a database that stopped answering would hold the exit for a connect timeout (10 s) or more.
+    const progress = await withDeadline(
+      relay.progress(),
+      FINAL_PROGRESS_MS,
+      () => new Error(`no answer within ${FINAL_PROGRESS_MS} ms`),
+    )
+    return { progress, stale: false }
   } catch (error) {
     logger.log('warn', 'relay: the final progress report failed; the summary is the last one reported', {
       error: describeError(error),
     })
     return { progress: lastReported, stale: true }
-  } finally {
-    clearTimeout(timer)
   }
 }
 

@@ -115,12 +115,19 @@ export function noteTarget<E>(error: E, target: ConnectionTarget): E {
   return error
 }
 
+/**
+ * C0 and C1 control characters, DEL and the Unicode line separators: refused in a connection string, and
+ * replaced in server text a message quotes (a terminal would act on them).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is matched
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+const CONTROL_RUNS = new RegExp(`${CONTROL_CHARACTER.source}+`, 'g')
+
 /** Server text fit for a message: one line, bounded, with the configured passwords removed. */
 function serverText(message: unknown, target: ConnectionTarget): string {
   let text = typeof message === 'string' ? message : ''
   for (const secret of target.secrets) if (secret.length > 0) text = text.split(secret).join('***')
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
-  text = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim()
+  text = text.replace(CONTROL_RUNS, ' ').trim()
   return text.length > 300 ? `${text.slice(0, 300)}...` : text
 }
 

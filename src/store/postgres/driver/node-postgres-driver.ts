@@ -1,10 +1,18 @@
 // Long on purpose: one adapter from pg.Pool to SqlDriver, with its option checks, pooler detection, text-row query and
 // prepared-statement switch, which all act on the same connections.
+import { withDeadline } from '../../../domain/deadline.js'
 import { ErrorCode, isUserEngineError, UserEngineError, ValidationError } from '../../../domain/errors.js'
 import { importOptional } from '../../../domain/optional-import.js'
 import { optionsObject } from '../../../domain/validation.js'
 import type { SqlDriver, SqlListener, SqlResult, SqlSession } from './driver.js'
-import { type ConnectionTarget, connectError, isConnectionError, noteTarget, sqlState } from './errors.js'
+import {
+  CONTROL_CHARACTER,
+  type ConnectionTarget,
+  connectError,
+  isConnectionError,
+  noteTarget,
+  sqlState,
+} from './errors.js'
 import { statementName } from './statement-names.js'
 
 /** The part of a `pg` result the driver reads. */
@@ -82,10 +90,6 @@ const POOL_FUNCTIONS = ['query', 'connect', 'end'] as const
 const URL_MESSAGE =
   'is not a valid postgres:// URL (postgres://user:password@host:port/database; percent-encode special characters in the user and password)'
 
-// C0 and C1 control characters, DEL and the Unicode line separators: none belongs in a URL, raw or %-encoded.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
-
 function decodedOrSame(value: string): string {
   try {
     return decodeURIComponent(value)
@@ -101,21 +105,15 @@ function decodedOrSame(value: string): string {
  */
 async function checkoutWithin(pool: PgPoolLike, ms: number): Promise<PgClientLike> {
   const checkout = pool.connect()
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      checkout.then(
-        (client) => client.release(),
-        () => undefined,
-      )
-      // The words node-postgres uses, so isConnectionError and connectError read it as theirs.
-      reject(new Error('timeout exceeded when trying to connect'))
-    }, ms)
-  })
   try {
-    return await Promise.race([checkout, late])
-  } finally {
-    clearTimeout(timer)
+    // The words node-postgres uses, so isConnectionError and connectError read it as theirs.
+    return await withDeadline(checkout, ms, () => new Error('timeout exceeded when trying to connect'))
+  } catch (error) {
+    checkout.then(
+      (client) => client.release(),
+      () => undefined,
+    )
+    throw error
   }
 }
 
@@ -142,7 +140,11 @@ function assertConnectionString(value: unknown, name: string): asserts value is 
   }
   // URL parsing drops tabs and newlines and trims spaces, and a NUL (raw or %00) would end a string of the
   // server's startup message early, letting the rest of it add settings: refuse them rather than guess.
-  if (value !== value.trim() || CONTROL.test(value) || CONTROL.test(decodedOrSame(value))) {
+  if (
+    value !== value.trim() ||
+    CONTROL_CHARACTER.test(value) ||
+    CONTROL_CHARACTER.test(decodedOrSame(value))
+  ) {
     throw new ValidationError(
       `${name} has surrounding whitespace, a control character or a NUL (%00); none belongs in a connection string`,
       { details: { field } },
