@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
 import type { AggregateType } from '../domain/records.js'
 import { assertId, assertIntegerInRange, assertPositiveInt, optionsObject } from '../domain/validation.js'
@@ -200,6 +201,8 @@ export interface ValidListOutbox {
   readonly aggregateId: string | undefined
   readonly limit: number
   readonly after: OutboxListKey | undefined
+  /** Names the listing (status and filters); its cursors carry it. */
+  readonly tag: string
 }
 
 export function validateListOutboxQuery(query: ListOutboxQuery): ValidListOutbox {
@@ -217,22 +220,37 @@ export function validateListOutboxQuery(query: ListOutboxQuery): ValidListOutbox
   if (q.aggregateId !== undefined) assertId(q.aggregateId, 'aggregateId')
   const limit = q.limit ?? 100
   assertPositiveInt(limit, 'limit', 1000)
+  const tenantId = q.tenantId as string | undefined
+  const aggregateId = q.aggregateId as string | undefined
+  const tag = listingTag(q.status, tenantId, aggregateId)
   return {
     status: q.status,
-    tenantId: q.tenantId as string | undefined,
-    aggregateId: q.aggregateId as string | undefined,
+    tenantId,
+    aggregateId,
     limit,
-    after: q.cursor === undefined ? undefined : decodeListCursor(q.cursor),
+    after: q.cursor === undefined ? undefined : decodeListCursor(q.cursor, tag),
+    tag,
   }
 }
 
-export function encodeListCursor(k: OutboxListKey): string {
+/**
+ * A list cursor holds the last entry's key and a tag naming its listing (status and filters): a key alone
+ * would be accepted by another listing, which would answer with a page that silently skips events.
+ */
+function listingTag(status: string, tenantId: string | undefined, aggregateId: string | undefined): string {
+  return createHash('sha256')
+    .update([status, tenantId ?? '', aggregateId ?? ''].join('\u0000'))
+    .digest('hex')
+    .slice(0, 12)
+}
+
+export function encodeListCursor(k: OutboxListKey, listing: ValidListOutbox): string {
   return Buffer.from(
-    JSON.stringify([k.tenantId, k.aggregateType, k.aggregateId, k.sequence, k.position]),
+    JSON.stringify([k.tenantId, k.aggregateType, k.aggregateId, k.sequence, k.position, listing.tag]),
   ).toString('base64url')
 }
 
-function decodeListCursor(cursor: unknown): OutboxListKey {
+function decodeListCursor(cursor: unknown, tag: string): OutboxListKey {
   const invalid = () => new ValidationError('cursor is not valid', { details: { field: 'cursor' } })
   if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > 1000) throw invalid()
   let parts: unknown
@@ -241,7 +259,13 @@ function decodeListCursor(cursor: unknown): OutboxListKey {
   } catch {
     throw invalid()
   }
-  if (!Array.isArray(parts) || parts.length !== 5) throw invalid()
+  if (!Array.isArray(parts) || parts.length !== 6) throw invalid()
+  if (parts[5] !== tag) {
+    throw new ValidationError(
+      'cursor is not valid for this listing: pass back the nextCursor of the same status and filters',
+      { details: { field: 'cursor' } },
+    )
+  }
   const [tenantId, aggregateType, aggregateId, sequence, position] = parts as unknown[]
   try {
     assertId(tenantId, 'cursor')

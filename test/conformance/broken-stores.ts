@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import {
   decodeIdCursor,
@@ -1105,6 +1106,32 @@ class OutboxListAnyTenantStore extends DelegatingStore {
   }
 }
 
+/**
+ * The outbox list cursor names the last event only, so any listing resumes from it: this store re-tags a
+ * cursor for whatever listing it is passed to (the shipped stores' tag, recomputed here).
+ */
+class OutboxListCursorAnyListingStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      list: (query) => {
+        let parts: unknown[]
+        try {
+          parts = JSON.parse(Buffer.from(String(query.cursor), 'base64url').toString('utf8'))
+        } catch {
+          return inner.list(query)
+        }
+        if (!Array.isArray(parts)) return inner.list(query)
+        parts[5] = createHash('sha256')
+          .update([query.status, query.tenantId ?? '', query.aggregateId ?? ''].join('\u0000'))
+          .digest('hex')
+          .slice(0, 12)
+        return inner.list({ ...query, cursor: Buffer.from(JSON.stringify(parts)).toString('base64url') })
+      },
+    })
+  }
+}
+
 /** `purgeExpired` deletes `expires_at <= before`: a session expiring at the cut itself goes too. */
 class InclusivePurgeStore extends DelegatingStore {
   override purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
@@ -1732,7 +1759,17 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
   {
     bug: '`outbox.list` ignores the tenant filter',
     create: () => new OutboxListAnyTenantStore(),
-    caughtBy: ["outbox: list by tenant, or by tenant and aggregate, never shows another tenant's events"],
+    caughtBy: [
+      "outbox: list by tenant, or by tenant and aggregate, never shows another tenant's events",
+      'outbox: a list cursor resumes only its own listing: another tenant, aggregate or status is VALIDATION',
+    ],
+  },
+  {
+    bug: "the outbox list cursor names the last event only: another tenant's or status's listing resumes from it",
+    create: () => new OutboxListCursorAnyListingStore(),
+    caughtBy: [
+      'outbox: a list cursor resumes only its own listing: another tenant, aggregate or status is VALIDATION',
+    ],
   },
   {
     bug: '`purgeExpired` deletes what expires at `before` too (`<=` for `<`)',

@@ -234,17 +234,26 @@ export function settleOptions(options) {
 
 /**
  * The outbox listing's keyset cursor: base64url JSON of the last event's (tenant, aggregate, sequence,
- * position). Opaque to callers, checked field by field when it comes back.
+ * position) and of the listing it came from (status and filters), so another listing refuses it rather than
+ * skip events. Opaque to callers, checked field by field when it comes back.
  * @param {{ tenantId: string, aggregateType: string, aggregateId: string, sequence: number, position: number }} k
+ * @param {{ status: string, tenantId?: string, aggregateId?: string }} listing
  */
-export function encodeOutboxCursor(k) {
+export function encodeOutboxCursor(k, listing) {
   return Buffer.from(
-    JSON.stringify([k.tenantId, k.aggregateType, k.aggregateId, k.sequence, k.position]),
+    JSON.stringify([k.tenantId, k.aggregateType, k.aggregateId, k.sequence, k.position, listingOf(listing)]),
   ).toString('base64url')
 }
 
-/** @param {unknown} cursor @returns {[string, string, string, number, number]} */
-function decodeOutboxCursor(cursor) {
+/** @param {{ status: string, tenantId?: string, aggregateId?: string }} q */
+const listingOf = (q) => [q.status, q.tenantId ?? null, q.aggregateId ?? null].join(' ')
+
+/**
+ * @param {unknown} cursor
+ * @param {{ status: string, tenantId?: string, aggregateId?: string }} listing
+ * @returns {[string, string, string, number, number]}
+ */
+function decodeOutboxCursor(cursor, listing) {
   if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > 1000) throw invalid('cursor')
   let parts
   try {
@@ -252,7 +261,9 @@ function decodeOutboxCursor(cursor) {
   } catch {
     throw invalid('cursor')
   }
-  if (!Array.isArray(parts) || parts.length !== 5) throw invalid('cursor')
+  if (!Array.isArray(parts) || parts.length !== 6 || parts[5] !== listingOf(listing)) {
+    throw invalid('cursor')
+  }
   const [tenantId, aggregateType, aggregateId, sequence, position] = parts
   try {
     assertId(tenantId, 'cursor')
@@ -278,11 +289,14 @@ export function listOutboxQuery(query) {
   if (q.status !== 'pending' && q.status !== 'dead') throw invalid('status')
   if (q.tenantId !== undefined) assertId(q.tenantId, 'tenantId')
   if (q.aggregateId !== undefined) assertId(q.aggregateId, 'aggregateId')
-  return {
+  const listing = {
     status: q.status,
     tenantId: /** @type {string | undefined} */ (q.tenantId),
     aggregateId: /** @type {string | undefined} */ (q.aggregateId),
+  }
+  return {
+    ...listing,
     limit: assertInt(q.limit ?? 100, 'limit', 1, 1000),
-    after: q.cursor === undefined ? undefined : decodeOutboxCursor(q.cursor),
+    after: q.cursor === undefined ? undefined : decodeOutboxCursor(q.cursor, listing),
   }
 }

@@ -381,7 +381,7 @@ export class SqliteOutbox {
     )
     const items = rows.slice(0, q.limit).map(toEntry)
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > q.limit && last ? encodeOutboxCursor(last) : null }
+    return { items, nextCursor: rows.length > q.limit && last ? encodeOutboxCursor(last, q) : null }
   }
 
   /** An in-process wake after commits that wrote events, for relays on any store over this database. */

@@ -299,7 +299,7 @@ export class InMemoryOutbox implements OutboxAccess {
     const last = items[items.length - 1]
     return {
       items: items.map(toEntry),
-      nextCursor: rows.length > q.limit && last ? encodeListCursor(last) : null,
+      nextCursor: rows.length > q.limit && last ? encodeListCursor(last, q) : null,
     }
   }
 

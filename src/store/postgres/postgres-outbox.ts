@@ -256,7 +256,7 @@ export class PostgresOutbox implements OutboxAccess {
     ])
     const items = rows.slice(0, q.limit).map(toEntry)
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > q.limit && last ? encodeListCursor(last) : null }
+    return { items, nextCursor: rows.length > q.limit && last ? encodeListCursor(last, q) : null }
   }
 
   /**

@@ -1078,6 +1078,33 @@ export const outboxSuite = suite(
       },
     },
     {
+      name: 'a list cursor resumes only its own listing: another tenant, aggregate or status is VALIDATION',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const other = await ctx.newTenant(store)
+        const a = await userWithEvents(store, tenantId, 3)
+        await userWithEvents(store, other, 2)
+        const first = await store.outbox.list({ status: 'pending', tenantId, limit: 1 })
+        const cursor = first.nextCursor
+        assert.ok(cursor, 'a page of 1 of 3 events has a nextCursor')
+        const next = await store.outbox.list({ status: 'pending', tenantId, limit: 1, cursor })
+        assert.equal(next.items.length, 1, 'the same listing resumes with its cursor')
+        const elsewhere: Array<[string, Parameters<typeof store.outbox.list>[0]]> = [
+          ['another tenant', { status: 'pending', tenantId: other, cursor }],
+          ['no tenant filter', { status: 'pending', cursor }],
+          ['an aggregate filter added', { status: 'pending', tenantId, aggregateId: a.userId, cursor }],
+          ['another status', { status: 'dead', tenantId, cursor }],
+        ]
+        for (const [what, query] of elsewhere) {
+          await expectCode(
+            store.outbox.list(query),
+            ErrorCode.VALIDATION,
+            `a pending listing's cursor of one tenant, passed to a listing with ${what} (a page there would skip events)`,
+          )
+        }
+      },
+    },
+    {
       name: 'list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
