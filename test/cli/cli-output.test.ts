@@ -4,7 +4,8 @@
 // JSON error with its code, the relay's included.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { redactUrl } from '../../src/cli/shared/open-store.js'
+import { parseStoreLocation, redactUrl } from '../../src/cli/shared/open-store.js'
+import { UsageError } from '../../src/cli/shared/usage-error.js'
 
 test('redactUrl masks user information in every shape', () => {
   const cases: Array<[string, string]> = [
@@ -20,6 +21,46 @@ test('redactUrl masks user information in every shape', () => {
     assert.equal(redactUrl(given), shown)
     assert.ok(!redactUrl(given).includes('HUNTER2'))
   }
+})
+
+test('a database URL of no supported scheme is refused without repeating any of it', async () => {
+  const { runCli } = await import('./run-cli.js')
+  const values = [
+    'host=127.0.0.1 user=postgres password=HUNTER2pw dbname=x',
+    'HUNTER2pw',
+    'mysql://u:HUNTER2pw@h/db',
+    'HUNTER2pw:rest',
+  ]
+  for (const value of values) {
+    assert.throws(() => parseStoreLocation(value), UsageError)
+    for (const env of [{ DATABASE_URL: value }, {} as Record<string, string>]) {
+      const args = env.DATABASE_URL ? ['status', '--json'] : ['status', '--json', '--database-url', value]
+      const r = await runCli(args, env)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.ok(!`${r.stdout}${r.stderr}`.includes('HUNTER2'), `printed: ${r.stdout}${r.stderr}`)
+      assert.match(r.stdout, /"code":"USAGE"/)
+    }
+  }
+  assert.match(
+    (() => {
+      try {
+        parseStoreLocation('mysql://u:HUNTER2pw@h/db')
+        return ''
+      } catch (error) {
+        return (error as Error).message
+      }
+    })(),
+    /\(mysql:\)/,
+  )
+})
+
+test('database URL schemes are case-insensitive', () => {
+  assert.deepEqual(parseStoreLocation('POSTGRES://u@h/db'), {
+    kind: 'postgres',
+    connectionString: 'postgres://u@h/db',
+  })
+  assert.deepEqual(parseStoreLocation('Memory:'), { kind: 'memory' })
+  assert.equal(parseStoreLocation('PGlite:memory').kind, 'pglite')
 })
 
 test('relay on a database whose schema is not ready: a JSON SCHEMA_NOT_READY error, exit 1', async () => {

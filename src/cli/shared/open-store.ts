@@ -30,19 +30,26 @@ export function resolveDatabaseUrl(
   return flag ?? schemaUrl ?? (env.DATABASE_URL || undefined) ?? DEFAULT_DATABASE_URL
 }
 
+// Schemes a message may name: a value that is not a URL (a libpq `key=value` string, a bare password) can
+// hold a secret anywhere, so the message repeats nothing of it but one of these.
+const NAMEABLE_SCHEMES = new Set(['mysql', 'mariadb', 'sqlite', 'file', 'http', 'https', 'redis', 'mongodb'])
+
 export function parseStoreLocation(url: string): StoreLocation {
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    return { kind: 'postgres', connectionString: url }
+  // Schemes are case-insensitive (RFC 3986); paths after pglite: are not.
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
+  const rest = scheme === undefined ? url : url.slice(scheme.length + 1)
+  if ((scheme === 'postgres' || scheme === 'postgresql') && rest.startsWith('//')) {
+    return { kind: 'postgres', connectionString: `${scheme}:${rest}` }
   }
-  if (url === 'pglite:memory') return { kind: 'pglite', dataDir: undefined }
-  if (url.startsWith('pglite:')) {
-    const path = url.slice('pglite:'.length)
-    if (path.length === 0) throw new UsageError('pglite: needs a path, or pglite:memory')
-    return { kind: 'pglite', dataDir: resolve(path) }
+  if (scheme === 'pglite') {
+    if (rest === 'memory') return { kind: 'pglite', dataDir: undefined }
+    if (rest.length === 0) throw new UsageError('pglite: needs a path, or pglite:memory')
+    return { kind: 'pglite', dataDir: resolve(rest) }
   }
-  if (url === 'memory:') return { kind: 'memory' }
+  if (scheme === 'memory' && rest === '') return { kind: 'memory' }
+  const named = scheme !== undefined && NAMEABLE_SCHEMES.has(scheme) ? ` (${scheme}:)` : ''
   throw new UsageError(
-    `unsupported database URL scheme in ${redactUrl(url)} (postgres://, postgresql://, pglite:PATH, pglite:memory, memory:)`,
+    `unsupported database URL${named}: use postgres://, postgresql://, pglite:PATH, pglite:memory or memory: (the value is not repeated, as it may hold a password)`,
   )
 }
 
