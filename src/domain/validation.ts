@@ -36,16 +36,6 @@ export function isStorableText(value: string): boolean {
   return !value.includes('\u0000') && !LONE_SURROGATE.test(value)
 }
 
-/** Every string in a JSON-like value (keys included) is storable text. */
-export function isStorableJson(value: unknown): boolean {
-  if (typeof value === 'string') return isStorableText(value)
-  if (Array.isArray(value)) return value.every(isStorableJson)
-  if (typeof value === 'object' && value !== null) {
-    return Object.entries(value).every(([k, v]) => isStorableText(k) && isStorableJson(v))
-  }
-  return true
-}
-
 /**
  * Checks an identifier lookup a store receives (already normalized by the caller): a known kind and storable,
  * bounded text. Stores check it so a bad lookup is a ValidationError on every store, never a driver error.

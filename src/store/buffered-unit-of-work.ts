@@ -2,6 +2,7 @@
 // write the same way; splitting it would scatter the one buffer they share.
 import { ConflictError, ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
+import { jsonData } from '../domain/json-data.js'
 import { LIMITS } from '../domain/limits.js'
 import type {
   FactorRecord,
@@ -14,14 +15,15 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../domain/records.js'
-import { SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
+import { IDENTIFIER_KINDS, SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
 import {
   assertId,
   assertIdentifierLookup,
   assertInstant,
   assertIpAddress,
   assertString,
-  isStorableJson,
+  foldIdentifier,
+  validateProfile,
 } from '../domain/validation.js'
 import type { AuditRow, CommitPlan, EventRow, WriteOp } from './commit-plan.js'
 import { recordCodec, type StoredRow } from './stored-row.js'
@@ -43,6 +45,51 @@ export interface RowSource {
   readRow(type: RecordType, id: string): Promise<StoredRow | null>
   readIdentifierRow(kind: IdentifierKind, value: string): Promise<StoredRow | null>
   readUserRows(userId: string, type: UserRowType): Promise<StoredRow[]>
+}
+
+const MAX_VERSION = 2_147_483_647
+const TENANT_STATUSES = ['active', 'suspended'] as const
+const USER_STATUSES = ['active', 'disabled', 'deleted'] as const
+
+function oneOf(value: unknown, allowed: readonly string[], field: string): void {
+  if (!allowed.includes(value as string)) {
+    throw new ValidationError(`${field} must be one of ${allowed.join(', ')}`, { details: { field } })
+  }
+}
+
+/**
+ * An identifier as the engine stores it: a known kind and a value already in normalized form (NFKC, trimmed,
+ * lower-cased), so a value that differs from a taken one only in case or width cannot slip past the uniqueness
+ * rule. Syntax (what makes an email an address) is the engine's to check, not the store's.
+ */
+function assertStoredIdentifier(identifier: Draft<IdentifierRecord>): void {
+  oneOf(identifier.kind, IDENTIFIER_KINDS, 'kind')
+  const { kind, value } = identifier
+  assertIdentifierLookup(kind, value)
+  if (foldIdentifier(value) !== value) {
+    throw new ValidationError(`${kind} value must be stored in normalized form (normalizeIdentifier)`, {
+      details: { field: 'value' },
+    })
+  }
+  if (typeof identifier.verified !== 'boolean') {
+    throw new ValidationError('verified must be a boolean', { details: { field: 'verified' } })
+  }
+}
+
+/** Audit data is flat: ids, codes and counts as strings, finite numbers, booleans or null (AuditData). */
+function flatAuditData(data: unknown): AuditRow['data'] {
+  const { data: parsed } = jsonData(data ?? {}, 'data', 'audit data')
+  const flat =
+    typeof parsed === 'object' &&
+    parsed !== null &&
+    !Array.isArray(parsed) &&
+    Object.values(parsed).every((v) => v === null || typeof v !== 'object')
+  if (!flat) {
+    throw new ValidationError('audit data must be an object of strings, numbers, booleans or null', {
+      details: { field: 'data' },
+    })
+  }
+  return parsed as AuditRow['data']
 }
 
 function assertTokenHash(value: unknown): void {
@@ -162,17 +209,20 @@ export class BufferedUnitOfWork implements UnitOfWork {
     if (tenant.id !== this.tenantId)
       throw new ValidationError('tenant id must match the unit of work', { details: { field: 'id' } })
     assertString(tenant.name, 'name', LIMITS.tenantNameLength)
+    oneOf(tenant.status, TENANT_STATUSES, 'status')
     this.#put('tenant', tenant.id, null, recordCodec.tenant.toPayload(tenant), precondition)
   }
 
   putUser(user: Draft<UserRecord>, precondition: Precondition): void {
     assertId(user.id, 'userId')
+    oneOf(user.status, USER_STATUSES, 'status')
     this.#put('user', user.id, user.id, recordCodec.user.toPayload(user), precondition)
   }
 
   putIdentifier(identifier: Draft<IdentifierRecord>, precondition: Precondition): void {
     assertId(identifier.id, 'identifierId')
     assertId(identifier.userId, 'userId')
+    assertStoredIdentifier(identifier)
     this.#put(
       'identifier',
       identifier.id,
@@ -188,6 +238,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
 
   putProfile(profile: Draft<ProfileRecord>, precondition: Precondition): void {
     assertId(profile.userId, 'userId')
+    validateProfile(profile.attributes)
     this.#put('profile', profile.userId, profile.userId, recordCodec.profile.toPayload(profile), precondition)
   }
 
@@ -257,11 +308,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
     if (entry.requestId != null) assertId(entry.requestId, 'requestId')
     if (entry.ip != null) assertIpAddress(entry.ip, 'ip')
     if (entry.userAgent != null) assertString(entry.userAgent, 'userAgent', LIMITS.userAgentLength)
-    if (!isStorableJson(entry.data ?? {})) {
-      throw new ValidationError('audit data has characters that cannot be stored', {
-        details: { field: 'data' },
-      })
-    }
+    const data = flatAuditData(entry.data)
     this.#audit.push({
       id: newId('aud'),
       action: entry.action,
@@ -270,7 +317,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
       requestId: entry.requestId ?? null,
       ip: entry.ip ?? null,
       userAgent: entry.userAgent ?? null,
-      data: { ...(entry.data ?? {}) },
+      data,
     })
   }
 
@@ -278,13 +325,8 @@ export class BufferedUnitOfWork implements UnitOfWork {
     this.#assertOpen()
     assertString(event.type, 'type', LIMITS.eventTypeLength)
     if (event.userId !== undefined) assertId(event.userId, 'userId')
-    const payload = event.payload ?? {}
-    if (!isStorableJson(payload)) {
-      throw new ValidationError('event payload has characters that cannot be stored', {
-        details: { field: 'payload' },
-      })
-    }
-    if (Buffer.byteLength(JSON.stringify(payload)) > LIMITS.eventPayloadBytes) {
+    const { data: payload, bytes } = jsonData(event.payload ?? {}, 'payload', 'event payload')
+    if (bytes > LIMITS.eventPayloadBytes) {
       throw new ValidationError('event payload is too large', {
         details: {
           field: 'payload',
@@ -297,7 +339,7 @@ export class BufferedUnitOfWork implements UnitOfWork {
       aggregateType: event.userId === undefined ? 'tenant' : 'user',
       aggregateId: event.userId ?? this.tenantId,
       type: event.type,
-      payload: structuredClone(payload),
+      payload: payload as EventRow['payload'],
     })
   }
 
@@ -382,13 +424,8 @@ export class BufferedUnitOfWork implements UnitOfWork {
     this.#assertOpen()
     const k = key(type, id)
     const prior = this.#pending.get(k)
-    // Same refusal on every store: Postgres cannot store NUL or unpaired surrogates, the memory store could.
-    if (!isStorableJson(payload)) {
-      throw new ValidationError(`${type} has characters that cannot be stored`, {
-        details: { recordType: type },
-      })
-    }
-    const json = structuredClone(payload)
+    // Same data on every store: what Postgres's jsonb keeps (no NUL, no unpaired surrogate, JSON only).
+    const json = jsonData(payload, type, type).data as StoredRow['payload']
     if (prior) {
       // A second write to one record in one unit: its precondition is checked against what this unit sees,
       // and the commit still bumps the stored version once.
@@ -472,8 +509,9 @@ export class BufferedUnitOfWork implements UnitOfWork {
 
   #expected(precondition: { readonly expectedVersion?: unknown }): number {
     const v = precondition.expectedVersion
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw new ValidationError('expectedVersion must be a positive integer', {
+    // Versions are Postgres integers: a larger one could never match, and would be a driver error there.
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_VERSION) {
+      throw new ValidationError(`expectedVersion must be an integer from 1 to ${MAX_VERSION}`, {
         details: { field: 'expectedVersion' },
       })
     }
