@@ -44,10 +44,11 @@ const USAGE = `usage: user-engine <command> [options]
                                                publish outbox events to NATS JetStream; every flag is also
                                                USER_ENGINE_RELAY_<FLAG> (e.g. USER_ENGINE_RELAY_BATCH_SIZE);
                                                D: milliseconds, or 500ms, 30s, 5m, 2h, 7d
-  outbox       list --dead|--pending [--tenant ID] [--user ID] [--limit N] [--cursor C] [--json]
-                                               find pending or dead outbox events (never their payloads)
+  outbox       list --dead|--pending [--tenant ID] [--user ID] [--limit N] [--cursor C]
+               [--database-url URL] [--json]   find pending or dead outbox events (never their payloads)
   outbox       retry|discard --event ID [--database-url URL] [--json]
-                                               act on a dead outbox event
+                                               act on a dead outbox event (exit 1, nothing changed, when
+                                               the event is unknown or not dead)
   keys         status|reseal [--database-url URL] [--batch-size N] [--max-batches N] [--json]
                                                TOTP seeds per key id; re-seal them under the current key
                                                (keyring from USER_ENGINE_KEYS, USER_ENGINE_CURRENT_KEY)

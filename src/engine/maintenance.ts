@@ -4,6 +4,7 @@ import {
   assertIntegerInRange,
   assertOptionalSignal,
   assertTimeMs,
+  isIsoInstant,
   MAX_PURGE_BATCH,
   optionsObject,
 } from '../domain/validation.js'
@@ -41,12 +42,26 @@ export function purgeExpiredByClock(
   return purgeExpired(store, { now: clock(), ...given })
 }
 
+/** The two store methods a purge calls: anything without them is VALIDATION, not a TypeError mid-purge. */
+function assertPurgingStore(store: unknown): void {
+  const s = store as Partial<UserEngineStore> | null
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    typeof s.purgeExpired !== 'function' ||
+    typeof s.listTenants !== 'function'
+  ) {
+    throw new ValidationError('store must be a UserEngineStore', { details: { field: 'store' } })
+  }
+}
+
 /**
  * Deletes expired sessions and tokens of every tenant, in bounded batches (store rule 11: one statement per
  * batch, only records that were already expired; live ones are never touched). Needs no keyring: the CLI's
  * `purge` and a service's timer call it with the store alone.
  */
 export async function purgeExpired(store: UserEngineStore, options: PurgeOptions = {}): Promise<PurgeResult> {
+  assertPurgingStore(store)
   const o = optionsObject(options, 'purgeExpired options', PURGE_OPTION_KEYS)
   const batchSize = o.batchSize === undefined ? 1000 : o.batchSize
   assertIntegerInRange(batchSize, 'batchSize', 1, MAX_PURGE_BATCH)
@@ -55,6 +70,11 @@ export async function purgeExpired(store: UserEngineStore, options: PurgeOptions
   assertTimeMs(now, 'now')
   assertOptionalSignal(o.signal, 'signal')
   const before = new Date(now).toISOString()
+  // A time Date can hold may still be past what an ISO instant writes (years beyond 9999): name `now`, not
+  // the `before` the store would have refused.
+  if (!isIsoInstant(before)) {
+    throw new ValidationError('now must be a time before the year 10000', { details: { field: 'now' } })
+  }
   const signal = o.signal
   const maxBatches = (o.maxBatches as number | undefined) ?? Number.POSITIVE_INFINITY
   const total = { sessions: 0, tokens: 0, tenants: 0, batches: 0 }
@@ -104,9 +124,7 @@ export function createExpiryPurger(options: ExpiryPurgerOptions): ExpiryPurger {
     'onPass',
   ])
   const store = o.store as UserEngineStore
-  if (typeof store !== 'object' || store === null || typeof store.purgeExpired !== 'function') {
-    throw new ValidationError('store must be a UserEngineStore', { details: { field: 'store' } })
-  }
+  assertPurgingStore(store)
   const intervalMs = o.intervalMs === undefined ? 300_000 : o.intervalMs
   assertIntegerInRange(intervalMs, 'intervalMs', 10, 86_400_000)
   // Checked now, not at the first pass: a bad value would otherwise fail every pass, reported only to onPass.

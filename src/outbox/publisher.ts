@@ -1,4 +1,4 @@
-import { ErrorCode, UserEngineError } from '../domain/errors.js'
+import { ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import type { OutboxEntry } from '../domain/records.js'
 
 /**
@@ -82,7 +82,13 @@ export function toPublishedEvent(entry: OutboxEntry): PublishedEvent {
  * A callback that throws (or rejects) counts as a failed publish and is retried with backoff.
  */
 export class InProcessPublisher implements Publisher {
-  constructor(private readonly callback: (event: PublishedEvent) => void | Promise<void>) {}
+  constructor(private readonly callback: (event: PublishedEvent) => void | Promise<void>) {
+    if (typeof callback !== 'function') {
+      throw new ValidationError('InProcessPublisher needs a callback function', {
+        details: { field: 'callback' },
+      })
+    }
+  }
 
   async publish(event: OutboxEntry): Promise<void> {
     await this.callback(toPublishedEvent(event))

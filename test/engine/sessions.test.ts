@@ -341,3 +341,15 @@ test('createExpiryPurger runs a pass at once and one per interval until stopped'
   assert.deepEqual(await h.engine.listSessions(t, user.id), [])
   assert.throws(() => createExpiryPurger({ store: h.store, intervalMs: 1 }), { code: 'VALIDATION' })
 })
+
+test('purgeExpired refuses what is not a store, and a now past the year 9999 names now', async () => {
+  const { purgeExpired } = await import('../../src/engine/maintenance.js')
+  const h = setup()
+  for (const notAStore of [{}, null, { purgeExpired: () => {} }]) {
+    await assert.rejects(purgeExpired(notAStore as never), { code: 'VALIDATION', details: { field: 'store' } })
+  }
+  await assert.rejects(purgeExpired(h.store, { now: 8.64e15 }), {
+    code: 'VALIDATION',
+    details: { field: 'now' },
+  })
+})

@@ -4,7 +4,8 @@
 // of holding drainOnce() and stop() forever.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { OutboxRelay } from '../../src/outbox/index.js'
+import { InProcessPublisher, OutboxRelay } from '../../src/outbox/index.js'
+import { JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { commitEvents } from './helpers.js'
 
@@ -46,6 +47,46 @@ test('bad relay options are VALIDATION when the relay is built', () => {
   // The defaults and a full set of valid options still build.
   new OutboxRelay(base)
   new OutboxRelay({ ...base, backoff: { baseMs: 10 }, retentionMs: 0, metrics: false, wakeOnCommit: false })
+})
+
+test('bad publisher options are VALIDATION when the publisher is built, and nothing of a throwing getter shows', () => {
+  const servers = 'nats://127.0.0.1:4222'
+  const bad: Array<[string, unknown]> = [
+    ['a misspelt key', { servers, subjectPrefx: 'x' }],
+    [
+      'a getter that throws',
+      {
+        get servers(): string {
+          throw new Error('HUNTER2')
+        },
+      },
+    ],
+    ['a wildcard in the subject prefix', { servers, subjectPrefix: 'acme.*' }],
+    ['a full wildcard in the subject prefix', { servers, subjectPrefix: 'acme.>' }],
+    ['a space in the subject prefix', { servers, subjectPrefix: 'acme users' }],
+    ['an empty token in the subject prefix', { servers, subjectPrefix: 'acme..users' }],
+    ['a dot in the stream name', { servers, stream: 'A.B' }],
+    ['a wildcard in the stream name', { servers, stream: 'A*' }],
+    ['subject not a function', { servers, subject: 'x' }],
+    ['ensureStream a string', { servers, ensureStream: 'no' }],
+    ['rebuild with an unknown key', { servers, rebuild: { base: 10 } }],
+    ['rebuild.maxMs negative', { servers, rebuild: { maxMs: -1 } }],
+    ['connection a string', { servers, connection: 'x' }],
+  ]
+  for (const [name, options] of bad) {
+    assert.throws(
+      () => new JetStreamPublisher(options as never),
+      (e: Error & { code?: string }) => e.code === 'VALIDATION' && !e.message.includes('HUNTER2'),
+      name,
+    )
+  }
+  new JetStreamPublisher({
+    servers,
+    stream: 'ACME_USERS-1',
+    subjectPrefix: 'acme.users-v1',
+    rebuild: { baseMs: 100 },
+  })
+  assert.throws(() => new InProcessPublisher(5 as never), { code: 'VALIDATION' })
 })
 
 test('a publish that never settles is given up a lease length (at least 5 s) past its lease: drainOnce and stop return', async () => {

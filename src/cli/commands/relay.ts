@@ -70,7 +70,7 @@ function aborted(signal: AbortSignal, ms?: number): Promise<boolean> {
 
 /**
  * The publisher for `--nats`: credentials in the URLs become the connection's, and a URL the NATS client
- * could not read is a usage error (exit 2) naming it redacted.
+ * could not read is a usage error (exit 2) naming it redacted, as are a malformed stream name or subject prefix.
  */
 function natsPublisher(
   Publisher: typeof JetStreamPublisher,
@@ -80,7 +80,10 @@ function natsPublisher(
   try {
     return new Publisher(options)
   } catch (error) {
-    if (!(error instanceof UserEngineError) || error.details.field !== 'servers') throw error
+    if (!(error instanceof UserEngineError) || error.code !== 'VALIDATION') throw error
+    if (error.details.field === 'stream') throw new UsageError(`--stream: ${error.message}`)
+    if (error.details.field === 'subjectPrefix') throw new UsageError(`--subject-prefix: ${error.message}`)
+    if (error.details.field !== 'servers') throw error
     const index = error.details.index
     const server = typeof index === 'number' ? options.servers[index] : undefined
     throw new UsageError(

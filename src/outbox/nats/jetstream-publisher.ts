@@ -2,10 +2,10 @@
 // share its connection state; its error reading and server URL parsing live in files of their own.
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
-import { ErrorCode, UserEngineError } from '../../domain/errors.js'
+import { ErrorCode, UserEngineError, ValidationError } from '../../domain/errors.js'
 import { importOptional } from '../../domain/optional-import.js'
 import type { OutboxEntry } from '../../domain/records.js'
-import { assertIntegerInRange } from '../../domain/validation.js'
+import { assertIntegerInRange, inputObject, optionsObject, plainObject } from '../../domain/validation.js'
 import { redactedError } from '../describe-error.js'
 import { brokerUnreachable, isBrokerUnreachable, type Publisher, toPublishedEvent } from '../publisher.js'
 import { isNoResponders, publishFailed } from './nats-errors.js'
@@ -86,6 +86,61 @@ function subjectToken(value: string): string {
   return token.length > 0 ? token : '_'
 }
 
+// NATS names: a stream name is one token; a subject prefix is tokens joined by dots. Neither may hold
+// whitespace or a wildcard (`*`, `>`): a prefix with one would publish to a literal `*` token, or be refused
+// by the broker only when the stream is created.
+const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/
+// Tokens of printable ASCII other than '.', '*' and '>', joined by single dots.
+const SUBJECT_PREFIX = /^[^.*>]+(?:\.[^.*>]+)*$/
+const PRINTABLE_ASCII = /^[!-~]+$/
+
+/** The options read once into a checked copy: a misspelt key, a wrong type or a bad name is VALIDATION. */
+function validatePublisherOptions(options: unknown): JetStreamPublisherOptions {
+  const o = inputObject(options, 'JetStreamPublisher options', [
+    'servers',
+    'stream',
+    'subjectPrefix',
+    'subject',
+    'ensureStream',
+    'duplicateWindowMs',
+    'replicas',
+    'timeoutMs',
+    'rebuild',
+    'connection',
+  ])
+  const invalid = (field: string, rule: string) =>
+    new ValidationError(`${field} ${rule}`, { details: { field } })
+  if (o.stream !== undefined && (typeof o.stream !== 'string' || !STREAM_NAME.test(o.stream))) {
+    throw invalid('stream', 'must be 1 to 64 letters, digits, - or _')
+  }
+  if (
+    o.subjectPrefix !== undefined &&
+    (typeof o.subjectPrefix !== 'string' ||
+      o.subjectPrefix.length > 200 ||
+      !PRINTABLE_ASCII.test(o.subjectPrefix) ||
+      !SUBJECT_PREFIX.test(o.subjectPrefix))
+  ) {
+    throw invalid('subjectPrefix', 'must be dot-separated tokens of printable ASCII, without spaces, * or >')
+  }
+  if (o.subject !== undefined && typeof o.subject !== 'function')
+    throw invalid('subject', 'must be a function')
+  if (o.ensureStream !== undefined && typeof o.ensureStream !== 'boolean') {
+    throw invalid('ensureStream', 'must be a boolean')
+  }
+  if (o.replicas !== undefined) assertIntegerInRange(o.replicas, 'replicas', 1, 5)
+  if (o.duplicateWindowMs !== undefined)
+    assertIntegerInRange(o.duplicateWindowMs, 'duplicateWindowMs', 100, 7 * 86_400_000)
+  if (o.timeoutMs !== undefined) assertIntegerInRange(o.timeoutMs, 'timeoutMs', 1, 600_000)
+  if (o.rebuild !== undefined) {
+    const r = optionsObject(o.rebuild, 'rebuild', ['baseMs', 'maxMs'])
+    if (r.baseMs !== undefined) assertIntegerInRange(r.baseMs, 'rebuild.baseMs', 1, 3_600_000)
+    if (r.maxMs !== undefined) assertIntegerInRange(r.maxMs, 'rebuild.maxMs', 1, 3_600_000)
+    o.rebuild = r
+  }
+  if (o.connection !== undefined) o.connection = plainObject(o.connection, 'connection')
+  return o as unknown as JetStreamPublisherOptions
+}
+
 type Connection = { nc: NatsConnection; js: JetStreamClient; nats: NatsModules }
 
 /** `details.reason` of a publish no stream took (a failed attempt, unlike 'unreachable'). */
@@ -148,6 +203,7 @@ export class JetStreamPublisher implements Publisher {
   #rebuildDelay: number
 
   constructor(options: JetStreamPublisherOptions) {
+    options = validatePublisherOptions(options)
     this.#options = options
     this.stream = options.stream ?? 'USER_ENGINE'
     this.subjectPrefix = options.subjectPrefix ?? 'user-engine'
@@ -158,10 +214,6 @@ export class JetStreamPublisher implements Publisher {
     this.#servers = servers
     this.#credentials = credentials
     this.#secrets = secretsOf(credentials, options.connection)
-    if (options.replicas !== undefined) assertIntegerInRange(options.replicas, 'replicas', 1, 5)
-    if (options.duplicateWindowMs !== undefined)
-      assertIntegerInRange(options.duplicateWindowMs, 'duplicateWindowMs', 100, 7 * 86_400_000)
-    if (options.timeoutMs !== undefined) assertIntegerInRange(options.timeoutMs, 'timeoutMs', 1, 600_000)
   }
 
   /** Connects and ensures the stream; idempotent. A failed attempt is retried on the next call. */
