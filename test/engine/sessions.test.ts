@@ -346,7 +346,10 @@ test('purgeExpired refuses what is not a store, and a now past the year 9999 nam
   const { purgeExpired } = await import('../../src/engine/maintenance.js')
   const h = setup()
   for (const notAStore of [{}, null, { purgeExpired: () => {} }]) {
-    await assert.rejects(purgeExpired(notAStore as never), { code: 'VALIDATION', details: { field: 'store' } })
+    await assert.rejects(purgeExpired(notAStore as never), {
+      code: 'VALIDATION',
+      details: { field: 'store' },
+    })
   }
   await assert.rejects(purgeExpired(h.store, { now: 8.64e15 }), {
     code: 'VALIDATION',
