@@ -166,11 +166,15 @@ export async function createSession(
   if (
     !Array.isArray(methods) ||
     methods.length === 0 ||
+    new Set(methods).size !== methods.length ||
     !methods.every((m) => SIGN_IN_METHODS.includes(m as SignInMethod))
   ) {
-    throw new ValidationError(`options.methods must be a non-empty list of ${SIGN_IN_METHODS.join(', ')}`, {
-      details: { field: 'methods' },
-    })
+    throw new ValidationError(
+      `options.methods must be a non-empty list of distinct ${SIGN_IN_METHODS.join(', ')}`,
+      {
+        details: { field: 'methods' },
+      },
+    )
   }
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'createSession')

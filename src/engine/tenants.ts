@@ -1,14 +1,15 @@
+import { assertDisplayName } from '../domain/display-name.js'
 import { newId } from '../domain/ids.js'
 import { LIMITS } from '../domain/limits.js'
 import type { TenantRecord, TenantStatus } from '../domain/records.js'
-import { assertId, assertString, validateListTenantsQuery } from '../domain/validation.js'
+import { assertId, validateListTenantsQuery } from '../domain/validation.js'
 import type { ListTenantsQuery, Page } from '../store/store.js'
 import type { UnitOfWork } from '../store/unit-of-work.js'
 import { type EngineContext, requireTenant, tenantNotFound } from './context.js'
 import { AUDIT_ACTIONS, EVENT_TYPES } from './events.js'
 
 export async function createTenant(ctx: EngineContext, name: string): Promise<TenantRecord> {
-  assertString(name, 'name', LIMITS.tenantNameLength)
+  assertDisplayName(name, 'name', LIMITS.tenantNameLength)
   const tenantId = newId('ten')
   return ctx.unit(tenantId, async (tx) => {
     tx.putTenant({ id: tenantId, name, status: 'active' }, { mustNotExist: true })
@@ -60,7 +61,7 @@ export async function renameTenant(
   name: string,
 ): Promise<TenantRecord> {
   assertId(tenantId, 'tenantId')
-  assertString(name, 'name', LIMITS.tenantNameLength)
+  assertDisplayName(name, 'name', LIMITS.tenantNameLength)
   return changeTenant(
     ctx,
     tenantId,

@@ -271,6 +271,7 @@ await forEachStore('sessions', ({ store }) => {
       h.engine.createSession(t, user.id, { methods: ['sso'] as any }),
       'VALIDATION',
     )
+    await rejectsWith(h.engine.createSession(t, user.id, { methods: ['password', 'password'] }), 'VALIDATION')
     h.now += 2 * HOUR
     // Another user's session, created now, is live (a user's own new session drops their expired ones).
     const bob = await h.engine.registerUser(t, { email: 'bob@example.com', password: PASSWORD })

@@ -47,6 +47,26 @@ await forEachStore('tenant lifecycle', ({ store }) => {
     await rejectsWith(h.engine.renameTenant(t, ''), 'VALIDATION')
   })
 
+  test('a tenant name that is blank, or holds control or text-direction characters, is VALIDATION', async () => {
+    const h = setup({ store: store() })
+    const t = (await h.engine.createTenant('Acme')).id
+    for (const name of [
+      '',
+      '   ',
+      'a\u0007b',
+      'a\u001b[31mb',
+      'a\u0085b',
+      'evil\u202Eexe.txt',
+      'a\u2066b',
+      'a\nb',
+    ]) {
+      await assert.rejects(h.engine.createTenant(name), { code: 'VALIDATION' }, JSON.stringify(name))
+      await assert.rejects(h.engine.renameTenant(t, name), { code: 'VALIDATION' }, JSON.stringify(name))
+    }
+    assert.equal((await h.engine.getTenant(t)).name, 'Acme')
+    assert.equal((await h.engine.renameTenant(t, 'Ünïcode 株式会社 ✓')).name, 'Ünïcode 株式会社 ✓')
+  })
+
   test('listTenants pages through every tenant in id order', async () => {
     const h = setup({ store: store() })
     const ids = new Set<string>()
