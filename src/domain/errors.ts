@@ -62,8 +62,9 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
     'The tenant is suspended: reads work, changes are refused until reactivateTenant. Nothing was written.',
   SCHEMA_NOT_READY: 'The database schema is older than this code needs; run `migrate`.',
   SCHEMA_DRIFT:
-    "An applied migration's recorded checksum differs from the code's, or the history names an unknown version.",
-  SCHEMA_NEWER_THAN_CODE: 'The database was migrated by a newer user-engine; upgrade the code.',
+    "An applied migration's recorded checksum differs from the code's, or a known migration's history row is missing.",
+  SCHEMA_NEWER_THAN_CODE:
+    'The database was migrated by a newer user-engine (its history names a version this code does not know); upgrade the code.',
   MIGRATION_LOCK_TIMEOUT: 'Another migrator held the migration lock longer than the wait allowed.',
   MIGRATION_FAILED:
     'A migration failed and was rolled back (or left an invalid index); the version is not recorded.',
@@ -77,7 +78,7 @@ export const ERROR_CODE_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   STORE_UNAVAILABLE:
     "The database could not be reached, or the connection was lost, or the server failed the statement for its own state (`details.sqlState`): canceled by `statement_timeout` or an operator (57014), a lock wait past `lock_timeout` (55P03), a read-only server such as a standby after a failover (25006), out of disk or memory (53...), an I/O or internal error (58..., XX...), a deadlock or serialization failure (40P01, 40001). With `details.outcome` `'unknown'`, a commit was sent and its answer lost: it may or may not have been applied, so read before retrying a write that must not happen twice. With `'not_applied'`, the commit was rolled back by the server or never sent (no connection could be had). Otherwise nothing was applied; safe to retry later.",
   STORE_REFUSED:
-    "The database answered and refused: unknown database, authentication failed, a protocol error, or a privilege the store's role lacks (42501). Retrying will not help.",
+    "The database answered and refused: unknown database, authentication failed, a protocol error, a privilege the store's role lacks (42501), or a row a provider store's own constraint or trigger refuses (nothing written). Retrying will not help.",
   STORE_LOCKED:
     'Another process holds the embedded database directory (PGlite allows one process per directory).',
   DEPENDENCY_MISSING: 'An optional peer package this feature needs is not installed; the message names it.',
