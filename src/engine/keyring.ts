@@ -54,12 +54,21 @@ export function createKeyring(input: {
 }
 
 /** A key's 32 bytes, copied; anything else (or a value whose reading throws) is VALIDATION naming only the id. */
+/** Base64 or base64url, padded or not, that decodes and re-encodes to itself; anything else is undefined. */
+function strictBase64(text: string): Buffer | undefined {
+  const bytes = Buffer.from(text, 'base64')
+  const plain = bytes.toString('base64')
+  const forms = [plain, plain.replace(/=+$/, ''), bytes.toString('base64url')]
+  return forms.includes(text) ? bytes : undefined
+}
+
 function keyBytes(id: string, raw: unknown): Uint8Array {
   const invalid = () =>
     new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, { details: { field: 'keys', keyId: id } })
   try {
-    // Strings are base64 (the form keys take in env files and secret managers).
-    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw
+    // Strings are base64 (the form keys take in env files and secret managers), read strictly: Node's decoder
+    // skips characters it does not know, so a typo or a stray byte would otherwise give another key silently.
+    const bytes = typeof raw === 'string' ? strictBase64(raw) : raw
     if (!(bytes instanceof Uint8Array) || bytes.length !== KEY_BYTES) throw invalid()
     const copy = Uint8Array.from(bytes)
     if (copy.length !== KEY_BYTES) throw invalid()

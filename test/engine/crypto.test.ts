@@ -77,6 +77,31 @@ test('keyringFromEnv reads id:base64 pairs; current defaults to the first', () =
   )
 })
 
+test('key text is read as strict base64: a typo, a stray byte or a NUL is VALIDATION, never another key', () => {
+  const a = generateKey()
+  const bytes = Buffer.from(a, 'base64')
+  for (const form of [a, a.replace(/=+$/, ''), bytes.toString('base64url')]) {
+    assert.deepEqual(Buffer.from(createKeyring({ currentKeyId: 'k', keys: { k: form } }).keys.k!), bytes)
+  }
+  for (const bad of [
+    `${a}\u0000`,
+    `${a.slice(0, 10)}!${a.slice(11)}`,
+    `${a.slice(0, 20)} ${a.slice(20)}`,
+    `${a}A`,
+  ]) {
+    assert.throws(
+      () => createKeyring({ currentKeyId: 'k', keys: { k: bad } }),
+      (e) => codeOf(e) === 'VALIDATION',
+      JSON.stringify(bad),
+    )
+    assert.throws(
+      () => keyringFromEnv({ USER_ENGINE_KEYS: `k:${bad}` }),
+      (e) => codeOf(e) === 'VALIDATION',
+      JSON.stringify(bad),
+    )
+  }
+})
+
 test('sealSeed / openSeed: AES-256-GCM bound to its record; wrong context, tampering and missing keys fail', () => {
   const ring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })
   const seed = Buffer.from('0123456789abcdefghij')
