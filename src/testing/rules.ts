@@ -108,9 +108,9 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'outbox.3': [
     'outbox: acknowledge publishes only for the lease holder',
-    'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+    'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
     'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
-    'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+    'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
     "outbox: settle changes nothing for an item whose tenantId is not its event's, and reports it lost",
   ],
   'outbox.4': [

@@ -640,32 +640,44 @@ class NoBackoffStore extends DelegatingStore {
   }
 }
 
+/**
+ * An outbox that shows `keep(error)` as the `lastError` of each event a `fail` or failed `settle` item changed,
+ * in place of what the correct store kept: a store keeping errors its own way.
+ */
+function outboxKeepingErrors(inner: OutboxAccess, keep: (error: string) => string): OutboxAccess {
+  const errors = new Map<string, string>()
+  const patch = (e: OutboxEntry): OutboxEntry =>
+    errors.has(e.id) ? { ...e, lastError: errors.get(e.id)! } : e
+  return outboxWith(inner, {
+    fail: async (options) => {
+      const status = await inner.fail(options)
+      if (status !== null) errors.set(options.eventId, keep(options.error))
+      return status
+    },
+    settle: async (options) => {
+      const result = await inner.settle(options)
+      // An event named twice keeps its first item, as the correct store's settle does.
+      const first = new Map<string, (typeof options.items)[number]>()
+      for (const i of options.items) if (!first.has(i.eventId)) first.set(i.eventId, i)
+      for (const i of first.values())
+        if (i.outcome === 'failed' && result.get(i.eventId) !== 'lost') errors.set(i.eventId, keep(i.error))
+      return result
+    },
+    get: async (id) => {
+      const e = await inner.get(id)
+      return e && patch(e)
+    },
+    listForAggregate: async (tenantId, aggregateId) =>
+      (await inner.listForAggregate(tenantId, aggregateId)).map(patch),
+  })
+}
+
 /** Keeps a publisher's whole error message as lastError: rows grow with whatever a broker says. */
 class UncappedLastErrorStore extends DelegatingStore {
-  readonly #errors = new Map<string, string>()
+  #outbox: OutboxAccess | undefined
   override get outbox(): OutboxAccess {
-    const inner = this.inner.outbox
-    const patch = (e: OutboxEntry): OutboxEntry =>
-      this.#errors.has(e.id) ? { ...e, lastError: this.#errors.get(e.id)! } : e
-    return outboxWith(inner, {
-      fail: async (options) => {
-        const status = await inner.fail(options)
-        if (status !== null) this.#errors.set(options.eventId, options.error)
-        return status
-      },
-      settle: async (options) => {
-        const result = await inner.settle(options)
-        for (const i of options.items)
-          if (i.outcome === 'failed' && result.get(i.eventId) !== 'lost') this.#errors.set(i.eventId, i.error)
-        return result
-      },
-      get: async (id) => {
-        const e = await inner.get(id)
-        return e && patch(e)
-      },
-      listForAggregate: async (tenantId, aggregateId) =>
-        (await inner.listForAggregate(tenantId, aggregateId)).map(patch),
-    })
+    this.#outbox ??= outboxKeepingErrors(this.inner.outbox, (error) => error)
+    return this.#outbox
   }
 }
 
@@ -1335,6 +1347,226 @@ class SessionUpsertStore extends DelegatingStore {
   }
 }
 
+// ---- the broken stores added with the second provider probe ------------------------------------------------
+
+/** Records one session or token row name: `tenant`, NUL, `id`. */
+const rowName = (tenantId: string, id: string) => `${tenantId}\u0000${id}`
+
+/**
+ * `purgeExpired` selects the expired rows, then deletes them by id a round trip later without re-checking
+ * expiry (`SELECT id ... WHERE expires_at < $2`, then `DELETE ... WHERE id = ANY($1)`): a refresh that commits
+ * in between is deleted with them. Deleted-though-live rows are hidden here (the reference store deletes only
+ * expired rows), from every read the harness makes of sessions and tokens.
+ */
+class SelectThenDeletePurgeStore extends DelegatingStore {
+  readonly #written = new Map<string, Map<string, 'session' | 'token'>>()
+  readonly #gone = new Set<string>()
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, (tx) => {
+      const rows = this.#written.get(tenantId) ?? new Map<string, 'session' | 'token'>()
+      this.#written.set(tenantId, rows)
+      const gone = (id: string) => this.#gone.has(rowName(tenantId, id))
+      const [putSession, putToken] = [tx.putSession.bind(tx), tx.putToken.bind(tx)]
+      tx.putSession = (session, precondition) => {
+        rows.set(session.id, 'session')
+        putSession(session, precondition)
+      }
+      tx.putToken = (token, precondition) => {
+        rows.set(token.id, 'token')
+        putToken(token, precondition)
+      }
+      const [getSession, getToken] = [tx.getSession.bind(tx), tx.getToken.bind(tx)]
+      const [listSessions, listTokens] = [tx.listSessions.bind(tx), tx.listTokens.bind(tx)]
+      tx.getSession = async (id) => (gone(id) ? null : getSession(id))
+      tx.getToken = async (id) => (gone(id) ? null : getToken(id))
+      tx.listSessions = async (userId) => (await listSessions(userId)).filter((r) => !gone(r.id))
+      tx.listTokens = async (userId) => (await listTokens(userId)).filter((r) => !gone(r.id))
+      return fn(tx)
+    })
+  }
+  override async findSession(tenantId: string, sessionId: string) {
+    const found = await super.findSession(tenantId, sessionId)
+    return found && !this.#gone.has(rowName(tenantId, sessionId)) ? found : null
+  }
+  override async purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
+    // Validation and the closed check as the correct store does them: a purge of nothing.
+    await this.inner.purgeExpired(tenantId, { ...query, before: '1970-01-01T00:00:00.000Z' })
+    const { before, limit } = query
+    // The SELECT.
+    const expired: { id: string; type: 'session' | 'token'; expiresAt: string }[] = []
+    await this.inner.transaction(tenantId, async (tx) => {
+      for (const [id, type] of this.#written.get(tenantId) ?? []) {
+        if (this.#gone.has(rowName(tenantId, id))) continue
+        const row = type === 'session' ? await tx.getSession(id) : await tx.getToken(id)
+        if (row && row.expiresAt < before) expired.push({ id, type, expiresAt: row.expiresAt })
+      }
+    })
+    const key = (r: (typeof expired)[number]) => `${r.expiresAt}\u0000${r.type}\u0000${r.id}`
+    const picked = expired.sort((a, b) => (key(a) < key(b) ? -1 : 1)).slice(0, limit)
+    // The round trip, then the DELETE by id: what is still expired goes as the correct store deletes it, what a
+    // refresh moved past `before` meanwhile goes all the same.
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await this.inner.purgeExpired(tenantId, { before, limit })
+    await this.inner.transaction(tenantId, async (tx) => {
+      for (const r of picked) {
+        const row = r.type === 'session' ? await tx.getSession(r.id) : await tx.getToken(r.id)
+        if (row) this.#gone.add(rowName(tenantId, r.id))
+      }
+    })
+    const sessions = picked.filter((r) => r.type === 'session').length
+    return { sessions, tokens: picked.length - sessions }
+  }
+}
+
+/**
+ * Keeps a deleted profile's row as a tombstone and upserts an insert onto it (`ON CONFLICT DO UPDATE SET
+ * version = version + 1`): a profile inserted where a deleted one was continues the old version instead of
+ * starting at 1. Here the reference store holds the real rows; this store shows and takes versions shifted by
+ * the tombstone's.
+ */
+class TombstoneVersionStore extends DelegatingStore {
+  readonly #tombstones = new Map<string, number>()
+  readonly #shift = new Map<string, number>()
+  override async transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    const after: Array<() => void> = []
+    const result = await super.transaction(tenantId, (tx) => {
+      const key = (userId: string) => rowName(tenantId, userId)
+      const shift = (userId: string) => this.#shift.get(key(userId)) ?? 0
+      const [getProfile, putProfile, deleteProfile] = [
+        tx.getProfile.bind(tx),
+        tx.putProfile.bind(tx),
+        tx.deleteProfile.bind(tx),
+      ]
+      tx.getProfile = async (userId) => {
+        const profile = await getProfile(userId)
+        return profile && { ...profile, version: profile.version + shift(profile.userId) }
+      }
+      tx.putProfile = (profile, precondition) => {
+        if ('expectedVersion' in precondition) {
+          putProfile(profile, { expectedVersion: precondition.expectedVersion - shift(profile.userId) })
+          return
+        }
+        putProfile(profile, precondition)
+        const tombstone = this.#tombstones.get(key(profile.userId))
+        if (tombstone !== undefined) after.push(() => this.#shift.set(key(profile.userId), tombstone))
+      }
+      tx.deleteProfile = (userId, precondition) => {
+        deleteProfile(userId, { expectedVersion: precondition.expectedVersion - shift(userId) })
+        after.push(() => {
+          this.#tombstones.set(key(userId), precondition.expectedVersion)
+          this.#shift.delete(key(userId))
+        })
+      }
+      return fn(tx)
+    })
+    for (const step of after) step()
+    return result
+  }
+}
+
+/** `release` checks the owner but not the lease's expiry (`WHERE lease_owner = $1`): a late release counts. */
+class LateReleaseStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      release: async (owner, ids) => {
+        const released = await inner.release(owner, ids)
+        let late = 0
+        for (const id of new Set(ids)) {
+          const e = await inner.get(id)
+          if (e?.status === 'pending' && e.leaseOwner === owner) late++
+        }
+        return released + late
+      },
+    })
+  }
+}
+
+/** `settle` applies its items one by one (one UPDATE each): an event named twice is settled twice. */
+class SettleEachItemStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      settle: async (options) => {
+        if (!Array.isArray(options?.items) || options.items.length === 0) return inner.settle(options)
+        const result = new Map<string, 'published' | 'pending' | 'dead' | 'released' | 'lost'>()
+        for (const item of options.items) {
+          for (const [id, outcome] of await inner.settle({ ...options, items: [item] }))
+            result.set(id, outcome)
+        }
+        return result
+      },
+    })
+  }
+}
+
+/** `settle` keys its input by event id as it reads it (`Map.set` per item): the last item for an id wins. */
+class SettleLastItemWinsStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      settle: (options) => {
+        if (!Array.isArray(options?.items)) return inner.settle(options)
+        const last = new Map(options.items.map((i) => [i?.eventId, i]))
+        return inner.settle({ ...options, items: [...last.values()] })
+      },
+    })
+  }
+}
+
+/** `lag()` takes `min(occurred_at)` over pending and dead events (the status filter left out of the age). */
+class LagCountsDeadStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      lag: async () => {
+        const lag = await inner.lag()
+        const waiting = [
+          ...(await inner.list({ status: 'pending', limit: 1000 })).items,
+          ...(await inner.list({ status: 'dead', limit: 1000 })).items,
+        ]
+        if (waiting.length === 0) return lag
+        const oldest = Math.min(...waiting.map((e) => Date.parse(e.occurredAt)))
+        return { ...lag, oldestPendingAgeMs: Math.max(0, Date.now() - oldest) }
+      },
+    })
+  }
+}
+
+/** Keeps a failure's error as given (capped): NUL and unpaired surrogates reach `lastError`. */
+class RawLastErrorStore extends DelegatingStore {
+  #outbox: OutboxAccess | undefined
+  override get outbox(): OutboxAccess {
+    this.#outbox ??= outboxKeepingErrors(this.inner.outbox, (error) => error.slice(0, 500))
+    return this.#outbox
+  }
+}
+
+/** `outbox.subscribe` after `close()` still subscribes (a listener registry that never checks the store). */
+class SubscribeAfterCloseStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      subscribe: async (onCommit) => {
+        try {
+          return await inner.subscribe!(onCommit)
+        } catch (error) {
+          if (!isUserEngineError(error, ErrorCode.STORE_CLOSED)) throw error
+          return { close: async () => undefined }
+        }
+      },
+    })
+  }
+}
+
+/** `diagnostics()` never counts dead events (`outbox_dead` always 0: the count query filters them out). */
+class DeadUncountedStore extends DelegatingStore {
+  override async diagnostics(): Promise<Diagnostics> {
+    const d = await super.diagnostics()
+    return { ...d, counts: { ...d.counts, outbox_dead: 0 } }
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1573,11 +1805,11 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
       'outbox: claim returns only the head of each aggregate, and the next event once the head is published',
       'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
       'outbox: an expired lease can be claimed by another relay',
-      'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
-      'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
       'outbox: fail backs off: the event is not claimable until its backoff has passed',
       "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
-      'outbox: fail and settle keep the first 500 characters of an error as lastError',
+      'outbox: fail and settle keep the first 500 characters of an error as lastError, NUL and unpaired surrogates replaced by U+FFFD',
       'outbox: a commit that began earlier but lands later is claimed, not skipped',
       'outbox: per-user order holds across two claimers draining to completion',
       "outbox: claim takes each aggregate's ready prefix in order, at most perAggregate, and nothing more of it meanwhile",
@@ -1604,8 +1836,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new LeaseSecondsStore(),
     caughtBy: [
       'outbox: an expired lease can be claimed by another relay',
-      'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
-      'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
       'outbox: fail backs off: the event is not claimable until its backoff has passed',
       "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
       "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
@@ -1616,8 +1848,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new LateSettleStore(),
     caughtBy: [
       'outbox: acknowledge publishes only for the lease holder',
-      'outbox: a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
-      'outbox: an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
       "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
     ],
   },
@@ -1634,6 +1866,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
       "outbox: discardDead unblocks the dead event's user",
       'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
       'outbox: list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
+      'records: diagnostics counts what the store holds: records by type, audit records, events by outbox status',
+      'outbox: lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
     ],
   },
   {
@@ -1648,7 +1882,9 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
   {
     bug: 'keeps the whole error as `lastError`, uncapped',
     create: () => new UncappedLastErrorStore(),
-    caughtBy: ['outbox: fail and settle keep the first 500 characters of an error as lastError'],
+    caughtBy: [
+      'outbox: fail and settle keep the first 500 characters of an error as lastError, NUL and unpaired surrogates replaced by U+FFFD',
+    ],
   },
   {
     bug: 'counts a sign-in failure as read, then write: concurrent failures are lost',
@@ -1697,10 +1933,12 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       'outbox: fail backs off: the event is not claimable until its backoff has passed',
       "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
-      'outbox: fail and settle keep the first 500 characters of an error as lastError',
+      'outbox: fail and settle keep the first 500 characters of an error as lastError, NUL and unpaired surrogates replaced by U+FFFD',
       "outbox: discardDead unblocks the dead event's user",
       'outbox: a prefix stops before the first event that is not claimable: leased, not due or dead',
       'outbox: list finds pending and dead events by tenant and aggregate, page by page in aggregate order',
+      'records: diagnostics counts what the store holds: records by type, audit records, events by outbox status',
+      'outbox: lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
     ],
   },
   {
@@ -1709,6 +1947,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       'identifiers: a value deleted and inserted again in one unit commits, and a changed value frees the old one',
       'records: delete: identifier, profile and factor are gone and the identifier value is free again',
+      'versions: a record deleted and inserted again (mustNotExist) starts over at version 1',
     ],
   },
   {
@@ -1812,6 +2051,61 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: "`diagnostics()` reports the code's latest schema version, not the database's",
     create: () => new DiagnosticsVersionStore(),
     caughtBy: ['readiness: an unmigrated store reports not ready with SCHEMA_NOT_READY'],
+  },
+  {
+    bug: '`purgeExpired` selects the expired rows, then deletes them by id without re-checking expiry: a refresh committed in between is lost',
+    create: () => new SelectThenDeletePurgeStore(),
+    caughtBy: ['sessions: a purge racing refreshes never deletes a session a refresh kept alive'],
+  },
+  {
+    bug: 'an insert where a deleted record was continues its version (a tombstone row upserted: old + 1), not 1',
+    create: () => new TombstoneVersionStore(),
+    caughtBy: ['versions: a record deleted and inserted again (mustNotExist) starts over at version 1'],
+  },
+  {
+    bug: '`release` checks the owner but not the lease expiry: a late release counts',
+    create: () => new LateReleaseStore(),
+    caughtBy: [
+      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+    ],
+  },
+  {
+    bug: '`settle` applies its items one by one: an event named twice is settled twice (and reported lost)',
+    create: () => new SettleEachItemStore(),
+    caughtBy: ['outbox: settle: an event named twice in one call keeps its first item and is settled once'],
+  },
+  {
+    bug: '`settle` lets the last item for an event id win, not the first',
+    create: () => new SettleLastItemWinsStore(),
+    caughtBy: ['outbox: settle: an event named twice in one call keeps its first item and is settled once'],
+  },
+  {
+    bug: '`lag()` counts dead events in `oldestPendingAgeMs`',
+    create: () => new LagCountsDeadStore(),
+    caughtBy: [
+      'outbox: lag: oldestPendingAgeMs is the age of the oldest pending event since it occurred, backed off or not',
+    ],
+  },
+  {
+    bug: 'keeps NUL and unpaired surrogates of an error in `lastError`',
+    create: () => new RawLastErrorStore(),
+    caughtBy: [
+      'outbox: fail and settle keep the first 500 characters of an error as lastError, NUL and unpaired surrogates replaced by U+FFFD',
+    ],
+  },
+  {
+    bug: '`outbox.subscribe` still subscribes after `close()`',
+    create: () => new SubscribeAfterCloseStore(),
+    caughtBy: [
+      'closed-store: after close(), every method rejects with STORE_CLOSED, and close() again is a no-op',
+    ],
+  },
+  {
+    bug: '`diagnostics()` reports no dead events (`outbox_dead` always 0)',
+    create: () => new DeadUncountedStore(),
+    caughtBy: [
+      'records: diagnostics counts what the store holds: records by type, audit records, events by outbox status',
+    ],
   },
 ]
 

@@ -73,6 +73,12 @@ function calls(store: UserEngineStore, tenantId: string): [string, () => Promise
         ),
     ],
     ['throttle.clear()', () => store.throttle.clear(tenantId, [key])],
+    // Optional in the contract: checked when the store offers it.
+    ...(store.outbox.subscribe === undefined
+      ? []
+      : [
+          ['outbox.subscribe()', () => store.outbox.subscribe!(() => {})] as [string, () => Promise<unknown>],
+        ]),
   ]
 }
 

@@ -164,8 +164,16 @@ export const identifiersSuite = suite('identifiers', 'identifier values are uniq
         ErrorCode.DUPLICATE_IDENTIFIER,
         'renaming onto a taken username',
       )
-      assert.equal((await store.findUserByIdentifier(tenantId, 'username', 'free_name'))?.id, other.userId)
-      assert.equal((await store.getUser(tenantId, other.userId))?.version, 1)
+      assert.equal(
+        (await store.findUserByIdentifier(tenantId, 'username', 'free_name'))?.id,
+        other.userId,
+        'the refused rename changed the identifier: its old value no longer finds its user (a refused commit writes nothing)',
+      )
+      assert.equal(
+        (await store.getUser(tenantId, other.userId))?.version,
+        1,
+        "the refused rename bumped the user's version: a commit refused with DUPLICATE_IDENTIFIER writes nothing",
+      )
     },
   },
   {

@@ -103,7 +103,7 @@ async function claimAndLetLapse(ctx: CaseContext, store: UserEngineStore, tenant
   return held
 }
 
-/** relay-a's acknowledge and fail after its lease lapsed: both must report that nothing changed. */
+/** relay-a's acknowledge, fail and release after its lease lapsed: each must report that nothing changed. */
 async function expectLateSettleIgnored(store: UserEngineStore, eventId: string) {
   assert.deepEqual(await store.outbox.acknowledge('relay-a', [eventId]), [], 'a late acknowledge counted')
   const failed = await store.outbox.fail({
@@ -114,6 +114,11 @@ async function expectLateSettleIgnored(store: UserEngineStore, eventId: string) 
     backoffMs: 0,
   })
   assert.equal(failed, null, 'a late fail counted')
+  assert.equal(
+    await store.outbox.release('relay-a', [eventId]),
+    0,
+    'a late release counted: release gives back only leases the owner still holds (leaseUntil after now), so a release after the lease expired counts nothing, even when the event still names the owner',
+  )
 }
 
 async function setup(ctx: CaseContext) {
@@ -300,7 +305,7 @@ export const outboxSuite = suite(
       },
     },
     {
-      name: 'a late acknowledge or fail, after the lease expired and another relay claimed, changes nothing',
+      name: 'a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
         const held = await claimAndLetLapse(ctx, store, tenantId)
@@ -313,7 +318,7 @@ export const outboxSuite = suite(
       },
     },
     {
-      name: 'an acknowledge or fail after the lease expired changes nothing, even when nobody took the event over',
+      name: 'an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
         const held = await claimAndLetLapse(ctx, store, tenantId)
@@ -491,7 +496,11 @@ export const outboxSuite = suite(
         assert.equal(await store.outbox.retryDead(e2.id), false, 'retryDead of an event that is not dead')
         assert.equal(await store.outbox.retryDead(e1.id), true)
         const retried = await store.outbox.get(e1.id)
-        assert.deepEqual([retried?.status, retried?.attempts], ['pending', 0])
+        assert.deepEqual(
+          [retried?.status, retried?.attempts],
+          ['pending', 0],
+          'retryDead makes a dead event pending again with attempts reset to 0 (kept attempts would dead-letter it again at its next failure)',
+        )
         const [again] = await claimOwn(store, tenantId, 'relay-a')
         assert.equal(again?.id, e1.id)
         await store.outbox.acknowledge('relay-a', [e1.id])
@@ -502,7 +511,7 @@ export const outboxSuite = suite(
       },
     },
     {
-      name: `fail and settle keep the first ${LAST_ERROR_CHARS} characters of an error as lastError`,
+      name: `fail and settle keep the first ${LAST_ERROR_CHARS} characters of an error as lastError, NUL and unpaired surrogates replaced by U+FFFD`,
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
         await userWithEvents(store, tenantId, 1)
@@ -530,6 +539,30 @@ export const outboxSuite = suite(
         })
         const [listed] = await store.outbox.listForAggregate(tenantId, held.aggregateId)
         assert.equal(listed?.lastError, long(7).slice(0, LAST_ERROR_CHARS), 'settle')
+        // Text no database column can hold as given: NUL (Postgres text refuses it) and unpaired surrogates
+        // (not UTF-8). A well-formed pair (an emoji) stays.
+        const raw = (by: string) => `${by}:\u0000 lone high \uD800, lone low \uDC00, pair \u{1F600}`
+        const kept = (by: string) => `${by}:\uFFFD lone high \uFFFD, lone low \uFFFD, pair \u{1F600}`
+        const rule =
+          'lastError keeps the error with NUL and each unpaired surrogate replaced by U+FFFD (the provider guide: settle and fail)'
+        const [third] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(third?.id, held.id)
+        await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: held.id,
+          error: raw('fail'),
+          maxAttempts: 5,
+          backoffMs: 0,
+        })
+        assert.equal((await store.outbox.get(held.id))?.lastError, kept('fail'), `fail: ${rule}`)
+        const [fourth] = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(fourth?.id, held.id)
+        await store.outbox.settle({
+          owner: 'relay-a',
+          items: [{ tenantId, eventId: held.id, outcome: 'failed', error: raw('settle'), backoffMs: 0 }],
+          maxAttempts: 5,
+        })
+        assert.equal((await store.outbox.get(held.id))?.lastError, kept('settle'), `settle: ${rule}`)
       },
     },
     {
@@ -537,6 +570,24 @@ export const outboxSuite = suite(
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
         assert.deepEqual(await store.outbox.lag(), { pending: 0, dead: 0, oldestPendingAgeMs: 0 }, 'empty')
+        // A dead event is not pending: it counts as dead, and its age is no pending event's age.
+        await userWithEvents(store, tenantId, 1)
+        const [poison] = await claimOwn(store, tenantId, 'relay-a')
+        assert.ok(poison)
+        const poisoned = await store.outbox.fail({
+          owner: 'relay-a',
+          eventId: poison.id,
+          error: 'poison',
+          maxAttempts: 1,
+          backoffMs: 0,
+        })
+        assert.equal(poisoned, 'dead', 'fail with maxAttempts 1: the first failure makes the event dead')
+        await sleep(ctx.leaseMs)
+        assert.deepEqual(
+          await store.outbox.lag(),
+          { pending: 0, dead: 1, oldestPendingAgeMs: 0 },
+          'lag with one dead event and nothing pending: oldestPendingAgeMs is the age of the oldest pending event, 0 when none is pending; a dead event counts in dead only',
+        )
         const { events } = await userWithEvents(store, tenantId, 1)
         const occurred = Date.parse(events[0]!.occurredAt)
         const [held] = await claimOwn(store, tenantId, 'relay-a')
@@ -544,8 +595,8 @@ export const outboxSuite = suite(
         // Leased: still pending (a relay holding it has not published it yet).
         assert.deepEqual(
           [(await store.outbox.lag()).pending, (await store.outbox.lag()).dead],
-          [1, 0],
-          'lag counts a leased event as pending',
+          [1, 1],
+          'lag counts a leased event as pending (and the dead one as dead)',
         )
         // Backed off for an hour: still pending, and as old as it has been since it occurred.
         await store.outbox.fail({
@@ -557,12 +608,12 @@ export const outboxSuite = suite(
         })
         await sleep(ctx.leaseMs)
         const lag = await store.outbox.lag()
-        assert.deepEqual([lag.pending, lag.dead], [1, 0])
+        assert.deepEqual([lag.pending, lag.dead], [1, 1], 'a backed-off event is pending')
         // The age is on the store's clock (`occurredAt` on the host's): allow the two a little skew.
         const waited = Date.now() - occurred
         assert.ok(
           lag.oldestPendingAgeMs >= ctx.leaseMs / 2 && lag.oldestPendingAgeMs <= waited + 5_000,
-          `oldestPendingAgeMs ${lag.oldestPendingAgeMs} after ${waited} ms`,
+          `oldestPendingAgeMs ${lag.oldestPendingAgeMs} after ${waited} ms: the age of the oldest pending event since it occurred (not since it became due, and no dead event's)`,
         )
       },
     },
@@ -1040,6 +1091,47 @@ export const outboxSuite = suite(
           held.map((e) => right.get(e.id)),
           ['published', 'published'],
           'the same items under their own tenant',
+        )
+      },
+    },
+    {
+      name: 'settle: an event named twice in one call keeps its first item and is settled once',
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        await userWithEvents(store, tenantId, 1)
+        await userWithEvents(store, tenantId, 1)
+        const held = await claimOwn(store, tenantId, 'relay-a')
+        assert.equal(held.length, 2)
+        const [a, b] = held as [OutboxEntry, OutboxEntry]
+        const item = (e: OutboxEntry) => ({ tenantId, eventId: e.id })
+        const result = await store.outbox.settle({
+          owner: 'relay-a',
+          maxAttempts: 5,
+          items: [
+            { ...item(a), outcome: 'published' },
+            { ...item(b), outcome: 'failed', error: 'first', backoffMs: 0 },
+            { ...item(a), outcome: 'failed', error: 'second', backoffMs: 0 },
+            { ...item(b), outcome: 'published' },
+            { ...item(a), outcome: 'released' },
+          ],
+        })
+        const rule =
+          'an event named twice in one settle keeps its first item and is settled once (the later items are ignored, not reported)'
+        assert.deepEqual(
+          [result.get(a.id), result.get(b.id), result.size],
+          ['published', 'pending', 2],
+          `settle's outcomes for event A (published, then failed, then released) and B (failed, then published): ${rule}`,
+        )
+        const [nowA, nowB] = [await store.outbox.get(a.id), await store.outbox.get(b.id)]
+        assert.deepEqual(
+          [nowA?.status, nowA?.attempts, nowA?.lastError],
+          ['published', 0, null],
+          `event A after settle: ${rule}`,
+        )
+        assert.deepEqual(
+          [nowB?.status, nowB?.attempts, nowB?.lastError, nowB?.publishedAt],
+          ['pending', 1, 'first', null],
+          `event B after settle: ${rule}`,
         )
       },
     },

@@ -5,6 +5,7 @@ import { freshId, suite } from '../shared/context.js'
 import { assert, errorCode, expectNull } from '../shared/expect.js'
 import { changeUser, putIdentifier, seedUser } from '../shared/fixtures.js'
 import { commitTimeCase } from './commit-time.js'
+import { diagnosticsCountsCase } from './diagnostics-counts.js'
 import { returnedCopiesCase } from './returned-copies.js'
 
 function assertMeta(record: RecordMeta, tenantId: string, version: number, what: string): void {
@@ -221,5 +222,6 @@ export const recordsSuite = suite(
     },
     commitTimeCase,
     returnedCopiesCase,
+    diagnosticsCountsCase,
   ],
 )

@@ -47,8 +47,11 @@ interface Ids {
   readonly tokenId: string
 }
 
-/** A user holding one record of every type, with nested values wherever a type allows them. */
-async function seed(store: UserEngineStore, tenantId: string): Promise<Ids> {
+/**
+ * A user holding one record of every type, with nested values wherever a type allows them: one user, email,
+ * username, profile, factor, session, token, audit record and pending event.
+ */
+export async function seed(store: UserEngineStore, tenantId: string): Promise<Ids> {
   const hash = () => new Secret(createHash('sha256').update(randomBytes(32)).digest('hex'))
   const expiresAt = new Date(Date.now() + 3_600_000).toISOString()
   const seeded = await seedUser(store, tenantId, {

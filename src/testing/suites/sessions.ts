@@ -7,12 +7,15 @@ import type { UserEngineStore } from '../../store/store.js'
 import type { Draft, UnitOfWork } from '../../store/unit-of-work.js'
 import { barrier } from '../shared/barrier.js'
 import { freshId, suite } from '../shared/context.js'
-import { assert, expectCode, expectNull } from '../shared/expect.js'
+import { assert, expectCode, expectNull, sleep } from '../shared/expect.js'
 import { changeUser, seedUser } from '../shared/fixtures.js'
 
 const T0 = Date.parse('2030-01-01T00:00:00.000Z')
 const at = (ms: number) => new Date(T0 + ms).toISOString()
 const HOUR = 3_600_000
+// The purge race: rounds, and the milliseconds over which each round's refreshes start.
+const PURGE_RACE_ROUNDS = 5
+const PURGE_RACE_SPREAD_MS = 6
 
 const newHash = () => new Secret(createHash('sha256').update(randomBytes(32)).digest('hex'))
 
@@ -202,14 +205,28 @@ export const sessionsSuite = suite(
         const foreign = sessionDraft(other.userId, 1)
         await withUser(store, t2, other.userId, (tx) => tx.putSession(foreign, { mustNotExist: true }))
         const before = at(10)
-        assert.deepEqual(await store.purgeExpired(t1, { before, limit: 2 }), { sessions: 1, tokens: 1 })
+        const counts =
+          'purgeExpired(tenant, { before, limit: 2 }) deletes only that tenant’s expired rows, oldest first'
+        assert.deepEqual(
+          await store.purgeExpired(t1, { before, limit: 2 }),
+          { sessions: 1, tokens: 1 },
+          `first purge: ${counts}; the tenant has 2 expired sessions and 1 expired token, another tenant 1 expired session`,
+        )
         assert.equal(
           (await store.findSession(t1, expired[0]!.id))?.session.id,
           expired[0]!.id,
           'limit 2 deleted the session expiring last instead of the two oldest rows (expiresAt order)',
         )
-        assert.deepEqual(await store.purgeExpired(t1, { before, limit: 2 }), { sessions: 1, tokens: 0 })
-        assert.deepEqual(await store.purgeExpired(t1, { before, limit: 2 }), { sessions: 0, tokens: 0 })
+        assert.deepEqual(
+          await store.purgeExpired(t1, { before, limit: 2 }),
+          { sessions: 1, tokens: 0 },
+          `second purge: ${counts}; one expired session of the tenant is left (a count above 1 took another tenant's)`,
+        )
+        assert.deepEqual(
+          await store.purgeExpired(t1, { before, limit: 2 }),
+          { sessions: 0, tokens: 0 },
+          `third purge: ${counts}; nothing of the tenant is left expired (a count here took another tenant's)`,
+        )
         await store.transaction(t1, async (tx) => {
           assert.deepEqual(
             (await tx.listSessions(userId)).map((s) => s.id),
@@ -220,7 +237,10 @@ export const sessionsSuite = suite(
             [live[1]!.id],
           )
         })
-        assert.ok(await store.findSession(t2, foreign.id), "another tenant's expired session is untouched")
+        assert.ok(
+          await store.findSession(t2, foreign.id),
+          "another tenant's expired session was deleted by a purge of this tenant: purgeExpired is tenant-scoped",
+        )
         assert.equal((await store.getUser(t1, userId))?.version, 2, 'a purge bumps no version')
         for (const query of [
           { before: 'yesterday', limit: 1 },
@@ -267,14 +287,17 @@ export const sessionsSuite = suite(
         const store = await ctx.store()
         const tenantId = await ctx.newTenant(store)
         const { userId } = await seedUser(store, tenantId)
-        const sessions = Array.from({ length: 16 }, () => sessionDraft(userId, 5))
-        await withUser(store, tenantId, userId, (tx) => {
-          for (const s of sessions) tx.putSession(s, { mustNotExist: true })
-        })
-        const ready = barrier(17)
-        const refreshed = await Promise.all(
-          sessions.map(async (s) => {
-            await ready()
+        // Each round starts the purge and the refreshes together; the refreshes' starts are spread over the
+        // purge's first milliseconds, so some commit while it runs. A purge that selects the expired rows and
+        // deletes them by id a round trip later, without re-checking expiry, deletes those sessions.
+        for (let round = 0; round < PURGE_RACE_ROUNDS; round++) {
+          const sessions = Array.from({ length: 12 }, () => sessionDraft(userId, 5))
+          await withUser(store, tenantId, userId, (tx) => {
+            for (const s of sessions) tx.putSession(s, { mustNotExist: true })
+          })
+          const refreshes = sessions.map(async (s, i) => {
+            // Spreads the starts only: whatever the timing, the outcome asserted below must hold.
+            if (i > 0) await sleep(i % PURGE_RACE_SPREAD_MS)
             return store
               .transaction(tenantId, async (tx) => {
                 tx.putSession({ ...s, lastSeenAt: at(6), expiresAt: at(HOUR) }, { expectedVersion: 1 })
@@ -283,14 +306,22 @@ export const sessionsSuite = suite(
                 () => true,
                 () => false,
               )
-          }),
-        )
-        await ready()
-        await store.purgeExpired(tenantId, { before: at(10), limit: 100 })
-        await store.purgeExpired(tenantId, { before: at(10), limit: 100 })
-        for (const [i, s] of sessions.entries()) {
-          const found = await store.findSession(tenantId, s.id)
-          assert.equal(found !== null, refreshed[i], `session ${i}: kept exactly when its refresh committed`)
+          })
+          const [refreshed] = await Promise.all([
+            Promise.all(refreshes),
+            store.purgeExpired(tenantId, { before: at(10), limit: 100 }),
+          ])
+          await store.purgeExpired(tenantId, { before: at(10), limit: 100 })
+          for (const [i, s] of sessions.entries()) {
+            const found = await store.findSession(tenantId, s.id)
+            assert.equal(
+              found !== null,
+              refreshed[i],
+              refreshed[i]
+                ? `round ${round}, session ${i}: its refresh committed (expiresAt moved past before) and a purge running meanwhile deleted it: purgeExpired must check expiresAt < before on the row it deletes, not only when it selected it`
+                : `round ${round}, session ${i}: its refresh failed (the purge took it first), yet the expired session is still there`,
+            )
+          }
         }
       },
     },
@@ -413,6 +444,7 @@ export const sessionsSuite = suite(
         assert.deepEqual(
           page2.map((f) => [f.id, f.keyId]),
           [[ids[3], 'old2']],
+          `the page after ${page1[1]!.id}: listSealedFactors lists ids strictly after \`after\` (the last id of the previous page is not repeated)`,
         )
         assert.equal(
           typeof page2[0]?.secret?.reveal,

@@ -38,10 +38,14 @@ export const throttleSuite = suite('throttle', 'failed sign-in counts are exact 
         const now = at(n * 10)
         const states = await store.throttle.recordFailure(tenantId, [a, b, a], POLICY, now)
         const expected = { failures: n, lockedUntil: lockUntil(n, POLICY, now) }
-        assert.deepEqual(states, [
-          { key: a, ...expected },
-          { key: b, ...expected },
-        ])
+        assert.deepEqual(
+          states,
+          [
+            { key: a, ...expected },
+            { key: b, ...expected },
+          ],
+          `call ${n} with keys [a, b, a]: each distinct key counts exactly one failure per call (a key repeated in one call counts once) and is returned once, in first-seen order`,
+        )
       }
       assert.equal(lockUntil(2, POLICY, T0), null, 'no lock below lockAfter')
       assert.equal(lockUntil(6, POLICY, T0), at(4000).toISOString(), 'capped at maxLockMs')

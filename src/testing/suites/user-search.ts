@@ -214,7 +214,11 @@ export const userSearchSuite = suite(
           'two',
           'one',
         ])
-        assert.equal(await store.countUsers(tenantId, { identifierPrefix: email('m') }), 2)
+        assert.equal(
+          await store.countUsers(tenantId, { identifierPrefix: email('m') }),
+          2,
+          "countUsers with prefix 'm': 2 users match, one of them through two emails; a user is counted once however many of its identifiers match (count distinct users, not matching identifiers)",
+        )
         assert.deepEqual(ids(await listAll(store, tenantId, { identifierPrefix: email('mm') })), ['two'])
       },
     },
@@ -286,10 +290,11 @@ export const userSearchSuite = suite(
             `countUsers ${JSON.stringify(query)}`,
           )
         }
-        assert.equal(await store.countUsers(tenantId), 5)
+        assert.equal(await store.countUsers(tenantId), 5, 'countUsers of a tenant holding 5 users')
         assert.equal(
           await store.countUsers(tenantId, { identifierPrefix: email('even'), status: 'active' }),
           2,
+          "countUsers with prefix 'even' and status active: 2 of the 3 'even' users are active",
         )
         assert.equal(await store.countUsers(await ctx.newTenant(store)), 0, 'an empty tenant')
         assert.equal(await store.countUsers(ctx.unknownTenantId()), 0, 'a tenant that does not exist')

@@ -272,6 +272,63 @@ export const versionsSuite = suite('versions', 'write preconditions are enforced
     },
   },
   {
+    name: 'a record deleted and inserted again (mustNotExist) starts over at version 1',
+    async run(ctx) {
+      const store = await ctx.store()
+      const tenantId = await ctx.newTenant(store)
+      const seeded = await fullUser(store, tenantId)
+      const { userId } = seeded
+      const [identifierId, factorId] = [seeded.usernameId!, seeded.factorId!]
+      const read = () =>
+        store.transaction(tenantId, async (tx) => ({
+          profile: await tx.getProfile(userId),
+          identifier: (await tx.listIdentifiers(userId)).find((i) => i.id === identifierId) ?? null,
+          factor: (await tx.listFactors(userId)).find((f) => f.id === factorId) ?? null,
+        }))
+      // Two updates each: version 3 when deleted.
+      for (const expectedVersion of [1, 2]) {
+        await changeUser(store, tenantId, userId, async (tx) => {
+          const now = await read()
+          tx.putProfile({ userId, attributes: { a: expectedVersion + 1 } }, { expectedVersion })
+          tx.putIdentifier({ ...now.identifier!, verified: expectedVersion === 2 }, { expectedVersion })
+          tx.putFactor({ ...now.factor!, state: { n: expectedVersion } }, { expectedVersion })
+        })
+      }
+      const held = await read()
+      assert.deepEqual(
+        [held.profile?.version, held.identifier?.version, held.factor?.version],
+        [3, 3, 3],
+        'profile, identifier and factor after an insert and two updates',
+      )
+      await changeUser(store, tenantId, userId, (tx) => {
+        tx.deleteProfile(userId, { expectedVersion: 3 })
+        tx.deleteIdentifier({ id: identifierId, userId }, { expectedVersion: 3 })
+        tx.deleteFactor({ id: factorId, userId }, { expectedVersion: 3 })
+      })
+      await changeUser(store, tenantId, userId, (tx) => {
+        tx.putProfile({ userId, attributes: { a: 'again' } }, { mustNotExist: true })
+        tx.putIdentifier({ ...held.identifier!, verified: false }, { mustNotExist: true })
+        tx.putFactor({ ...held.factor!, state: {} }, { mustNotExist: true })
+      })
+      const again = await read()
+      const rule =
+        'an insert ({ mustNotExist: true }) stores version 1 (UnitOfWork rule 4), also where a deleted record of that id was: the deleted record’s version must not carry over'
+      assert.deepEqual(
+        {
+          profile: again.profile?.version,
+          identifier: again.identifier?.version,
+          factor: again.factor?.version,
+        },
+        { profile: 1, identifier: 1, factor: 1 },
+        `versions of the records inserted again after their delete at version 3: ${rule}`,
+      )
+      // The new record's version is what its next update must name.
+      await changeUser(store, tenantId, userId, (tx) =>
+        tx.putProfile({ userId, attributes: { a: 'next' } }, { expectedVersion: 1 }),
+      )
+    },
+  },
+  {
     name: 'a conflict raised by the commit is marked as such (markCommitPhase); one the callback throws is not',
     async run(ctx) {
       const store = await ctx.store()
