@@ -222,7 +222,7 @@ export function settleOptions(options) {
         tenantId: i.tenantId,
         eventId: i.eventId,
         outcome: /** @type {const} */ ('failed'),
-        error: String(i.error).slice(0, LAST_ERROR_CHARS),
+        error: lastErrorText(i.error),
         backoffMs: Math.min(MAX_INT4, Math.max(0, Math.floor(Number(i.backoffMs) || 0))),
       })
     } else {
@@ -230,6 +230,18 @@ export function settleOptions(options) {
     }
   }
   return { owner: o.owner, items, maxAttempts }
+}
+
+/**
+ * A relay's error as `lastError` keeps it: cut to LAST_ERROR_CHARS, then NUL and unpaired surrogates (a cut can
+ * split a pair) replaced with U+FFFD, as the provider guide asks.
+ * @param {unknown} error
+ */
+export function lastErrorText(error) {
+  return String(error)
+    .slice(0, LAST_ERROR_CHARS)
+    .replaceAll('\u0000', '\uFFFD')
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   assertInt,
   claimOptions,
   encodeOutboxCursor,
-  LAST_ERROR_CHARS,
+  lastErrorText,
   listOutboxQuery,
   settleOptions,
 } from './checks.js'
@@ -277,7 +277,7 @@ export class SqliteOutbox {
          status = ?, available_at_ms = ? WHERE seq = ?`,
       [
         attempts,
-        error.slice(0, LAST_ERROR_CHARS),
+        lastErrorText(error),
         dead ? 'dead' : 'pending',
         dead ? Number(row.available_at_ms) : now + backoffMs,
         row.seq,
