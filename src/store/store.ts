@@ -235,10 +235,11 @@ export interface OutboxSubscription {
  * 1. `claim` takes only events that are pending, due (`availableAt` reached) and unleased or lease-expired.
  *    Started from an aggregate's head (no earlier event of the aggregate is pending or dead), it takes the
  *    aggregate's ready prefix: the head and the events right after it, in (sequence, position) order, up to
- *    `perAggregate`, stopping before the first one that is not claimable (leased, not due, dead). Two
- *    concurrent claims MUST NOT return the same event while its lease holds, nor events of one aggregate to
- *    two owners at once. Events of one aggregate are returned together, in (sequence, position) order; the
- *    order between aggregates is free.
+ *    `perAggregate`, stopping before the first one that is not claimable (leased to anyone, not due, dead).
+ *    Two concurrent claims MUST NOT return the same event while its lease holds, and a claim MUST NOT return
+ *    an event that comes after one of its aggregate leased to another owner. A lease holds while `leaseUntil`
+ *    is after the store's now (at `leaseUntil == now` it has expired). Events of one aggregate are returned
+ *    together, in (sequence, position) order; the order between aggregates is free.
  * 2. An event of a commit that rolled back MUST never be claimed; an event whose commit lands late MUST be
  *    claimed once it has committed (claim by state, never by a cursor).
  * 3. `acknowledge`, `fail`, `release` and `settle` change only events whose lease the owner still holds; a
@@ -246,8 +247,11 @@ export interface OutboxSubscription {
  * 4. A dead event blocks its aggregate's later events until `retryDead` or `discardDead`.
  * 5. A continuation (`continueAfter`) claims the ready events that directly follow the named event, as in
  *    rule 1, only while every earlier pending event of that aggregate is leased to this owner; it renews the
- *    lease of the aggregate's first pending event, so no other owner can start the aggregate meanwhile. When
- *    the named event and everything before it are published, it is a claim from the head.
+ *    lease of the aggregate's first pending event only (never shortening it), so no other owner can start the
+ *    aggregate meanwhile; whether one that finds nothing ready renews is unspecified. When the named event
+ *    and everything before it are published, it is a claim from the head.
+ * Event ids are unique across tenants (the unit of work issues them), so the calls below that take an event
+ * id alone act on the one event of that id. See docs/store-contract.md for the full text.
  */
 export interface OutboxAccess {
   claim(options: ClaimOptions): Promise<OutboxEntry[]>
