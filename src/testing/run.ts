@@ -109,7 +109,78 @@ function makeCase(suite: SuiteDefinition, def: CaseDefinition, options: Conforma
  * and closes what it created.
  */
 export function conformanceCases(options: ConformanceOptions): ConformanceCase[] {
+  checkOptions(options, [])
+  return casesFor(options)
+}
+
+function casesFor(options: ConformanceOptions): ConformanceCase[] {
   return selectSuites(options.suites).flatMap((s) => s.cases.map((def) => makeCase(s, def, options)))
+}
+
+const OPTION_KEYS = [
+  'createStore',
+  'destroyStore',
+  'createSharedStores',
+  'plantSchemaVersion',
+  'reopenStore',
+  'refuseRows',
+  'suites',
+  'capabilities',
+  'differential',
+  'leaseMs',
+  'caseTimeoutMs',
+] as const
+/** The optional factory hooks of `ConformanceOptions` (the CLI reads the same names from a module). */
+export const CONFORMANCE_HOOKS = [
+  'destroyStore',
+  'createSharedStores',
+  'plantSchemaVersion',
+  'reopenStore',
+  'refuseRows',
+] as const satisfies readonly (keyof ConformanceOptions)[]
+
+/**
+ * Checks the options before any case is built: a missing `createStore` or a misspelt hook would otherwise
+ * fail (or skip) every case with a TypeError instead of saying what is wrong. Own keys are checked, so a
+ * factory object whose methods live on its prototype (a class instance) is fine. Never copies the options.
+ */
+function checkOptions(options: unknown, extraKeys: readonly string[]): void {
+  const invalid = (message: string, field: string) =>
+    new ValidationError(`conformance options: ${message}`, { details: { field } })
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalid('pass an object with createStore', 'options')
+  }
+  const o = options as Record<string, unknown>
+  const known: readonly string[] = [...OPTION_KEYS, ...extraKeys]
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) {
+      const name = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/.test(key) ? `"${key}"` : '(not a name)'
+      throw invalid(`unknown key ${name}; known keys: ${known.join(', ')}`, key)
+    }
+  }
+  if (typeof o.createStore !== 'function') throw invalid('createStore must be a function', 'createStore')
+  for (const hook of [...CONFORMANCE_HOOKS, ...extraKeys.filter((k) => k !== 'test')]) {
+    if (o[hook] !== undefined && typeof o[hook] !== 'function') {
+      throw invalid(`${hook} must be a function`, hook)
+    }
+  }
+  for (const [key, max] of [
+    ['leaseMs', 600_000],
+    ['caseTimeoutMs', 86_400_000],
+  ] as const) {
+    const v = o[key]
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)) {
+      throw invalid(`${key} must be an integer from 1 to ${max}`, key)
+    }
+  }
+  for (const key of ['capabilities', 'differential'] as const) {
+    if (o[key] !== undefined && (typeof o[key] !== 'object' || o[key] === null)) {
+      throw invalid(`${key} must be an object`, key)
+    }
+  }
+  if (o.suites !== undefined && !(Array.isArray(o.suites) && o.suites.every((n) => typeof n === 'string'))) {
+    throw invalid('suites must be an array of suite names', 'suites')
+  }
 }
 
 /** Marks the running test skipped through the runner's context (node:test `t.skip`, vitest `ctx.skip`). */
@@ -131,8 +202,14 @@ function skipAtRunTime(context: unknown, reason: string): void {
  * through `skipTest`, else `test.skip`; skips found while running use the runner's test context.
  */
 export function registerConformanceTests(options: RegisterConformanceTestsOptions): void {
+  checkOptions(options, ['test', 'skipTest'])
   const { test, skipTest } = options
-  for (const c of conformanceCases(options)) {
+  if (typeof test !== 'function') {
+    throw new ValidationError('conformance options: test must be a test function (node:test, vitest, jest)', {
+      details: { field: 'test' },
+    })
+  }
+  for (const c of casesFor(options)) {
     if (c.skip !== undefined) {
       const reason = c.skip
       if (skipTest) skipTest(c.name, reason)
@@ -155,8 +232,9 @@ export function registerConformanceTests(options: RegisterConformanceTestsOption
 
 /** Runs the cases one after another and reports each; never throws for a failing case. */
 export async function runConformance(options: RunConformanceOptions): Promise<ConformanceReport> {
+  checkOptions(options, ['onProgress'])
   const results: ConformanceResult[] = []
-  for (const c of conformanceCases(options)) {
+  for (const c of casesFor(options)) {
     const started = performance.now()
     let result: ConformanceResult
     try {

@@ -71,6 +71,38 @@ test('an unknown suite name is refused rather than running nothing', () => {
   )
 })
 
+test('bad harness options are VALIDATION before any case is built, naming the option', async () => {
+  const bad: Array<[string, unknown, string]> = [
+    ['no options', undefined, 'options'],
+    ['no createStore', {}, 'createStore'],
+    ['createStore not a function', { createStore: 'memory' }, 'createStore'],
+    ['a misspelt hook', { createStore: memory, reopenStores: memory }, 'reopenStores'],
+    ['a hook not a function', { createStore: memory, refuseRows: true }, 'refuseRows'],
+    ['a negative case timeout', { createStore: memory, caseTimeoutMs: -1 }, 'caseTimeoutMs'],
+    ['leaseMs a string', { createStore: memory, leaseMs: '60' }, 'leaseMs'],
+    ['suites a string', { createStore: memory, suites: 'outbox' }, 'suites'],
+  ]
+  for (const [what, options, field] of bad) {
+    const refused = (e: Error & { code?: string; details?: { field?: string } }) =>
+      e.code === 'VALIDATION' && e.details?.field === field
+    assert.throws(() => conformanceCases(options as never), refused, what)
+    await assert.rejects(runConformance(options as never), refused, what)
+    if (options !== undefined) {
+      assert.throws(() => registerConformanceTests({ ...(options as object), test } as never), refused, what)
+    }
+  }
+  assert.throws(() => registerConformanceTests({ createStore: memory, test: 5 } as never), {
+    code: 'VALIDATION',
+  })
+  // A factory object whose methods live on its prototype is fine.
+  class Factory {
+    createStore() {
+      return memory()
+    }
+  }
+  assert.ok(conformanceCases(new Factory()).length > 0)
+})
+
 test('declared capabilities decide skips up front, with the reason', async () => {
   const cases = conformanceCases({
     createStore: memory,

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { inspect } from 'node:util'
-import { runConformance } from '../../testing/run.js'
+import { CONFORMANCE_HOOKS, runConformance } from '../../testing/run.js'
 import type { ConformanceOptions, ConformanceResult } from '../../testing/shared/types.js'
 import { type ConformanceStores, conformanceStoresFor } from '../shared/conformance-stores.js'
 import { ExitCode } from '../shared/exit-codes.js'
@@ -14,14 +14,6 @@ type Factories = Pick<
   'createStore' | 'destroyStore' | 'createSharedStores' | 'plantSchemaVersion' | 'reopenStore' | 'refuseRows'
 >
 
-const HOOKS = [
-  'destroyStore',
-  'createSharedStores',
-  'plantSchemaVersion',
-  'reopenStore',
-  'refuseRows',
-] as const satisfies readonly (keyof Factories)[]
-
 const SHAPE =
   'export default { createStore, ...hooks }, or export default createStore with the hooks as named exports, or a named createStore export with them'
 
@@ -29,7 +21,7 @@ const SHAPE =
 function factoriesFrom(source: Record<string, unknown>, path: string, createStore: unknown): Factories {
   if (typeof createStore !== 'function') throw new UsageError(`${path}: no store factory (${SHAPE})`)
   const factories: Record<string, unknown> = { createStore }
-  for (const hook of HOOKS) {
+  for (const hook of CONFORMANCE_HOOKS) {
     const value = source[hook]
     if (value === undefined) continue
     if (typeof value !== 'function') throw new UsageError(`${path}: ${hook} is not a function`)
@@ -87,8 +79,8 @@ export async function conformanceCommand(options: {
   }
   out.progress(`conformance: ${target}`)
   if (options.storeModule !== undefined) {
-    const given = HOOKS.filter((h) => factories[h] !== undefined)
-    const missing = HOOKS.filter((h) => factories[h] === undefined)
+    const given = CONFORMANCE_HOOKS.filter((h) => factories[h] !== undefined)
+    const missing = CONFORMANCE_HOOKS.filter((h) => factories[h] === undefined)
     out.progress(
       `conformance: hooks found: ${given.join(', ') || 'none'}${missing.length > 0 ? `; absent (their cases are skipped): ${missing.join(', ')}` : ''}`,
     )
