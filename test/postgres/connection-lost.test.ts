@@ -79,3 +79,19 @@ test('a connection that dies as the pool hands it out (FATAL in the same read as
   })
   await driver.close()
 })
+
+test("a caller's pool: an idle connection's 'error' has a listener while the store uses the pool, and none after close", async () => {
+  const pool = Object.assign(new EventEmitter(), {
+    query: () => Promise.reject(new Error('not used')),
+    connect: async () => dyingClient(),
+    end: async () => {},
+  })
+  assert.equal(pool.listenerCount('error'), 0)
+  const driver = await createNodePostgresDriver({ pool: pool as never, preparedStatements: false })
+  // pg-pool emits an idle client's error on the pool: with no listener, EventEmitter throws (a crash in pg).
+  assert.doesNotThrow(() =>
+    pool.emit('error', new Error('terminating connection due to administrator command')),
+  )
+  await driver.close()
+  assert.equal(pool.listenerCount('error'), 0, "close() leaves the caller's pool as it found it")
+})

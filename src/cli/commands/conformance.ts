@@ -74,7 +74,12 @@ export async function conformanceCommand(options: {
       // Through a pooler, cases are created and migrated over the direct URL.
       { directUrl: options.env.USER_ENGINE_MIGRATION_URL || undefined },
     )
-    factories = stores
+    // Only the factory and its hooks: the harness refuses keys it does not know (dispose, description).
+    factories = factoriesFrom(
+      stores as unknown as Record<string, unknown>,
+      'conformance stores',
+      stores.createStore,
+    )
     target = stores.description
   }
   out.progress(`conformance: ${target}`)

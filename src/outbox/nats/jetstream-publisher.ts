@@ -370,19 +370,17 @@ export class JetStreamPublisher implements Publisher {
     this.#ready = null
     this.#connected = false
     if (!ready) return
-    const bound = this.#options.timeoutMs ?? 5000
-    const opened = await within(
-      ready.catch(() => null),
-      bound,
-    )
-    if (opened === undefined) {
-      // Still connecting (to a broker that does not answer): close that connection whenever it opens.
+    if (this.#opening) {
+      // Still connecting: nothing was published on it, so there is nothing to drain, and a broker that does not
+      // answer would hold close() for the connect timeout. Close that connection whenever it opens.
       void ready.then(
         ({ nc }) => nc.close().catch(() => undefined),
         () => undefined,
       )
       return
     }
+    const bound = this.#options.timeoutMs ?? 5000
+    const opened = await ready.catch(() => null)
     const nc = opened?.nc
     if (!nc || nc.isClosed()) return
     const drained = await within(

@@ -654,6 +654,10 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   // the connection's ReadyForQuery is emitted before that await returns, with nothing listening.
   const events = pool as Partial<PgEmitterLike>
   if (typeof events.on === 'function') events.on.call(pool, 'connect', guardCheckedOut)
+  // A caller's pool gets the same guard for as long as the store uses it: an idle connection the server
+  // drops (a restart, pg_terminate_backend) must not crash a service that attached no 'error' listener.
+  const ignoreIdleError = () => {}
+  if (!owned && typeof events.on === 'function') events.on.call(pool, 'error', ignoreIdleError)
   const preparedSetting = valid.preparedStatements
   // Only on connections opened here: a caller's pool brings its own (node-postgres' query_timeout).
   const timeoutMs = owned ? (valid.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : 0
@@ -722,6 +726,7 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
       if (closed) return
       closed = true
       if (owned) await p.end()
+      else if (typeof events.off === 'function') events.off.call(p, 'error', ignoreIdleError)
     },
   }
 }
