@@ -19,6 +19,7 @@ describe('prepared statements on the node-postgres store', { skip }, () => {
     const db = await createTestDatabase('ue_prepared', LATEST_SCHEMA_VERSION)
     dbs.push(db)
     const pool = new pg.Pool({ connectionString: db.url, max: 1 })
+    pool.on('error', () => {})
     try {
       const store = await createNodePostgresStore({
         pool,

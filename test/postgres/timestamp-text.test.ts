@@ -63,6 +63,8 @@ describe('point reads under a session time zone other than UTC', { skip }, () =>
   const stores: PostgresUserEngineStore[] = []
   const open = async (timezone: string) => {
     const pool = new pg.Pool({ connectionString: database.url, max: 2, options: `-c timezone=${timezone}` })
+    // The database is dropped WITH (FORCE) at the end: a connection pool.end() has not closed yet is terminated.
+    pool.on('error', () => {})
     pools.push(pool)
     const store = await createNodePostgresStore({ pool })
     stores.push(store)
