@@ -59,9 +59,11 @@ export async function claimAttempt(
  * and counts a failure after the check, so attempts already in flight all read "not locked": 40 parallel
  * guesses at one email were all checked. One at a time per identifier (or user), each attempt reads the
  * count the one before it left, so at most `lockAfter` are checked before the lock; across processes,
- * claimAttempt keeps that bound once a key counts a failure (a first failure in N processes at once is N). Correct attempts are never refused for their own concurrency, and attempts of
- * one user no longer race each other's commits (VERSION_CONFLICT). Other keys run in parallel. The engine
- * also lines up here the retries of units that collided on one record (EngineContext.unit).
+ * claimAttempt keeps that bound once a key counts a failure (a burst at a key with no failure yet checks at
+ * most lockAfter + N - 1 across N processes). Correct attempts are never refused for their own concurrency,
+ * and attempts of one user no longer race each other's commits (VERSION_CONFLICT). Other keys run in
+ * parallel. The engine also lines up here the retries of units that collided on one record
+ * (EngineContext.unit).
  */
 export class OneAtATime {
   readonly #tails = new Map<string, Promise<void>>()
