@@ -42,8 +42,9 @@ export interface SessionPolicy {
   readonly idleTtlMs: number
   /**
    * Validating a session writes its activity (and so moves its idle expiry) at most once per this interval;
-   * every other validation is one read and no write. Default 1 hour. The idle expiry is thus counted from
-   * the last recorded activity: up to one interval earlier than the last request.
+   * every other validation is one read and no write. Default 1 hour; at least 1000 ms (a write at every
+   * request would let a session's holder keep a revocation from committing). The idle expiry is thus
+   * counted from the last recorded activity: up to one interval earlier than the last request.
    */
   readonly refreshIntervalMs: number
   /** Sessions one user may hold; a new one ends the least recently active beyond it. Default 50. */
@@ -86,16 +87,19 @@ export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({
 })
 
 const YEAR_MS = 366 * DAY_MS
+const MIN_REFRESH_INTERVAL_MS = 1000
 
 function sessionPolicy(value: unknown): SessionPolicy {
   const given = optionsObject(value, 'options.sessions', Object.keys(DEFAULT_SESSION_POLICY))
   const policy = { ...DEFAULT_SESSION_POLICY, ...definedOnly(given) } as SessionPolicy
   assertIntegerInRange(policy.absoluteTtlMs, 'options.sessions.absoluteTtlMs', MINUTE_MS, 10 * YEAR_MS)
   assertIntegerInRange(policy.idleTtlMs, 'options.sessions.idleTtlMs', MINUTE_MS, policy.absoluteTtlMs)
+  // At least a second: a refresh is a write of the session, and refreshes at every request let whoever
+  // holds a session (a stolen one included) keep its version moving faster than a revocation can commit.
   assertIntegerInRange(
     policy.refreshIntervalMs,
     'options.sessions.refreshIntervalMs',
-    0,
+    MIN_REFRESH_INTERVAL_MS,
     policy.idleTtlMs - 1,
   )
   assertIntegerInRange(policy.maxPerUser, 'options.sessions.maxPerUser', 1, 1000)

@@ -210,7 +210,7 @@ await forEachStore('sessions', ({ store }) => {
   })
 
   test('at most sessions.maxPerUser sessions: a new one ends the least recently active', async () => {
-    const h = setup({ store: store(), sessions: { maxPerUser: 3, refreshIntervalMs: 0 } })
+    const h = setup({ store: store(), sessions: { maxPerUser: 3, refreshIntervalMs: 1000 } })
     const { t, user, session: a } = await signedIn(h)
     h.now += 1000
     const b = await signInAgain(h.engine, t)
@@ -304,6 +304,9 @@ test('session options are checked up front', () => {
     { idleTtlMs: 10 },
     { idleTtlMs: 40 * DAY },
     { refreshIntervalMs: 7 * DAY },
+    // A refresh at every request would let a session's holder keep its revocation from committing.
+    { refreshIntervalMs: 0 },
+    { refreshIntervalMs: 999 },
     { maxPerUser: 0 },
     { revokeOnEmailChange: 'yes' },
     { lifetime: 1 },
