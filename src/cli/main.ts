@@ -13,7 +13,7 @@ import { RELAY_OPTIONS } from './commands/relay-settings.js'
 import { statusCommand } from './commands/status.js'
 import type { CommandContext } from './shared/command.js'
 import { ExitCode } from './shared/exit-codes.js'
-import { queryTimeoutFlag } from './shared/flags.js'
+import { durationFlag, queryTimeoutFlag } from './shared/flags.js'
 import {
   EMPTY_EMBEDDED,
   missingDataDir,
@@ -27,7 +27,10 @@ import { UsageError } from './shared/usage-error.js'
 
 const USAGE = `usage: user-engine <command> [options]
 
-  migrate      [--database-url URL] [--json]   apply pending migrations
+  migrate      [--database-url URL] [--lock-timeout D] [--json]
+                                               apply pending migrations; --lock-timeout (or
+                                               $USER_ENGINE_MIGRATION_LOCK_TIMEOUT): how long to wait for
+                                               another migrator's lock (default 60s)
   status       [--database-url URL] [--json]   schema version, pending migrations, drift (exit 3: pending)
   plan         [--database-url URL]            print the SQL migrate would run
   diagnostics  [--database-url URL] [--json]   counts only, and outbox lag
@@ -99,6 +102,15 @@ function queryTimeoutOf(
   )
 }
 
+/** migrate's --lock-timeout, else USER_ENGINE_MIGRATION_LOCK_TIMEOUT: how long to wait for another migrator. */
+function lockTimeoutOf(flags: Flags, env: Readonly<Record<string, string | undefined>>): number | undefined {
+  const flag = flags['lock-timeout'] as string | undefined
+  return durationFlag(
+    flag ?? (env.USER_ENGINE_MIGRATION_LOCK_TIMEOUT || undefined),
+    flag === undefined ? 'USER_ENGINE_MIGRATION_LOCK_TIMEOUT' : '--lock-timeout',
+  )
+}
+
 interface StoreCommandSpec {
   /** The command's own flags (besides the common ones and --query-timeout). */
   readonly options?: OptionSpec
@@ -129,7 +141,11 @@ function withStore(
           `no database at ${missing}: name one with --database-url or DATABASE_URL, or create this one with user-engine migrate`,
         )
       }
-      const store = await openStore(missing === undefined ? location : EMPTY_EMBEDDED, { queryTimeoutMs })
+      const migrationLockTimeoutMs = 'lock-timeout' in options ? lockTimeoutOf(flags, io.env) : undefined
+      const store = await openStore(missing === undefined ? location : EMPTY_EMBEDDED, {
+        queryTimeoutMs,
+        migrationLockTimeoutMs,
+      })
       try {
         return await run({ store, databaseUrl, flags, positionals: args, out, env: io.env })
       } finally {
@@ -140,7 +156,11 @@ function withStore(
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  migrate: withStore(migrateCommand, { purpose: 'schema', creates: true }),
+  migrate: withStore(migrateCommand, {
+    options: { 'lock-timeout': { type: 'string' } },
+    purpose: 'schema',
+    creates: true,
+  }),
   // Reads the schema history without opening a store, so it can report drift instead of refusing it.
   status: {
     options: { 'query-timeout': { type: 'string' } },

@@ -94,6 +94,8 @@ function maskUserInfo(part: string): string {
 export interface OpenStoreOptions {
   /** The bound on each statement's wait on a PostgreSQL server (0: none); the driver's default when absent. */
   readonly queryTimeoutMs?: number | undefined
+  /** How long `migrate` waits for another migrator's lock; the store's default (60 s) when absent. */
+  readonly migrationLockTimeoutMs?: number | undefined
 }
 
 /** A driver for a SQL location. Postgres modules load lazily so `memory:` needs neither driver package. */
@@ -119,7 +121,11 @@ export async function openStore(
 ): Promise<UserEngineStore> {
   if (location.kind === 'memory') return new InMemoryUserEngineStore()
   const { PostgresUserEngineStore } = await import('../../store/postgres/postgres-store.js')
-  return PostgresUserEngineStore.open(await openDriver(location, options))
+  const { migrationLockTimeoutMs } = options
+  return PostgresUserEngineStore.open(
+    await openDriver(location, options),
+    migrationLockTimeoutMs === undefined ? {} : { migrationLockTimeoutMs },
+  )
 }
 
 /** The data directory of an embedded database that is not there yet (opening it would create it), else undefined. */
