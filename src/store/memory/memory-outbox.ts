@@ -90,14 +90,15 @@ export class InMemoryOutbox implements OutboxAccess {
       // Rule 5: while earlier events are pending, they must all be this owner's (the head stands for them).
       if (held && !(head.leaseOwner === o.owner && head.leaseUntilMs !== null && head.leaseUntilMs > now))
         continue
-      const from = queue.findIndex((r) => bySequence(r, at) > 0)
-      if (from === -1) continue
-      const run = runFrom(queue, from)
-      if (run.length === 0) continue
+      // Renewed whether or not anything follows yet, as the Postgres store does: the hold is the owner's.
       if (held) {
         head.leaseUntilMs = Math.max(head.leaseUntilMs ?? 0, now + o.leaseMs)
         head.leaseUntil = iso(head.leaseUntilMs)
       }
+      const from = queue.findIndex((r) => bySequence(r, at) > 0)
+      if (from === -1) continue
+      const run = runFrom(queue, from)
+      if (run.length === 0) continue
       runs.push(run)
     }
     if (o.newAggregates > 0) {
