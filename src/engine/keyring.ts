@@ -53,15 +53,18 @@ export function createKeyring(input: {
   return Object.freeze(redact({ currentKeyId, keys: Object.freeze(redact(keys)) }))
 }
 
-/** A key's 32 bytes, copied; anything else (or a value whose reading throws) is VALIDATION naming only the id. */
 /** Base64 or base64url, padded or not, that decodes and re-encodes to itself; anything else is undefined. */
 function strictBase64(text: string): Buffer | undefined {
-  const bytes = Buffer.from(text, 'base64')
-  const plain = bytes.toString('base64')
-  const forms = [plain, plain.replace(/=+$/, ''), bytes.toString('base64url')]
-  return forms.includes(text) ? bytes : undefined
+  const unpadded = text.replace(/=+$/, '')
+  // Padding, when given, must be exactly what the length calls for.
+  const padding = (4 - (unpadded.length % 4)) % 4
+  if (text !== unpadded && text.length !== unpadded.length + padding) return undefined
+  const bytes = Buffer.from(unpadded, 'base64')
+  const canonical = [bytes.toString('base64').replace(/=+$/, ''), bytes.toString('base64url')]
+  return canonical.includes(unpadded) ? bytes : undefined
 }
 
+/** A key's 32 bytes, copied; anything else (or a value whose reading throws) is VALIDATION naming only the id. */
 function keyBytes(id: string, raw: unknown): Uint8Array {
   const invalid = () =>
     new ValidationError(`key ${id} must be ${KEY_BYTES} bytes`, { details: { field: 'keys', keyId: id } })

@@ -75,6 +75,10 @@ export interface EventDraft {
  *    write nothing. So a use case needs no separate read to refuse an unknown tenant. A unit that buffered no
  *    write, audit record or event commits nothing and is not checked.
  * When several preconditions of one commit fail, which conflict code is reported is unspecified.
+ * 8. A write the engine would never make is VALIDATION when it is buffered, and nothing is written: an unknown
+ *    status or identifier kind, an identifier value not in normalized form, profile attributes `updateProfile`
+ *    refuses, nested audit data, a payload with no JSON form, an `expectedVersion` past 2^31 - 1
+ *    (`BufferedUnitOfWork` does all of it; docs/provider-guide.md "Input validation and limits").
  */
 export interface UnitOfWork {
   readonly tenantId: string

@@ -80,11 +80,17 @@ test('keyringFromEnv reads id:base64 pairs; current defaults to the first', () =
 test('key text is read as strict base64: a typo, a stray byte or a NUL is VALIDATION, never another key', () => {
   const a = generateKey()
   const bytes = Buffer.from(a, 'base64')
-  for (const form of [a, a.replace(/=+$/, ''), bytes.toString('base64url')]) {
+  for (const form of [
+    a,
+    a.replace(/=+$/, ''),
+    bytes.toString('base64url'),
+    `${bytes.toString('base64url')}=`,
+  ]) {
     assert.deepEqual(Buffer.from(createKeyring({ currentKeyId: 'k', keys: { k: form } }).keys.k!), bytes)
   }
   for (const bad of [
     `${a}\u0000`,
+    `${a}=`,
     `${a.slice(0, 10)}!${a.slice(11)}`,
     `${a.slice(0, 20)} ${a.slice(20)}`,
     `${a}A`,

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { newId } from '../../src/domain/ids.js'
+import { foldIdentifier } from '../../src/domain/validation.js'
 import type { UserEngineStore } from '../../src/store/store.js'
 import type { UnitOfWork } from '../../src/store/unit-of-work.js'
 import { ADAPTERS } from '../support/adapters.js'
@@ -129,10 +130,27 @@ for (const adapter of ADAPTERS) {
       assert.equal(user?.version, 1)
     })
 
+    test('an identifier value the engine normalized is taken as it is, a mark it left decomposed included', async () => {
+      // 'H' + U+0331 lower-cases to 'h' + U+0331, which NFKC (so folding again) would compose to U+1E96.
+      const value = foldIdentifier('H\u0331ans@example.com')
+      assert.notEqual(foldIdentifier(value), value, 'the fold is not idempotent for this value')
+      const id = newId('idn')
+      await store.transaction(tenantId, async (tx) => {
+        tx.putUser({ id: userId, status: 'active' }, { expectedVersion: (await tx.getUser(userId))!.version })
+        tx.putIdentifier({ id, userId, kind: 'email', value, verified: false }, { mustNotExist: true })
+      })
+      // Verifying it rewrites the stored value unchanged.
+      await store.transaction(tenantId, async (tx) => {
+        tx.putUser({ id: userId, status: 'active' }, { expectedVersion: (await tx.getUser(userId))!.version })
+        tx.putIdentifier({ id, userId, kind: 'email', value, verified: true }, { expectedVersion: 1 })
+      })
+      assert.equal((await store.getIdentifier(tenantId, 'email', value))?.verified, true)
+    })
+
     test('a payload is stored as its JSON: a Date as ISO text, an undefined property dropped', async () => {
       const at = new Date('2026-01-02T03:04:05.000Z')
       await store.transaction(tenantId, async (tx) => {
-        tx.putUser({ id: userId, status: 'active' }, { expectedVersion: 1 })
+        tx.putUser({ id: userId, status: 'active' }, { expectedVersion: (await tx.getUser(userId))!.version })
         tx.enqueue({
           type: 'json.shape',
           userId,

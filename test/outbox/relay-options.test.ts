@@ -67,6 +67,8 @@ test('bad publisher options are VALIDATION when the publisher is built, and noth
     ['an empty token in the subject prefix', { servers, subjectPrefix: 'acme..users' }],
     ['a dot in the stream name', { servers, stream: 'A.B' }],
     ['a wildcard in the stream name', { servers, stream: 'A*' }],
+    ['a space in the stream name', { servers, stream: 'A B' }],
+    ['a slash in the stream name', { servers, stream: 'A/B' }],
     ['subject not a function', { servers, subject: 'x' }],
     ['ensureStream a string', { servers, ensureStream: 'no' }],
     ['rebuild with an unknown key', { servers, rebuild: { base: 10 } }],

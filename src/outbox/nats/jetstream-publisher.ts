@@ -86,10 +86,10 @@ function subjectToken(value: string): string {
   return token.length > 0 ? token : '_'
 }
 
-// NATS names: a stream name is one token; a subject prefix is tokens joined by dots. Neither may hold
-// whitespace or a wildcard (`*`, `>`): a prefix with one would publish to a literal `*` token, or be refused
-// by the broker only when the stream is created.
-const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/
+// NATS names: a stream name is one token (NATS also refuses path separators in it); a subject prefix is
+// tokens joined by dots. Neither may hold whitespace or a wildcard (`*`, `>`): a prefix with one would publish
+// to a literal `*` token, or be refused by the broker only when the stream is created.
+const STREAM_NAME = /^[^.*>/\\]{1,255}$/
 // Tokens of printable ASCII other than '.', '*' and '>', joined by single dots.
 const SUBJECT_PREFIX = /^[^.*>]+(?:\.[^.*>]+)*$/
 const PRINTABLE_ASCII = /^[!-~]+$/
@@ -110,8 +110,11 @@ function validatePublisherOptions(options: unknown): JetStreamPublisherOptions {
   ])
   const invalid = (field: string, rule: string) =>
     new ValidationError(`${field} ${rule}`, { details: { field } })
-  if (o.stream !== undefined && (typeof o.stream !== 'string' || !STREAM_NAME.test(o.stream))) {
-    throw invalid('stream', 'must be 1 to 64 letters, digits, - or _')
+  if (
+    o.stream !== undefined &&
+    (typeof o.stream !== 'string' || !PRINTABLE_ASCII.test(o.stream) || !STREAM_NAME.test(o.stream))
+  ) {
+    throw invalid('stream', 'must be 1 to 255 printable ASCII characters, without spaces, ., *, >, / or \\')
   }
   if (
     o.subjectPrefix !== undefined &&
@@ -247,6 +250,10 @@ export class JetStreamPublisher implements Publisher {
       throw publishFailed(`publishing event ${event.id}: connecting to NATS failed`, cause, this.#secrets)
     }
     await this.#nextTurn()
+    // close() while this publish waited for the connection: it will close that connection, so do not start.
+    if (this.#closed) {
+      throw new UserEngineError(ErrorCode.STORE_CLOSED, 'the JetStream publisher is closed')
+    }
     const { js, nats } = conn
     const h = nats.transport.headers()
     h.set(EVENT_HEADERS.tenant, event.tenantId)
