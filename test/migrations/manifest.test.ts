@@ -6,6 +6,7 @@ import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { MIGRATIONS } from '../../src/store/postgres/schema/manifest.js'
 import {
   checksumOf,
+  migrationStatements,
   migrationsDirectory,
   readMigrationSql,
 } from '../../src/store/postgres/schema/sql-files.js'
@@ -41,6 +42,27 @@ test('every numbered SQL file is in the manifest, in order, and each non-transac
     assert.equal(m.file.slice(0, 4), String(m.version).padStart(4, '0'))
     if (!m.transactional)
       assert.ok(m.nonTransactionalReason, `${m.file} must say why it is non-transactional`)
+  }
+})
+
+test('migrationStatements: a transactional file whole; a non-transactional one split, $$ bodies kept whole', () => {
+  for (const m of MIGRATIONS) {
+    const sql = readMigrationSql(m)
+    const statements = migrationStatements(m)
+    if (m.transactional) {
+      assert.deepEqual(statements, [sql], `${m.file}: one script`)
+      continue
+    }
+    assert.ok(statements.length >= 1, `${m.file}: at least one statement`)
+    for (const statement of statements) {
+      // Every dollar quote opened in a statement is closed in it: no body was cut at an inner semicolon.
+      assert.equal((statement.match(/\$\$/g) ?? []).length % 2, 0, `${m.file}: a $$ body was cut`)
+      assert.ok(!/;\s*$/.test(statement), `${m.file}: a statement keeps its terminator`)
+    }
+    assert.ok(
+      statements.some((s) => /CONCURRENTLY/.test(s)),
+      `${m.file}: holds the concurrent builds`,
+    )
   }
 })
 

@@ -22,7 +22,7 @@ export {
 export { PostgresOutbox } from './postgres-outbox.js'
 export { type PostgresStoreOptions, PostgresUserEngineStore } from './postgres-store.js'
 export { MIGRATIONS, type MigrationEntry } from './schema/manifest.js'
-export { checksumOf, readMigrationSql } from './schema/sql-files.js'
+export { checksumOf, migrationStatements, readMigrationSql } from './schema/sql-files.js'
 
 export interface NodePostgresStoreOptions extends PostgresStoreOptions {
   /** Where to connect; the store creates (and on `close()` ends) a pool. Else PG* environment variables. */

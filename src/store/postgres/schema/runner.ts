@@ -10,8 +10,7 @@ import {
   releaseAdvisoryLock,
 } from './lock.js'
 import { MIGRATIONS, type MigrationEntry } from './manifest.js'
-import { checksumOf, readMigrationSql } from './sql-files.js'
-import { splitSqlStatements } from './statements.js'
+import { checksumOf, migrationStatements, readMigrationSql } from './sql-files.js'
 
 export interface MigratorOptions {
   /** How long to wait for another migrator's lock before MIGRATION_LOCK_TIMEOUT. Default 60 000 ms. */
@@ -226,7 +225,7 @@ export function createMigrator(driver: SqlDriver, options: MigratorOptions = {})
       transactional: entry.transactional,
       checksum: entry.checksum,
       sql,
-      statements: entry.transactional ? [sql] : splitSqlStatements(sql),
+      statements: migrationStatements(entry, sql),
     }
   }
 

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ErrorCode, UserEngineError } from '../../../domain/errors.js'
 import type { MigrationEntry } from './manifest.js'
+import { splitSqlStatements } from './statements.js'
 
 /** Finds `migrations/postgres` from this module, whether it runs from `src/` or the built `dist/src/`. */
 export function migrationsDirectory(): string {
@@ -31,4 +32,14 @@ export function checksumOf(text: string): string {
 
 export function readMigrationSql(entry: MigrationEntry): string {
   return normalizeSql(readFileSync(join(migrationsDirectory(), entry.file), 'utf8'))
+}
+
+/**
+ * What to send for one migration, in order: a transactional one is its whole file (run it in one transaction
+ * with its history row); a non-transactional one is its statements one at a time, split at top-level
+ * semicolons (quotes, dollar-quoted bodies and comments respected), because a multi-statement query runs as
+ * one implicit transaction, where `CREATE INDEX CONCURRENTLY` is refused.
+ */
+export function migrationStatements(entry: MigrationEntry, sql = readMigrationSql(entry)): string[] {
+  return entry.transactional ? [sql] : splitSqlStatements(sql)
 }
