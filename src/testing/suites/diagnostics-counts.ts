@@ -34,7 +34,12 @@ export const diagnosticsCountsCase: CaseDefinition = {
       claimed.filter((e) => e.tenantId === tenantId && e.aggregateId === userId)
     const [published] = mine(first.userId)
     const [dead, discarded, ...released] = mine(second.userId)
-    assert.ok(published && dead && discarded && released.length === 2, 'claimed the four events of the case')
+    assert.ok(
+      published && dead && discarded && released.length === 2,
+      `a claim right after the commits took ${mine(first.userId).length} of the first user's 1 event and ` +
+        `${mine(second.userId).length} of the second user's 4 (an event is due from its commit's time on the ` +
+        "store's clock: compare availableAt with now() without rounding either)",
+    )
     assert.deepEqual(await store.outbox.acknowledge('relay-a', [published.id]), [published.id])
     for (const e of [dead, discarded]) {
       const status = await store.outbox.fail({
