@@ -37,6 +37,9 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   'uow.7': [
     'versions: a commit into a tenant without a tenant record fails with NOT_FOUND and writes nothing',
   ],
+  'uow.8': [
+    'records: a write the engine never makes (an unknown status or kind, a value not normalized, nested audit data, no JSON form) is VALIDATION and writes nothing',
+  ],
   'store.1': [
     'readiness: an unmigrated store reports not ready with SCHEMA_NOT_READY',
     'readiness: a transaction on an unmigrated store fails with SCHEMA_NOT_READY and never runs its callback',

@@ -1144,6 +1144,25 @@ class OutboxListCursorAnyListingStore extends DelegatingStore {
   }
 }
 
+/** Skips a write its checks refuse (as a store that logs and drops what it cannot store) and commits the rest. */
+class SkipsRefusedWritesStore extends DelegatingStore {
+  override transaction<T>(tenantId: string, fn: (tx: UnitOfWork) => Promise<T>): Promise<T> {
+    return super.transaction(tenantId, (tx) => {
+      for (const method of ['putUser', 'putIdentifier', 'appendAudit', 'enqueue'] as const) {
+        const write = (tx[method] as (...args: unknown[]) => void).bind(tx)
+        ;(tx as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+          try {
+            write(...args)
+          } catch (error) {
+            if (!isUserEngineError(error, ErrorCode.VALIDATION)) throw error
+          }
+        }
+      }
+      return fn(tx)
+    })
+  }
+}
+
 /** `purgeExpired` deletes `expires_at <= before`: a session expiring at the cut itself goes too. */
 class InclusivePurgeStore extends DelegatingStore {
   override purgeExpired(tenantId: string, query: PurgeExpiredQuery): Promise<PurgeExpiredResult> {
@@ -1597,6 +1616,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
       'rollback: a thrown non-Error value is rethrown unchanged and writes nothing',
       "tenants: a tenant's committed change shows in the listing; a rolled-back one does not",
       'outbox: an event from a rolled-back commit is never claimed',
+      'records: a write the engine never makes (an unknown status or kind, a value not normalized, nested audit data, no JSON form) is VALIDATION and writes nothing',
       DIFFERENTIAL,
     ],
   },
@@ -1613,6 +1633,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: 'commits the records and audit, then the events in a second transaction',
     create: () => new SplitOutboxStore(),
     caughtBy: [
+      'records: a write the engine never makes (an unknown status or kind, a value not normalized, nested audit data, no JSON form) is VALIDATION and writes nothing',
       "versions: writing a user's records without writing the user fails with INVALID_UNIT_OF_WORK",
       "rollback: a commit whose audit record or event the database refuses writes none of the unit's records, audit or events",
       // The second transaction stamps its part with its own unit's time.
@@ -2008,6 +2029,15 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new OutboxListCursorAnyListingStore(),
     caughtBy: [
       'outbox: a list cursor resumes only its own listing: another tenant, aggregate or status is VALIDATION',
+    ],
+  },
+  {
+    bug: 'skips a unit-of-work write its checks refuse and commits the rest of the unit',
+    create: () => new SkipsRefusedWritesStore(),
+    caughtBy: [
+      'audit: the request context round-trips: request id, client IP and user agent',
+      'records: a write the engine never makes (an unknown status or kind, a value not normalized, nested audit data, no JSON form) is VALIDATION and writes nothing',
+      DIFFERENTIAL,
     ],
   },
   {

@@ -6,6 +6,7 @@ import { assert, errorCode, expectNull } from '../shared/expect.js'
 import { changeUser, putIdentifier, seedUser } from '../shared/fixtures.js'
 import { commitTimeCase } from './commit-time.js'
 import { diagnosticsCountsCase } from './diagnostics-counts.js'
+import { engineShapedWritesCase } from './engine-shaped-writes.js'
 import { returnedCopiesCase } from './returned-copies.js'
 
 function assertMeta(record: RecordMeta, tenantId: string, version: number, what: string): void {
@@ -223,5 +224,6 @@ export const recordsSuite = suite(
     commitTimeCase,
     returnedCopiesCase,
     diagnosticsCountsCase,
+    engineShapedWritesCase,
   ],
 )
