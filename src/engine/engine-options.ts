@@ -4,6 +4,7 @@ import {
   assertOptionalBoolean,
   MAX_TIME_MS,
   optionsObject,
+  readingCallerValue,
 } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'
@@ -203,6 +204,12 @@ function checkedClock(given: unknown): () => number {
 }
 
 export function validateEngineOptions(options: unknown): ValidEngineOptions {
+  // A proxy or getter of the caller's that throws anywhere below (a revoked store, a keyring's keys) is
+  // VALIDATION, as it is for the options object itself.
+  return readingCallerValue('options', () => readEngineOptions(options))
+}
+
+function readEngineOptions(options: unknown): ValidEngineOptions {
   if (options === undefined) {
     throw new ValidationError('UserEngine options must be an object with at least store and keyring', {
       details: {
@@ -213,11 +220,12 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   const o = optionsObject(options, 'UserEngine options', ENGINE_OPTION_KEYS)
 
   const store = o.store as Record<string, unknown> | null | undefined
-  const missing =
+  const missing = readingCallerValue('store', () =>
     typeof store !== 'object' || store === null
       ? undefined
       : (STORE_FUNCTIONS.find((f) => typeof store[f] !== 'function') ??
-        (typeof store.throttle === 'object' && store.throttle !== null ? undefined : 'throttle'))
+        (typeof store.throttle === 'object' && store.throttle !== null ? undefined : 'throttle')),
+  )
   if (typeof store !== 'object' || store === null || missing !== undefined) {
     throw new ValidationError(
       `options.store must be a UserEngineStore${missing === undefined ? '' : ` (it has no ${missing === 'throttle' ? 'throttle' : `${missing} function`})`}: e.g. InMemoryUserEngineStore, createNodePostgresStore or createPgliteStore`,
@@ -226,14 +234,23 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   }
 
   const keyring = o.keyring as { keys?: unknown } | null | undefined
-  if (typeof keyring !== 'object' || keyring === null || Array.isArray(keyring)) {
+  if (
+    typeof keyring !== 'object' ||
+    keyring === null ||
+    readingCallerValue('keyring', () => Array.isArray(keyring))
+  ) {
     throw new ValidationError('options.keyring must be a keyring: see createKeyring and keyringFromEnv', {
       details: {
         field: 'keyring',
       },
     })
   }
-  if (typeof keyring.keys !== 'object' || keyring.keys === null || Array.isArray(keyring.keys)) {
+  const keys = readingCallerValue('keyring.keys', () => keyring.keys)
+  if (
+    typeof keys !== 'object' ||
+    keys === null ||
+    readingCallerValue('keyring.keys', () => Array.isArray(keys))
+  ) {
     throw new ValidationError('options.keyring.keys must be an object of key id to 32-byte key', {
       details: {
         field: 'keyring.keys',
@@ -257,7 +274,7 @@ export function validateEngineOptions(options: unknown): ValidEngineOptions {
   assertOptionalBoolean(o.recordClientInfo, 'options.recordClientInfo')
   const clock = o.clock === undefined ? Date.now : checkedClock(o.clock)
 
-  if (o.tracer !== undefined && !isTracer(o.tracer)) {
+  if (o.tracer !== undefined && !readingCallerValue('tracer', () => isTracer(o.tracer))) {
     throw new ValidationError(
       "options.tracer must be an OpenTelemetry Tracer (an object with startActiveSpan): e.g. trace.getTracer('my-service')",
       { details: { field: 'tracer' } },

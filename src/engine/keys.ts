@@ -1,12 +1,7 @@
 import { isUserEngineError } from '../domain/errors.js'
 import type { FactorRecord, TenantRecord } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
-import {
-  assertFunction,
-  assertIntegerInRange,
-  assertOptionalSignal,
-  optionsObject,
-} from '../domain/validation.js'
+import { abortedReader, assertFunction, assertIntegerInRange, optionsObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { UserEngineStore } from '../store/store.js'
 import type { EngineContext } from './context.js'
@@ -91,16 +86,15 @@ export async function resealSeeds(ctx: EngineContext, options: ResealOptions = {
   const batchSize = o.batchSize === undefined ? 100 : o.batchSize
   assertIntegerInRange(batchSize, 'batchSize', 1, 500)
   if (o.maxBatches !== undefined) assertIntegerInRange(o.maxBatches, 'maxBatches', 1, Number.MAX_SAFE_INTEGER)
-  assertOptionalSignal(o.signal, 'signal')
+  const aborted = abortedReader(o.signal, 'signal')
   if (o.onProgress !== undefined) assertFunction(o.onProgress, 'onProgress')
-  const signal = o.signal
   const onProgress = o.onProgress as ResealOptions['onProgress']
   const maxBatches = (o.maxBatches as number | undefined) ?? Number.POSITIVE_INFINITY
   const current = ctx.keyring.currentKeyId
   const failures: ResealFailure[] = []
   let failed = 0
   const progress = { tenants: 0, batches: 0, resealed: 0 }
-  const stopped = () => signal?.aborted === true || progress.batches >= maxBatches
+  const stopped = () => aborted() || progress.batches >= maxBatches
   let complete = true
   tenants: for await (const tenant of everyTenant(ctx.store)) {
     progress.tenants++

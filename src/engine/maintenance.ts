@@ -1,8 +1,8 @@
 import { ValidationError } from '../domain/errors.js'
 import {
+  abortedReader,
   assertFunction,
   assertIntegerInRange,
-  assertOptionalSignal,
   assertTimeMs,
   isIsoInstant,
   MAX_PURGE_BATCH,
@@ -68,14 +68,13 @@ export async function purgeExpired(store: UserEngineStore, options: PurgeOptions
   if (o.maxBatches !== undefined) assertIntegerInRange(o.maxBatches, 'maxBatches', 1, Number.MAX_SAFE_INTEGER)
   const now = o.now === undefined ? Date.now() : o.now
   assertTimeMs(now, 'now')
-  assertOptionalSignal(o.signal, 'signal')
+  const aborted = abortedReader(o.signal, 'signal')
   const before = new Date(now).toISOString()
   // A time Date can hold may still be past what an ISO instant writes (years beyond 9999): name `now`, not
   // the `before` the store would have refused.
   if (!isIsoInstant(before)) {
     throw new ValidationError('now must be a time before the year 10000', { details: { field: 'now' } })
   }
-  const signal = o.signal
   const maxBatches = (o.maxBatches as number | undefined) ?? Number.POSITIVE_INFINITY
   const total = { sessions: 0, tokens: 0, tenants: 0, batches: 0 }
   let cursor: string | undefined
@@ -84,7 +83,7 @@ export async function purgeExpired(store: UserEngineStore, options: PurgeOptions
     for (const tenant of page.items) {
       total.tenants++
       for (;;) {
-        if (signal?.aborted || total.batches >= maxBatches) return { ...total, complete: false }
+        if (aborted() || total.batches >= maxBatches) return { ...total, complete: false }
         const done = await store.purgeExpired(tenant.id, { before, limit: batchSize })
         total.batches++
         total.sessions += done.sessions

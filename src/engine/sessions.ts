@@ -2,7 +2,7 @@ import { ErrorCode, isUserEngineError, ValidationError } from '../domain/errors.
 import type { SessionRecord, SignInMethod, UserRecord } from '../domain/records.js'
 import { SIGN_IN_METHODS } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
-import { assertId, inputObject } from '../domain/validation.js'
+import { assertId, inputObject, plainList } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import type { EventDraft, UnitOfWork } from '../store/unit-of-work.js'
 import { type EngineContext, requireUser } from './context.js'
@@ -162,19 +162,19 @@ export async function createSession(
 ): Promise<NewSession> {
   assertId(tenantId, 'tenantId')
   assertId(userId, 'userId')
-  const methods = inputObject(options, 'options', ['methods']).methods ?? ['external']
+  const methodsMessage = `options.methods must be a non-empty list of distinct ${SIGN_IN_METHODS.join(', ')}`
+  const methods = plainList(
+    inputObject(options, 'options', ['methods']).methods ?? ['external'],
+    'methods',
+    SIGN_IN_METHODS.length,
+    methodsMessage,
+  )
   if (
-    !Array.isArray(methods) ||
     methods.length === 0 ||
     new Set(methods).size !== methods.length ||
     !methods.every((m) => SIGN_IN_METHODS.includes(m as SignInMethod))
   ) {
-    throw new ValidationError(
-      `options.methods must be a non-empty list of distinct ${SIGN_IN_METHODS.join(', ')}`,
-      {
-        details: { field: 'methods' },
-      },
-    )
+    throw new ValidationError(methodsMessage, { details: { field: 'methods' } })
   }
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'createSession')

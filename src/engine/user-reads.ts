@@ -8,7 +8,7 @@ import type {
   UserStatus,
 } from '../domain/records.js'
 import { type IdentifierPrefix, normalizeIdentifierPrefix } from '../domain/user-queries.js'
-import { assertId, optionsObject } from '../domain/validation.js'
+import { assertId, optionsObject, plainList } from '../domain/validation.js'
 import type { CountUsersQuery, ListedUser, ListUsersQuery, Page } from '../store/store.js'
 import { type EngineContext, tenantNotFound, userNotFound } from './context.js'
 import { type FactorSummary, summarizeFactor } from './factors.js'
@@ -172,9 +172,10 @@ export async function listUsers(
     'emailPrefix',
     'usernamePrefix',
   ])
-  const include = o.include ?? []
-  if (!Array.isArray(include) || !include.every((x) => INCLUDABLE.includes(x))) {
-    throw new ValidationError("include must be a list of 'identifiers'", { details: { field: 'include' } })
+  const includeMessage = "include must be a list of 'identifiers'"
+  const include = plainList(o.include ?? [], 'include', 8, includeMessage)
+  if (!include.every((x) => INCLUDABLE.includes(x as (typeof INCLUDABLE)[number]))) {
+    throw new ValidationError(includeMessage, { details: { field: 'include' } })
   }
   const identifierPrefix = prefixOf(o)
   const tag = listingTag(tenantId, identifierPrefix, o.status)

@@ -11,6 +11,7 @@ import type {
   ProfileRecord,
   RecordType,
   SessionRecord,
+  SignInMethod,
   TenantRecord,
   TokenRecord,
   UserRecord,
@@ -23,6 +24,7 @@ import {
   assertIpAddress,
   assertString,
   foldIdentifier,
+  plainList,
   USER_STATUSES,
   validateProfile,
 } from '../domain/validation.js'
@@ -268,16 +270,13 @@ export class BufferedUnitOfWork implements UnitOfWork {
     for (const field of ['lastSeenAt', 'expiresAt', 'absoluteExpiresAt'] as const) {
       assertInstant(session[field], field)
     }
-    if (
-      !Array.isArray(session.methods) ||
-      session.methods.length > SIGN_IN_METHODS.length ||
-      !session.methods.every((m) => SIGN_IN_METHODS.includes(m))
-    ) {
-      throw new ValidationError(`methods must be a list of ${SIGN_IN_METHODS.join(', ')}`, {
-        details: { field: 'methods' },
-      })
+    const methodsMessage = `methods must be a list of ${SIGN_IN_METHODS.join(', ')}`
+    const methods = plainList(session.methods, 'methods', SIGN_IN_METHODS.length, methodsMessage)
+    if (!methods.every((m) => SIGN_IN_METHODS.includes(m as SignInMethod))) {
+      throw new ValidationError(methodsMessage, { details: { field: 'methods' } })
     }
-    this.#put('session', session.id, session.userId, recordCodec.session.toPayload(session), precondition)
+    const checked = { ...session, methods: methods as SignInMethod[] }
+    this.#put('session', session.id, session.userId, recordCodec.session.toPayload(checked), precondition)
   }
 
   deleteSession(ref: RecordRef, precondition: { readonly expectedVersion: number }): void {

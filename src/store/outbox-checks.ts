@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
 import type { AggregateType } from '../domain/records.js'
-import { assertId, assertIntegerInRange, assertPositiveInt, optionsObject } from '../domain/validation.js'
+import {
+  assertId,
+  assertIntegerInRange,
+  assertPositiveInt,
+  optionsObject,
+  plainList,
+  readingCallerValue,
+} from '../domain/validation.js'
 import type { ClaimCursor, ClaimOptions, ListOutboxQuery, SettleItem, SettleOptions } from './store.js'
 
 /**
@@ -42,15 +49,15 @@ export function validateClaimOptions(options: ClaimOptions): ValidClaim {
   assertPositiveInt(perAggregate, 'perAggregate', MAX_CLAIM_LIMIT)
   const newAggregates = o.newAggregates ?? o.limit
   assertIntegerInRange(newAggregates, 'newAggregates', 0, MAX_CLAIM_LIMIT)
-  const cursors = o.continueAfter ?? []
-  if (!Array.isArray(cursors) || cursors.length > MAX_CLAIM_LIMIT) {
-    throw new ValidationError(`continueAfter must be an array of at most ${MAX_CLAIM_LIMIT} cursors`, {
-      details: { field: 'continueAfter' },
-    })
-  }
+  const cursors = plainList(
+    o.continueAfter ?? [],
+    'continueAfter',
+    MAX_CLAIM_LIMIT,
+    `continueAfter must be an array of at most ${MAX_CLAIM_LIMIT} cursors`,
+  )
   const seen = new Set<string>()
   const continueAfter: ClaimCursor[] = []
-  for (const c of cursors as unknown[]) {
+  for (const c of cursors) {
     const k = optionsObject(c, 'continueAfter cursor', ['tenantId', 'eventId'])
     assertId(k.tenantId, 'continueAfter.tenantId')
     assertId(k.eventId, 'continueAfter.eventId')
@@ -80,38 +87,42 @@ export function validateSettleOptions(options: SettleOptions): ValidSettle {
   const o = optionsObject(options, 'settle options', ['owner', 'items', 'maxAttempts'])
   assertId(o.owner, 'owner')
   assertPositiveInt(o.maxAttempts, 'maxAttempts', MAX_INT4)
-  if (!Array.isArray(o.items) || o.items.length > MAX_SETTLE_ITEMS) {
-    throw new ValidationError(`items must be an array of at most ${MAX_SETTLE_ITEMS} events`, {
-      details: { field: 'items' },
-    })
-  }
+  const given = plainList(
+    o.items,
+    'items',
+    MAX_SETTLE_ITEMS,
+    `items must be an array of at most ${MAX_SETTLE_ITEMS} events`,
+  )
   const seen = new Set<string>()
   const items: SettleItem[] = []
-  for (const raw of o.items as unknown[]) {
-    const i = raw as Partial<SettleItem> & { error?: unknown; backoffMs?: unknown }
-    if (typeof i !== 'object' || i === null) {
-      throw new ValidationError('a settle item must be an object', { details: { field: 'items' } })
+  // An item's getter (or an error whose toString throws) is the caller's: VALIDATION, not their error.
+  readingCallerValue('items', () => {
+    for (const raw of given) {
+      const i = raw as Partial<SettleItem> & { error?: unknown; backoffMs?: unknown }
+      if (typeof i !== 'object' || i === null) {
+        throw new ValidationError('a settle item must be an object', { details: { field: 'items' } })
+      }
+      assertId(i.tenantId, 'items.tenantId')
+      assertId(i.eventId, 'items.eventId')
+      if (seen.has(i.eventId)) continue
+      seen.add(i.eventId)
+      if (i.outcome === 'published' || i.outcome === 'released') {
+        items.push({ tenantId: i.tenantId, eventId: i.eventId, outcome: i.outcome })
+      } else if (i.outcome === 'failed') {
+        items.push({
+          tenantId: i.tenantId,
+          eventId: i.eventId,
+          outcome: 'failed',
+          error: lastErrorText(i.error),
+          backoffMs: backoffOf(i.backoffMs),
+        })
+      } else {
+        throw new ValidationError('a settle item outcome must be published, released or failed', {
+          details: { field: 'items.outcome' },
+        })
+      }
     }
-    assertId(i.tenantId, 'items.tenantId')
-    assertId(i.eventId, 'items.eventId')
-    if (seen.has(i.eventId)) continue
-    seen.add(i.eventId)
-    if (i.outcome === 'published' || i.outcome === 'released') {
-      items.push({ tenantId: i.tenantId, eventId: i.eventId, outcome: i.outcome })
-    } else if (i.outcome === 'failed') {
-      items.push({
-        tenantId: i.tenantId,
-        eventId: i.eventId,
-        outcome: 'failed',
-        error: lastErrorText(i.error),
-        backoffMs: backoffOf(i.backoffMs),
-      })
-    } else {
-      throw new ValidationError('a settle item outcome must be published, released or failed', {
-        details: { field: 'items.outcome' },
-      })
-    }
-  }
+  })
   return { owner: o.owner, items, maxAttempts: o.maxAttempts }
 }
 
@@ -137,13 +148,14 @@ function backoffOf(value: unknown): number {
 /** `acknowledge` and `release`: the lease owner and at most MAX_SETTLE_ITEMS event ids. */
 export function validateHeldEvents(owner: unknown, eventIds: unknown): { owner: string; eventIds: string[] } {
   assertId(owner, 'owner')
-  if (!Array.isArray(eventIds) || eventIds.length > MAX_SETTLE_ITEMS) {
-    throw new ValidationError(`eventIds must be an array of at most ${MAX_SETTLE_ITEMS} event ids`, {
-      details: { field: 'eventIds' },
-    })
-  }
-  for (const id of eventIds as unknown[]) assertId(id, 'eventIds')
-  return { owner, eventIds: [...(eventIds as string[])] }
+  const ids = plainList(
+    eventIds,
+    'eventIds',
+    MAX_SETTLE_ITEMS,
+    `eventIds must be an array of at most ${MAX_SETTLE_ITEMS} event ids`,
+  )
+  for (const id of ids) assertId(id, 'eventIds')
+  return { owner, eventIds: ids as string[] }
 }
 
 export interface ValidFail {

@@ -1,5 +1,5 @@
 import { ValidationError } from '../domain/errors.js'
-import { assertId } from '../domain/validation.js'
+import { assertId, plainList } from '../domain/validation.js'
 
 /**
  * Failed sign-in attempts, counted per key in the store so a lockout holds across processes. A key is an
@@ -70,14 +70,11 @@ const MAX_KEYS = 8
 /** Checks what every store's throttle receives; a store calls it first so bad input is VALIDATION everywhere. */
 export function assertThrottleInput(tenantId: unknown, keys: unknown, policy?: unknown, now?: unknown): void {
   assertId(tenantId, 'tenantId')
+  const keysMessage = `keys must be at most ${MAX_KEYS} throttle keys (kind:sha256 hex)`
   if (
-    !Array.isArray(keys) ||
-    keys.length > MAX_KEYS ||
-    !keys.every((k) => typeof k === 'string' && KEY_PATTERN.test(k))
+    !plainList(keys, 'keys', MAX_KEYS, keysMessage).every((k) => typeof k === 'string' && KEY_PATTERN.test(k))
   ) {
-    throw new ValidationError(`keys must be at most ${MAX_KEYS} throttle keys (kind:sha256 hex)`, {
-      details: { field: 'keys' },
-    })
+    throw new ValidationError(keysMessage, { details: { field: 'keys' } })
   }
   if (policy !== undefined) assertThrottlePolicy(policy)
   if (now !== undefined && !(now instanceof Date && Number.isFinite(now.getTime()))) {

@@ -280,3 +280,105 @@ test('a clock that does not answer a time in ms is VALIDATION where it is read',
     await rejectsWith(engine.createSession(tenant.id, user.id), 'VALIDATION')
   }
 })
+
+test('lists are read by their length first: a sparse array of 2**32 - 1 or with a hole is VALIDATION at once', async () => {
+  const { h, tenantId, user } = await registered()
+  const before = await snapshot(h.store, tenantId)
+  const sparse = () => {
+    const a: unknown[] = []
+    a.length = 2 ** 32 - 1
+    return a as never
+  }
+  const started = performance.now()
+  await rejectsWith(h.engine.listUsers(tenantId, { include: sparse() }), 'VALIDATION')
+  await rejectsWith(h.engine.createSession(tenantId, user.id, { methods: sparse() }), 'VALIDATION')
+  // Walking 2**32 - 1 slots took 85 s; the refusal reads one length.
+  assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`)
+  // A hole is not 'identifiers' (it had listed identifiers), nor a method.
+  const holed = (...values: unknown[]) => Object.assign([...values], { length: values.length + 1 }) as never
+  await rejectsWith(h.engine.listUsers(tenantId, { include: holed() }), 'VALIDATION')
+  await rejectsWith(h.engine.createSession(tenantId, user.id, { methods: holed('password') }), 'VALIDATION')
+  assert.deepEqual(await snapshot(h.store, tenantId), before)
+  // The lists the engine takes still work.
+  assert.equal((await h.engine.listUsers(tenantId, { include: ['identifiers'] })).items.length, 1)
+})
+
+test("a list, signal or engine option whose proxy or getter throws is VALIDATION, and the caller's error is not shown", async () => {
+  const { h, tenantId, user } = await registered()
+  const secret = 'held-by-getter-71c2'
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable([], {})
+    revoke()
+    return proxy as never
+  }
+  const throwingElement = () =>
+    Object.defineProperty(['identifiers'], 0, {
+      get() {
+        throw new Error(secret)
+      },
+    }) as never
+  const throwingLength = () =>
+    new Proxy([], {
+      get(target, key) {
+        if (key === 'length') throw new Error(secret)
+        return Reflect.get(target, key)
+      },
+    }) as never
+  const signal = (aborted: () => unknown) => Object.defineProperty({}, 'aborted', { get: aborted }) as never
+  const throwing = () => {
+    throw new Error(secret)
+  }
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['listUsers include revoked', () => h.engine.listUsers(tenantId, { include: revoked() })],
+    ['listUsers include element', () => h.engine.listUsers(tenantId, { include: throwingElement() })],
+    ['listUsers include length', () => h.engine.listUsers(tenantId, { include: throwingLength() })],
+    [
+      'createSession methods revoked',
+      () => h.engine.createSession(tenantId, user.id, { methods: revoked() }),
+    ],
+    [
+      'createSession methods element',
+      () => h.engine.createSession(tenantId, user.id, { methods: throwingElement() }),
+    ],
+    ['resealSeeds signal', () => h.engine.resealSeeds({ signal: signal(throwing) })],
+    ['purgeExpired signal', () => h.engine.purgeExpired({ signal: signal(throwing) })],
+    ['purgeExpired revoked signal', () => h.engine.purgeExpired({ signal: revoked() })],
+    ['purgeExpired signal not a boolean', () => h.engine.purgeExpired({ signal: signal(() => 'yes') })],
+  ]
+  const before = await snapshot(h.store, tenantId)
+  for (const [name, call] of calls) {
+    const error = await rejectsWith(call(), 'VALIDATION').catch((e: unknown) => {
+      throw new Error(`${name}: ${String(e)}`)
+    })
+    assert.ok(!String(error.stack).includes(secret) && !JSON.stringify(error).includes(secret), name)
+  }
+  assert.deepEqual(await snapshot(h.store, tenantId), before)
+
+  // A signal read afresh on each batch: one that starts throwing mid-run stops the run as VALIDATION.
+  let reads = 0
+  const late = signal(() => {
+    if (reads++ > 0) throw new Error(secret)
+    return false
+  })
+  await rejectsWith(h.engine.purgeExpired({ signal: late }), 'VALIDATION')
+  assert.ok(reads >= 2)
+
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  const keyring = createKeyring({ currentKeyId: 'k1', keys: { k1: generateKey() } })
+  const construct = (options: Record<string, unknown>) => {
+    try {
+      new UserEngine({ store, keyring, passwordHashing: FAST_HASHING, ...options } as never)
+    } catch (error) {
+      return error as Error & { code?: string }
+    }
+    return undefined
+  }
+  for (const key of ['store', 'keyring', 'tracer']) {
+    const error = construct({ [key]: revoked() })
+    assert.equal(error?.code, 'VALIDATION', `${key}: ${String(error)}`)
+  }
+  const keysThrow = Object.defineProperty({ currentKeyId: 'k1' }, 'keys', { get: throwing, enumerable: true })
+  const error = construct({ keyring: keysThrow })
+  assert.equal(error?.code, 'VALIDATION', String(error))
+  assert.ok(!String(error?.stack).includes(secret))
+})

@@ -1,7 +1,11 @@
 // The NATS server URLs a publisher is given: read as the NATS client reads them, with their credentials
 // (user:pass@ or token@) taken out for the connection, so that no URL handed on carries a password.
 import { ValidationError } from '../../domain/errors.js'
+import { plainList } from '../../domain/validation.js'
 import type { JetStreamPublisherOptions } from './jetstream-publisher.js'
+
+/** More seed servers than a cluster has nodes is a mistake, not a topology. */
+const MAX_SERVERS = 64
 
 type NatsConnectionOption = JetStreamPublisherOptions['connection']
 
@@ -66,12 +70,9 @@ export function natsServers(
   servers: unknown,
   connection: NatsConnectionOption,
 ): { servers: string[]; credentials: UrlCredentials | undefined } {
-  const list = typeof servers === 'string' ? [servers] : Array.isArray(servers) ? servers : []
-  if (list.length === 0) {
-    throw new ValidationError('servers must be a NATS server URL or a non-empty array of them', {
-      details: { field: 'servers' },
-    })
-  }
+  const message = `servers must be a NATS server URL or a non-empty array of at most ${MAX_SERVERS}`
+  const list = typeof servers === 'string' ? [servers] : plainList(servers, 'servers', MAX_SERVERS, message)
+  if (list.length === 0) throw new ValidationError(message, { details: { field: 'servers' } })
   const parsed = list.map(parseServer)
   const given = parsed.flatMap((p) => (p.credentials ? [JSON.stringify(p.credentials)] : []))
   if (new Set(given).size > 1) {
