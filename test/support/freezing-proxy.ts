@@ -78,6 +78,11 @@ export class FreezingProxy {
     this.#freezeOnMark = false
   }
 
+  /** Ends every connection it holds and keeps listening: a broker that went away, frozen if `freeze()`d. */
+  cut(): void {
+    for (const s of this.#sockets) s.destroy()
+  }
+
   unfreeze(): void {
     this.#frozen = false
     for (const s of this.#sockets) s.resume()

@@ -9,6 +9,7 @@ import { assertIntegerInRange, inputObject, optionsObject, plainObject } from '.
 import { redactedError } from '../describe-error.js'
 import { brokerUnreachable, isBrokerUnreachable, type Publisher, toPublishedEvent } from '../publisher.js'
 import { isNoResponders, publishFailed } from './nats-errors.js'
+import { connectReleasing } from './releasing-transport.js'
 import { natsServers, secretsOf, type UrlCredentials } from './server-urls.js'
 
 // The NATS client is an optional peer: loaded on first connect, so importing this module never needs it.
@@ -474,22 +475,20 @@ export class JetStreamPublisher implements Publisher {
 
   async #open(): Promise<Connection> {
     const nats = await loadNats()
-    const nc = await nats.transport
-      .connect({
-        name: 'user-engine-relay',
-        reconnectTimeWait: 1000,
-        // A broker that accepts TCP and never answers (frozen, partitioned) fails a connect after the publish
-        // timeout, not the client's default 20 s; `connection.timeout` overrides it.
-        timeout: this.#options.timeoutMs ?? 5000,
-        ...this.#options.connection,
-        ...this.#credentials,
-        // Never give a connection up: an outage of any length must end with the relay publishing again.
-        maxReconnectAttempts: -1,
-        servers: this.#servers,
-      })
-      .catch((cause: unknown) => {
-        throw publishFailed('connecting to NATS failed', cause, this.#secrets)
-      })
+    const nc = await connectReleasing(nats.transport, {
+      name: 'user-engine-relay',
+      reconnectTimeWait: 1000,
+      // A broker that accepts TCP and never answers (frozen, partitioned) fails a connect after the publish
+      // timeout, not the client's default 20 s; `connection.timeout` overrides it.
+      timeout: this.#options.timeoutMs ?? 5000,
+      ...this.#options.connection,
+      ...this.#credentials,
+      // Never give a connection up: an outage of any length must end with the relay publishing again.
+      maxReconnectAttempts: -1,
+      servers: this.#servers,
+    }).catch((cause: unknown) => {
+      throw publishFailed('connecting to NATS failed', cause, this.#secrets)
+    })
     try {
       if (this.#options.ensureStream ?? true)
         await this.#ensureStream(nats, await nats.js.jetstreamManager(nc))

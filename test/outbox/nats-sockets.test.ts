@@ -1,0 +1,105 @@
+// A dial the NATS client gives up before the server's INFO line (a broker that accepts TCP and never answers:
+// frozen, or a proxy in front of a dead one) must not leave its socket open: @nats-io/transport-node 3.4
+// kept it, so a service's process never exited after close(), and each retry or reconnect added one more.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { createServer, type Server, Socket } from 'node:net'
+import { test } from 'node:test'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import { isBrokerUnreachable } from '../../src/outbox/index.js'
+import { createJetStreamRelay, JetStreamPublisher } from '../../src/outbox/nats/index.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import { FreezingProxy } from '../support/freezing-proxy.js'
+import { NATS_URL, natsSkip } from '../support/services.js'
+import { commitEvents, sleep, waitFor } from './helpers.js'
+
+/** This process's open sockets to `port` (the client side of every connection the NATS client made). */
+function socketsTo(port: number): number {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+  return handles.filter((h) => h instanceof Socket && h.remotePort === port && !h.destroyed).length
+}
+
+/** Accepts connections and never writes a byte. */
+async function silentBroker(): Promise<{ server: Server; port: number; accepted: Socket[] }> {
+  const accepted: Socket[] = []
+  const server = createServer((s) => {
+    s.on('error', () => {})
+    accepted.push(s)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  return { server, port: typeof address === 'object' && address !== null ? address.port : 0, accepted }
+}
+
+test('a connect to a broker that never answers fails and leaves no socket open, however often it is retried', async () => {
+  const broker = await silentBroker()
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  const servers = `nats://127.0.0.1:${broker.port}`
+  try {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const publisher = new JetStreamPublisher({ servers, timeoutMs: 300 })
+      await assert.rejects(publisher.connect(), (e: unknown) => isBrokerUnreachable(e))
+      await publisher.close()
+      await assert.rejects(
+        createJetStreamRelay({
+          outbox: store.outbox,
+          jetstream: { servers, timeoutMs: 300 },
+          onError: () => {},
+        }),
+        (e: unknown) => isBrokerUnreachable(e),
+      )
+      await waitFor(
+        () => socketsTo(broker.port) === 0,
+        2_000,
+        `attempt ${attempt}: the given-up sockets closed`,
+      )
+    }
+    assert.equal(broker.accepted.length, 6, 'every attempt reached the broker')
+    await waitFor(
+      () => broker.accepted.every((s) => s.destroyed || s.readableEnded),
+      2_000,
+      'the broker saw them go',
+    )
+  } finally {
+    for (const s of broker.accepted) s.destroy()
+    await new Promise<void>((resolve) => broker.server.close(() => resolve()))
+  }
+})
+
+test('a broker that freezes while the publisher reconnects: close() leaves no socket open', {
+  skip: await natsSkip(),
+  timeout: 60_000,
+}, async () => {
+  const nats = new URL(NATS_URL)
+  const proxy = new FreezingProxy({ host: nats.hostname, port: Number(nats.port || 4222) })
+  await proxy.start()
+  const run = randomBytes(4).toString('hex')
+  const stream = `UE_SOCKETS_${run}`
+  const publisher = new JetStreamPublisher({
+    servers: `nats://127.0.0.1:${proxy.port}`,
+    stream,
+    subjectPrefix: `ue-sockets-${run}`,
+    timeoutMs: 300,
+  })
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  await commitEvents(store, 't1', 'u1', 1)
+  const [event] = await store.outbox.listForAggregate('t1', 'u1')
+  try {
+    await publisher.publish(event!)
+    // The broker goes away and what answers on its port accepts connections and never speaks.
+    proxy.freeze()
+    proxy.cut()
+    await waitFor(() => !publisher.connected, 5_000, 'the disconnect seen')
+    // Several reconnect dials time out meanwhile (each gives up after 300 ms).
+    await sleep(2_000)
+    await publisher.close()
+    await waitFor(() => socketsTo(proxy.port) === 0, 3_000, 'no socket to the frozen broker after close()')
+  } finally {
+    proxy.unfreeze()
+    await proxy.close()
+    const nc = await connect({ servers: NATS_URL })
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {})
+    await nc.close()
+  }
+})
