@@ -1,6 +1,13 @@
+import { randomBytes } from 'node:crypto'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
 import type { JsonValue } from '../../src/domain/records.js'
+import { JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { recordUserChange } from '../../src/store/change-user.js'
+import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { UserEngineStore } from '../../src/store/store.js'
+import { FreezingProxy } from '../support/freezing-proxy.js'
+import { NATS_URL } from '../support/services.js'
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -51,4 +58,33 @@ export function gate(): { promise: Promise<void>; open: () => void } {
     open = resolve
   })
   return { promise, open }
+}
+
+/**
+ * A JetStreamPublisher on its own stream, reaching the test NATS server through a FreezingProxy, with one
+ * committed event to publish. `cleanup()` unfreezes and closes the proxy and deletes the stream.
+ */
+export async function publisherBehindProxy(name: string, timeoutMs: number) {
+  const nats = new URL(NATS_URL)
+  const proxy = new FreezingProxy({ host: nats.hostname, port: Number(nats.port || 4222) })
+  await proxy.start()
+  const run = randomBytes(4).toString('hex')
+  const stream = `UE_${name.toUpperCase()}_${run}`
+  const publisher = new JetStreamPublisher({
+    servers: `nats://127.0.0.1:${proxy.port}`,
+    stream,
+    subjectPrefix: `ue-${name}-${run}`,
+    timeoutMs,
+  })
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  await commitEvents(store, 't1', 'u1', 1)
+  const [event] = await store.outbox.listForAggregate('t1', 'u1')
+  const cleanup = async () => {
+    proxy.unfreeze()
+    await proxy.close()
+    const nc = await connect({ servers: NATS_URL })
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {})
+    await nc.close()
+  }
+  return { proxy, publisher, event: event!, cleanup }
 }

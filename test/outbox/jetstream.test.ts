@@ -16,7 +16,7 @@ import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { FreezingProxy } from '../support/freezing-proxy.js'
 import { freePort, NATS_URL, natsSkip } from '../support/services.js'
 import { AuthNatsServer, natsServerSkip } from './auth-nats-server.js'
-import { commitEvents, waitFor } from './helpers.js'
+import { commitEvents, publisherBehindProxy, waitFor } from './helpers.js'
 
 test('relay drains into JetStream; each committed event is in the stream exactly once', {
   skip: await natsSkip(),
@@ -175,32 +175,15 @@ test('close() returns within the publish timeout when the broker stops answering
   skip: await natsSkip(),
   timeout: 60_000,
 }, async () => {
-  const nats = new URL(NATS_URL)
-  const proxy = new FreezingProxy({ host: nats.hostname, port: Number(nats.port || 4222) })
-  await proxy.start()
-  const run = randomBytes(4).toString('hex')
-  const stream = `UE_FROZEN_${run}`
-  const jsp = new JetStreamPublisher({
-    servers: `nats://127.0.0.1:${proxy.port}`,
-    stream,
-    subjectPrefix: `ue-frozen-${run}`,
-    timeoutMs: 500,
-  })
-  const store = new InMemoryUserEngineStore({ migrated: true })
-  await commitEvents(store, 't1', 'u1', 1)
-  const [event] = await store.outbox.listForAggregate('t1', 'u1')
+  const { proxy, publisher: jsp, event, cleanup } = await publisherBehindProxy('frozen', 500)
   try {
-    await jsp.publish(event!)
+    await jsp.publish(event)
     proxy.freeze()
     const started = Date.now()
     await jsp.close()
     // The drain waits up to the publish timeout (500 ms), then the connection is closed without it.
     assert.ok(Date.now() - started < 5_000, `close() took ${Date.now() - started} ms on a frozen broker`)
   } finally {
-    proxy.unfreeze()
-    await proxy.close()
-    const nc = await connect({ servers: NATS_URL })
-    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {})
-    await nc.close()
+    await cleanup()
   }
 })

@@ -12,7 +12,7 @@ import { createJetStreamRelay, JetStreamPublisher } from '../../src/outbox/nats/
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { FreezingProxy } from '../support/freezing-proxy.js'
 import { NATS_URL, natsSkip } from '../support/services.js'
-import { commitEvents, sleep, waitFor } from './helpers.js'
+import { publisherBehindProxy, sleep, waitFor } from './helpers.js'
 
 /** This process's open sockets to `port` (the client side of every connection the NATS client made). */
 function socketsTo(port: number): number {
@@ -71,22 +71,9 @@ test('a broker that freezes while the publisher reconnects: close() leaves no so
   skip: await natsSkip(),
   timeout: 60_000,
 }, async () => {
-  const nats = new URL(NATS_URL)
-  const proxy = new FreezingProxy({ host: nats.hostname, port: Number(nats.port || 4222) })
-  await proxy.start()
-  const run = randomBytes(4).toString('hex')
-  const stream = `UE_SOCKETS_${run}`
-  const publisher = new JetStreamPublisher({
-    servers: `nats://127.0.0.1:${proxy.port}`,
-    stream,
-    subjectPrefix: `ue-sockets-${run}`,
-    timeoutMs: 300,
-  })
-  const store = new InMemoryUserEngineStore({ migrated: true })
-  await commitEvents(store, 't1', 'u1', 1)
-  const [event] = await store.outbox.listForAggregate('t1', 'u1')
+  const { proxy, publisher, event, cleanup } = await publisherBehindProxy('sockets', 300)
   try {
-    await publisher.publish(event!)
+    await publisher.publish(event)
     // The broker goes away and what answers on its port accepts connections and never speaks.
     proxy.freeze()
     proxy.cut()
@@ -96,10 +83,6 @@ test('a broker that freezes while the publisher reconnects: close() leaves no so
     await publisher.close()
     await waitFor(() => socketsTo(proxy.port) === 0, 3_000, 'no socket to the frozen broker after close()')
   } finally {
-    proxy.unfreeze()
-    await proxy.close()
-    const nc = await connect({ servers: NATS_URL })
-    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {})
-    await nc.close()
+    await cleanup()
   }
 })
