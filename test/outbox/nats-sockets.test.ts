@@ -86,3 +86,25 @@ test('a broker that freezes while the publisher reconnects: close() leaves no so
     await cleanup()
   }
 })
+
+test('close() while a reconnect dial waits on a frozen broker returns at once: no drain on a connection that is down', {
+  skip: await natsSkip(),
+  timeout: 60_000,
+}, async () => {
+  // A publish timeout of 5 s: the old close() drained the down connection for all of it, and the dial in
+  // flight kept its socket after that.
+  const { proxy, publisher, event, cleanup } = await publisherBehindProxy('down', 5_000)
+  try {
+    await publisher.publish(event)
+    proxy.freeze()
+    proxy.cut()
+    await waitFor(() => !publisher.connected, 5_000, 'the disconnect seen')
+    await sleep(1_500)
+    const started = Date.now()
+    await publisher.close()
+    assert.ok(Date.now() - started < 2_000, `close() took ${Date.now() - started} ms`)
+    await waitFor(() => socketsTo(proxy.port) === 0, 1_000, 'the dial in flight released')
+  } finally {
+    await cleanup()
+  }
+})

@@ -368,9 +368,11 @@ export class JetStreamPublisher implements Publisher {
   /**
    * Waits for publishes in flight, at most the publish timeout, then closes the connection. A broker that
    * stopped answering (a partition, a frozen process) never completes a drain: the connection is then
-   * closed without it, so `close()` returns within the publish timeout and a second or so.
+   * closed without it, so `close()` returns within the publish timeout and a second or so. A connection that
+   * is down (reconnecting) is closed at once.
    */
   async close(): Promise<void> {
+    const wasConnected = this.#connected
     this.#closed = true
     clearTimeout(this.#rebuildTimer)
     for (const w of [...this.#waiters]) w()
@@ -391,13 +393,17 @@ export class JetStreamPublisher implements Publisher {
     const opened = await ready.catch(() => null)
     const nc = opened?.nc
     if (!nc || nc.isClosed()) return
-    const drained = await within(
-      nc.drain().then(
-        () => true,
-        () => false,
-      ),
-      bound,
-    )
+    // A connection that is down (reconnecting) cannot drain: what it buffered was never acknowledged, so the
+    // relay publishes it again; waiting would only hold the caller for the publish timeout.
+    const drained =
+      wasConnected &&
+      (await within(
+        nc.drain().then(
+          () => true,
+          () => false,
+        ),
+        bound,
+      ))
     // close() skips the flush a drain waits for; bounded too, so a stuck socket cannot hold the caller.
     if (drained !== true && !nc.isClosed())
       await within(

@@ -16,6 +16,15 @@ const GIVEN_UP = 'the NATS dial was given up'
 function releasingTransportClass(NodeTransport: NodeTransportClass) {
   return class ReleasingTransport extends NodeTransport {
     #givenUp = false
+    /** Ends a connect still under way (it waits for an INFO line that will not come) once closed. */
+    #abandon: ((error: Error) => void) | undefined
+
+    override connect(...args: Parameters<InstanceType<NodeTransportClass>['connect']>): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        this.#abandon = reject
+        super.connect(...args).then(resolve, reject)
+      })
+    }
 
     /** A socket that connects after close() (a slow SYN, a slow TLS handshake) is destroyed, not kept. */
     #keep<S extends Socket>(socket: S): S {
@@ -36,6 +45,7 @@ function releasingTransportClass(NodeTransport: NodeTransportClass) {
       if (!this.connected) {
         this.#givenUp = true
         this.socket?.destroy()
+        this.#abandon?.(new Error(GIVEN_UP))
       }
       return super.close(err)
     }
