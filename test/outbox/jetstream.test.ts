@@ -13,7 +13,6 @@ import {
 } from '../../src/outbox/index.js'
 import { createJetStreamRelay, EVENT_HEADERS, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
-import { FreezingProxy } from '../support/freezing-proxy.js'
 import { freePort, NATS_URL, natsSkip } from '../support/services.js'
 import { AuthNatsServer, natsServerSkip } from './auth-nats-server.js'
 import { commitEvents, publisherBehindProxy, waitFor } from './helpers.js'

@@ -2,16 +2,12 @@
 // frozen, or a proxy in front of a dead one) must not leave its socket open: @nats-io/transport-node 3.4
 // kept it, so a service's process never exited after close(), and each retry or reconnect added one more.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { createServer, type Server, Socket } from 'node:net'
 import { test } from 'node:test'
-import { jetstreamManager } from '@nats-io/jetstream'
-import { connect } from '@nats-io/transport-node'
 import { isBrokerUnreachable } from '../../src/outbox/index.js'
 import { createJetStreamRelay, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
-import { FreezingProxy } from '../support/freezing-proxy.js'
-import { NATS_URL, natsSkip } from '../support/services.js'
+import { natsSkip } from '../support/services.js'
 import { publisherBehindProxy, sleep, waitFor } from './helpers.js'
 
 /** This process's open sockets to `port` (the client side of every connection the NATS client made). */
