@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server, Socket } from 'node:net'
 import { test } from 'node:test'
+import { isUserEngineError } from '../../src/domain/errors.js'
 import { isBrokerUnreachable } from '../../src/outbox/index.js'
 import { createJetStreamRelay, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import { natsSkip } from '../support/services.js'
-import { publisherBehindProxy, sleep, waitFor } from './helpers.js'
+import { commitEvents, publisherBehindProxy, sleep, waitFor } from './helpers.js'
 
 /** This process's open sockets to `port` (the client side of every connection the NATS client made). */
 function socketsTo(port: number): number {
@@ -102,5 +103,30 @@ test('close() while a reconnect dial waits on a frozen broker returns at once: n
     await waitFor(() => socketsTo(proxy.port) === 0, 1_000, 'the dial in flight released')
   } finally {
     await cleanup()
+  }
+})
+
+test('close() during the first connect to a broker that never answers ends that connect now, not after its timeout', async () => {
+  const broker = await silentBroker()
+  const store = new InMemoryUserEngineStore({ migrated: true })
+  await commitEvents(store, 't1', 'u1', 1)
+  const [event] = await store.outbox.listForAggregate('t1', 'u1')
+  const publisher = new JetStreamPublisher({ servers: `nats://127.0.0.1:${broker.port}`, timeoutMs: 10_000 })
+  try {
+    // The first publish connects; the broker takes the connection and never sends its INFO line.
+    const publishing = publisher.publish(event!).then(
+      () => 'published',
+      (e: unknown) => (isBrokerUnreachable(e) || isUserEngineError(e) ? 'failed' : String(e)),
+    )
+    await waitFor(() => broker.accepted.length === 1, 5_000, 'the dial reached the broker')
+    const started = Date.now()
+    await publisher.close()
+    assert.equal(await publishing, 'failed')
+    // Before, the connect ran to its 10 s timeout, holding a timer and the process.
+    assert.ok(Date.now() - started < 2_000, `the connect ended ${Date.now() - started} ms after close()`)
+    await waitFor(() => socketsTo(broker.port) === 0, 1_000, 'the abandoned dial released')
+  } finally {
+    for (const s of broker.accepted) s.destroy()
+    await new Promise<void>((resolve) => broker.server.close(() => resolve()))
   }
 })

@@ -192,6 +192,8 @@ export class JetStreamPublisher implements Publisher {
   #connected = false
   /** A connection is being opened (the first, or a rebuild). */
   #opening = false
+  /** Abandons the connect under way, for close(). */
+  #stopOpening: AbortController | undefined
   readonly #waiters = new Set<() => void>()
   /** Publishes waiting for the next turn of the event loop (see #nextTurn). */
   readonly #turn: (() => void)[] = []
@@ -382,7 +384,9 @@ export class JetStreamPublisher implements Publisher {
     if (!ready) return
     if (this.#opening) {
       // Still connecting: nothing was published on it, so there is nothing to drain, and a broker that does not
-      // answer would hold close() for the connect timeout. Close that connection whenever it opens.
+      // answer would hold close() (and the process) for the connect timeout: the dial under way is abandoned,
+      // and a connection that opens all the same is closed.
+      this.#stopOpening?.abort()
       void ready.then(
         ({ nc }) => nc.close().catch(() => undefined),
         () => undefined,
@@ -417,7 +421,8 @@ export class JetStreamPublisher implements Publisher {
       return Promise.reject(new UserEngineError(ErrorCode.STORE_CLOSED, 'the JetStream publisher is closed'))
     }
     if (!this.#ready) {
-      const ready = this.#open()
+      this.#stopOpening = new AbortController()
+      const ready = this.#open(this.#stopOpening.signal)
       this.#ready = ready
       this.#opening = true
       ready.then(
@@ -479,20 +484,24 @@ export class JetStreamPublisher implements Publisher {
     for (const w of [...this.#waiters]) w()
   }
 
-  async #open(): Promise<Connection> {
+  async #open(signal: AbortSignal): Promise<Connection> {
     const nats = await loadNats()
-    const nc = await connectReleasing(nats.transport, {
-      name: 'user-engine-relay',
-      reconnectTimeWait: 1000,
-      // A broker that accepts TCP and never answers (frozen, partitioned) fails a connect after the publish
-      // timeout, not the client's default 20 s; `connection.timeout` overrides it.
-      timeout: this.#options.timeoutMs ?? 5000,
-      ...this.#options.connection,
-      ...this.#credentials,
-      // Never give a connection up: an outage of any length must end with the relay publishing again.
-      maxReconnectAttempts: -1,
-      servers: this.#servers,
-    }).catch((cause: unknown) => {
+    const nc = await connectReleasing(
+      nats.transport,
+      {
+        name: 'user-engine-relay',
+        reconnectTimeWait: 1000,
+        // A broker that accepts TCP and never answers (frozen, partitioned) fails a connect after the publish
+        // timeout, not the client's default 20 s; `connection.timeout` overrides it.
+        timeout: this.#options.timeoutMs ?? 5000,
+        ...this.#options.connection,
+        ...this.#credentials,
+        // Never give a connection up: an outage of any length must end with the relay publishing again.
+        maxReconnectAttempts: -1,
+        servers: this.#servers,
+      },
+      signal,
+    ).catch((cause: unknown) => {
       throw publishFailed('connecting to NATS failed', cause, this.#secrets)
     })
     try {

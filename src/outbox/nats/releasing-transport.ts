@@ -3,6 +3,7 @@
 // transport's close() ignores a connection that never completed, so the socket stays open and holds the
 // process after every close; a reconnect loop against such a broker opens one more per attempt. This module
 // connects through a transport that releases what it dialled whenever it is closed.
+import { AsyncLocalStorage } from 'node:async_hooks'
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node'
 
 type TransportModule = typeof import('@nats-io/transport-node')
@@ -52,14 +53,26 @@ function releasingTransportClass(NodeTransport: NodeTransportClass) {
   }
 }
 
+/** The dials of one connect() call: the factory is process-wide, so each dial finds its call through this. */
+interface Dials {
+  readonly open: Set<{ readonly connected: boolean; close(): Promise<void> }>
+  abandoned: boolean
+  /** The call returned: later dials (reconnects, which run in its context too) are the connection's own. */
+  settled: boolean
+}
+const dialsOfCall = new AsyncLocalStorage<Dials>()
+
 /**
  * `transport.connect(options)`, with each dial (the first and every reconnect) made by a transport that
- * releases its socket when the client gives it up. Falls back to the client's own connect when its transport
- * class is not where 3.4 keeps it (a later version may have moved or fixed it).
+ * releases its socket when the client gives it up. `signal` abandons the connect while it is under way: its
+ * dial is closed (and any later one at once), so it fails now instead of after its timeout. Falls back to the
+ * client's own connect when its transport class is not where 3.4 keeps it (a later version may have moved or
+ * fixed it).
  */
 export async function connectReleasing(
   transport: TransportModule,
   options: NodeConnectionOptions,
+  signal?: AbortSignal,
 ): Promise<NatsConnection> {
   const own = await import('@nats-io/transport-node/lib/node_transport.js').catch(() => undefined)
   const NodeTransport = own?.NodeTransport
@@ -74,6 +87,28 @@ export async function connectReleasing(
   const Releasing = releasingTransportClass(NodeTransport)
   // As transport.connect() does, with the releasing transport: the factory is process-wide, and every dial
   // reads it when it starts.
-  transport.setTransportFactory({ factory: () => new Releasing(), dnsResolveFn: own.nodeResolveHost })
-  return transport.NatsConnectionImpl.connect(options)
+  transport.setTransportFactory({
+    factory: () => {
+      const dial = new Releasing()
+      const dials = dialsOfCall.getStore()
+      if (dials?.abandoned) void dial.close()
+      else if (dials?.settled === false) dials.open.add(dial)
+      return dial
+    },
+    dnsResolveFn: own.nodeResolveHost,
+  })
+  const dials: Dials = { open: new Set(), abandoned: false, settled: false }
+  const abandon = () => {
+    dials.abandoned = true
+    for (const dial of dials.open) if (!dial.connected) void dial.close()
+  }
+  if (signal?.aborted) abandon()
+  signal?.addEventListener('abort', abandon, { once: true })
+  try {
+    return await dialsOfCall.run(dials, () => transport.NatsConnectionImpl.connect(options))
+  } finally {
+    signal?.removeEventListener('abort', abandon)
+    dials.settled = true
+    dials.open.clear()
+  }
 }
