@@ -1,10 +1,10 @@
+import { readingCallerValue } from '../domain/caller-values.js'
 import { ValidationError } from '../domain/errors.js'
 import {
   assertIntegerInRange,
   assertOptionalBoolean,
   MAX_TIME_MS,
   optionsObject,
-  readingCallerValue,
 } from '../domain/validation.js'
 import type { UserEngineStore } from '../store/store.js'
 import { assertThrottlePolicy, type ThrottlePolicy } from '../store/throttle.js'

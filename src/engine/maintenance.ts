@@ -1,6 +1,6 @@
+import { abortedReader } from '../domain/caller-values.js'
 import { ValidationError } from '../domain/errors.js'
 import {
-  abortedReader,
   assertFunction,
   assertIntegerInRange,
   assertTimeMs,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { plainList } from '../domain/caller-values.js'
 import { ValidationError } from '../domain/errors.js'
 import type {
   IdentifierKind,
@@ -8,7 +9,7 @@ import type {
   UserStatus,
 } from '../domain/records.js'
 import { type IdentifierPrefix, normalizeIdentifierPrefix } from '../domain/user-queries.js'
-import { assertId, optionsObject, plainList } from '../domain/validation.js'
+import { assertId, optionsObject } from '../domain/validation.js'
 import type { CountUsersQuery, ListedUser, ListUsersQuery, Page } from '../store/store.js'
 import { type EngineContext, tenantNotFound, userNotFound } from './context.js'
 import { type FactorSummary, summarizeFactor } from './factors.js'

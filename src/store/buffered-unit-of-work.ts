@@ -1,5 +1,7 @@
 // Long on purpose: one class, the UnitOfWork contract's 24 methods, each buffering and checking its
 // write the same way; splitting it would scatter the one buffer they share.
+
+import { plainList } from '../domain/caller-values.js'
 import { ConflictError, ErrorCode, UserEngineError, ValidationError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
 import { jsonData } from '../domain/json-data.js'
@@ -24,7 +26,6 @@ import {
   assertIpAddress,
   assertString,
   foldIdentifier,
-  plainList,
   USER_STATUSES,
   validateProfile,
 } from '../domain/validation.js'

@@ -1,14 +1,8 @@
 import { createHash } from 'node:crypto'
+import { plainList, readingCallerValue } from '../domain/caller-values.js'
 import { ValidationError } from '../domain/errors.js'
 import type { AggregateType } from '../domain/records.js'
-import {
-  assertId,
-  assertIntegerInRange,
-  assertPositiveInt,
-  optionsObject,
-  plainList,
-  readingCallerValue,
-} from '../domain/validation.js'
+import { assertId, assertIntegerInRange, assertPositiveInt, optionsObject } from '../domain/validation.js'
 import type { ClaimCursor, ClaimOptions, ListOutboxQuery, SettleItem, SettleOptions } from './store.js'
 
 /**

@@ -1,5 +1,6 @@
+import { plainList } from '../domain/caller-values.js'
 import { ValidationError } from '../domain/errors.js'
-import { assertId, plainList } from '../domain/validation.js'
+import { assertId } from '../domain/validation.js'
 
 /**
  * Failed sign-in attempts, counted per key in the store so a lockout holds across processes. A key is an

@@ -45,6 +45,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
     'readiness: a transaction on an unmigrated store fails with SCHEMA_NOT_READY and never runs its callback',
     'schema-history: a database migrated by a newer release is refused with SCHEMA_NEWER_THAN_CODE',
     'schema-history: a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
+    "schema-history: a history row with the code's version and name but another checksum (a file edited after it was applied) is refused with SCHEMA_DRIFT",
   ],
   'store.2': ['migration: a second migrate() applies nothing'],
   'store.3': ['rollback: a thrown non-Error value is rethrown unchanged and writes nothing'],
@@ -111,9 +112,9 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   ],
   'outbox.3': [
     'outbox: acknowledge publishes only for the lease holder',
-    'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
+    'outbox: a late acknowledge, fail, release or settle, after the lease expired and another relay claimed, changes nothing',
     'outbox: settle publishes, fails and releases a batch at once, only where the owner holds the lease',
-    'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+    'outbox: an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
     "outbox: settle changes nothing for an item whose tenantId is not its event's, and reports it lost",
   ],
   'outbox.4': [
@@ -123,6 +124,7 @@ export const RULE_CASES: Readonly<Record<string, readonly string[]>> = {
   'outbox.5': [
     "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
     "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
+    "outbox: a continuation never shortens the head's lease: a shorter leaseMs keeps the later leaseUntil",
   ],
   'throttle.1': [
     'throttle: 16 concurrent failures on one key count exactly 16',

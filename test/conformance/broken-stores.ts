@@ -30,6 +30,7 @@ import type {
   UserEngineStore,
 } from '../../src/store/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import type { OutboxRow } from '../../src/store/memory/memory-outbox.js'
 import { validatePurgePublished } from '../../src/store/outbox-checks.js'
 import { SCHEMA_VERSIONS } from '../../src/store/schema-versions.js'
 import type { ConformanceOptions, RowRefusal } from '../../src/testing/index.js'
@@ -1586,6 +1587,77 @@ class DeadUncountedStore extends DelegatingStore {
   }
 }
 
+/** The reference store's outbox rows, for broken stores that change what its methods did. */
+function rowsOf(outbox: OutboxAccess): OutboxRow[] {
+  return (outbox as unknown as { rows: OutboxRow[] }).rows
+}
+
+/** A continuation sets the head's lease to now + leaseMs (`lease_until = $now + $lease`), shortening a longer one. */
+class ShortenedRenewalStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      claim: async (options) => {
+        // The heads the owner holds now: those a continuation renews.
+        const now = Date.now()
+        const heads = (options?.continueAfter ?? []).flatMap((cursor) => {
+          const after = rowsOf(inner).find((r) => r.id === cursor.eventId)
+          const head = rowsOf(inner).find(
+            (r) =>
+              after &&
+              r.tenantId === after.tenantId &&
+              r.aggregateId === after.aggregateId &&
+              r.status === 'pending',
+          )
+          const held = head?.leaseOwner === options.owner && (head.leaseUntilMs ?? 0) > now
+          return held ? [head] : []
+        })
+        const claimed = await inner.claim(options)
+        for (const head of heads) {
+          head.leaseUntilMs = Date.now() + options.leaseMs
+          head.leaseUntil = new Date(head.leaseUntilMs).toISOString()
+        }
+        return claimed
+      },
+    })
+  }
+}
+
+/** `settle` checks the owner but not the lease's expiry: a late settle applies its items. */
+class LateSettleBatchStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      settle: async (options) => {
+        const far = Date.now() + 60_000
+        for (const item of Array.isArray(options?.items) ? options.items : []) {
+          const row = rowsOf(inner).find((r) => r.id === item?.eventId)
+          if (row?.status === 'pending' && row.leaseOwner === options.owner) {
+            row.leaseUntilMs = far
+            row.leaseUntil = new Date(far).toISOString()
+          }
+        }
+        return inner.settle(options)
+      },
+    })
+  }
+}
+
+/** `retryDead` clears `lastError` with the status (`SET status = 'pending', attempts = 0, last_error = NULL`). */
+class RetryClearsErrorStore extends DelegatingStore {
+  override get outbox(): OutboxAccess {
+    const inner = this.inner.outbox
+    return outboxWith(inner, {
+      retryDead: async (eventId) => {
+        const retried = await inner.retryDead(eventId)
+        const row = rowsOf(inner).find((r) => r.id === eventId)
+        if (retried && row) row.lastError = null
+        return retried
+      },
+    })
+  }
+}
+
 /** A provider bug, the store that has it, and exactly the harness cases it fails. */
 export interface BrokenStore {
   /** The bug, as the provider guide's table states it. */
@@ -1817,6 +1889,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     caughtBy: [
       'schema-history: a database migrated by a newer release is refused with SCHEMA_NEWER_THAN_CODE',
       'schema-history: a history whose recorded version differs from the code (drift) is refused with SCHEMA_DRIFT',
+      "schema-history: a history row with the code's version and name but another checksum (a file edited after it was applied) is refused with SCHEMA_DRIFT",
     ],
   },
   {
@@ -1826,8 +1899,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
       'outbox: claim returns only the head of each aggregate, and the next event once the head is published',
       'outbox: a held lease blocks a second claim; release gives it back without counting an attempt',
       'outbox: an expired lease can be claimed by another relay',
-      'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
-      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: a late acknowledge, fail, release or settle, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
       'outbox: fail backs off: the event is not claimable until its backoff has passed',
       "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
       'outbox: fail and settle keep the first 500 characters of an error as lastError, NUL and unpaired surrogates replaced by U+FFFD',
@@ -1857,8 +1930,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new LeaseSecondsStore(),
     caughtBy: [
       'outbox: an expired lease can be claimed by another relay',
-      'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
-      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: a late acknowledge, fail, release or settle, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
       'outbox: fail backs off: the event is not claimable until its backoff has passed',
       "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
       "outbox: a continuation claims nothing once the owner's lease on the aggregate lapsed, and the head is free",
@@ -1869,8 +1942,8 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new LateSettleStore(),
     caughtBy: [
       'outbox: acknowledge publishes only for the lease holder',
-      'outbox: a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
-      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: a late acknowledge, fail, release or settle, after the lease expired and another relay claimed, changes nothing',
+      'outbox: an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
       "outbox: a continuation claims what follows the owner's last event, renews its lease, and is refused to others",
     ],
   },
@@ -2096,7 +2169,7 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     bug: '`release` checks the owner but not the lease expiry: a late release counts',
     create: () => new LateReleaseStore(),
     caughtBy: [
-      'outbox: an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+      'outbox: an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
     ],
   },
   {
@@ -2128,6 +2201,27 @@ export const BROKEN_STORES: readonly BrokenStore[] = [
     create: () => new SubscribeAfterCloseStore(),
     caughtBy: [
       'closed-store: after close(), every method rejects with STORE_CLOSED, and close() again is a no-op',
+    ],
+  },
+  {
+    bug: "a continuation sets the head's lease to now + leaseMs, shortening a longer one",
+    create: () => new ShortenedRenewalStore(),
+    caughtBy: [
+      "outbox: a continuation never shortens the head's lease: a shorter leaseMs keeps the later leaseUntil",
+    ],
+  },
+  {
+    bug: '`settle` checks the owner but not the lease expiry: a late settle applies its items',
+    create: () => new LateSettleBatchStore(),
+    caughtBy: [
+      'outbox: an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
+    ],
+  },
+  {
+    bug: '`retryDead` clears `lastError`',
+    create: () => new RetryClearsErrorStore(),
+    caughtBy: [
+      "outbox: after maxAttempts an event is dead and blocks its user's later events until retryDead",
     ],
   },
   {

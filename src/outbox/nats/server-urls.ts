@@ -1,7 +1,8 @@
 // The NATS server URLs a publisher is given: read as the NATS client reads them, with their credentials
 // (user:pass@ or token@) taken out for the connection, so that no URL handed on carries a password.
+
+import { plainList } from '../../domain/caller-values.js'
 import { ValidationError } from '../../domain/errors.js'
-import { plainList } from '../../domain/validation.js'
 import type { JetStreamPublisherOptions } from './jetstream-publisher.js'
 
 /** More seed servers than a cluster has nodes is a mistake, not a topology. */

@@ -103,8 +103,8 @@ async function claimAndLetLapse(ctx: CaseContext, store: UserEngineStore, tenant
   return held
 }
 
-/** relay-a's acknowledge, fail and release after its lease lapsed: each must report that nothing changed. */
-async function expectLateSettleIgnored(store: UserEngineStore, eventId: string) {
+/** relay-a's acknowledge, fail, release and settle after its lease lapsed: each must report that nothing changed. */
+async function expectLateSettleIgnored(store: UserEngineStore, tenantId: string, eventId: string) {
   assert.deepEqual(await store.outbox.acknowledge('relay-a', [eventId]), [], 'a late acknowledge counted')
   const failed = await store.outbox.fail({
     owner: 'relay-a',
@@ -118,6 +118,16 @@ async function expectLateSettleIgnored(store: UserEngineStore, eventId: string) 
     await store.outbox.release('relay-a', [eventId]),
     0,
     'a late release counted: release gives back only leases the owner still holds (leaseUntil after now), so a release after the lease expired counts nothing, even when the event still names the owner',
+  )
+  const settled = await store.outbox.settle({
+    owner: 'relay-a',
+    maxAttempts: 3,
+    items: [{ tenantId, eventId, outcome: 'published' }],
+  })
+  assert.equal(
+    settled.get(eventId),
+    'lost',
+    'a late settle applied its item: settle, like acknowledge, applies an item only while the owner holds the lease (leaseUntil after now), and reports the others lost',
   )
 }
 
@@ -305,25 +315,25 @@ export const outboxSuite = suite(
       },
     },
     {
-      name: 'a late acknowledge, fail or release, after the lease expired and another relay claimed, changes nothing',
+      name: 'a late acknowledge, fail, release or settle, after the lease expired and another relay claimed, changes nothing',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
         const held = await claimAndLetLapse(ctx, store, tenantId)
         const [taken] = await claimOwn(store, tenantId, 'relay-b')
         assert.equal(taken?.id, held.id)
-        await expectLateSettleIgnored(store, held.id)
+        await expectLateSettleIgnored(store, tenantId, held.id)
         const entry = await store.outbox.get(held.id)
         assert.deepEqual([entry?.status, entry?.attempts, entry?.leaseOwner], ['pending', 0, 'relay-b'])
         assert.deepEqual(await store.outbox.acknowledge('relay-b', [held.id]), [held.id])
       },
     },
     {
-      name: 'an acknowledge, fail or release after the lease expired changes nothing, even when nobody took the event over',
+      name: 'an acknowledge, fail, release or settle after the lease expired changes nothing, even when nobody took the event over',
       async run(ctx) {
         const { store, tenantId } = await setup(ctx)
         const held = await claimAndLetLapse(ctx, store, tenantId)
         // No other relay claimed: the lease is merely expired, and a late call must still not count.
-        await expectLateSettleIgnored(store, held.id)
+        await expectLateSettleIgnored(store, tenantId, held.id)
         const entry = await store.outbox.get(held.id)
         assert.deepEqual([entry?.status, entry?.attempts], ['pending', 0])
         const [again] = await claimOwn(store, tenantId, 'relay-b')
@@ -500,6 +510,11 @@ export const outboxSuite = suite(
           [retried?.status, retried?.attempts],
           ['pending', 0],
           'retryDead makes a dead event pending again with attempts reset to 0 (kept attempts would dead-letter it again at its next failure)',
+        )
+        assert.equal(
+          retried?.lastError,
+          'attempt 2',
+          "retryDead keeps the event's lastError until the next attempt replaces it (the operator retrying it still sees why it died)",
         )
         const [again] = await claimOwn(store, tenantId, 'relay-a')
         assert.equal(again?.id, e1.id)
@@ -957,6 +972,36 @@ export const outboxSuite = suite(
           ids(await cursor('relay-a', e[5]!)),
           [later?.id],
           'a continuation whose event and every event before it are published claims from the head, and newAggregates (0 here) does not limit it',
+        )
+      },
+    },
+    {
+      name: "a continuation never shortens the head's lease: a shorter leaseMs keeps the later leaseUntil",
+      async run(ctx) {
+        const { store, tenantId } = await setup(ctx)
+        const { events } = await userWithEvents(store, tenantId, 3)
+        const [head] = await claimOwn(store, tenantId, 'relay-a', { limit: 1 })
+        assert.equal(head?.id, events[0]!.id)
+        const next = await claimOwn(store, tenantId, 'relay-a', {
+          perAggregate: 1,
+          newAggregates: 0,
+          leaseMs: ctx.leaseMs,
+          continueAfter: [{ tenantId, eventId: head!.id }],
+        })
+        assert.deepEqual(ids(next), [events[1]!.id], 'the continuation')
+        const rule =
+          "a continuation renews the head's lease to now + leaseMs or its current leaseUntil, whichever is later: never shortened (store contract, outbox rule 5)"
+        const renewed = await store.outbox.get(head!.id)
+        assert.ok(
+          renewed?.leaseUntil && Date.parse(renewed.leaseUntil) >= Date.parse(head!.leaseUntil!),
+          `the head's leaseUntil went from ${head!.leaseUntil} to ${renewed?.leaseUntil}: ${rule}`,
+        )
+        // Past the continuation's short lease the head is still held, so nobody starts the aggregate over.
+        await sleep(ctx.leaseMs * 2 + 20)
+        assert.deepEqual(
+          await claimOwn(store, tenantId, 'relay-b', { perAggregate: 10 }),
+          [],
+          `another relay claimed the head while its owner's long lease ran: ${rule}`,
         )
       },
     },

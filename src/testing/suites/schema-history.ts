@@ -1,5 +1,5 @@
 import { ErrorCode, isUserEngineError } from '../../domain/errors.js'
-import { LATEST_SCHEMA_VERSION } from '../../store/schema-versions.js'
+import { LATEST_SCHEMA_VERSION, schemaVersion } from '../../store/schema-versions.js'
 import type { UserEngineStore } from '../../store/store.js'
 import { type CaseContext, SCHEMA_PLANTING_SKIP, suite } from '../shared/context.js'
 import { assert, errorCode } from '../shared/expect.js'
@@ -62,6 +62,22 @@ export const schemaHistorySuite = suite(
         await expectRefusedAfterPlant(
           ctx,
           { version: LATEST_SCHEMA_VERSION, name: 'edited_by_hand', checksum: 'f'.repeat(64) },
+          ErrorCode.SCHEMA_DRIFT,
+        )
+      },
+    },
+    {
+      name: "a history row with the code's version and name but another checksum (a file edited after it was applied) is refused with SCHEMA_DRIFT",
+      needsSchemaPlanting: true,
+      async run(ctx) {
+        // The name is right: a store that compares names only passes the case above and misses this one.
+        await expectRefusedAfterPlant(
+          ctx,
+          {
+            version: LATEST_SCHEMA_VERSION,
+            name: schemaVersion(LATEST_SCHEMA_VERSION).name,
+            checksum: 'f'.repeat(64),
+          },
           ErrorCode.SCHEMA_DRIFT,
         )
       },
