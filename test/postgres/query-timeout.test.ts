@@ -3,6 +3,7 @@
 // serving once the server answers again. A proxy in front of the test server stands in for the freeze.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { Socket } from 'node:net'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { UserEngine } from '../../src/engine/index.js'
 import { createKeyring, generateKey } from '../../src/engine/keyring.js'
@@ -328,3 +329,41 @@ describe('a frozen server', { skip, timeout: 120_000 }, () => {
     }
   })
 })
+
+test("close() on a frozen server: the pool's connections, ended unanswered, are destroyed after a grace, not kept", {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  // A proxy of its own: the sockets counted are this store's only.
+  const frozen = new FreezingProxy()
+  await frozen.start()
+  const database = await createTestDatabase('ue_qclose')
+  const socketsToProxy = () =>
+    (process as unknown as { _getActiveHandles(): unknown[] })
+      ._getActiveHandles()
+      .filter((h) => h instanceof Socket && h.remotePort === frozen.port && !h.destroyed).length
+  try {
+    const driver = await createNodePostgresDriver({ connectionString: frozen.url(database.name) })
+    await warm(driver)
+    assert.ok(socketsToProxy() >= 1, 'the pool holds connections')
+    frozen.freeze()
+    const started = performance.now()
+    await driver.close()
+    // The server never answers the Terminate; before, each socket stayed open (and the process alive) for
+    // as long as the freeze lasted.
+    await waitUntil(() => socketsToProxy() === 0, 5_000, "the closed pool's sockets destroyed")
+    assert.ok(performance.now() - started < 5_000)
+  } finally {
+    frozen.unfreeze()
+    await frozen.close()
+    await database.drop()
+  }
+})
+
+async function waitUntil(check: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

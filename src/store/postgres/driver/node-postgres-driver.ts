@@ -613,6 +613,39 @@ function guardCheckedOut(client: PgClientLike): void {
   emitter.on('error', ignore)
 }
 
+/** How long a closed pool's connections wait for the server to close them before they are destroyed. */
+const TERMINATE_GRACE_MS = 1000
+
+type SocketLike = { destroyed: boolean; destroy(): void; once(event: 'close', fn: () => void): unknown }
+
+/**
+ * The sockets of the connections a store's own pool opened. `pool.end()` sends each server a Terminate and
+ * resolves, and the socket then waits for the server to close it: a frozen server (stopped, partitioned)
+ * never does, and the socket holds the process open for as long. Those still open after a grace are
+ * destroyed.
+ */
+class LingeringSockets {
+  readonly #open = new Set<SocketLike>()
+
+  readonly track = (client: PgClientLike): void => {
+    // node-postgres keeps the socket as `connection.stream`; a pool of another shape is not tracked.
+    const stream = (client as { connection?: { stream?: Partial<SocketLike> } }).connection?.stream
+    if (typeof stream?.destroy !== 'function' || typeof stream.once !== 'function') return
+    const socket = stream as SocketLike
+    this.#open.add(socket)
+    socket.once('close', () => this.#open.delete(socket))
+  }
+
+  releaseAfter(ms: number): void {
+    if (this.#open.size === 0) return
+    // Unreferenced: a socket still open keeps the process alive until this runs; closed ones do not need it.
+    setTimeout(() => {
+      for (const socket of this.#open) if (!socket.destroyed) socket.destroy()
+      this.#open.clear()
+    }, ms).unref()
+  }
+}
+
 /**
  * A driver over a node-postgres pool: queries go to any pooled connection, a session holds one.
  *
@@ -654,6 +687,8 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
   // the connection's ReadyForQuery is emitted before that await returns, with nothing listening.
   const events = pool as Partial<PgEmitterLike>
   if (typeof events.on === 'function') events.on.call(pool, 'connect', guardCheckedOut)
+  const sockets = new LingeringSockets()
+  if (owned && typeof events.on === 'function') events.on.call(pool, 'connect', sockets.track)
   // A caller's pool gets the same guard for as long as the store uses it: an idle connection the server
   // drops (a restart, pg_terminate_backend) must not crash a service that attached no 'error' listener.
   const ignoreIdleError = () => {}
@@ -725,8 +760,10 @@ export async function createNodePostgresDriver(options: NodePostgresDriverOption
     async close() {
       if (closed) return
       closed = true
-      if (owned) await p.end()
-      else if (typeof events.off === 'function') events.off.call(p, 'error', ignoreIdleError)
+      if (owned) {
+        await p.end()
+        sockets.releaseAfter(TERMINATE_GRACE_MS)
+      } else if (typeof events.off === 'function') events.off.call(p, 'error', ignoreIdleError)
     },
   }
 }
