@@ -21,20 +21,29 @@ export function readingCallerValue<T>(field: string, read: () => T): T {
 }
 
 /**
- * A caller's array, copied: not an array, longer than `maxLength`, or with a hole is a ValidationError with
- * `message`; a proxy or element getter that throws is one naming `field`. The length is checked before any
- * element is read, so a sparse array of 2**32 - 1 is refused at once instead of walked.
+ * A caller's array, copied: not an array, longer than `maxLength`, with a hole, or with an item `isItem`
+ * refuses is a ValidationError with `message`; a proxy or element getter that throws is one naming `field`.
+ * The length is checked before any element is read, so a sparse array of 2**32 - 1 is refused at once
+ * instead of walked.
  */
-export function plainList(value: unknown, field: string, maxLength: number, message: string): unknown[] {
+export function plainList<T = unknown>(
+  value: unknown,
+  field: string,
+  maxLength: number,
+  message: string,
+  isItem: (item: unknown) => item is T = (item): item is T => true,
+): T[] {
   const invalid = () => new ValidationError(message, { details: { field } })
   return readingCallerValue(field, () => {
     if (!Array.isArray(value)) throw invalid()
     const length: unknown = value.length
     if (typeof length !== 'number' || length > maxLength) throw invalid()
-    const copy: unknown[] = []
+    const copy: T[] = []
     for (let i = 0; i < length; i++) {
       if (!Object.hasOwn(value, i)) throw invalid()
-      copy.push(value[i])
+      const item: unknown = value[i]
+      if (!isItem(item)) throw invalid()
+      copy.push(item)
     }
     return copy
   })

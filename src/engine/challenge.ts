@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { ValidationError } from '../domain/errors.js'
-import { SIGN_IN_METHODS, type SignInMethod, type UserRecord } from '../domain/records.js'
+import { isSignInMethod, type SignInMethod, type UserRecord } from '../domain/records.js'
 import { assertString, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
 import { claimAttempt, lockedFor, throttled, throttleKey } from './attempt-throttle.js'
@@ -98,7 +98,7 @@ async function completeSignInInTurn(
     const consumed = use.consume()
     const before = Array.isArray(record.data.methods) ? record.data.methods : []
     const methods = [
-      ...before.filter((m): m is SignInMethod => SIGN_IN_METHODS.includes(m as SignInMethod)),
+      ...before.filter(isSignInMethod),
       kind === 'totp' ? 'totp' : 'recovery_code',
     ] as SignInMethod[]
     const { session, events } = await bufferNewSession(ctx, tx, user.id, methods)

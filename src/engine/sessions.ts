@@ -1,7 +1,7 @@
 import { plainList } from '../domain/caller-values.js'
 import { ErrorCode, isUserEngineError, ValidationError } from '../domain/errors.js'
 import type { SessionRecord, SignInMethod, UserRecord } from '../domain/records.js'
-import { SIGN_IN_METHODS } from '../domain/records.js'
+import { isSignInMethod, SIGN_IN_METHODS } from '../domain/records.js'
 import { Secret } from '../domain/secret.js'
 import { assertId, inputObject } from '../domain/validation.js'
 import { recordUserChange } from '../store/change-user.js'
@@ -169,17 +169,14 @@ export async function createSession(
     'methods',
     SIGN_IN_METHODS.length,
     methodsMessage,
+    isSignInMethod,
   )
-  if (
-    methods.length === 0 ||
-    new Set(methods).size !== methods.length ||
-    !methods.every((m) => SIGN_IN_METHODS.includes(m as SignInMethod))
-  ) {
+  if (methods.length === 0 || new Set(methods).size !== methods.length) {
     throw new ValidationError(methodsMessage, { details: { field: 'methods' } })
   }
   return ctx.unit(tenantId, async (tx) => {
     const user = await requireUser(tx, userId, 'createSession')
-    const { session, events } = await bufferNewSession(ctx, tx, userId, methods as SignInMethod[])
+    const { session, events } = await bufferNewSession(ctx, tx, userId, methods)
     await recordUserChange(tx, userId, user, { events })
     return session
   })

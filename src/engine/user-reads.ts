@@ -173,11 +173,13 @@ export async function listUsers(
     'emailPrefix',
     'usernamePrefix',
   ])
-  const includeMessage = "include must be a list of 'identifiers'"
-  const include = plainList(o.include ?? [], 'include', 8, includeMessage)
-  if (!include.every((x) => INCLUDABLE.includes(x as (typeof INCLUDABLE)[number]))) {
-    throw new ValidationError(includeMessage, { details: { field: 'include' } })
-  }
+  const include = plainList(
+    o.include ?? [],
+    'include',
+    8,
+    "include must be a list of 'identifiers'",
+    (x): x is (typeof INCLUDABLE)[number] => INCLUDABLE.includes(x as (typeof INCLUDABLE)[number]),
+  )
   const identifierPrefix = prefixOf(o)
   const tag = listingTag(tenantId, identifierPrefix, o.status)
   const query: ListUsersQuery = {

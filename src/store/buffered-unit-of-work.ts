@@ -13,12 +13,11 @@ import type {
   ProfileRecord,
   RecordType,
   SessionRecord,
-  SignInMethod,
   TenantRecord,
   TokenRecord,
   UserRecord,
 } from '../domain/records.js'
-import { IDENTIFIER_KINDS, SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
+import { IDENTIFIER_KINDS, isSignInMethod, SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
 import {
   assertId,
   assertIdentifierLookup,
@@ -271,12 +270,14 @@ export class BufferedUnitOfWork implements UnitOfWork {
     for (const field of ['lastSeenAt', 'expiresAt', 'absoluteExpiresAt'] as const) {
       assertInstant(session[field], field)
     }
-    const methodsMessage = `methods must be a list of ${SIGN_IN_METHODS.join(', ')}`
-    const methods = plainList(session.methods, 'methods', SIGN_IN_METHODS.length, methodsMessage)
-    if (!methods.every((m) => SIGN_IN_METHODS.includes(m as SignInMethod))) {
-      throw new ValidationError(methodsMessage, { details: { field: 'methods' } })
-    }
-    const checked = { ...session, methods: methods as SignInMethod[] }
+    const methods = plainList(
+      session.methods,
+      'methods',
+      SIGN_IN_METHODS.length,
+      `methods must be a list of ${SIGN_IN_METHODS.join(', ')}`,
+      isSignInMethod,
+    )
+    const checked = { ...session, methods }
     this.#put('session', session.id, session.userId, recordCodec.session.toPayload(checked), precondition)
   }
 

@@ -71,12 +71,13 @@ const MAX_KEYS = 8
 /** Checks what every store's throttle receives; a store calls it first so bad input is VALIDATION everywhere. */
 export function assertThrottleInput(tenantId: unknown, keys: unknown, policy?: unknown, now?: unknown): void {
   assertId(tenantId, 'tenantId')
-  const keysMessage = `keys must be at most ${MAX_KEYS} throttle keys (kind:sha256 hex)`
-  if (
-    !plainList(keys, 'keys', MAX_KEYS, keysMessage).every((k) => typeof k === 'string' && KEY_PATTERN.test(k))
-  ) {
-    throw new ValidationError(keysMessage, { details: { field: 'keys' } })
-  }
+  plainList(
+    keys,
+    'keys',
+    MAX_KEYS,
+    `keys must be at most ${MAX_KEYS} throttle keys (kind:sha256 hex)`,
+    (k): k is string => typeof k === 'string' && KEY_PATTERN.test(k),
+  )
   if (policy !== undefined) assertThrottlePolicy(policy)
   if (now !== undefined && !(now instanceof Date && Number.isFinite(now.getTime()))) {
     throw new ValidationError('now must be a valid Date', { details: { field: 'now' } })
