@@ -190,10 +190,8 @@ export class JetStreamPublisher implements Publisher {
   #closed = false
   /** Whether the current connection is up (false between a disconnect and the reconnect). */
   #connected = false
-  /** A connection is being opened (the first, or a rebuild). */
-  #opening = false
-  /** Abandons the connect under way, for close(). */
-  #stopOpening: AbortController | undefined
+  /** Set while a connection is being opened (the first, or a rebuild): close() abandons that connect. */
+  #opening: AbortController | undefined
   readonly #waiters = new Set<() => void>()
   /** Publishes waiting for the next turn of the event loop (see #nextTurn). */
   readonly #turn: (() => void)[] = []
@@ -242,7 +240,7 @@ export class JetStreamPublisher implements Publisher {
   }
 
   async #publish(event: OutboxEntry): Promise<void> {
-    if (this.#ready !== null && !this.#opening && !this.#connected && !this.#closed) {
+    if (this.#ready !== null && this.#opening === undefined && !this.#connected && !this.#closed) {
       // Reconnecting: the client would buffer the publish until its timeout; say so at once instead.
       throw brokerUnreachable(`publishing event ${event.id}: NATS is not connected (reconnecting)`)
     }
@@ -382,11 +380,11 @@ export class JetStreamPublisher implements Publisher {
     this.#ready = null
     this.#connected = false
     if (!ready) return
-    if (this.#opening) {
+    if (this.#opening !== undefined) {
       // Still connecting: nothing was published on it, so there is nothing to drain, and a broker that does not
       // answer would hold close() (and the process) for the connect timeout: the dial under way is abandoned,
       // and a connection that opens all the same is closed.
-      this.#stopOpening?.abort()
+      this.#opening.abort()
       void ready.then(
         ({ nc }) => nc.close().catch(() => undefined),
         () => undefined,
@@ -421,17 +419,20 @@ export class JetStreamPublisher implements Publisher {
       return Promise.reject(new UserEngineError(ErrorCode.STORE_CLOSED, 'the JetStream publisher is closed'))
     }
     if (!this.#ready) {
-      this.#stopOpening = new AbortController()
-      const ready = this.#open(this.#stopOpening.signal)
+      const opening = new AbortController()
+      const ready = this.#open(opening.signal)
       this.#ready = ready
-      this.#opening = true
+      this.#opening = opening
+      const opened = () => {
+        if (this.#opening === opening) this.#opening = undefined
+      }
       ready.then(
         (conn) => {
-          this.#opening = false
+          opened()
           this.#watch(ready, conn)
         },
         () => {
-          this.#opening = false
+          opened()
           if (this.#ready === ready) this.#ready = null
         },
       )

@@ -53,6 +53,19 @@ function releasingTransportClass(NodeTransport: NodeTransportClass) {
   }
 }
 
+/** The client's transport class, extended; undefined where 3.4 kept it no longer. */
+async function extendTransport() {
+  const own = await import('@nats-io/transport-node/lib/node_transport.js').catch(() => undefined)
+  if (typeof own?.NodeTransport !== 'function' || typeof own.nodeResolveHost !== 'function') return undefined
+  return { Releasing: releasingTransportClass(own.NodeTransport), nodeResolveHost: own.nodeResolveHost }
+}
+let extended: ReturnType<typeof extendTransport> | undefined
+/** Extended once per process: every connect and reconnect shares the class. */
+const releasingTransport = () => {
+  extended ??= extendTransport()
+  return extended
+}
+
 /** The dials of one connect() call: the factory is process-wide, so each dial finds its call through this. */
 interface Dials {
   readonly open: Set<{ readonly connected: boolean; close(): Promise<void> }>
@@ -74,17 +87,15 @@ export async function connectReleasing(
   options: NodeConnectionOptions,
   signal?: AbortSignal,
 ): Promise<NatsConnection> {
-  const own = await import('@nats-io/transport-node/lib/node_transport.js').catch(() => undefined)
-  const NodeTransport = own?.NodeTransport
+  const own = await releasingTransport()
   if (
-    typeof NodeTransport !== 'function' ||
-    typeof own?.nodeResolveHost !== 'function' ||
+    own === undefined ||
     typeof transport.setTransportFactory !== 'function' ||
     typeof transport.NatsConnectionImpl?.connect !== 'function'
   ) {
     return transport.connect(options)
   }
-  const Releasing = releasingTransportClass(NodeTransport)
+  const { Releasing, nodeResolveHost } = own
   // As transport.connect() does, with the releasing transport: the factory is process-wide, and every dial
   // reads it when it starts.
   transport.setTransportFactory({
@@ -95,7 +106,7 @@ export async function connectReleasing(
       else if (dials?.settled === false) dials.open.add(dial)
       return dial
     },
-    dnsResolveFn: own.nodeResolveHost,
+    dnsResolveFn: nodeResolveHost,
   })
   const dials: Dials = { open: new Set(), abandoned: false, settled: false }
   const abandon = () => {
