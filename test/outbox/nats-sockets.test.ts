@@ -5,9 +5,11 @@ import assert from 'node:assert/strict'
 import { createServer, type Server, Socket } from 'node:net'
 import { test } from 'node:test'
 import { isUserEngineError } from '../../src/domain/errors.js'
+import type { OutboxEntry } from '../../src/domain/records.js'
 import { isBrokerUnreachable } from '../../src/outbox/index.js'
 import { createJetStreamRelay, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
+import type { FreezingProxy } from '../support/freezing-proxy.js'
 import { natsSkip } from '../support/services.js'
 import { commitEvents, publisherBehindProxy, sleep, waitFor } from './helpers.js'
 
@@ -64,17 +66,28 @@ test('a connect to a broker that never answers fails and leaves no socket open, 
   }
 })
 
+/**
+ * Publishes once, then the broker goes away and what answers on its port accepts connections and never
+ * speaks; resolves once the publisher has seen the disconnect (it is reconnecting from then on).
+ */
+async function frozenAfterPublishing(
+  proxy: FreezingProxy,
+  publisher: JetStreamPublisher,
+  event: OutboxEntry,
+): Promise<void> {
+  await publisher.publish(event)
+  proxy.freeze()
+  proxy.cut()
+  await waitFor(() => !publisher.connected, 5_000, 'the disconnect seen')
+}
+
 test('a broker that freezes while the publisher reconnects: close() leaves no socket open', {
   skip: await natsSkip(),
   timeout: 60_000,
 }, async () => {
   const { proxy, publisher, event, cleanup } = await publisherBehindProxy('sockets', 300)
   try {
-    await publisher.publish(event)
-    // The broker goes away and what answers on its port accepts connections and never speaks.
-    proxy.freeze()
-    proxy.cut()
-    await waitFor(() => !publisher.connected, 5_000, 'the disconnect seen')
+    await frozenAfterPublishing(proxy, publisher, event)
     // Several reconnect dials time out meanwhile (each gives up after 300 ms).
     await sleep(2_000)
     await publisher.close()
@@ -92,10 +105,7 @@ test('close() while a reconnect dial waits on a frozen broker returns at once: n
   // flight kept its socket after that.
   const { proxy, publisher, event, cleanup } = await publisherBehindProxy('down', 5_000)
   try {
-    await publisher.publish(event)
-    proxy.freeze()
-    proxy.cut()
-    await waitFor(() => !publisher.connected, 5_000, 'the disconnect seen')
+    await frozenAfterPublishing(proxy, publisher, event)
     await sleep(1_500)
     const started = Date.now()
     await publisher.close()
