@@ -2,7 +2,7 @@
 // frozen, or a proxy in front of a dead one) must not leave its socket open: @nats-io/transport-node 3.4
 // kept it, so a service's process never exited after close(), and each retry or reconnect added one more.
 import assert from 'node:assert/strict'
-import { createServer, type Server, Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { isUserEngineError } from '../../src/domain/errors.js'
 import type { OutboxEntry } from '../../src/domain/records.js'
@@ -10,14 +10,9 @@ import { isBrokerUnreachable } from '../../src/outbox/index.js'
 import { createJetStreamRelay, JetStreamPublisher } from '../../src/outbox/nats/index.js'
 import { InMemoryUserEngineStore } from '../../src/store/memory/index.js'
 import type { FreezingProxy } from '../support/freezing-proxy.js'
+import { socketsTo } from '../support/open-sockets.js'
 import { natsSkip } from '../support/services.js'
 import { commitEvents, publisherBehindProxy, sleep, waitFor } from './helpers.js'
-
-/** This process's open sockets to `port` (the client side of every connection the NATS client made). */
-function socketsTo(port: number): number {
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
-  return handles.filter((h) => h instanceof Socket && h.remotePort === port && !h.destroyed).length
-}
 
 /** Accepts connections and never writes a byte. */
 async function silentBroker(): Promise<{ server: Server; port: number; accepted: Socket[] }> {

@@ -3,7 +3,6 @@
 // serving once the server answers again. A proxy in front of the test server stands in for the freeze.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { Socket } from 'node:net'
 import { after, before, beforeEach, describe, test } from 'node:test'
 import { UserEngine } from '../../src/engine/index.js'
 import { createKeyring, generateKey } from '../../src/engine/keyring.js'
@@ -16,7 +15,9 @@ import { createNodePostgresStore } from '../../src/store/postgres/node-postgres.
 import { COMMIT_UNLESS_SUSPENDED, PostgresCommits } from '../../src/store/postgres/postgres-commits.js'
 import type { PostgresUserEngineStore } from '../../src/store/postgres/postgres-store.js'
 import { SQL } from '../../src/store/postgres/sql.js'
+import { waitFor } from '../outbox/helpers.js'
 import { FreezingProxy } from '../support/freezing-proxy.js'
+import { socketsTo } from '../support/open-sockets.js'
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../support/services.js'
 
 const TIMEOUT_MS = 400
@@ -338,20 +339,16 @@ test("close() on a frozen server: the pool's connections, ended unanswered, are 
   const frozen = new FreezingProxy()
   await frozen.start()
   const database = await createTestDatabase('ue_qclose')
-  const socketsToProxy = () =>
-    (process as unknown as { _getActiveHandles(): unknown[] })
-      ._getActiveHandles()
-      .filter((h) => h instanceof Socket && h.remotePort === frozen.port && !h.destroyed).length
   try {
     const driver = await createNodePostgresDriver({ connectionString: frozen.url(database.name) })
     await warm(driver)
-    assert.ok(socketsToProxy() >= 1, 'the pool holds connections')
+    assert.ok(socketsTo(frozen.port) >= 1, 'the pool holds connections')
     frozen.freeze()
     const started = performance.now()
     await driver.close()
     // The server never answers the Terminate; before, each socket stayed open (and the process alive) for
     // as long as the freeze lasted.
-    await waitUntil(() => socketsToProxy() === 0, 5_000, "the closed pool's sockets destroyed")
+    await waitFor(() => socketsTo(frozen.port) === 0, 5_000, "the closed pool's sockets destroyed")
     assert.ok(performance.now() - started < 5_000)
   } finally {
     frozen.unfreeze()
@@ -359,11 +356,3 @@ test("close() on a frozen server: the pool's connections, ended unanswered, are 
     await database.drop()
   }
 })
-
-async function waitUntil(check: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
