@@ -68,8 +68,6 @@ export interface FactorRecord extends RecordMeta {
 /** How a session's user proved who they are. `external`: the service signed the user in itself. */
 export const SIGN_IN_METHODS = ['password', 'totp', 'recovery_code', 'magic_link', 'external'] as const
 export type SignInMethod = (typeof SIGN_IN_METHODS)[number]
-export const isSignInMethod = (value: unknown): value is SignInMethod =>
-  SIGN_IN_METHODS.includes(value as SignInMethod)
 
 /**
  * A signed-in session. Only the SHA-256 of its token is stored (`tokenHash`, printed `[redacted]`); the token

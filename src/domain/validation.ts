@@ -8,6 +8,8 @@ import {
   type IdentifierKind,
   type ProfileAttributes,
   type ProfileValue,
+  SIGN_IN_METHODS,
+  type SignInMethod,
   type UserStatus,
 } from './records.js'
 
@@ -253,6 +255,10 @@ function knownKeys(
   }
   return o
 }
+
+/** One of the sign-in methods a session records. */
+export const isSignInMethod = (value: unknown): value is SignInMethod =>
+  SIGN_IN_METHODS.includes(value as SignInMethod)
 
 /** Most milliseconds from the epoch a Date holds, either way. */
 export const MAX_TIME_MS = 8.64e15

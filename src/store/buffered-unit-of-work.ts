@@ -17,7 +17,7 @@ import type {
   TokenRecord,
   UserRecord,
 } from '../domain/records.js'
-import { IDENTIFIER_KINDS, isSignInMethod, SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
+import { IDENTIFIER_KINDS, SIGN_IN_METHODS, TOKEN_PURPOSES } from '../domain/records.js'
 import {
   assertId,
   assertIdentifierLookup,
@@ -25,6 +25,7 @@ import {
   assertIpAddress,
   assertString,
   foldIdentifier,
+  isSignInMethod,
   USER_STATUSES,
   validateProfile,
 } from '../domain/validation.js'
